@@ -1,0 +1,217 @@
+"""What every dataset adapter is, and the helpers they share.
+
+An adapter reads one dataset layout and yields :class:`~box2mask.types.Frame`
+objects, one sequence at a time, lazily: nothing it holds grows with the
+number of sequences or frames beyond the sequence being read.
+
+A new adapter is a subclass registered by name::
+
+    @ADAPTERS.register("mydata")
+    class MyData(Adapter):
+        name = "mydata"
+        layout = "mydata/<seq>/img/000001.jpg ... <seq>/gt.txt"
+        options = {"part": Option("mot", "which part to read: mot|sot")}
+
+        def list_sequences(self) -> list[SequenceInfo]: ...
+        def read_sequence(self, sequence: str) -> Iterator[Frame]: ...
+
+Bad annotation lines are reported through ``self.problems`` (an
+:class:`~box2mask.problems.Problems`) with file and line, and skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
+from box2mask.problems import Problems
+from box2mask.registry import Registry
+from box2mask.types import Frame
+
+ADAPTERS: Registry[type[Adapter]] = Registry("dataset", entry_point_group="box2mask.adapters")
+
+#: Category names shared across datasets, with their COCO supercategory, in the
+#: order of their COCO ids (1-based). Adapters map their classes onto these so
+#: that outputs of different datasets merge; other names get ids after these.
+SHARED_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("airplane", "vehicle"),
+    ("ship", "vessel"),
+    ("train", "vehicle"),
+    ("car", "vehicle"),
+)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One adapter option: its default and its help text (shown by ``box2mask datasets``)."""
+
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SequenceInfo:
+    """A sequence's name and frame count (shards are balanced by frame count)."""
+
+    name: str
+    num_frames: int
+
+
+class Adapter:
+    """Base class of dataset adapters.
+
+    Args:
+        root: the dataset's root folder.
+        problems: where bad input is reported (a fresh non-strict one if omitted).
+        **options: adapter options (see the class's ``options``); unknown names
+            and values outside ``choices`` raise :class:`UsageError`.
+    """
+
+    name: ClassVar[str] = ""
+    #: the expected layout, as shown by ``box2mask datasets``
+    layout: ClassVar[str] = ""
+    options: ClassVar[Mapping[str, Option]] = {}
+
+    def __init__(self, root: Path | str, problems: Problems | None = None, **options: Any) -> None:
+        self.root = Path(root)
+        self.problems = problems if problems is not None else Problems()
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            known = ", ".join(sorted(self.options)) or "none"
+            raise UsageError(f"dataset {self.name!r} has no option {unknown[0]!r}; its options: {known}")
+        self.opts: dict[str, Any] = {k: o.default for k, o in self.options.items()}
+        self.opts.update(options)
+        for key, opt in self.options.items():
+            if opt.choices is not None and self.opts[key] not in opt.choices:
+                raise UsageError(
+                    f"dataset {self.name!r} option {key}={self.opts[key]!r} is not one of {', '.join(opt.choices)}"
+                )
+        if not self.root.is_dir():
+            raise DatasetNotFound(f"{self.name} root {self.root} does not exist or is not a folder")
+        self.check_root()
+
+    # -- to implement -------------------------------------------------------
+    def check_root(self) -> None:
+        """Raise :class:`DatasetNotFound` saying what layout was expected and what was found."""
+
+    def list_sequences(self) -> list[SequenceInfo]:
+        """Every sequence of the dataset, in a deterministic order."""
+        raise NotImplementedError
+
+    def read_sequence(self, sequence: str) -> Iterator[Frame]:
+        """The frames of one sequence, in frame order."""
+        raise NotImplementedError
+
+    def categories(self) -> list[tuple[str, str]]:
+        """``(name, supercategory)`` of every category this dataset can yield."""
+        return list(SHARED_CATEGORIES)
+
+    # -- provided -----------------------------------------------------------
+    def output_options(self) -> dict[str, Any]:
+        """The options that determine the output (saved in the job file)."""
+        return dict(sorted(self.opts.items()))
+
+    def frames(self, sequences: list[str] | None = None) -> Iterator[Frame]:
+        """Frames of the given (default: all) sequences, sequence by sequence."""
+        names = sequences if sequences is not None else [s.name for s in self.list_sequences()]
+        for name in names:
+            yield from self.read_sequence(name)
+
+    def report(self, message: str, path: Path | str | None = None, line: int | None = None, kind: str = "annotation") -> None:
+        """Report a bad input and go on (raises under ``--strict``)."""
+        self.problems.report(AnnotationError(message, path, line), kind=kind)
+
+
+def resolve_root(dataset: str, root: Path | str | None) -> Path:
+    """``--root``, or ``$BOX2MASK_DATA/<dataset>``; a missing root names the paths tried."""
+    tried: list[str] = []
+    if root is not None:
+        p = Path(root).expanduser()
+        if p.is_dir():
+            return p
+        tried.append(f"{p} (--root)")
+    else:
+        base = os.environ.get("BOX2MASK_DATA")
+        if base:
+            p = Path(base).expanduser() / dataset
+            if p.is_dir():
+                return p
+            tried.append(f"{p} ($BOX2MASK_DATA/{dataset})")
+        else:
+            tried.append("$BOX2MASK_DATA/<dataset> ($BOX2MASK_DATA is not set)")
+    raise DatasetNotFound(
+        f"no {dataset} dataset found; tried: " + "; ".join(tried) + ". Pass --root PATH."
+    )
+
+
+# -- text annotation helpers (FORMATS.md "Common rules") ----------------------
+
+_SPLIT = re.compile(r"[,\s]+")
+
+
+def split_fields(line: str) -> tuple[list[str], bool]:
+    """Split an annotation line on commas or whitespace.
+
+    Returns:
+        ``(fields, had_leading_empty)``: a line starting with ``,`` (a known VISO
+        corruption) loses its leading empty field and reports it.
+
+    >>> split_fields("1, 2 ,3\\t4")
+    (['1', '2', '3', '4'], False)
+    >>> split_fields(",27,488,7,5")
+    (['27', '488', '7', '5'], True)
+    """
+    stripped = line.strip()
+    lead = stripped.startswith(",")
+    parts = _SPLIT.split(stripped)
+    if parts and parts[0] == "":
+        parts = parts[1:]
+    if parts and parts[-1] == "":
+        parts = parts[:-1]
+    return parts, lead
+
+
+def detect_delimiter(lines: list[str]) -> str:
+    """``","`` if the first non-blank line has a comma, else ``"whitespace"`` (for logs)."""
+    for line in lines:
+        if line.strip():
+            return "," if "," in line else "whitespace"
+    return ","
+
+
+def is_absent(values: list[str]) -> bool:
+    """True for an absent target: ``none`` (any case), NaN, all zeros (FORMATS.md)."""
+    if any(v.lower() in ("none", "nan", "") for v in values):
+        return True
+    try:
+        nums = [float(v) for v in values]
+    except ValueError:
+        return False
+    return all(n == 0 for n in nums)
+
+
+def read_text_lines(path: Path) -> list[str]:
+    """The lines of a text annotation file (UTF-8, BOM and CR tolerated)."""
+    return path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+
+
+@lru_cache(maxsize=4096)
+def image_hw(path: Path) -> tuple[int, int]:
+    """``(H, W)`` of an image file, read from its header (no decode)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # PIL raises many types for corrupt files
+        raise AnnotationError(f"cannot read image size: {exc}", path) from exc
+    return int(h), int(w)

@@ -1,0 +1,3 @@
+from box2mask.cli import main
+
+main()

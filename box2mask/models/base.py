@@ -1,0 +1,98 @@
+"""The two kinds of mask model the engine drives.
+
+- :class:`PromptModel` (``sam``, ``hq-sam``, ``ros-sam``): a torch module that
+  encodes batches of 1024×1024 crops and decodes one box prompt per mask.
+- :class:`ShapeModel` (``box``, ``ellipse``, ``obb``, ``grabcut``): a plain
+  function of one crop window, no weights.
+
+Both work in crop coordinates; the engine owns the crop geometry
+(:mod:`box2mask.geometry`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+
+@dataclass
+class ImageFeatures:
+    """What the image encoder gives the decoder, for ``B`` crops.
+
+    Attributes:
+        embeddings: ``(B, 256, 64, 64)`` image embeddings.
+        interm: ``(B, 64, 64, vit_dim)`` output of the first global-attention
+            block (HQ decoder input), or ``None`` for plain SAM.
+    """
+
+    embeddings: torch.Tensor
+    interm: torch.Tensor | None = None
+
+
+@runtime_checkable
+class PromptModel(Protocol):
+    """A SAM-family model. Lives on one device; all tensors are on it."""
+
+    name: str
+    #: side of the square model input (1024 for SAM)
+    image_size: int
+
+    def encode(self, images: torch.Tensor) -> ImageFeatures:
+        """Encode crops.
+
+        Args:
+            images: ``(B, H, W, 3)`` uint8 RGB, ``H == W == image_size``
+                (normalisation happens inside, with SAM's pixel mean/std).
+        """
+        ...
+
+    def decode(
+        self, features: ImageFeatures, boxes: torch.Tensor, image_index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predict one mask per box.
+
+        Args:
+            features: output of :meth:`encode` for ``B`` crops.
+            boxes: ``(M, 4)`` float xyxy in model-input pixels (0..image_size).
+            image_index: ``(M,)`` long, which crop each box belongs to.
+
+        Returns:
+            ``(logits, iou)``: ``(M, 256, 256)`` float32 low-res mask logits
+            over the whole model input, and ``(M,)`` float32 predicted IoU.
+        """
+        ...
+
+
+@runtime_checkable
+class ShapeModel(Protocol):
+    """A weight-free mask maker working on one crop window."""
+
+    name: str
+    #: whether :meth:`segment` needs the crop's pixels (GrabCut does, box fill doesn't)
+    needs_image: bool
+
+    def segment(
+        self,
+        crop: np.ndarray | None,
+        box: np.ndarray,
+        size: int,
+        obb: np.ndarray | None = None,
+        category: str = "",
+    ) -> tuple[np.ndarray, float | None, str]:
+        """Make one mask.
+
+        Args:
+            crop: ``(S, S, 3)`` uint8 RGB window pixels (``None`` if not needed).
+            box: ``(4,)`` xyxy in window pixels.
+            size: the window side ``S``.
+            obb: optional ``(4, 2)`` oriented-box corners in window pixels.
+            category: the object's category name.
+
+        Returns:
+            ``(mask, score, source)``: ``(S, S)`` bool, a score or ``None``,
+            and the mask source (``"box"``, ``"ellipse"``, ``"obb"``, ``"grabcut"``).
+        """
+        ...
