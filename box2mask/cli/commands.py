@@ -1,1 +1,4 @@
 """Imports every subcommand module so that they register on :data:`box2mask.cli.app`."""
+
+from box2mask.cli import convert as _convert  # noqa: F401
+from box2mask.cli import datasets as _datasets  # noqa: F401

@@ -1,0 +1,63 @@
+"""What every subcommand shares: error handling, consoles, logging."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from box2mask.errors import Box2MaskError
+
+T = TypeVar("T")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Log lines through rich on a terminal, plain lines otherwise."""
+    level = logging.INFO if verbose else logging.WARNING
+    handler: logging.Handler
+    if err_console.is_terminal:
+        handler = RichHandler(console=err_console, show_path=False, show_time=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger("box2mask")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def run_safely(fn: Callable[[], T], debug: bool = False) -> T:
+    """Run ``fn``; a :class:`Box2MaskError` becomes one red line and its exit code.
+
+    Anything else is a bug: one line saying so (the traceback with ``--debug``), exit 1.
+    ``KeyboardInterrupt`` exits 130.
+    """
+    try:
+        return fn()
+    except Box2MaskError as exc:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None

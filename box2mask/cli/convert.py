@@ -1,0 +1,295 @@
+"""``box2mask convert``: a dataset's boxes → instance masks (COCO JSON and/or PNG)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from box2mask.cli import app
+from box2mask.cli._common import console, err_console, run_safely, setup_logging
+from box2mask.options import ConvertOptions, load_config, parse_key_values
+
+_GEOM = "Crop geometry"
+_SMALL = "Small objects"
+_RUN = "Running"
+
+
+@app.command("convert")
+def convert_command(
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", "-d", help="Dataset adapter name (see `box2mask datasets`)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder (COCO JSON at the top, per-frame PNGs per sequence, job state in .box2mask/).",
+        ),
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="Dataset root folder [default: $BOX2MASK_DATA/<dataset>].")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="ros-sam | hq-sam | sam | grabcut | box | ellipse | obb | auto (best model whose weights are present, else weight-free) [default: auto]."
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(help="Checkpoint path or registry name (see `box2mask weights list`)."),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="auto | cpu | cuda | cuda:N [default: auto].", rich_help_panel=_RUN),
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", help="coco | png | coco,png [default: coco].")
+    ] = None,
+    sequences: Annotated[
+        list[str] | None, typer.Option(help="Only these sequences (repeat or comma-separate).")
+    ] = None,
+    classes: Annotated[
+        list[str] | None, typer.Option(help="Only objects of these categories.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Crops per encoder batch [default: 4].", rich_help_panel=_RUN)
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="K/N: convert a deterministic share of the sequences.", rich_help_panel=_RUN
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Delete an existing job in --out and start afresh.")
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Fail (exit 2) on the first bad annotation or frame, before writing anything.",
+        ),
+    ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="YAML file of options (names as here); command-line options win."),
+    ] = None,
+    opt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--opt", help="Dataset option KEY=VALUE (see `box2mask datasets`); repeatable."
+        ),
+    ] = None,
+    crop_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Minimum crop side in frame pixels [default: 512].", rich_help_panel=_GEOM
+        ),
+    ] = None,
+    context: Annotated[
+        float | None,
+        typer.Option(
+            help="Crop side >= context × box long side [default: 1.25].", rich_help_panel=_GEOM
+        ),
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            help="centred (box2mask) | clamped (the authors' code) [default: centred].",
+            rich_help_panel=_GEOM,
+        ),
+    ] = None,
+    interpolation: Annotated[
+        str | None,
+        typer.Option(
+            help="bicubic | bilinear crop upsampling [default: bicubic].", rich_help_panel=_GEOM
+        ),
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Mask logit threshold [default: 0].", rich_help_panel=_GEOM)
+    ] = None,
+    hq_token_only: Annotated[
+        bool | None,
+        typer.Option(
+            "--hq-token-only", help="hq-sam: the HQ mask alone instead of SAM + HQ summed."
+        ),
+    ] = None,
+    box_fill_classes: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated classes given box masks without the model [default: car]; '' for none.",
+            rich_help_panel=_SMALL,
+        ),
+    ] = None,
+    box_fill_area: Annotated[
+        float | None,
+        typer.Option(
+            help="Boxes smaller than this many px² get box masks [default: 0].",
+            rich_help_panel=_SMALL,
+        ),
+    ] = None,
+    clip_to_obb: Annotated[
+        bool | None,
+        typer.Option(
+            "--clip-to-obb", help="Clip model masks to the oriented box (OOTB, SAT-MTB OBB)."
+        ),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16.", rich_help_panel=_RUN),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Threads decoding frames and cutting crops [default: 2].", rich_help_panel=_RUN
+        ),
+    ] = None,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Print where the time went.", rich_help_panel=_RUN)
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Convert a dataset's boxes into instance masks, resuming a job already in --out."""
+    setup_logging(verbose)
+    cli: dict[str, Any] = {
+        "dataset": dataset, "out": out, "root": root, "model": model, "checkpoint": checkpoint,
+        "device": device, "formats": format, "sequences": sequences or None, "classes": classes or None,
+        "batch_size": batch_size, "shard": shard, "overwrite": overwrite or None, "strict": strict or None,
+        "crop_size": crop_size, "context": context, "window": window, "interpolation": interpolation,
+        "threshold": threshold, "hq_token_only": hq_token_only, "box_fill_classes": box_fill_classes,
+        "box_fill_area": box_fill_area, "clip_to_obb": clip_to_obb, "precision": precision,
+        "workers": workers, "profile": profile or None,
+    }  # fmt: skip
+
+    def build() -> ConvertOptions:
+        merged = load_config(config) if config else {}
+        merged.update({k: v for k, v in cli.items() if v is not None})
+        if opt:
+            merged["adapter_options"] = {
+                **merged.get("adapter_options", {}),
+                **parse_key_values(opt),
+            }
+        for required in ("dataset", "out"):
+            if not merged.get(required):
+                from box2mask.errors import UsageError
+
+                raise UsageError(f"--{required} is required (on the command line or in --config)")
+        return ConvertOptions(**merged)
+
+    options = run_safely(build, debug)
+    summary = run_safely(lambda: _run_with_progress(options), debug)
+    _print_summary(summary, options)
+    raise typer.Exit(
+        1 if summary.frames_done + summary.frames_resumed == 0 and summary.frames_total > 0 else 0
+    )
+
+
+def _run_with_progress(options: ConvertOptions):  # noqa: ANN202
+    from box2mask.pipeline import convert
+
+    if not err_console.is_terminal:
+        last = [0.0]
+
+        def plain(p) -> None:  # noqa: ANN001
+            now = time.monotonic()
+            if now - last[0] >= 10 or p.frames_done == p.frames_total:
+                last[0] = now
+                print(
+                    f"frames {p.frames_done}/{p.frames_total} objects {p.objects_done}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+        return convert(options, progress=plain)
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task("frames", total=None, rate="")
+        t0 = time.monotonic()
+
+        def update(p) -> None:  # noqa: ANN001
+            elapsed = max(time.monotonic() - t0, 1e-6)
+            rate = (
+                f"{p.objects_done / elapsed:.1f} obj/s" if p.frames_done > p.frames_resumed else ""
+            )
+            bar.update(
+                task,
+                total=p.frames_total,
+                completed=p.frames_done,
+                rate=rate,
+                description=p.sequence or "frames",
+            )
+
+        return convert(options, progress=update)
+
+
+def _print_summary(summary, options: ConvertOptions) -> None:  # noqa: ANN001
+    table = Table(title="box2mask convert", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row(
+        "model",
+        summary.model
+        + (
+            f" ({summary.device})"
+            if summary.device != "cpu" or summary.model in ("sam", "hq-sam", "ros-sam")
+            else ""
+        ),
+    )
+    if summary.model_note:
+        table.add_row("note", summary.model_note)
+    table.add_row(
+        "frames",
+        f"{summary.frames_done} converted, {summary.frames_resumed} already done, {summary.frames_total} in all",
+    )
+    src = ", ".join(f"{k} {v}" for k, v in sorted(summary.objects_by_source.items())) or "none"
+    table.add_row("objects", f"{summary.objects} ({src})")
+    rate = summary.objects / summary.seconds if summary.seconds else 0.0
+    table.add_row("time", f"{summary.seconds:.1f} s ({rate:.1f} objects/s)")
+    skipped = summary.problems.counts
+    table.add_row(
+        "skipped inputs", ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) or "none"
+    )
+    for path in summary.outputs:
+        table.add_row("output", str(path))
+    console.print(table)
+    for err in summary.problems.reports[:20]:
+        console.print(f"  [yellow]skipped:[/] {err}", highlight=False, soft_wrap=True)
+    if len(summary.problems) > 20:
+        console.print(f"  ... and {len(summary.problems) - 20} more (see the log)")
+    if options.profile and summary.profile:
+        prof = Table(
+            title="profile (seconds; decode/crop/shape run on worker threads, overlapping the model)",
+            title_justify="left",
+        )
+        prof.add_column("stage")
+        prof.add_column("seconds", justify="right")
+        prof.add_column("share of wall time", justify="right")
+        for stage, secs in sorted(summary.profile.items(), key=lambda kv: -kv[1]):
+            prof.add_row(stage, f"{secs:.2f}", f"{100 * secs / summary.seconds:.0f}%")
+        console.print(prof)

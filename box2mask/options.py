@@ -1,0 +1,157 @@
+"""Every option of a conversion, in one dataclass shared by the CLI, YAML configs and Python.
+
+``box2mask convert --crop-size 384`` and ``crop_size: 384`` in a ``--config``
+YAML file and ``ConvertOptions(crop_size=384)`` are the same thing; options on
+the command line win over the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from box2mask.errors import UsageError
+
+#: classes given a box mask without running the model, as in the ROS-SAM paper
+DEFAULT_BOX_FILL_CLASSES = ("car",)
+FORMATS = ("coco", "png")
+
+
+@dataclass
+class ConvertOptions:
+    """Options of ``box2mask convert`` (see ``box2mask convert --help`` for each).
+
+    Geometry options (crop_size, context, window, interpolation, threshold)
+    follow DESIGN §4; ``model="auto"`` picks the best model whose weights are
+    present, else the best weight-free one (said in the run summary).
+    """
+
+    dataset: str
+    out: Path
+    root: Path | None = None
+    model: str = "auto"
+    checkpoint: str | None = None
+    device: str = "auto"
+    formats: tuple[str, ...] = ("coco",)
+    sequences: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+    batch_size: int = 4
+    shard: str | None = None
+    overwrite: bool = False
+    strict: bool = False
+    crop_size: int = 512
+    context: float = 1.25
+    window: str = "centred"
+    interpolation: str = "bicubic"
+    threshold: float = 0.0
+    hq_token_only: bool = False
+    box_fill_classes: tuple[str, ...] = DEFAULT_BOX_FILL_CLASSES
+    box_fill_area: float = 0.0
+    clip_to_obb: bool = False
+    precision: str = "auto"
+    workers: int = 2
+    profile: bool = False
+    adapter_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if self.root is not None:
+            self.root = Path(self.root)
+        self.formats = tuple(_split(self.formats))
+        self.sequences = tuple(_split(self.sequences))
+        self.classes = tuple(_split(self.classes))
+        self.box_fill_classes = tuple(_split(self.box_fill_classes))
+        bad = [f for f in self.formats if f not in FORMATS]
+        if bad or not self.formats:
+            raise UsageError(
+                f"--format must be one or more of {', '.join(FORMATS)}, got {','.join(self.formats) or 'nothing'}"
+            )
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.workers < 1:
+            raise UsageError(f"--workers must be at least 1, got {self.workers}")
+        if self.crop_size < 16:
+            raise UsageError(f"--crop-size must be at least 16, got {self.crop_size}")
+        if self.context < 0:
+            raise UsageError(f"--context must be >= 0, got {self.context}")
+        if self.window not in ("centred", "clamped"):
+            raise UsageError(f"--window must be 'centred' or 'clamped', got {self.window!r}")
+        if self.interpolation not in ("bicubic", "bilinear"):
+            raise UsageError(
+                f"--interpolation must be 'bicubic' or 'bilinear', got {self.interpolation!r}"
+            )
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise UsageError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.box_fill_area < 0:
+            raise UsageError(f"--box-fill-area must be >= 0, got {self.box_fill_area}")
+        if self.shard is not None:
+            parse_shard(self.shard)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+def _split(value: Any) -> list[str]:
+    """``"a,b"`` or ``["a", "b,c"]`` → ``["a", "b", "c"]``."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in items:
+        out.extend(p.strip() for p in str(item).split(",") if p.strip())
+    return out
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` → ``(K, N)`` with ``1 <= K <= N``.
+
+    >>> parse_shard("2/3")
+    (2, 3)
+    """
+    try:
+        k, n = (int(p) for p in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must look like K/N (e.g. 2/8), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise UsageError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def parse_key_values(items: list[str] | tuple[str, ...], option: str = "--opt") -> dict[str, Any]:
+    """``["part=sot", "split=train"]`` → ``{"part": "sot", "split": "train"}`` (values YAML-typed)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"{option} takes KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read a YAML config whose keys are option names (``batch-size`` or ``batch_size``)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"--config {path}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--config {path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: expected a mapping of option names to values")
+    known = set(ConvertOptions.field_names())
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name == "format":
+            name = "formats"
+        if name not in known:
+            raise UsageError(f"--config {path}: unknown option {key!r}")
+        out[name] = value
+    return out

@@ -1,0 +1,134 @@
+"""COCO instance-segmentation JSON (DESIGN §7).
+
+A frame's annotations are first written as a small *part* file (no ids), then
+all parts are merged, in (sequence, frame) order, into one JSON by a streaming
+writer whose memory does not grow with the dataset. Ids are given in that
+order, so the same frames always get the same ids however the job ran.
+
+The result reads as is with pycocotools' ``COCO()``: ``images`` (``id``,
+``file_name`` relative to the dataset root, ``width``, ``height``,
+``sequence``, ``frame_index``), ``annotations`` (``id``, ``image_id``,
+``category_id``, compressed-RLE ``segmentation`` with ``counts`` as str,
+``area`` and ``bbox`` (xywh) from the mask, ``iscrowd`` 0, ``track_id``,
+``score``, ``prompt_box`` (xywh), ``mask_source``), ``categories``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from box2mask.errors import Box2MaskError
+from box2mask.rle import encode_window_mask
+from box2mask.types import FrameMasks
+
+
+def xyxy_to_xywh(xyxy: Iterable[float]) -> list[float]:
+    """``[x1, y1, x2, y2]`` → COCO ``[x, y, w, h]``.
+
+    >>> xyxy_to_xywh([10, 20, 30, 25])
+    [10.0, 20.0, 20.0, 5.0]
+    """
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    return [x1, y1, x2 - x1, y2 - y1]
+
+
+def frame_part(fm: FrameMasks) -> dict[str, Any]:
+    """The COCO image record and annotations (without ids) of one frame."""
+    frame = fm.frame
+    h, w = frame.image_hw
+    anns = []
+    for om in fm.masks:
+        enc = encode_window_mask(om.mask, om.window, frame.image_hw)
+        anns.append(
+            {
+                "category": om.category,
+                "segmentation": enc.rle,
+                "area": enc.area,
+                "bbox": enc.bbox,
+                "iscrowd": 0,
+                "track_id": int(om.track_id),
+                "score": None if om.score is None else round(float(om.score), 4),
+                "prompt_box": [round(v, 3) for v in xyxy_to_xywh(om.prompt_xyxy)],
+                "mask_source": om.source,
+            }
+        )
+    return {
+        "image": {
+            "file_name": frame.file_name,
+            "width": w,
+            "height": h,
+            "sequence": frame.sequence,
+            "frame_index": int(frame.frame_index),
+        },
+        "annotations": anns,
+    }
+
+
+def category_table(categories: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """COCO ``categories`` with ids 1.. in the given order (duplicates dropped)."""
+    seen: dict[str, str] = {}
+    for name, sup in categories:
+        seen.setdefault(name, sup)
+    return [
+        {"id": i, "name": n, "supercategory": s} for i, (n, s) in enumerate(seen.items(), start=1)
+    ]
+
+
+def merge_parts(
+    parts: Iterable[Path], categories: list[dict[str, Any]], dest: Path
+) -> tuple[int, int]:
+    """Stream part files (in the order given) into one COCO JSON at ``dest``, atomically.
+
+    ``parts`` is iterated twice (images, then annotations), so pass a re-iterable
+    (a list or a callable-backed iterable). Memory is one part at a time.
+
+    Returns:
+        ``(number of images, number of annotations)``.
+    """
+    parts = list(parts) if not isinstance(parts, list) else parts
+    cat_ids = {c["name"]: c["id"] for c in categories}
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    n_img = n_ann = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write('{"images":[')
+            for image_id, part in enumerate(_read_parts(parts), start=1):
+                fh.write(
+                    ("\n" if image_id == 1 else ",\n")
+                    + json.dumps({"id": image_id, **part["image"]})
+                )
+                n_img = image_id
+            fh.write('\n],"annotations":[')
+            for image_id, part in enumerate(_read_parts(parts), start=1):
+                for ann in part["annotations"]:
+                    name = ann.pop("category")
+                    if name not in cat_ids:
+                        raise Box2MaskError(
+                            f"category {name!r} in a part file is not in the category table"
+                        )
+                    n_ann += 1
+                    rec = {"id": n_ann, "image_id": image_id, "category_id": cat_ids[name], **ann}
+                    fh.write(("\n" if n_ann == 1 else ",\n") + json.dumps(rec))
+            fh.write('\n],"categories":' + json.dumps(categories) + "}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return n_img, n_ann
+
+
+def _read_parts(parts: list[Path]) -> Iterator[dict[str, Any]]:
+    for p in parts:
+        with open(p, encoding="utf-8") as fh:
+            yield json.load(fh)

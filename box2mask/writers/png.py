@@ -1,0 +1,74 @@
+"""Per-frame PNG instance maps (DESIGN §7).
+
+For each frame, ``<out>/<sequence>/<frame>.png`` is a 16-bit single-channel
+PNG of instance indices (0 = background, ``k`` = the frame's ``k``-th object,
+1-based, in the frame's object order), and ``<frame>.json`` beside it maps
+each index to track id, category, score and mask source. Where masks
+overlap the smaller object stays visible: objects are painted largest first.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from box2mask.errors import Box2MaskError
+from box2mask.io import atomic_write_bytes
+from box2mask.job import frame_stem
+from box2mask.types import FrameMasks
+
+MAX_INSTANCES = 65535
+
+
+def instance_map(fm: FrameMasks) -> np.ndarray:
+    """``(H, W)`` uint16 instance indices of a frame's masks (smaller objects on top)."""
+    h, w = fm.frame.image_hw
+    if len(fm.masks) > MAX_INSTANCES:
+        raise Box2MaskError(
+            f"{fm.frame.sequence} frame {fm.frame.frame_index}: more than {MAX_INSTANCES} objects for a 16-bit PNG"
+        )
+    out = np.zeros((h, w), dtype=np.uint16)
+    areas = [int(om.mask.sum()) for om in fm.masks]
+    # stable sort, largest first; ties keep object order (later objects on top)
+    for k in sorted(range(len(fm.masks)), key=lambda i: -areas[i]):
+        om = fm.masks[k]
+        ov = om.window.overlap((h, w))
+        if ov is None:
+            continue
+        fr, fc, cr, cc = ov
+        region = out[fr, fc]
+        region[om.mask[cr, cc]] = k + 1
+    return out
+
+
+def write_png_frame(fm: FrameMasks, out_dir: Path) -> list[Path]:
+    """Write a frame's PNG and JSON sidecar atomically; returns the paths written."""
+    seq_dir = Path(out_dir) / fm.frame.sequence
+    stem = frame_stem(fm.frame.frame_index)
+    ok, buf = cv2.imencode(".png", instance_map(fm))
+    if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
+        raise Box2MaskError(
+            f"could not encode PNG for {fm.frame.sequence} frame {fm.frame.frame_index}"
+        )
+    sidecar = {
+        "file_name": fm.frame.file_name,
+        "sequence": fm.frame.sequence,
+        "frame_index": int(fm.frame.frame_index),
+        "instances": [
+            {
+                "index": k + 1,
+                "track_id": int(om.track_id),
+                "category": om.category,
+                "score": None if om.score is None else round(float(om.score), 4),
+                "mask_source": om.source,
+            }
+            for k, om in enumerate(fm.masks)
+        ],
+    }
+    png_path, json_path = seq_dir / f"{stem}.png", seq_dir / f"{stem}.json"
+    atomic_write_bytes(png_path, buf.tobytes())
+    atomic_write_bytes(json_path, (json.dumps(sidecar, indent=1) + "\n").encode("utf-8"))
+    return [png_path, json_path]
