@@ -1,0 +1,551 @@
+"""VISO (small and dense moving objects in satellite videos, TGRS 2022).
+
+Layout (FORMATS.md)::
+
+    VISO/
+      mot/<cat>/<NNN>/img/000001.jpg ...      <cat> car|plane|ship|train
+                     /gt/gt.txt               frame,id,x,y,w,h,... (1-based frames)
+      sot/<cat>/<NNN>/img/*.jpg
+                     /gt/<track>_<start>_<end>.txt   one x,y,w,h line per frame
+
+Sequences are named ``<cat>/<NNN>`` (``car/001``); the category comes from the
+folder (``plane`` → ``airplane``). Boxes arrive as top-left ``x,y,w,h`` (or, in
+some plane/ship/train MOT files, as corners ``x1,y1,x2,y2``, detected per file)
+and leave as ``xyxy`` float frame pixels.
+
+box2mask's own extension: when ``<root>/masks/<cat>/<NNN>/<frame>.png`` exists
+(a 16-bit map whose pixel value is the track id, 0 = background, as the bundled
+``examples/viso-mini`` clip has), frames carry a ground-truth mask provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from box2mask.adapters.base import (
+    ADAPTERS,
+    SHARED_CATEGORIES,
+    Adapter,
+    Option,
+    SequenceInfo,
+    detect_delimiter,
+    image_hw,
+    is_absent,
+    read_text_lines,
+    split_fields,
+)
+
+from box2mask.errors import AnnotationError, DatasetNotFound
+from box2mask.problems import Problems
+from box2mask.types import Frame
+
+log = logging.getLogger("box2mask")
+
+#: Dataset class names (folder names, name prefixes) → shared category names.
+CATEGORY_ALIASES: dict[str, str] = {
+    "car": "car",
+    "cars": "car",
+    "vehicle": "car",
+    "plane": "airplane",
+    "planes": "airplane",
+    "airplane": "airplane",
+    "aircraft": "airplane",
+    "ship": "ship",
+    "ships": "ship",
+    "boat": "ship",
+    "train": "train",
+    "trains": "train",
+}
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
+
+_DIGITS = re.compile(r"(\d+)")
+_SOT_NAME = re.compile(r"^(\d+)_(\d+)_(\d+)\.txt$")
+
+
+def shared_category(name: str) -> str:
+    """The shared category for a dataset class name (``plane`` → ``airplane``).
+
+    Unknown names are kept (lower-cased), so a dataset's extra classes still
+    come through.
+
+    >>> shared_category("Plane"), shared_category("bus")
+    ('airplane', 'bus')
+    """
+    key = name.strip().lower()
+    return CATEGORY_ALIASES.get(key, key)
+
+
+def natural_key(name: str) -> tuple[object, ...]:
+    """Sort key that orders ``car_2`` before ``car_10``."""
+    return tuple(int(p) if p.isdigit() else p for p in _DIGITS.split(name))
+
+
+def list_frame_images(folder: Path) -> list[tuple[int, str]]:
+    """``(frame_number, file_name)`` of the images in ``folder``, by frame number.
+
+    The frame number is the integer value of the file stem (``000012.jpg`` →
+    12); files whose stem is not a number, and non-image files, are ignored.
+    One directory scan, no file is opened.
+    """
+    out: list[tuple[int, str]] = []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return out
+    for entry in entries:
+        stem, suffix = os.path.splitext(entry.name)
+        if suffix.lower() in IMAGE_SUFFIXES and stem.isdigit():
+            out.append((int(stem), entry.name))
+    out.sort()
+    return out
+
+
+def count_frame_images(folder: Path) -> int:
+    """How many frame images ``folder`` holds (see :func:`list_frame_images`)."""
+    return len(list_frame_images(folder))
+
+
+def to_number(text: str) -> float:
+    """``float(text)``; raises ``ValueError`` for non-numbers and infinities."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(text)
+    return value
+
+
+def first_non_numeric(fields: list[str]) -> tuple[int, str] | None:
+    """``(1-based column, text)`` of the first field that is not a number, or ``None``."""
+    for i, text in enumerate(fields):
+        try:
+            to_number(text)
+        except ValueError:
+            return i + 1, text
+    return None
+
+
+def first_readable_hw(
+    adapter: Adapter, folder: Path, images: list[tuple[int, str]]
+) -> tuple[int, int] | None:
+    """``(H, W)`` of the first image of a sequence whose header can be read.
+
+    A sequence shares one size, so only one header is read; an unreadable
+    image is reported and the next one tried.
+    """
+    for _, name in images:
+        path = folder / name
+        try:
+            return image_hw(path)
+        except (AnnotationError, OSError) as exc:
+            adapter.report(f"cannot read image size: {exc}", path, kind="image")
+    return None
+
+
+def instance_map_provider(path: Path, track_ids: np.ndarray) -> Callable[[int], np.ndarray | None]:
+    """A ground-truth mask provider for a 16-bit instance map (pixel = track id).
+
+    The PNG is decoded on the first call and kept while the frame lives.
+    ``provider(i)`` is ``(H, W)`` bool, True where the map equals
+    ``track_ids[i]``.
+    """
+    cache: dict[str, np.ndarray] = {}
+
+    def provider(i: int) -> np.ndarray | None:
+        if "map" not in cache:
+            import cv2
+
+            arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if arr is None:
+                raise AnnotationError("cannot read ground-truth instance map", path)
+            if arr.ndim == 3:  # a colour PNG: take its first channel
+                arr = arr[..., 0]
+            cache["map"] = arr
+        return cache["map"] == int(track_ids[i])
+
+    return provider
+
+
+@dataclass
+class _Box:
+    track_id: int
+    xyxy: tuple[float, float, float, float]
+    line: int
+
+
+class _Once:
+    """Keys of reports already made, so listing twice does not report twice."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[object, ...]] = set()
+
+    def first(self, *key: object) -> bool:
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+@ADAPTERS.register("viso")
+class Viso(Adapter):
+    """VISO: MOT part (default) or SOT part, with option ``part``."""
+
+    name = "viso"
+    layout = (
+        "mot/<cat>/<NNN>/img/000001.jpg + mot/<cat>/<NNN>/gt/gt.txt (frame,id,x,y,w,h,...); "
+        "sot/<cat>/<NNN>/img/*.jpg + sot/<cat>/<NNN>/gt/<track>_<start>_<end>.txt (x,y,w,h per frame)"
+    )
+    options = {
+        "part": Option("mot", "which part of VISO to read", choices=("mot", "sot")),
+    }
+
+    #: A plane/ship/train MOT file is read as corners x1,y1,x2,y2 when at least
+    #: this share of its rows overflow the image as x,y,w,h (and fewer rows are
+    #: invalid as corners).
+    CORNER_OVERFLOW_SHARE = 0.05
+
+    def __init__(self, root: Path | str, problems: Problems | None = None, **options: Any) -> None:
+        self._once = _Once()
+        super().__init__(root, problems, **options)
+
+    # -- layout ---------------------------------------------------------------
+    @property
+    def part_dir(self) -> Path:
+        return self.root / str(self.opts["part"])
+
+    def check_root(self) -> None:
+        part = self.opts["part"]
+        if not self.part_dir.is_dir():
+            found = sorted(p.name for p in self.root.iterdir())[:10]
+            raise DatasetNotFound(
+                f"viso root {self.root} has no {part}/ folder (expected {part}/<cat>/<NNN>/img/...; "
+                f"found: {', '.join(found) or 'nothing'}). Point --root at the folder that holds mot/ and sot/."
+            )
+
+    def _sequence_dirs(self) -> list[tuple[str, Path]]:
+        out: list[tuple[str, Path]] = []
+        for cat in sorted(os.scandir(self.part_dir), key=lambda e: natural_key(e.name)):
+            if not cat.is_dir() or cat.name.startswith("."):
+                continue
+            for seq in sorted(os.scandir(cat.path), key=lambda e: natural_key(e.name)):
+                if seq.is_dir() and (Path(seq.path) / "img").is_dir():
+                    out.append((f"{cat.name}/{seq.name}", Path(seq.path)))
+        return out
+
+    def _gt_files(self, seq_dir: Path) -> list[Path]:
+        gt_dir = seq_dir / "gt"
+        if self.opts["part"] == "mot":
+            gt = gt_dir / "gt.txt"
+            return [gt] if gt.is_file() else []
+        if not gt_dir.is_dir():
+            return []
+        return sorted(
+            (p for p in gt_dir.iterdir() if p.suffix == ".txt"), key=lambda p: natural_key(p.name)
+        )
+
+    def _report_once(
+        self, key: tuple[object, ...], message: str, path: Path, line: int | None = None
+    ) -> None:
+        if self._once.first(*key):
+            self.report(message, path, line)
+
+    def list_sequences(self) -> list[SequenceInfo]:
+        """Sequences with annotations, with their image counts.
+
+        A sequence without any gt file is reported (once) and left out: there
+        is nothing to convert, and listing its frames as empty would claim they
+        hold no objects.
+        """
+        out: list[SequenceInfo] = []
+        for name, seq_dir in self._sequence_dirs():
+            if not self._gt_files(seq_dir):
+                want = "gt/gt.txt" if self.opts["part"] == "mot" else "gt/<track>_<start>_<end>.txt"
+                self._report_once(
+                    ("nogt", name), f"sequence {name} has no {want}; skipped", seq_dir
+                )
+                continue
+            out.append(SequenceInfo(name, count_frame_images(seq_dir / "img")))
+        return out
+
+    def categories(self) -> list[tuple[str, str]]:
+        cats = list(SHARED_CATEGORIES)
+        known = {c for c, _ in cats}
+        for entry in sorted(os.scandir(self.part_dir), key=lambda e: e.name):
+            if entry.is_dir() and not entry.name.startswith("."):
+                cat = shared_category(entry.name)
+                if cat not in known:
+                    known.add(cat)
+                    cats.append((cat, cat))
+        return cats
+
+    # -- reading ----------------------------------------------------------------
+    def read_sequence(self, sequence: str) -> Iterator[Frame]:
+        """Frames of ``<cat>/<NNN>``, one per image, in frame order.
+
+        Every image yields a :class:`Frame`; a frame without boxes has zero
+        objects. Raises :class:`DatasetNotFound` for an unknown sequence.
+        """
+        seq_dir = self.part_dir / sequence
+        img_dir = seq_dir / "img"
+        if not img_dir.is_dir() or len(Path(sequence).parts) != 2:
+            raise DatasetNotFound(f"viso has no sequence {sequence!r} (no folder {img_dir})")
+        cat_folder = Path(sequence).parts[0]
+        category = shared_category(cat_folder)
+        gt_files = self._gt_files(seq_dir)
+        if not gt_files:
+            self._report_once(
+                ("nogt", sequence), f"sequence {sequence} has no annotations; skipped", seq_dir
+            )
+            return
+        images = list_frame_images(img_dir)
+        if not images:
+            return
+        hw = first_readable_hw(self, img_dir, images)
+        if hw is None:
+            return
+        frame_numbers = {n for n, _ in images}
+        if self.opts["part"] == "mot":
+            by_frame = self._read_mot(gt_files[0], cat_folder, hw, frame_numbers)
+        else:
+            by_frame = self._read_sot(gt_files, frame_numbers)
+
+        mask_dir = self.root / "masks" / sequence
+        has_masks = mask_dir.is_dir()
+        for number, fname in images:
+            boxes = by_frame.get(number, [])
+            xyxy = np.array([b.xyxy for b in boxes], dtype=np.float64).reshape(-1, 4)
+            tids = np.array([b.track_id for b in boxes], dtype=np.int64)
+            path = img_dir / fname
+            provider = None
+            if has_masks:
+                mpath = mask_dir / (Path(fname).stem + ".png")
+                if mpath.is_file():
+                    provider = instance_map_provider(mpath, tids)
+            yield Frame(
+                sequence=sequence,
+                frame_index=number,
+                image_path=path,
+                image_hw=hw,
+                xyxy=xyxy,
+                track_id=tids,
+                category=[category] * len(boxes),
+                file_name=path.relative_to(self.root).as_posix(),
+                gt_mask=provider,
+            )
+
+    def _read_mot(
+        self, gt: Path, cat_folder: str, hw: tuple[int, int], frame_numbers: set[int]
+    ) -> dict[int, list[_Box]]:
+        """Parse a MOT ``gt.txt`` into boxes per frame (see module docstring)."""
+        lines = read_text_lines(gt)
+        rows: list[tuple[int, int, float, float, float, float, int]] = []
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            fields, lead = split_fields(line)
+            if lead:
+                self.report(
+                    "line starts with an empty field (known VISO corruption); dropped it",
+                    gt,
+                    lineno,
+                )
+            if len(fields) < 6:
+                self.report(
+                    f"expected at least 6 values (frame,id,x,y,w,h), got {len(fields)}: {line.strip()!r}",
+                    gt,
+                    lineno,
+                )
+                continue
+            try:
+                frame_f, tid_f = to_number(fields[0]), to_number(fields[1])
+            except ValueError:
+                col, text = first_non_numeric(fields[:2]) or (1, fields[0])
+                self.report(f"non-numeric value {text!r} in column {col}", gt, lineno)
+                continue
+            if not (frame_f.is_integer() and tid_f.is_integer()):
+                self.report(
+                    f"frame and id must be integers, got {fields[0]!r}, {fields[1]!r}", gt, lineno
+                )
+                continue
+            box_fields = fields[2:6]
+            if is_absent(box_fields):
+                continue
+            try:
+                x, y, w, h = (to_number(v) for v in box_fields)
+            except ValueError:
+                col, text = first_non_numeric(box_fields) or (0, "")
+                self.report(f"non-numeric value {text!r} in column {col + 2}", gt, lineno)
+                continue
+            rows.append((int(frame_f), int(tid_f), x, y, w, h, lineno))
+
+        corners = cat_folder.lower() != "car" and self._looks_like_corners(rows, hw, gt)
+        by_frame: dict[int, list[_Box]] = {}
+        seen: dict[tuple[int, int], int] = {}
+        missing_reported: set[int] = set()
+        for frame, tid, a, b, c, d, lineno in rows:
+            if corners:
+                x1, y1, x2, y2 = a, b, c, d
+            else:
+                x1, y1, x2, y2 = a, b, a + c, b + d
+            if x2 <= x1 or y2 <= y1:  # w<=0 or h<=0: absent target (FORMATS.md)
+                continue
+            if frame not in frame_numbers:
+                if frame not in missing_reported:
+                    missing_reported.add(frame)
+                    self.report(
+                        f"annotations for frame {frame}, which has no image in img/", gt, lineno
+                    )
+                continue
+            first = seen.get((frame, tid))
+            if first is not None:
+                self.report(
+                    f"duplicate track id {tid} in frame {frame} (first on line {first}); kept the first",
+                    gt,
+                    lineno,
+                )
+                continue
+            seen[(frame, tid)] = lineno
+            by_frame.setdefault(frame, []).append(_Box(tid, (x1, y1, x2, y2), lineno))
+        return by_frame
+
+    def _looks_like_corners(
+        self,
+        rows: list[tuple[int, int, float, float, float, float, int]],
+        hw: tuple[int, int],
+        gt: Path,
+    ) -> bool:
+        """Decide whether a file's boxes are corners ``x1,y1,x2,y2`` rather than ``x,y,w,h``.
+
+        Read as ``x,y,w,h``, a corner file puts ``x + w`` (about ``2·x``) past
+        the image edge for every object in the right or bottom half; read as
+        corners, an ``x,y,w,h`` file has ``x2 < x1`` for every small object.
+        One pixel of slack allows boxes that touch the border.
+        """
+        h_img, w_img = hw
+        n = len(rows)
+        if n == 0:
+            return False
+        over_xywh = 0
+        bad_corner = 0
+        for _, _, a, b, c, d, _ in rows:
+            if c > 0 and d > 0 and (a + c > w_img + 1 or b + d > h_img + 1):
+                over_xywh += 1
+            if c <= a or d <= b or c > w_img + 1 or d > h_img + 1:
+                bad_corner += 1
+        corners = over_xywh >= max(1, self.CORNER_OVERFLOW_SHARE * n) and bad_corner < over_xywh
+        delim = detect_delimiter(read_text_lines(gt)[:5])
+        if corners:
+            log.info(
+                "viso: %s (%s-separated): reading boxes as corners x1,y1,x2,y2: %d of %d rows "
+                "overflow the %dx%d image as x,y,w,h, %d are invalid as corners",
+                gt,
+                delim,
+                over_xywh,
+                n,
+                w_img,
+                h_img,
+                bad_corner,
+            )
+        else:
+            log.info(
+                "viso: %s (%s-separated): reading boxes as x,y,w,h (%d of %d rows overflow as x,y,w,h, "
+                "%d invalid as corners)",
+                gt,
+                delim,
+                over_xywh,
+                n,
+                bad_corner,
+            )
+        return corners
+
+    def _read_sot(self, gt_files: list[Path], frame_numbers: set[int]) -> dict[int, list[_Box]]:
+        """Parse the ``<track>_<start>_<end>.txt`` files of one SOT sequence."""
+        by_frame: dict[int, list[_Box]] = {}
+        for gt in gt_files:
+            m = _SOT_NAME.match(gt.name)
+            if m is None:
+                self._report_once(
+                    ("sotname", gt),
+                    "SOT gt file name is not <track>_<start>_<end>.txt; file skipped",
+                    gt,
+                )
+                continue
+            tid, start, end = (int(g) for g in m.groups())
+            expected = end - start + 1
+            k = 0  # non-blank lines read: line k <-> frame start + k - 1
+            last_line = 0
+            for lineno, line in enumerate(read_text_lines(gt), 1):
+                if not line.strip():
+                    continue
+                k += 1
+                if k > expected:
+                    self.report(
+                        f"file has more lines than its name says (frames {start}..{end}, "
+                        f"{expected} lines); the rest is ignored",
+                        gt,
+                        lineno,
+                    )
+                    break
+                last_line = k
+                frame = start + k - 1
+                box = self._sot_box(line, gt, lineno)
+                if box is None:
+                    continue
+                if frame not in frame_numbers:
+                    self.report(
+                        f"annotation for frame {frame}, which has no image in img/", gt, lineno
+                    )
+                    continue
+                by_frame.setdefault(frame, []).append(_Box(tid, box, lineno))
+            if last_line < expected:
+                self.report(
+                    f"file has {last_line} lines but its name says frames {start}..{end} "
+                    f"({expected} lines); frames {start + last_line}..{end} have no box for track {tid}",
+                    gt,
+                )
+        for boxes in by_frame.values():
+            boxes.sort(key=lambda b: b.track_id)
+        return by_frame
+
+    def _sot_box(
+        self, line: str, gt: Path, lineno: int
+    ) -> tuple[float, float, float, float] | None:
+        """One SOT ``x,y,w,h`` line → ``xyxy``, or ``None`` (absent or reported)."""
+        fields, lead = split_fields(line)
+        if lead:
+            if len(fields) != 4:
+                self.report(
+                    f"line starts with an empty field and has {len(fields)} values left, "
+                    f"expected 4 (x,y,w,h); skipped",
+                    gt,
+                    lineno,
+                )
+                return None
+            self.report(
+                "line starts with an empty field (known VISO corruption); read the remaining 4 values as x,y,w,h",
+                gt,
+                lineno,
+            )
+        if len(fields) != 4:
+            self.report(
+                f"expected 4 values (x,y,w,h), got {len(fields)}: {line.strip()!r}", gt, lineno
+            )
+            return None
+        if is_absent(fields):
+            return None
+        try:
+            x, y, w, h = (to_number(v) for v in fields)
+        except ValueError:
+            col, text = first_non_numeric(fields) or (0, "")
+            self.report(f"non-numeric value {text!r} in column {col}", gt, lineno)
+            return None
+        if w <= 0 or h <= 0:
+            return None
+        return (x, y, x + w, y + h)
