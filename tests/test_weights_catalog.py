@@ -1,0 +1,98 @@
+"""The official weights catalog: every entry's schema, and the validation that guards it."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from urllib.parse import urlparse
+
+import pytest
+from box2mask.weights import CATALOG, OFFICIAL_ENTRIES, Catalog, WeightsEntry
+
+from box2mask.errors import UsageError
+
+EXPECTED_NAMES = {
+    "sam-vit-b",
+    "sam-vit-l",
+    "sam-vit-h",
+    "hq-sam-vit-b",
+    "hq-sam-vit-l",
+    "hq-sam-vit-h",
+    "hq-sam-vit-tiny",
+}
+
+
+@pytest.mark.parametrize("entry", OFFICIAL_ENTRIES, ids=lambda e: e.name)
+def test_official_entry_schema(entry: WeightsEntry) -> None:
+    url = urlparse(entry.url)
+    assert url.scheme == "https" and url.netloc
+    assert url.path.split("/")[-1] == entry.file_name
+    assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256)
+    assert isinstance(entry.size, int) and entry.size > 0
+    assert entry.sha256_source
+    assert entry.kind in ("sam", "hq-sam")
+    assert entry.name == f"{entry.kind}-{entry.arch.replace('_', '-')}"
+    assert entry.file_name.endswith(".pth")
+    assert entry.loadable == (entry.arch in ("vit_b", "vit_l", "vit_h"))
+    if not entry.loadable:
+        assert "TinyViT" in entry.note
+
+
+def test_catalog_names_files_and_hashes_are_unique() -> None:
+    entries = list(CATALOG.values())
+    assert set(CATALOG) == EXPECTED_NAMES
+    assert len({e.name for e in entries}) == len(OFFICIAL_ENTRIES)
+    assert len({e.file_name for e in entries}) == len(entries)
+    assert len({e.sha256 for e in entries}) == len(entries)
+    assert len({e.url for e in entries}) == len(entries)
+
+
+def test_known_values_from_weights_md() -> None:
+    # Spot checks against the table in WEIGHTS.md (a typo here breaks every download).
+    b = CATALOG.entry("sam-vit-b")
+    assert b.url == "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth"
+    assert b.size == 375_042_383
+    assert b.sha256.startswith("ec2df627") and b.sha256.endswith("eb8c912")
+    h = CATALOG.entry("hq-sam-vit-h")
+    assert h.url == "https://huggingface.co/lkeab/hq-sam/resolve/main/sam_hq_vit_h.pth"
+    assert h.size == 2_570_940_653
+    assert h.sha256.startswith("a7ac14a0")
+
+
+def test_lookups() -> None:
+    e = CATALOG.entry("hq-sam-vit-l")
+    assert CATALOG.by_sha256(e.sha256.upper()) is e
+    assert CATALOG.by_file_name("sam_hq_vit_l.pth") is e
+    assert CATALOG.by_sha256("0" * 64) is None
+    with pytest.raises(UsageError, match="unknown weights name 'sam-vit-x'; known: sam-vit-b"):
+        CATALOG.entry("sam-vit-x")
+
+
+GOOD = OFFICIAL_ENTRIES[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"url": "http://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth"}, "https"),
+        ({"file_name": "other.pth"}, "last segment"),
+        ({"sha256": "EC2D" + GOOD.sha256[4:]}, "64 lowercase hex"),
+        ({"sha256": GOOD.sha256[:-1]}, "64 lowercase hex"),
+        ({"size": 0}, "positive"),
+        ({"size": True}, "positive"),
+        ({"kind": "ros-sam"}, "kind"),
+        ({"name": "SAM B"}, "name"),
+        ({"sha256_source": ""}, "sha256_source"),
+    ],
+)
+def test_invalid_entries_are_refused(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(GOOD, **change)
+
+
+def test_catalog_refuses_duplicates() -> None:
+    with pytest.raises(ValueError, match="registered twice"):
+        Catalog([GOOD, GOOD])
+    renamed = dataclasses.replace(GOOD, name="sam-copy")
+    with pytest.raises(ValueError, match="share the file name"):
+        Catalog([GOOD, renamed])
