@@ -1,0 +1,244 @@
+"""Generic MOTChallenge-style data (users' own datasets).
+
+Layout::
+
+    <root>/<seq>/img1/000001.jpg ...      images (option images, pattern)
+    <root>/<seq>/gt/gt.txt                frame,id,x,y,w,h,conf,class,... (option gt)
+
+or ``<root>`` is itself one sequence (``<root>/img1``, ``<root>/gt/gt.txt``).
+
+Annotation lines follow FORMATS.md's common rules: comma or whitespace
+separated, ``x, y, w, h`` top-left in pixels, frames numbered as the image
+files are; a box with ``w <= 0`` or ``h <= 0`` (or ``none``/NaN/all zeros) is
+an absent target. The class comes from column ``class_column`` through the
+``classes`` mapping; without a mapping every object is ``object``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from box2mask.adapters._objects import (
+    Obj,
+    checked,
+    frame_arrays,
+    printf_regex,
+    report_missing,
+    scan_frames,
+)
+from box2mask.adapters.base import (
+    ADAPTERS,
+    Adapter,
+    Option,
+    SequenceInfo,
+    image_hw,
+    is_absent,
+    read_text_lines,
+    split_fields,
+)
+
+from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
+from box2mask.types import Frame
+
+#: Category of every object when no ``classes`` mapping is given.
+DEFAULT_CATEGORY = "object"
+
+
+def parse_classes(text: str | dict | None) -> dict[str, str]:
+    """``"1:car,2:airplane"`` (or a dict) → ``{"1": "car", "2": "airplane"}``.
+
+    Keys are compared as written in the file after number normalisation
+    (``"1.0"`` and ``"1"`` are the same key).
+
+    >>> parse_classes("1:car, 2:airplane")
+    {'1': 'car', '2': 'airplane'}
+
+    Raises:
+        UsageError: an entry is not ``value:name``.
+    """
+    if not text:
+        return {}
+    if isinstance(text, dict):
+        return {_norm_key(str(k)): str(v) for k, v in text.items()}
+    out: dict[str, str] = {}
+    for item in str(text).split(","):
+        if not item.strip():
+            continue
+        key, sep, name = item.partition(":")
+        if not sep or not key.strip() or not name.strip():
+            raise UsageError(
+                f"mot option classes: {item.strip()!r} is not VALUE:NAME (such as 1:car,2:airplane)"
+            )
+        out[_norm_key(key.strip())] = name.strip()
+    return out
+
+
+def _norm_key(value: str) -> str:
+    try:
+        f = float(value)
+    except ValueError:
+        return value
+    return str(int(f)) if f.is_integer() else value
+
+
+@ADAPTERS.register("mot")
+class MOT(Adapter):
+    """MOTChallenge-style reader; sequences are the folder names under the root."""
+
+    name = "mot"
+    layout = "<root>/<seq>/img1/000001.jpg ... <seq>/gt/gt.txt (frame,id,x,y,w,h,conf,class,...); or <root> is one sequence"
+    options = {
+        "gt": Option(
+            "gt/gt.txt",
+            "annotation file relative to a sequence folder; {seq} is replaced by the sequence name",
+        ),
+        "images": Option("img1", "image folder relative to a sequence folder"),
+        "pattern": Option("%06d.jpg", "printf-style image file name of a frame number"),
+        "classes": Option(
+            "",
+            "class column value to category, e.g. 1:car,2:airplane; objects of other values are "
+            "skipped, lines without the column are 'object'. Empty: every object is 'object'",
+        ),
+        "class_column": Option(
+            8, "1-based column of the class value (ignored where a line is shorter)"
+        ),
+    }
+
+    def check_root(self) -> None:
+        try:
+            self._regex = printf_regex(str(self.opts["pattern"]))
+        except ValueError as exc:
+            raise UsageError(f"mot option pattern: {exc}") from None
+        self._classes = parse_classes(self.opts["classes"])
+        try:
+            self._class_col = int(self.opts["class_column"])
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"mot option class_column must be a column number, got {self.opts['class_column']!r}"
+            ) from None
+        if self._class_col < 1:
+            raise UsageError(f"mot option class_column is 1-based, got {self._class_col}")
+        images = str(self.opts["images"])
+        if (self.root / images).is_dir():
+            self._seqs = {self.root.name: self.root}
+        else:
+            self._seqs = {
+                d.name: d
+                for d in sorted(self.root.iterdir())
+                if d.is_dir() and (d / images).is_dir()
+            }
+        if not self._seqs:
+            raise DatasetNotFound(
+                f"mot: no sequence under {self.root}: expected {self.root}/<seq>/{images}/ "
+                f"(or {self.root}/{images}/ for a single sequence); set the images option if your folder is named differently"
+            )
+
+    def _gt_path(self, name: str) -> Path:
+        return self._seqs[name] / str(self.opts["gt"]).replace("{seq}", name).replace(
+            "{sequence}", name
+        )
+
+    def list_sequences(self) -> list[SequenceInfo]:
+        """Every sequence with an images folder (counted, not opened)."""
+        img = str(self.opts["images"])
+        return [
+            SequenceInfo(n, len(scan_frames(d / img, self._regex))) for n, d in self._seqs.items()
+        ]
+
+    def categories(self) -> list[tuple[str, str]]:
+        if not self._classes:
+            return [(DEFAULT_CATEGORY, DEFAULT_CATEGORY)]
+        # lines too short to hold the class column keep the default category
+        names = list(dict.fromkeys([*self._classes.values(), DEFAULT_CATEGORY]))
+        return [(n, n) for n in names]
+
+    def read_sequence(self, sequence: str) -> Iterator[Frame]:
+        """Every image frame of ``sequence`` in frame order, with its boxes.
+
+        A sequence without an annotation file is reported once and yields
+        nothing.
+        """
+        if sequence not in self._seqs:
+            raise UsageError(
+                f"mot has no sequence {sequence!r}; sequences: {', '.join(self._seqs)}"
+            )
+        folder = self._seqs[sequence] / str(self.opts["images"])
+        images: dict[int, str | None] = dict(scan_frames(folder, self._regex))
+        gt = self._gt_path(sequence)
+        if not gt.is_file():
+            self.report("annotation file not found; sequence skipped", gt, kind="missing")
+            return
+        hw = None
+        for k, name in images.items():
+            try:
+                hw = image_hw(folder / name)
+                break
+            except (AnnotationError, OSError) as exc:
+                self.report(
+                    f"frame {k}: unreadable image ({exc.__class__.__name__}); skipped",
+                    folder / name,
+                    kind="image",
+                )
+                images[k] = None
+        if hw is None:
+            return
+        per_frame = self._read_gt(gt, images)
+        for k, name in images.items():
+            if name is None:
+                continue
+            keep = checked(per_frame.get(k, []), hw, k, self.report)
+            path = folder / name
+            yield Frame(
+                sequence=sequence,
+                frame_index=k,
+                image_path=path,
+                image_hw=hw,
+                file_name=path.relative_to(self.root).as_posix()
+                if self.root in path.parents
+                else name,
+                **frame_arrays(keep),
+            )
+
+    def _read_gt(self, path: Path, images: dict[int, str | None]) -> dict[int, list[Obj]]:
+        per_frame: dict[int, list[Obj]] = {}
+        missing: dict[int, int] = {}
+        col = self._class_col - 1
+        for ln, line in enumerate(read_text_lines(path), start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            fields, lead = split_fields(line)
+            if lead:
+                self.report("line starts with an empty field; dropped it", path, ln)
+            if len(fields) < 6:
+                self.report(
+                    f"expected at least 6 fields frame,id,x,y,w,h, got {len(fields)}", path, ln
+                )
+                continue
+            if is_absent(fields[2:6]):
+                continue
+            try:
+                frame, tid = int(float(fields[0])), int(float(fields[1]))
+                x, y, w, h = (float(v) for v in fields[2:6])
+            except ValueError:
+                self.report(f"cannot read numbers from {line.strip()!r}", path, ln)
+                continue
+            if not all(np.isfinite([x, y, w, h])):
+                self.report(f"non-finite box in {line.strip()!r}", path, ln)
+                continue
+            if w <= 0 or h <= 0:
+                continue
+            category = DEFAULT_CATEGORY
+            if self._classes and col < len(fields):
+                category = self._classes.get(_norm_key(fields[col]))
+                if category is None:
+                    continue  # a class the user did not ask for
+            if frame not in images:
+                missing.setdefault(frame, ln)
+                continue
+            per_frame.setdefault(frame, []).append(
+                Obj(np.array([x, y, x + w, y + h]), tid, category, path, ln)
+            )
+        report_missing(self.report, path, missing, max(images, default=0))
+        return per_frame
