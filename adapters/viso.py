@@ -316,12 +316,11 @@ class Viso(Adapter):
         else:
             by_frame = self._read_sot(gt_files, frame_numbers)
 
+        empty = (np.zeros((0, 4)), np.zeros(0, np.int64))
         mask_dir = self.root / "masks" / sequence
         has_masks = mask_dir.is_dir()
         for number, fname in images:
-            boxes = by_frame.get(number, [])
-            xyxy = np.array([b.xyxy for b in boxes], dtype=np.float64).reshape(-1, 4)
-            tids = np.array([b.track_id for b in boxes], dtype=np.int64)
+            xyxy, tids = by_frame.get(number, empty)
             path = img_dir / fname
             provider = None
             if has_masks:
@@ -335,17 +334,115 @@ class Viso(Adapter):
                 image_hw=hw,
                 xyxy=xyxy,
                 track_id=tids,
-                category=[category] * len(boxes),
+                category=[category] * len(tids),
                 file_name=path.relative_to(self.root).as_posix(),
                 gt_mask=provider,
             )
 
     def _read_mot(
         self, gt: Path, cat_folder: str, hw: tuple[int, int], frame_numbers: set[int]
-    ) -> dict[int, list[_Box]]:
-        """Parse a MOT ``gt.txt`` into boxes per frame (see module docstring)."""
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Parse a MOT ``gt.txt`` into ``{frame: (xyxy (N, 4) float64, track ids (N,) int64)}``.
+
+        Objects keep their file order within a frame. Bad rows are reported
+        with their line and skipped (see module docstring).
+        """
         lines = read_text_lines(gt)
-        rows: list[tuple[int, int, float, float, float, float, int]] = []
+        delim = detect_delimiter(lines[:5])
+        values, linenos = self._mot_rows_fast(lines, delim)
+        if values is None:
+            values, linenos = self._mot_rows_checked(lines, gt)
+        frame, tid = values[:, 0].astype(np.int64), values[:, 1].astype(np.int64)
+        box = values[:, 2:6]
+        # NaN anywhere in the box: an absent target
+        finite = np.isfinite(box).all(axis=1)
+        corners = cat_folder.lower() != "car" and self._looks_like_corners(
+            box[finite], hw, gt, delim
+        )
+        xyxy = box.copy()
+        if not corners:
+            xyxy[:, 2:] += xyxy[:, :2]
+        with np.errstate(invalid="ignore"):
+            # w<=0 or h<=0 (x2<=x1, y2<=y1 as corners): an absent target (FORMATS.md)
+            keep = finite & (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+
+        has_image = np.isin(frame, np.fromiter(frame_numbers, np.int64, len(frame_numbers)))
+        missing = keep & ~has_image
+        if missing.any():
+            reported: set[int] = set()
+            for i in np.flatnonzero(missing):
+                f = int(frame[i])
+                if f not in reported:
+                    reported.add(f)
+                    self.report(
+                        f"annotations for frame {f}, which has no image in img/",
+                        gt,
+                        int(linenos[i]),
+                    )
+            keep &= has_image
+
+        idx = np.flatnonzero(keep)
+        # duplicate (frame, id) pairs: keep the first, report the others
+        key = frame[idx] * (1 << 31) + (tid[idx] & 0x7FFFFFFF)
+        _, first = np.unique(key, return_index=True)
+        if len(first) < len(idx):
+            first_line: dict[int, int] = {}
+            dup = np.ones(len(idx), bool)
+            dup[first] = False
+            for j, i in enumerate(idx):
+                k = int(key[j])
+                if not dup[j]:
+                    first_line.setdefault(k, int(linenos[i]))
+            for j in np.flatnonzero(dup):
+                i = idx[j]
+                self.report(
+                    f"duplicate track id {int(tid[i])} in frame {int(frame[i])} "
+                    f"(first on line {first_line[int(key[j])]}); kept the first",
+                    gt,
+                    int(linenos[i]),
+                )
+            idx = np.sort(idx[first])
+
+        order = idx[np.argsort(frame[idx], kind="stable")]
+        frames_sorted = frame[order]
+        starts = np.flatnonzero(np.r_[True, frames_sorted[1:] != frames_sorted[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        return {
+            int(frames_sorted[s]): (xyxy[order[s:e]], tid[order[s:e]])
+            for s, e in zip(starts, ends, strict=True)
+        }
+
+    @staticmethod
+    def _mot_rows_fast(lines: list[str], delim: str) -> tuple[np.ndarray | None, np.ndarray]:
+        """All rows at once with numpy when the file is clean, else ``(None, _)``.
+
+        Clean means: every non-blank line has the same number (≥ 6) of plain
+        numbers, integer frame and id. Anything else goes through the checked
+        per-line path, which reports each bad line.
+        """
+        nonblank = [i for i, line in enumerate(lines, 1) if line.strip()]
+        if not nonblank:
+            return np.zeros((0, 6)), np.zeros(0, np.int64)
+        try:
+            arr = np.loadtxt(
+                [lines[i - 1] for i in nonblank],
+                delimiter="," if delim == "," else None,
+                dtype=np.float64,
+                ndmin=2,
+            )
+        except ValueError:
+            return None, np.zeros(0, np.int64)
+        if arr.shape[1] < 6 or np.isinf(arr[:, 2:6]).any():
+            return None, np.zeros(0, np.int64)
+        ids = arr[:, :2]
+        if not (np.isfinite(ids).all() and (ids == np.round(ids)).all()):
+            return None, np.zeros(0, np.int64)
+        return arr[:, :6], np.asarray(nonblank, dtype=np.int64)
+
+    def _mot_rows_checked(self, lines: list[str], gt: Path) -> tuple[np.ndarray, np.ndarray]:
+        """Rows line by line, reporting every bad one; ``((M, 6) float64, (M,) line numbers)``."""
+        rows: list[tuple[float, float, float, float, float, float]] = []
+        linenos: list[int] = []
         for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -364,108 +461,61 @@ class Viso(Adapter):
                 )
                 continue
             try:
-                frame_f, tid_f = to_number(fields[0]), to_number(fields[1])
+                frame_f, tid_f, x, y, w, h = map(float, fields[:6])
             except ValueError:
-                col, text = first_non_numeric(fields[:2]) or (1, fields[0])
-                self.report(f"non-numeric value {text!r} in column {col}", gt, lineno)
+                self._check_mot_fields(fields, gt, lineno)
                 continue
             if not (frame_f.is_integer() and tid_f.is_integer()):
                 self.report(
                     f"frame and id must be integers, got {fields[0]!r}, {fields[1]!r}", gt, lineno
                 )
                 continue
-            box_fields = fields[2:6]
-            if is_absent(box_fields):
+            if any(math.isinf(v) for v in (x, y, w, h)):
+                self.report(f"infinite box value in {fields[2:6]}", gt, lineno)
                 continue
-            try:
-                x, y, w, h = (to_number(v) for v in box_fields)
-            except ValueError:
-                col, text = first_non_numeric(box_fields) or (0, "")
-                self.report(f"non-numeric value {text!r} in column {col + 2}", gt, lineno)
-                continue
-            rows.append((int(frame_f), int(tid_f), x, y, w, h, lineno))
+            rows.append((frame_f, tid_f, x, y, w, h))
+            linenos.append(lineno)
+        return np.asarray(rows, np.float64).reshape(-1, 6), np.asarray(linenos, np.int64)
 
-        corners = cat_folder.lower() != "car" and self._looks_like_corners(rows, hw, gt)
-        by_frame: dict[int, list[_Box]] = {}
-        seen: dict[tuple[int, int], int] = {}
-        missing_reported: set[int] = set()
-        for frame, tid, a, b, c, d, lineno in rows:
-            if corners:
-                x1, y1, x2, y2 = a, b, c, d
-            else:
-                x1, y1, x2, y2 = a, b, a + c, b + d
-            if x2 <= x1 or y2 <= y1:  # w<=0 or h<=0: absent target (FORMATS.md)
-                continue
-            if frame not in frame_numbers:
-                if frame not in missing_reported:
-                    missing_reported.add(frame)
-                    self.report(
-                        f"annotations for frame {frame}, which has no image in img/", gt, lineno
-                    )
-                continue
-            first = seen.get((frame, tid))
-            if first is not None:
-                self.report(
-                    f"duplicate track id {tid} in frame {frame} (first on line {first}); kept the first",
-                    gt,
-                    lineno,
-                )
-                continue
-            seen[(frame, tid)] = lineno
-            by_frame.setdefault(frame, []).append(_Box(tid, (x1, y1, x2, y2), lineno))
-        return by_frame
+    def _check_mot_fields(self, fields: list[str], gt: Path, lineno: int) -> None:
+        """A row that is not six plain numbers: an absent box (``none``), or reported."""
+        bad = first_non_numeric(fields[:2])
+        if bad is None and is_absent(fields[2:6]):
+            return
+        col, text = bad or first_non_numeric(fields[:6]) or (0, "")
+        self.report(f"non-numeric value {text!r} in column {col}", gt, lineno)
 
     def _looks_like_corners(
-        self,
-        rows: list[tuple[int, int, float, float, float, float, int]],
-        hw: tuple[int, int],
-        gt: Path,
+        self, box: np.ndarray, hw: tuple[int, int], gt: Path, delim: str
     ) -> bool:
-        """Decide whether a file's boxes are corners ``x1,y1,x2,y2`` rather than ``x,y,w,h``.
+        """Decide whether a file's ``(M, 4)`` box values are corners ``x1,y1,x2,y2``, not ``x,y,w,h``.
 
         Read as ``x,y,w,h``, a corner file puts ``x + w`` (about ``2·x``) past
         the image edge for every object in the right or bottom half; read as
         corners, an ``x,y,w,h`` file has ``x2 < x1`` for every small object.
-        One pixel of slack allows boxes that touch the border.
+        Corners win when at least :attr:`CORNER_OVERFLOW_SHARE` of the rows
+        overflow as ``x,y,w,h`` and fewer rows are invalid as corners. One
+        pixel of slack allows boxes that touch the border.
         """
         h_img, w_img = hw
-        n = len(rows)
+        n = len(box)
         if n == 0:
             return False
-        over_xywh = 0
-        bad_corner = 0
-        for _, _, a, b, c, d, _ in rows:
-            if c > 0 and d > 0 and (a + c > w_img + 1 or b + d > h_img + 1):
-                over_xywh += 1
-            if c <= a or d <= b or c > w_img + 1 or d > h_img + 1:
-                bad_corner += 1
+        a, b, c, d = box.T
+        over_xywh = int(((c > 0) & (d > 0) & ((a + c > w_img + 1) | (b + d > h_img + 1))).sum())
+        bad_corner = int(((c <= a) | (d <= b) | (c > w_img + 1) | (d > h_img + 1)).sum())
         corners = over_xywh >= max(1, self.CORNER_OVERFLOW_SHARE * n) and bad_corner < over_xywh
-        delim = detect_delimiter(read_text_lines(gt)[:5])
-        if corners:
-            log.info(
-                "viso: %s (%s-separated): reading boxes as corners x1,y1,x2,y2: %d of %d rows "
-                "overflow the %dx%d image as x,y,w,h, %d are invalid as corners",
-                gt,
-                delim,
-                over_xywh,
-                n,
-                w_img,
-                h_img,
-                bad_corner,
-            )
-        else:
-            log.info(
-                "viso: %s (%s-separated): reading boxes as x,y,w,h (%d of %d rows overflow as x,y,w,h, "
-                "%d invalid as corners)",
-                gt,
-                delim,
-                over_xywh,
-                n,
-                bad_corner,
-            )
+        reading = "corners x1,y1,x2,y2" if corners else "x,y,w,h"
+        log.info(
+            "viso: %s (%s-separated): reading boxes as %s (%d of %d rows overflow the %dx%d image "
+            "as x,y,w,h; %d are invalid as corners)",
+            gt, delim, reading, over_xywh, n, w_img, h_img, bad_corner,
+        )  # fmt: skip
         return corners
 
-    def _read_sot(self, gt_files: list[Path], frame_numbers: set[int]) -> dict[int, list[_Box]]:
+    def _read_sot(
+        self, gt_files: list[Path], frame_numbers: set[int]
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """Parse the ``<track>_<start>_<end>.txt`` files of one SOT sequence."""
         by_frame: dict[int, list[_Box]] = {}
         for gt in gt_files:
@@ -510,9 +560,14 @@ class Viso(Adapter):
                     f"({expected} lines); frames {start + last_line}..{end} have no box for track {tid}",
                     gt,
                 )
-        for boxes in by_frame.values():
+        out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for frame, boxes in by_frame.items():
             boxes.sort(key=lambda b: b.track_id)
-        return by_frame
+            out[frame] = (
+                np.array([b.xyxy for b in boxes], dtype=np.float64).reshape(-1, 4),
+                np.array([b.track_id for b in boxes], dtype=np.int64),
+            )
+        return out
 
     def _sot_box(
         self, line: str, gt: Path, lineno: int
