@@ -86,7 +86,7 @@ class OOTB(SingleTargetAdapter):
                 if not line.strip():
                     continue
                 fields, _ = split_fields(line)
-                names = ",".join(ANNO_CLASSES + ANNO_ATTRIBUTES)
+                names = ",".join(("car", "ship", "train", "plane") + ANNO_ATTRIBUTES)
                 if len(fields) != 16 or any(f not in ("0", "1") for f in fields):
                     self.report(
                         f"expected 16 values 0 or 1 ({names}), got {line.strip()!r}", path, lineno
