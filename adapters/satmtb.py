@@ -142,7 +142,12 @@ def parse_split(rows: list[list[str]]) -> dict[str, set[str]]:
             split = _SPLIT_WORDS.get(cell.lower())
             if split is None:
                 continue
-            below = [rr[c] for rr in rows[r + 1 :] if c < len(rr) and rr[c]]
+            below = []
+            for rr in rows[r + 1 :]:
+                v = rr[c] if c < len(rr) else ""
+                if v.lower() in _SPLIT_WORDS:
+                    break  # the next split's header in the same column
+                below.append(v)
             seqs = [m for m in (_SEQ_CELL.fullmatch(v) for v in below) if m]
             if seqs:
                 out[split].update(_seq_id(m.group(1), m.group(2)) for m in seqs)
