@@ -80,8 +80,11 @@ def resolve_checkpoint(
             up by its file name in ``dirs``), or ``None`` for the model's
             default weights (the first of ``MODELS.get(model).default_weights``
             found in ``dirs``, in that order).
-        model: the ``--model`` name; a registry name of the other kind
-            (``hq-sam-vit-b`` for ``--model sam``) is refused.
+        model: the ``--model`` name, used only when ``name_or_path`` is ``None``.
+            A registry name of another kind (``hq-sam-vit-b`` for ``--model
+            sam``) is resolved all the same: the loader inspects the tensors
+            and gives the "use --model hq-sam" message (and ``--model auto``
+            relies on any kind resolving).
         catalog: the registry to look names up in (default :data:`CATALOG`).
         dirs: directories to search (default :func:`search_dirs`).
 
@@ -107,7 +110,7 @@ def resolve_checkpoint(
         return path
     if isinstance(name_or_path, str) and text in catalog:
         entry = catalog[text]
-        _check_kind(entry, model)
+        _check_loadable(entry)
         found = find_local(entry, dirs)
         if found is None:
             raise CheckpointError(
@@ -158,15 +161,9 @@ def _listing(dirs: Sequence[Path]) -> str:
     return " or ".join(f"{d}/" for d in dirs)
 
 
-def _check_kind(entry: WeightsEntry, model: str) -> None:
+def _check_loadable(entry: WeightsEntry) -> None:
     if not entry.loadable:
         raise CheckpointError(f"{entry.name} cannot be used: {entry.note}")
-    # ros-sam and third-party models decide for themselves what they accept.
-    if model in ("sam", "hq-sam") and entry.kind != model:
-        raise CheckpointError(
-            f"{entry.name} is a {entry.kind} checkpoint; use it with --model {entry.kind}, "
-            f"or pick a {model} checkpoint (box2mask weights list)"
-        )
 
 
 def _check_size(path: Path, entry: WeightsEntry) -> None:
