@@ -1,0 +1,428 @@
+"""The SAM-family prompt models: ``sam``, ``hq-sam`` and ``ros-sam``.
+
+All three are one :class:`SamModel` built from ``segment_anything``'s modules
+(``ImageEncoderViT``, ``PromptEncoder``, ``MaskDecoder``, ``TwoWayTransformer``)
+and, for ``hq-sam`` / ``ros-sam``, box2mask's :class:`MaskDecoderHQ`. They
+differ in the checkpoint they load and the mask they return:
+
+- ``sam``: SAM's single-mask output;
+- ``hq-sam``: SAM's mask logits plus the HQ token's (HQ-SAM's default), or the
+  HQ token's alone with ``hq_token_only=True``;
+- ``ros-sam``: the HQ token's mask, from an encoder whose q/v projections carry
+  LoRA (folded into the weights at load).
+
+The architecture is read from the checkpoint tensors, so ViT-B/L/H and tiny
+test models go through the same code (:func:`load_prompt_model`).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from segment_anything.modeling import (
+    ImageEncoderViT,
+    MaskDecoder,
+    PromptEncoder,
+    TwoWayTransformer,
+)
+from segment_anything.modeling.image_encoder import (
+    Attention,
+    Block,
+    get_rel_pos,
+    window_partition,
+    window_unpartition,
+)
+from torch import nn
+
+from box2mask.errors import CheckpointError, UsageError
+from box2mask.models.base import ImageFeatures
+from box2mask.models.checkpoint import (
+    EncoderArch,
+    check_keys,
+    infer_encoder_arch,
+    kind_mismatch_message,
+    load_checkpoint,
+)
+from box2mask.models.hq_decoder import MaskDecoderHQ, MaskOutput, decode_single_mask
+from box2mask.models.lora import add_lora, fold_lora_state_dict
+from box2mask.models.registry import MODELS, ModelSpec
+
+#: SAM's pixel normalisation (RGB, 0..255)
+PIXEL_MEAN = (123.675, 116.28, 103.53)
+PIXEL_STD = (58.395, 57.12, 57.375)
+
+AttentionImpl = Literal["sdpa", "reference"]
+
+
+# ---------------------------------------------------------------------------
+# encoder forward with the first global block's output and an SDPA attention path
+
+
+def attention_sdpa(attn: Attention, x: torch.Tensor) -> torch.Tensor:
+    """``segment_anything``'s ``Attention.forward`` through ``scaled_dot_product_attention``.
+
+    The decomposed relative-position term (MViTv2) is added as a float
+    ``attn_mask``, as segment-anything-fast does, so fused kernels replace the
+    explicit softmax(QKᵀ) of the reference.
+
+    Args:
+        attn: an encoder block's ``Attention`` (its ``qkv`` may be a LoRA wrapper).
+        x: ``(B, H, W, D)`` tokens (a batch of windows for windowed blocks).
+
+    Returns:
+        ``(B, H, W, D)``, equal to ``attn(x)`` up to float rounding.
+    """
+    b, h, w, _ = x.shape
+    nh = attn.num_heads
+    qkv = attn.qkv(x).reshape(b, h * w, 3, nh, -1).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)  # (B, nH, N, hd)
+    mask = None
+    if attn.use_rel_pos:
+        rh = get_rel_pos(h, h, attn.rel_pos_h).to(q.dtype)
+        rw = get_rel_pos(w, w, attn.rel_pos_w).to(q.dtype)
+        r_q = q.reshape(b, nh, h, w, -1)
+        rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, rh)
+        rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, rw)
+        mask = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(b, nh, h * w, h * w)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scale)
+    out = out.reshape(b, nh, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
+    return attn.proj(out)
+
+
+def _block_sdpa(blk: Block, x: torch.Tensor) -> torch.Tensor:
+    """``Block.forward`` with :func:`attention_sdpa`."""
+    shortcut = x
+    x = blk.norm1(x)
+    if blk.window_size > 0:
+        h, w = x.shape[1], x.shape[2]
+        x, pad_hw = window_partition(x, blk.window_size)
+    x = attention_sdpa(blk.attn, x)
+    if blk.window_size > 0:
+        x = window_unpartition(x, blk.window_size, pad_hw, (h, w))
+    x = shortcut + x
+    return x + blk.mlp(blk.norm2(x))
+
+
+def encoder_forward(
+    encoder: ImageEncoderViT,
+    x: torch.Tensor,
+    attention: AttentionImpl = "sdpa",
+    return_interm: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run a SAM image encoder, optionally keeping the first global block's output.
+
+    Args:
+        encoder: ``segment_anything``'s ``ImageEncoderViT``.
+        x: ``(B, 3, 1024, 1024)`` normalised images.
+        attention: ``"sdpa"`` (:func:`attention_sdpa`) or ``"reference"``
+            (the module's own attention).
+        return_interm: also return the output of the first global-attention
+            block (HQ decoder input), as HQ-SAM's encoder does.
+
+    Returns:
+        ``(embeddings (B, 256, 64, 64), interm (B, 64, 64, D) or None)``.
+    """
+    x = encoder.patch_embed(x)
+    if encoder.pos_embed is not None:
+        x = x + encoder.pos_embed
+    interm = None
+    for blk in encoder.blocks:
+        x = _block_sdpa(blk, x) if attention == "sdpa" else blk(x)
+        if return_interm and interm is None and blk.window_size == 0:
+            interm = x
+    return encoder.neck(x.permute(0, 3, 1, 2)), interm
+
+
+# ---------------------------------------------------------------------------
+# the model
+
+
+class SamModel(nn.Module):
+    """A SAM-family :class:`~box2mask.models.base.PromptModel`.
+
+    Args:
+        name: ``"sam"``, ``"hq-sam"`` or ``"ros-sam"``.
+        image_encoder, prompt_encoder, mask_decoder: the modules
+            (``mask_decoder`` a :class:`MaskDecoderHQ` unless ``output == "sam"``).
+        output: the mask returned by :meth:`decode` (see :data:`MaskOutput`).
+        attention: encoder attention implementation (``"sdpa"`` by default;
+            ``"reference"`` is ``segment_anything``'s own).
+
+    Its state dict has the official SAM / HQ-SAM key names.
+    """
+
+    image_size: int = 1024
+
+    def __init__(
+        self,
+        name: str,
+        image_encoder: ImageEncoderViT,
+        prompt_encoder: PromptEncoder,
+        mask_decoder: MaskDecoder,
+        output: MaskOutput = "sam",
+        attention: AttentionImpl = "sdpa",
+    ) -> None:
+        super().__init__()
+        if output != "sam" and not isinstance(mask_decoder, MaskDecoderHQ):
+            raise ValueError(f"output {output!r} needs an HQ decoder")
+        self.name = name
+        self.image_encoder = image_encoder
+        self.prompt_encoder = prompt_encoder
+        self.mask_decoder = mask_decoder
+        self.output: MaskOutput = output
+        self.attention: AttentionImpl = attention
+        self.image_size = image_encoder.img_size
+        self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    @property
+    def is_hq(self) -> bool:
+        return isinstance(self.mask_decoder, MaskDecoderHQ)
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> ImageFeatures:
+        """Encode crops.
+
+        Args:
+            images: ``(B, S, S, 3)`` uint8 RGB on the model's device, ``S == image_size``.
+
+        Returns:
+            :class:`ImageFeatures` with ``embeddings`` ``(B, 256, 64, 64)`` and,
+            for HQ decoders, ``interm`` ``(B, 64, 64, D)``.
+        """
+        s = self.image_size
+        if images.ndim != 4 or images.shape[1:] != (s, s, 3) or images.dtype != torch.uint8:
+            raise ValueError(
+                f"encode expects (B, {s}, {s}, 3) uint8 RGB, got {tuple(images.shape)} {images.dtype}"
+            )
+        x = images.permute(0, 3, 1, 2).float()
+        x = (x - self.pixel_mean) / self.pixel_std
+        emb, interm = encoder_forward(self.image_encoder, x, self.attention, self.is_hq)
+        return ImageFeatures(embeddings=emb, interm=interm)
+
+    @torch.no_grad()
+    def decode(
+        self, features: ImageFeatures, boxes: torch.Tensor, image_index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One mask per box prompt.
+
+        Args:
+            features: :meth:`encode`'s output for ``B`` crops.
+            boxes: ``(M, 4)`` float xyxy in model-input pixels (0..image_size).
+            image_index: ``(M,)`` long, the crop of each box (0..B-1).
+
+        Returns:
+            ``(logits, iou)``: ``(M, 256, 256)`` float32 low-res mask logits over
+            the whole model input, and ``(M,)`` float32 SAM-predicted IoU.
+        """
+        if boxes.ndim != 2 or boxes.shape[1] != 4 or image_index.shape != boxes.shape[:1]:
+            raise ValueError(
+                f"decode expects boxes (M, 4) and image_index (M,), got "
+                f"{tuple(boxes.shape)} and {tuple(image_index.shape)}"
+            )
+        m = boxes.shape[0]
+        emb = features.embeddings
+        if m == 0:
+            side = 4 * emb.shape[-1]
+            return (
+                torch.zeros((0, side, side), dtype=torch.float32, device=emb.device),
+                torch.zeros((0,), dtype=torch.float32, device=emb.device),
+            )
+        image_index = image_index.to(device=emb.device, dtype=torch.long)
+        sparse, dense = self.prompt_encoder(
+            points=None, boxes=boxes.to(device=emb.device, dtype=torch.float32), masks=None
+        )
+        hq = None
+        if self.output != "sam" and isinstance(self.mask_decoder, MaskDecoderHQ):
+            if features.interm is None:
+                raise ValueError(f"{self.name} needs ImageFeatures.interm from its own encode()")
+            # HQ features are per image; compute them once for the images in use.
+            used, inverse = torch.unique(image_index, return_inverse=True)
+            hq = self.mask_decoder.hq_features(emb[used], features.interm[used])[inverse]
+        logits, iou = decode_single_mask(
+            self.mask_decoder,
+            emb[image_index],
+            self.prompt_encoder.get_dense_pe(),
+            sparse,
+            dense,
+            output=self.output,
+            hq_features=hq,
+        )
+        return logits.float(), iou.float()
+
+
+def build_modules(
+    arch: EncoderArch,
+    hq: bool,
+    lora_rank: int | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[ImageEncoderViT, PromptEncoder, MaskDecoder]:
+    """Fresh (randomly initialised) SAM modules of a given architecture.
+
+    Args:
+        arch: the encoder's shape (prompt encoder and decoder are always SAM's,
+            256 channels).
+        hq: build a :class:`MaskDecoderHQ` instead of SAM's ``MaskDecoder``.
+        lora_rank: wrap every encoder qkv in an unfolded LoRA of this rank.
+        device: where to create the parameters (``"meta"`` for no memory).
+    """
+    with torch.device(device) if device is not None else nullcontext():
+        grid = arch.img_size // arch.patch_size
+        encoder = ImageEncoderViT(
+            img_size=arch.img_size,
+            patch_size=arch.patch_size,
+            embed_dim=arch.embed_dim,
+            depth=arch.depth,
+            num_heads=arch.num_heads,
+            mlp_ratio=arch.mlp_dim / arch.embed_dim,
+            out_chans=arch.out_chans,
+            qkv_bias=True,
+            norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            use_rel_pos=True,
+            global_attn_indexes=arch.global_attn_indexes,
+            window_size=arch.window_size,
+        )
+        prompt = PromptEncoder(
+            embed_dim=arch.out_chans,
+            image_embedding_size=(grid, grid),
+            input_image_size=(arch.img_size, arch.img_size),
+            mask_in_chans=16,
+        )
+        transformer = TwoWayTransformer(
+            depth=2, embedding_dim=arch.out_chans, mlp_dim=2048, num_heads=8
+        )
+        decoder: MaskDecoder
+        if hq:
+            decoder = MaskDecoderHQ(
+                transformer_dim=arch.out_chans, transformer=transformer, vit_dim=arch.embed_dim
+            )
+        else:
+            decoder = MaskDecoder(transformer_dim=arch.out_chans, transformer=transformer)
+        if lora_rank is not None:
+            add_lora(encoder, lora_rank)
+    return encoder, prompt, decoder
+
+
+_OUTPUTS: dict[str, MaskOutput] = {"sam": "sam", "hq-sam": "sum", "ros-sam": "hq"}
+
+
+def load_prompt_model(
+    model: str,
+    checkpoint: Path,
+    device: torch.device | str = "cpu",
+    hq_token_only: bool = False,
+    fold: bool = True,
+    attention: AttentionImpl = "sdpa",
+) -> SamModel:
+    """Build ``sam``, ``hq-sam`` or ``ros-sam`` from a checkpoint, strictly.
+
+    Args:
+        model: ``"sam"``, ``"hq-sam"`` or ``"ros-sam"``.
+        checkpoint: a file (SAM / HQ-SAM ``.pth``, box2mask ROS-SAM
+            ``.safetensors``) or the ROS-SAM authors' training folder.
+        device: where the model lives.
+        hq_token_only: ``hq-sam`` only: the HQ token's mask alone instead of
+            SAM + HQ logits. (``ros-sam`` always returns the HQ token's mask.)
+        fold: fold LoRA into the qkv weights (inference); ``False`` keeps the
+            :class:`~box2mask.models.lora.LoRAQKV` modules (training).
+        attention: encoder attention implementation.
+
+    Returns:
+        A :class:`SamModel` in eval mode on ``device``.
+
+    Raises:
+        CheckpointError: missing / corrupt file, a checkpoint of another model,
+            or keys that do not match the architecture read from it.
+        UsageError: ``hq_token_only`` with ``sam``.
+    """
+    if model not in _OUTPUTS:
+        raise UsageError(f"unknown SAM-family model {model!r}; known: {', '.join(_OUTPUTS)}")
+    if hq_token_only and model == "sam":
+        raise UsageError("--hq-token-only needs --model hq-sam (plain SAM has no HQ token)")
+    checkpoint = Path(checkpoint)
+    state, info = load_checkpoint(checkpoint)
+    message = kind_mismatch_message(model, info.kind, checkpoint)
+    if message is not None:
+        raise CheckpointError(message)
+    if fold and info.lora_rank is not None and not info.lora_folded:
+        try:
+            state = fold_lora_state_dict(state)
+        except KeyError as exc:
+            raise CheckpointError(f"checkpoint {checkpoint}: {exc.args[0]}") from None
+    keep_lora = not fold and not info.lora_folded and info.lora_rank is not None
+    arch = infer_encoder_arch(state, str(checkpoint))
+    encoder, prompt, decoder = build_modules(
+        arch, hq=model != "sam", lora_rank=info.lora_rank if keep_lora else None, device="meta"
+    )
+    output = _OUTPUTS[model]
+    if model == "hq-sam" and hq_token_only:
+        output = "hq"
+    net = SamModel(model, encoder, prompt, decoder, output=output, attention=attention)
+    expected = {k: v.shape for k, v in net.state_dict().items()}
+    check_keys(state, expected, model, checkpoint)
+    # The modules were created on "meta" (no memory, no random init: ViT-H has
+    # 640M parameters); assign=True puts the loaded tensors in their place.
+    net.load_state_dict(state, strict=True, assign=True)
+    return net.to(device).eval()
+
+
+def build_sam(
+    checkpoint: Path, device: torch.device | str = "cpu", hq_token_only: bool = False
+) -> SamModel:
+    """``--model sam``: official SAM (``sam_vit_{b,l,h}_*.pth``)."""
+    return load_prompt_model("sam", checkpoint, device, hq_token_only)
+
+
+def build_hq_sam(
+    checkpoint: Path, device: torch.device | str = "cpu", hq_token_only: bool = False
+) -> SamModel:
+    """``--model hq-sam``: official HQ-SAM (``sam_hq_vit_{b,l,h}.pth``), SAM + HQ logits."""
+    return load_prompt_model("hq-sam", checkpoint, device, hq_token_only)
+
+
+def build_ros_sam(
+    checkpoint: Path, device: torch.device | str = "cpu", hq_token_only: bool = False
+) -> SamModel:
+    """``--model ros-sam``: box2mask's ROS-SAM file or the authors' training folder; HQ-token mask."""
+    return load_prompt_model("ros-sam", checkpoint, device, hq_token_only=False)
+
+
+MODELS.add(
+    "sam",
+    ModelSpec(
+        name="sam",
+        kind="prompt",
+        description="Segment Anything, zero-shot (official SAM checkpoints)",
+        build=build_sam,
+        default_weights=("sam-vit-b", "sam-vit-l", "sam-vit-h"),
+    ),
+)
+MODELS.add(
+    "hq-sam",
+    ModelSpec(
+        name="hq-sam",
+        kind="prompt",
+        description="HQ-SAM, zero-shot: SAM + HQ-token mask logits (--hq-token-only for HQ alone)",
+        build=build_hq_sam,
+        default_weights=("hq-sam-vit-b", "hq-sam-vit-l", "hq-sam-vit-h"),
+    ),
+)
+MODELS.add(
+    "ros-sam",
+    ModelSpec(
+        name="ros-sam",
+        kind="prompt",
+        description="ROS-SAM: SAM + LoRA(q,v) + HQ decoder, trained with 'box2mask train'",
+        build=build_ros_sam,
+        default_weights=(),
+    ),
+)
