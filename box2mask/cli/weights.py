@@ -115,14 +115,16 @@ def list_command(
 
 @weights_app.command("download")
 def download_command(
-    names: Annotated[list[str], typer.Argument(help="Registry names (box2mask weights list).")],
+    names: Annotated[
+        list[str], typer.Argument(metavar="NAME", help="Registry names (box2mask weights list).")
+    ],
     dir: Annotated[
         Path | None,
         typer.Option(
             "--dir",
             file_okay=False,
-            help="Target directory [default: the first searched directory, "
-            "$BOX2MASK_HOME/weights or ~/.cache/box2mask/weights].",
+            help="Target directory (default: $BOX2MASK_HOME/weights if set, "
+            "else ~/.cache/box2mask/weights).",
         ),
     ] = None,
     mirror: Annotated[
