@@ -429,6 +429,7 @@ class Viso(Adapter):
                 delimiter="," if delim == "," else None,
                 dtype=np.float64,
                 ndmin=2,
+                comments=None,  # a "#" line is malformed, as on the checked path
             )
         except ValueError:
             return None, np.zeros(0, np.int64)
