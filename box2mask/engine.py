@@ -128,8 +128,8 @@ class MaskEngine:
         self.box_filler = box_filler
         self.device = device or torch.device("cpu")
         self.autocast_dtype = autocast_dtype
-        self.problems = problems or Problems()
-        self.profile = profile or Profile()
+        self.problems = problems if problems is not None else Problems()
+        self.profile = profile if profile is not None else Profile()
         self.image_size = getattr(model, "image_size", geometry.MODEL_SIZE)
         self.fill = geometry.fill_for_mode(options.window)  # type: ignore[arg-type]
 
