@@ -4,7 +4,6 @@ Importing this package registers the models in
 :data:`box2mask.models.registry.MODELS`.
 """
 
-# Registers sam, hq-sam and ros-sam. (The shape models box/ellipse/obb/grabcut
-# live in box2mask/models/classical.py; the lead wires that import in.)
+# Registers box, ellipse, obb, grabcut (classical) and sam, hq-sam, ros-sam (sam).
+from box2mask.models import classical as _classical  # noqa: F401
 from box2mask.models import sam as _sam  # noqa: F401
-from box2mask.models import classical as _classical  # noqa: F401,E402

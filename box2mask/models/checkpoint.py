@@ -166,7 +166,13 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             ) from exc
         return tensors, metadata
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            # mmap: inspecting a 2.5 GB ViT-H file should not read it all into memory.
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):  # legacy (non-zip) files cannot be mapped
+                raise
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
