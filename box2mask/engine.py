@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +35,8 @@ from box2mask.io import read_image
 from box2mask.models.base import PromptModel, ShapeModel
 from box2mask.problems import Problems
 from box2mask.types import CropWindow, Frame, FrameMasks, ObjectMask
+
+log = logging.getLogger("box2mask")
 
 STAGES = ("decode", "crop", "shape", "encoder", "decoder", "postprocess", "write")
 
@@ -89,6 +92,7 @@ class _FrameState:
     remaining: int
     image: np.ndarray | None = None
     model_objects: list[tuple[int, CropWindow]] = field(default_factory=list)
+    failed: bool = False  # the model raised on one of its objects: the frame is skipped
 
 
 @dataclass
@@ -295,6 +299,10 @@ class MaskEngine:
                 refill()
                 self.problems.report(exc, kind="frame")
                 continue
+            except Exception as exc:  # a shape model failing on one frame: skip that frame only
+                refill()
+                self.problems.report(_frame_error(frame, exc), kind="model")
+                continue
             refill()
             yield state
             objs = state.model_objects
@@ -322,6 +330,64 @@ class MaskEngine:
         take, rest = crops[:n], crops[n:]
         items, batch_items[:] = batch_items[:n], batch_items[n:]
         batch_crops[:] = [rest] if len(rest) else []
+        self._infer_items(take, items, on_frame)
+
+    def _infer_items(
+        self, crops: np.ndarray, items: list[_Item], on_frame: Callable[[FrameMasks], None]
+    ) -> None:
+        """Run the model on ``crops`` (one per item); on failure, retry in halves.
+
+        A CUDA out-of-memory also lowers the batch size for the rest of the run.
+        A single crop that still fails marks its frame failed: reported once,
+        skipped, not recorded (a resumed run tries it again).
+        """
+        try:
+            logits, iou = self._infer(crops, items)
+        except Exception as exc:
+            oom = isinstance(exc, torch.cuda.OutOfMemoryError)
+            if oom and self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if len(items) > 1:
+                half = len(items) // 2
+                if oom and self.opts.batch_size > half:
+                    log.warning(
+                        "out of memory on a batch of %d crops: batch size now %d", len(items), half
+                    )
+                    self.opts.batch_size = half
+                self._infer_items(crops[:half], items[:half], on_frame)
+                self._infer_items(crops[half:], items[half:], on_frame)
+                return
+            st = items[0].state
+            if not st.failed:
+                st.failed = True
+                self.problems.report(_frame_error(st.frame, exc), kind="model")
+            self._object_done(st, on_frame)
+            return
+        with self.profile.time("postprocess"):
+            masks = self._upsample(logits.float(), [it.window.size for it in items])
+            scores = iou.float().cpu().numpy()
+        done: list[_FrameState] = []
+        for it, mask, score in zip(items, masks, scores, strict=True):
+            st = it.state
+            i = int(st.keep[it.slot])
+            st.results[it.slot] = self._object_mask(
+                st.frame, i, it.window, mask, float(score), "model"
+            )
+            st.remaining -= 1
+            if st.remaining == 0:
+                done.append(st)
+        for st in done:
+            if not st.failed:
+                on_frame(self._finish(st))
+
+    def _object_done(self, st: _FrameState, on_frame: Callable[[FrameMasks], None]) -> None:
+        st.remaining -= 1
+        if st.remaining == 0 and not st.failed:
+            on_frame(self._finish(st))
+
+    def _infer(self, take: np.ndarray, items: list[_Item]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder + decoder on ``(n, S, S, 3)`` uint8 crops → ``(n, 256, 256)`` logits, ``(n,)`` IoU."""
+        n = len(items)
         images = torch.from_numpy(np.ascontiguousarray(take))
         if self.device.type == "cuda":
             images = images.pin_memory().to(self.device, non_blocking=True)
@@ -342,21 +408,7 @@ class MaskEngine:
             with self.profile.time("decoder"):
                 logits, iou = model.decode(feats, boxes, index)
                 self._sync()
-        with self.profile.time("postprocess"):
-            masks = self._upsample(logits.float(), [it.window.size for it in items])
-            scores = iou.float().cpu().numpy()
-        done: list[_FrameState] = []
-        for it, mask, score in zip(items, masks, scores, strict=True):
-            st = it.state
-            i = int(st.keep[it.slot])
-            st.results[it.slot] = self._object_mask(
-                st.frame, i, it.window, mask, float(score), "model"
-            )
-            st.remaining -= 1
-            if st.remaining == 0:
-                done.append(st)
-        for st in done:
-            on_frame(self._finish(st))
+        return logits, iou
 
     def _upsample(self, logits: torch.Tensor, sizes: list[int]) -> list[np.ndarray]:
         """``(M, 256, 256)`` logits → ``(S_m, S_m)`` bool masks: bilinear (align_corners=False), > threshold."""
@@ -381,3 +433,12 @@ class MaskEngine:
     def _finish(state: _FrameState) -> FrameMasks:
         state.image = None
         return FrameMasks(state.frame, tuple(r for r in state.results if r is not None))
+
+
+def _frame_error(frame: Frame, exc: BaseException) -> AnnotationError:
+    """A model failure on one frame, as a skipped-input report naming the frame."""
+    return AnnotationError(
+        f"{frame.sequence} frame {frame.frame_index}: the model failed "
+        f"({type(exc).__name__}: {exc}); frame skipped",
+        frame.image_path,
+    )

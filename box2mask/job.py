@@ -1,28 +1,51 @@
 """A conversion job's own state in ``<out>/.box2mask/``: identity, ledger, per-frame parts.
 
 - ``job.json``: everything that determines the output (DESIGN §8), written
-  when the job starts. Running again with the same identity resumes; with a
-  different one it is refused (:class:`JobMismatch` names each difference).
-- ``ledger.jsonl``: one line per finished frame, appended only after that
-  frame's files are atomically in place. A torn last line (killed mid-write)
-  is ignored.
+  when the job starts, plus (not compared) the category table and the full
+  dataset's sequence order, which fixes the order ids are given in. Running
+  again with the same identity resumes; with a different one it is refused
+  (:class:`JobMismatch` names each difference and both values).
+- ``ledger.jsonl``: one line per finished frame, appended (one ``write``
+  call, then fsync) only after that frame's files are atomically in place. A
+  torn last line (killed mid-write) is ignored and cut off on the next start.
 - ``parts/<sequence>/<frame>.json``: the frame's COCO image and annotations
-  without ids; ids are given when the parts are merged, in (sequence, frame)
-  order, so a resumed run and an uninterrupted one write identical files.
+  without ids; ids are given when the parts are merged, in the order of the
+  full dataset's sequences then frames, so a resumed run, an uninterrupted
+  one, and the merge of shards all write identical files.
+- ``finished.json``: written when a run has gone through every frame of the
+  job (frames done and skipped); ``box2mask merge`` refuses jobs without it.
+
+See docs/jobs.md.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from box2mask.errors import JobMismatch
+from box2mask.errors import Box2MaskError, JobMismatch
 from box2mask.io import atomic_write_json
+from box2mask.types import FrameMasks
 
 STATE_DIR = ".box2mask"
+#: errno values that mean "no room left": the job stops cleanly instead of skipping frames
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class JobInterrupted(Box2MaskError):
+    """Ctrl-C (SIGINT) or SIGTERM: the frames in flight were finished and recorded."""
+
+    exit_code = 130
+
+
+class JobStopped(Box2MaskError):
+    """The job could not go on (disk full, a worker died); finished frames stay recorded."""
+
+    exit_code = 1
 
 
 def frame_stem(frame_index: int) -> str:
@@ -42,7 +65,7 @@ class Job:
         self.out = Path(out)
         self.dir = self.out / STATE_DIR
         self.identity = identity
-        self._ledger_fh = None
+        self._ledger_fd: int | None = None
 
     @property
     def job_file(self) -> Path:
@@ -51,6 +74,10 @@ class Job:
     @property
     def ledger_file(self) -> Path:
         return self.dir / "ledger.jsonl"
+
+    @property
+    def finished_file(self) -> Path:
+        return self.dir / "finished.json"
 
     def part_path(self, sequence: str, frame_index: int) -> Path:
         return self.dir / "parts" / sequence / f"{frame_stem(frame_index)}.json"
@@ -81,51 +108,46 @@ class Job:
                 ) from None
             diffs = diff_identity(saved.get("identity", {}), self.identity)
             if diffs:
-                lines = "; ".join(f"{k}: job has {a!r}, now {b!r}" for k, a, b in diffs)
                 raise JobMismatch(
-                    f"{self.out} holds a job started with other options ({lines}). "
+                    f"{self.out} holds a job started with other options ({format_diffs(diffs)}). "
                     "Run with the same options to resume it, use another --out, or --overwrite to start afresh."
                 )
         else:
             self.dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.job_file, {"identity": self.identity, **(extra or {})}, indent=2)
+        self.repair_ledger()
         done = self.read_ledger()
-        self._ledger_fh = open(self.ledger_file, "a", encoding="utf-8")  # noqa: SIM115
+        # O_APPEND: each record is one write() at the end of the file, never interleaved
+        self._ledger_fd = os.open(self.ledger_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         return done
 
     def saved(self) -> dict[str, Any]:
         return json.loads(self.job_file.read_text(encoding="utf-8"))
 
     def read_ledger(self) -> set[tuple[str, int]]:
-        """Finished frames; a torn (unterminated or unparsable) last line is ignored."""
-        done: set[tuple[str, int]] = set()
-        if not self.ledger_file.exists():
-            return done
-        with open(self.ledger_file, encoding="utf-8") as fh:
-            for line in fh:
-                if not line.endswith("\n"):
-                    break  # torn write from a kill: that frame is redone
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                done.add((rec["sequence"], int(rec["frame"])))
-        return done
+        """Finished frames; a torn (unterminated or unparsable) line is ignored."""
+        return {(rec["sequence"], int(rec["frame"])) for rec in read_ledger_records(self.dir)}
 
-    def record(self, sequence: str, frame_index: int) -> None:
-        """Append a finished frame to the ledger (call after its files are in place)."""
-        assert self._ledger_fh is not None, "Job.open() first"
-        fh = self._ledger_fh
-        # a kill can leave a torn last line; start ours on a fresh line
-        line = json.dumps({"sequence": sequence, "frame": frame_index}) + "\n"
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    def record(self, sequence: str, frame_index: int, **info: Any) -> None:
+        """Append a finished frame to the ledger (call after its files are in place).
+
+        ``info`` (worker id, object count) is stored on the line for the curious;
+        only ``sequence`` and ``frame`` are read back.
+        """
+        if self._ledger_fd is None:
+            raise RuntimeError("Job.open() first")
+        line = json.dumps({"sequence": sequence, "frame": int(frame_index), **info}) + "\n"
+        data = line.encode("utf-8")
+        # one write() call: a kill leaves the line whole or torn at the end, never interleaved
+        written = os.write(self._ledger_fd, data)
+        if written != len(data):
+            raise OSError(errno.ENOSPC, "short write to the ledger", str(self.ledger_file))
+        os.fsync(self._ledger_fd)
 
     def close(self) -> None:
-        if self._ledger_fh is not None:
-            self._ledger_fh.close()
-            self._ledger_fh = None
+        if self._ledger_fd is not None:
+            os.close(self._ledger_fd)
+            self._ledger_fd = None
 
     def repair_ledger(self) -> None:
         """Drop a torn last line so that appends start on a fresh line."""
@@ -138,6 +160,32 @@ class Job:
                 fh.truncate(cut)
                 fh.flush()
                 os.fsync(fh.fileno())
+
+    def write_frame(self, fm: FrameMasks, formats: tuple[str, ...] | list[str]) -> None:
+        """Write a finished frame's files atomically (COCO part, PNG + sidecar); no ledger line."""
+        from box2mask.writers.coco import frame_part
+        from box2mask.writers.png import write_png_frame
+
+        if "coco" in formats:
+            atomic_write_json(
+                self.part_path(fm.frame.sequence, fm.frame.frame_index), frame_part(fm)
+            )
+        if "png" in formats:
+            write_png_frame(fm, self.out)
+
+    def mark_finished(self, frames_total: int, frames_done: int, frames_skipped: int) -> None:
+        """Say that a run went through every frame (read by ``box2mask merge``)."""
+        atomic_write_json(
+            self.finished_file,
+            {
+                "frames_total": frames_total,
+                "frames_done": frames_done,
+                "frames_skipped": frames_skipped,
+            },
+        )
+
+    def unmark_finished(self) -> None:
+        self.finished_file.unlink(missing_ok=True)
 
     def _remove_outputs(self) -> None:
         """Remove what a previous job wrote: its state folder and the files it lists."""
@@ -154,6 +202,24 @@ class Job:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def read_ledger_records(state_dir: Path) -> list[dict[str, Any]]:
+    """The ledger lines of a job state folder; a torn or unparsable line is skipped."""
+    path = Path(state_dir) / "ledger.jsonl"
+    out: list[dict[str, Any]] = []
+    if not path.exists():
+        return out
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break  # torn write from a kill: that frame is redone
+            try:
+                rec = json.loads(line)
+                out.append({**rec, "sequence": str(rec["sequence"]), "frame": int(rec["frame"])})
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+    return out
+
+
 def diff_identity(
     a: dict[str, Any], b: dict[str, Any], prefix: str = ""
 ) -> list[tuple[str, Any, Any]]:
@@ -167,3 +233,8 @@ def diff_identity(
         elif va != vb:
             out.append((name, va, vb))
     return out
+
+
+def format_diffs(diffs: list[tuple[str, Any, Any]], a: str = "job has", b: str = "now") -> str:
+    """``model: job has 'ellipse', now 'box'; crop_size: ...``"""
+    return "; ".join(f"{k}: {a} {va!r}, {b} {vb!r}" for k, va, vb in diffs)

@@ -7,11 +7,14 @@ rich progress bar and a notebook's tqdm are both thin layers on top.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import signal
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +24,13 @@ import torch
 from box2mask.adapters import ADAPTERS, SequenceInfo, resolve_root
 from box2mask.engine import EngineOptions, MaskEngine, Profile
 from box2mask.errors import Box2MaskError, CheckpointError, UsageError
-from box2mask.job import Job
+from box2mask.job import DISK_FULL, STATE_DIR, Job, JobInterrupted, JobStopped
+from box2mask.merge import write_job_coco
 from box2mask.models.registry import MODELS, ModelSpec
 from box2mask.options import ConvertOptions, parse_shard
 from box2mask.problems import Problems
-from box2mask.types import FrameMasks
-from box2mask.writers.coco import category_table, frame_part, merge_parts
-from box2mask.writers.png import write_png_frame
+from box2mask.types import Frame, FrameMasks
+from box2mask.writers.coco import category_table
 
 log = logging.getLogger("box2mask")
 
@@ -197,10 +200,10 @@ def convert(
             pass
 
     spec, checkpoint, note = choose_model(opts)
-    device = resolve_device(opts.device) if spec.kind == "prompt" else torch.device("cpu")
+    devices = parse_devices(opts.device, spec.kind)
     precision = opts.precision
     if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
+        precision = "bf16" if devices[0].type == "cuda" else "fp32"
     categories = category_table(adapter.categories())
     identity = {
         "box2mask_version": box2mask.__version__,
@@ -237,15 +240,196 @@ def convert(
             "outputs": outputs,
         },
     )
-    job.repair_ledger()
 
+    total = sum(s.num_frames for s in seqs)
+    in_job = set(seq_names)
+    resumed = sum(1 for key in done if key[0] in in_job)
+    state = Progress(frames_total=total, frames_done=resumed, frames_resumed=resumed)
+    by_source: Counter[str] = Counter()
+    profile = Profile()
+    if progress:
+        progress(state)
+
+    def finished(sequence: str, frame_index: int, sources: Counter[str], **info: Any) -> None:
+        """A frame's files are in place: record it, count it, tell the caller."""
+        job.record(sequence, frame_index, **info)
+        by_source.update(sources)
+        state.frames_done += 1
+        state.objects_done += sum(sources.values())
+        state.sequence = sequence
+        if progress:
+            progress(state)
+
+    stop = threading.Event()
+    frames = _pending(adapter.frames(seq_names), done, stop)
+    skipped_before = len(problems)
+    try:
+        with _stop_on_signals(stop) as caught:
+            if len(devices) > 1:
+                from box2mask.workers import run_workers
+
+                run_workers(
+                    frames, options=opts, devices=devices, spec_name=spec.name,
+                    checkpoint=checkpoint, precision=precision, job=job, on_done=finished,
+                    problems=problems, stop=stop, profile=profile,
+                )  # fmt: skip
+            else:
+                engine = build_engine(
+                    opts, spec, checkpoint, devices[0], precision, problems, profile
+                )
+
+                def on_frame(fm: FrameMasks) -> None:
+                    with profile.time("write"):
+                        try:
+                            job.write_frame(fm, opts.formats)
+                        except OSError as exc:
+                            raise WriteFailed(exc) from exc
+                        finished(
+                            fm.frame.sequence,
+                            fm.frame.frame_index,
+                            Counter(om.source for om in fm.masks),
+                        )
+
+                engine.run(frames, on_frame)
+    except WriteFailed as exc:
+        raise JobStopped(_stopped_message(exc.cause, state, opts)) from None
+    except OSError as exc:  # the ledger itself could not be written
+        raise JobStopped(_stopped_message(exc, state, opts)) from None
+    finally:
+        job.close()
+    if stop.is_set():
+        done_now = state.frames_done
+        err = JobInterrupted(
+            f"interrupted ({caught[0] if caught else 'stop'}): finished the frames in flight; "
+            f"{done_now} of {total} frames are done and recorded in {job.ledger_file}. "
+            "Run the same command again to resume."
+        )
+        err.exit_code = 128 + (caught[1] if caught else 2)
+        raise err
+
+    written: list[Path] = []
+    try:
+        if "coco" in opts.formats:
+            write_job_coco(opts.out, opts.out / COCO_NAME)
+            written.append(opts.out / COCO_NAME)
+        job.mark_finished(total, state.frames_done, len(problems) - skipped_before)
+    except OSError as exc:
+        raise JobStopped(_stopped_message(exc, state, opts, merging=True)) from None
+    if "png" in opts.formats:
+        written.extend(opts.out / n for n in sorted({n.split("/")[0] for n in seq_names}))
+    return Summary(
+        out=opts.out,
+        model=spec.name,
+        model_note=note,
+        device=",".join(str(d) for d in devices) if spec.kind == "prompt" else "cpu",
+        frames_total=total,
+        frames_done=state.frames_done - resumed,
+        frames_resumed=resumed,
+        objects_by_source=by_source,
+        problems=problems,
+        seconds=time.perf_counter() - t_start,
+        outputs=written,
+        profile=dict(profile.seconds),
+    )
+
+
+class WriteFailed(Exception):
+    """An output file could not be written (carries the ``OSError``); stops the job."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _stopped_message(
+    exc: OSError, state: Progress, opts: ConvertOptions, merging: bool = False
+) -> str:
+    full = exc.errno in DISK_FULL
+    what = "no space left on device" if full else f"could not write ({exc.strerror or exc})"
+    where = f" while writing {exc.filename}" if exc.filename else ""
+    if merging:
+        return (
+            f"stopped: {what}{where}. Every frame is converted and recorded; "
+            f"{'free some space' if full else 'fix the cause'} and run the same command again "
+            f"to write {COCO_NAME}."
+        )
+    return (
+        f"stopped: {what}{where}. {state.frames_done} of {state.frames_total} frames are done "
+        f"and recorded in {opts.out / STATE_DIR / 'ledger.jsonl'}; "
+        f"{'free some space' if full else 'fix the cause'} and run the same command again to resume."
+    )
+
+
+def _pending(
+    frames: Iterator[Frame], done: set[tuple[str, int]], stop: threading.Event
+) -> Iterator[Frame]:
+    """The frames not yet recorded; ends early once ``stop`` is set (Ctrl-C)."""
+    for frame in frames:
+        if stop.is_set():
+            return
+        if frame.key not in done:
+            yield frame
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[list[Any]]:
+    """While converting, SIGINT/SIGTERM set ``stop`` (frames in flight are finished).
+
+    A second signal raises :class:`KeyboardInterrupt` at once (still safe: every
+    file is written atomically and recorded after). Only in the main thread,
+    where Python lets handlers be installed; elsewhere Ctrl-C behaves as usual.
+    Yields a list that receives ``(signal name, number)`` of the first signal.
+    """
+    caught: list[Any] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        caught.extend([signal.Signals(signum).name, signum])
+        stop.set()
+        log.warning("stopping after the frames in flight (send the signal again to stop at once)")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for sig, prev in previous.items():
+            signal.signal(sig, prev)
+
+
+def parse_devices(device: str, model_kind: str) -> list[torch.device]:
+    """``--device``: one device, or a comma list (one worker process per entry).
+
+    Shape models ignore the device (they run on CPU) but still get one worker
+    process per entry, so ``--device cpu,cpu`` runs two GrabCut workers.
+    """
+    names = [d.strip() for d in device.split(",") if d.strip()]
+    if not names:
+        raise UsageError("--device is empty")
+    if model_kind != "prompt":
+        return [torch.device("cpu")] * len(names)
+    devices = [resolve_device(d) for d in names]
+    return devices
+
+
+def build_engine(
+    opts: ConvertOptions,
+    spec: ModelSpec,
+    checkpoint: Path | None,
+    device: torch.device,
+    precision: str,
+    problems: Problems,
+    profile: Profile,
+) -> MaskEngine:
+    """The model on ``device`` inside a :class:`MaskEngine` with ``opts``'s settings."""
     if spec.kind == "prompt":
         model = spec.build(checkpoint, device=device, hq_token_only=opts.hq_token_only)
     else:
         model = spec.build()
-    box_filler = MODELS.get("box").build()
-    profile = Profile()
-    engine = MaskEngine(
+    return MaskEngine(
         model,
         EngineOptions(
             batch_size=opts.batch_size,
@@ -260,75 +444,12 @@ def convert(
             clip_to_obb=opts.clip_to_obb,
             workers=opts.workers,
         ),
-        box_filler=box_filler,
+        box_filler=MODELS.get("box").build(),
         device=device,
         autocast_dtype=torch.bfloat16 if precision == "bf16" else None,
         problems=problems,
         profile=profile,
     )
-
-    total = sum(s.num_frames for s in seqs)
-    resumed = sum(1 for key in done if key[0] in set(seq_names))
-    state = Progress(frames_total=total, frames_done=resumed, frames_resumed=resumed)
-    by_source: Counter[str] = Counter()
-    if progress:
-        progress(state)
-
-    def on_frame(fm: FrameMasks) -> None:
-        with profile.time("write"):
-            if "coco" in opts.formats:
-                from box2mask.io import atomic_write_json
-
-                atomic_write_json(
-                    job.part_path(fm.frame.sequence, fm.frame.frame_index), frame_part(fm)
-                )
-            if "png" in opts.formats:
-                write_png_frame(fm, opts.out)
-            job.record(fm.frame.sequence, fm.frame.frame_index)
-        by_source.update(om.source for om in fm.masks)
-        state.frames_done += 1
-        state.objects_done += len(fm.masks)
-        state.sequence = fm.frame.sequence
-        if progress:
-            progress(state)
-
-    frames = (f for f in adapter.frames(seq_names) if f.key not in done)
-    try:
-        engine.run(frames, on_frame)
-    finally:
-        job.close()
-
-    written: list[Path] = []
-    if "coco" in opts.formats:
-        parts = _parts_in_order(job, seq_names)
-        merge_parts(parts, categories, opts.out / COCO_NAME)
-        written.append(opts.out / COCO_NAME)
-    if "png" in opts.formats:
-        written.extend(opts.out / n for n in sorted({n.split("/")[0] for n in seq_names}))
-    return Summary(
-        out=opts.out,
-        model=spec.name,
-        model_note=note,
-        device=str(device) if spec.kind == "prompt" else "cpu",
-        frames_total=total,
-        frames_done=state.frames_done - resumed,
-        frames_resumed=resumed,
-        objects_by_source=by_source,
-        problems=problems,
-        seconds=time.perf_counter() - t_start,
-        outputs=written,
-        profile=dict(profile.seconds),
-    )
-
-
-def _parts_in_order(job: Job, seq_names: list[str]) -> list[Path]:
-    """Part files of the given sequences, sequence order then frame order."""
-    out: list[Path] = []
-    for name in seq_names:
-        d = job.dir / "parts" / name
-        if d.is_dir():
-            out.extend(sorted(d.glob("*.json"), key=lambda p: int(p.stem)))
-    return out
 
 
 def options_dict(opts: ConvertOptions) -> dict[str, Any]:
@@ -339,4 +460,12 @@ def options_dict(opts: ConvertOptions) -> dict[str, Any]:
     return d
 
 
-__all__ = ["Box2MaskError", "Progress", "Summary", "convert", "shard_sequences"]
+__all__ = [
+    "Box2MaskError",
+    "JobInterrupted",
+    "JobStopped",
+    "Progress",
+    "Summary",
+    "convert",
+    "shard_sequences",
+]

@@ -1,0 +1,291 @@
+"""Join the outputs of jobs and shards into one COCO JSON (``box2mask merge``).
+
+Inputs are job folders (a ``--out`` of ``box2mask convert``: its
+``.box2mask/job.json`` and per-frame parts are read, not its
+``annotations.json``) or plain COCO JSON files. The result has:
+
+- images in the order of the full dataset's sequences (saved in each job's
+  ``job.json``, so shards ``1/N .. N/N`` merge into exactly the file an
+  unsharded run writes), frames in frame order within a sequence;
+- image and annotation ids ``1..`` given in that order, so they are unique
+  and do not depend on which machine converted what;
+- one category table: the first input's, then names the others add (by name).
+
+Memory: one part at a time, plus the frame list of one sequence. Plain COCO
+files are read whole (use job folders for very large inputs).
+
+Refused (:class:`MergeError`, exit 2): jobs whose identities differ in
+anything but ``shard`` and ``sequences`` (the options that pick a share),
+unfinished jobs, and a frame present in two inputs. ``force=True`` accepts
+the first two, never the last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from box2mask.errors import Box2MaskError, UsageError
+from box2mask.job import STATE_DIR, diff_identity, format_diffs
+
+#: identity keys that only choose which share of a dataset a job converts
+SHARE_KEYS = ("shard", "sequences")
+
+
+class MergeError(UsageError):
+    """Inputs that cannot be merged (different jobs, a frame in two inputs, unfinished jobs)."""
+
+
+@dataclass
+class MergeSummary:
+    """What :func:`merge` wrote."""
+
+    dest: Path
+    images: int
+    annotations: int
+    inputs: list[str]
+    #: differences accepted under ``force`` (for the CLI to print)
+    warnings: list[str] = field(default_factory=list)
+
+
+_Loader = Callable[[], dict[str, Any]]
+
+
+class _Source:
+    """One merge input: sequences in order, and each sequence's frames as loaders of part dicts."""
+
+    label: str
+    identity: dict[str, Any] | None
+    sequences: list[str]
+    categories: list[dict[str, Any]]
+
+    def frames(self, sequence: str) -> list[tuple[int, _Loader]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _JobSource(_Source):
+    def __init__(self, out: Path) -> None:
+        self.label = str(out)
+        self.state = out / STATE_DIR
+        try:
+            saved = json.loads((self.state / "job.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise MergeError(f"{self.state / 'job.json'} is unreadable: {exc}") from None
+        self.identity = saved.get("identity", {})
+        self.categories = saved.get("categories", [])
+        self.finished = (self.state / "finished.json").exists()
+        parts = self.state / "parts"
+        self.sequences = [s for s in saved.get("sequences", []) if (parts / s).is_dir()]
+
+    def frames(self, sequence: str) -> list[tuple[int, _Loader]]:
+        d = self.state / "parts" / sequence
+        out = []
+        for p in d.glob("*.json"):
+            if p.stem.isdigit():
+                out.append((int(p.stem), _json_loader(p)))
+        out.sort(key=lambda t: t[0])
+        return out
+
+
+class _CocoSource(_Source):
+    """A COCO JSON file, read whole; images grouped by ``sequence`` (``""`` if absent)."""
+
+    def __init__(self, path: Path) -> None:
+        self.label = str(path)
+        self.identity = None
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            images, anns, cats = data["images"], data["annotations"], data["categories"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise MergeError(f"{path} is not a readable COCO JSON file: {exc}") from None
+        self.categories = [
+            {"id": c["id"], "name": c["name"], "supercategory": c.get("supercategory", "")}
+            for c in cats
+        ]
+        names = {c["id"]: c["name"] for c in cats}
+        by_image: dict[Any, list[dict[str, Any]]] = {}
+        for a in anns:
+            rec = {k: v for k, v in a.items() if k not in ("id", "image_id", "category_id")}
+            if a.get("category_id") not in names:
+                raise MergeError(
+                    f"{path}: annotation {a.get('id')} has category_id {a.get('category_id')!r}, "
+                    "which is not in its categories"
+                )
+            by_image.setdefault(a["image_id"], []).append(
+                {"category": names[a["category_id"]], **rec}
+            )
+        self._seqs: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for pos, img in enumerate(images):
+            seq = str(img.get("sequence", ""))
+            # without frame numbers, keep the file's order within the group
+            idx = int(img["frame_index"]) if "frame_index" in img else pos
+            part = {
+                "image": {k: v for k, v in img.items() if k != "id"},
+                "annotations": by_image.get(img["id"], []),
+            }
+            self._seqs.setdefault(seq, []).append((idx, part))
+        self.sequences = list(self._seqs)
+
+    def frames(self, sequence: str) -> list[tuple[int, _Loader]]:
+        out = [(i, (lambda p=p: p)) for i, p in self._seqs.get(sequence, [])]
+        out.sort(key=lambda t: t[0])
+        return out
+
+
+def _json_loader(path: Path) -> _Loader:
+    def load() -> dict[str, Any]:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+
+    return load
+
+
+def open_input(path: Path) -> _Source:
+    """A job folder (has ``.box2mask/job.json``) or a COCO JSON file."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / STATE_DIR / "job.json").is_file():
+            return _JobSource(path)
+        raise MergeError(
+            f"{path} is not a box2mask job folder (no {STATE_DIR}/job.json); "
+            "pass the --out folder of a convert run, or a COCO JSON file"
+        )
+    if path.is_file():
+        return _CocoSource(path)
+    raise MergeError(f"{path}: no such file or folder")
+
+
+def unify_categories(tables: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The first table as is, then each name it lacks (by name) with the next free id.
+
+    >>> unify_categories([[{"id": 1, "name": "car", "supercategory": "vehicle"}],
+    ...                   [{"id": 1, "name": "ship", "supercategory": "vessel"},
+    ...                    {"id": 2, "name": "car", "supercategory": "vehicle"}]])[1]
+    {'id': 2, 'name': 'ship', 'supercategory': 'vessel'}
+    """
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for k, table in enumerate(tables):
+        for c in table:
+            if c["name"] in seen:
+                continue
+            cid = c["id"] if k == 0 else max((o["id"] for o in out), default=0) + 1
+            out.append({"id": cid, "name": c["name"], "supercategory": c.get("supercategory", "")})
+            seen.add(c["name"])
+    return out
+
+
+def merge(inputs: Sequence[Path | str], dest: Path | str, force: bool = False) -> MergeSummary:
+    """Merge job folders and/or COCO files into one COCO JSON at ``dest`` (atomically).
+
+    Raises:
+        MergeError: different jobs or unfinished jobs (unless ``force``), a
+            frame in two inputs (always), an unreadable input.
+    """
+    if not inputs:
+        raise MergeError("nothing to merge: give one or more job folders or COCO files")
+    sources = [open_input(Path(p)) for p in inputs]
+    warnings: list[str] = []
+    jobs = [s for s in sources if s.identity is not None]
+    problems: list[str] = []
+    for s in jobs[1:]:
+        diffs = [d for d in diff_identity(jobs[0].identity, s.identity) if d[0] not in SHARE_KEYS]  # type: ignore[arg-type]
+        if diffs:
+            problems.append(
+                f"{s.label} differs from {jobs[0].label}: "
+                + format_diffs(diffs, a="first has", b="this has")
+            )
+    for s in jobs:
+        if not getattr(s, "finished", True):
+            problems.append(
+                f"{s.label} is not finished (no {STATE_DIR}/finished.json): "
+                "run its convert command again to complete it"
+            )
+    if problems and not force:
+        raise MergeError(
+            "refusing to merge: " + "; ".join(problems) + ". Use --force to merge anyway."
+        )
+    warnings.extend(problems)
+    summary = write_coco(sources, Path(dest))
+    summary.warnings = warnings
+    return summary
+
+
+def write_job_coco(out: Path, dest: Path) -> tuple[int, int]:
+    """A job's own COCO JSON from its parts (what ``convert`` writes at the end)."""
+    s = write_coco([_JobSource(Path(out))], Path(dest))
+    return s.images, s.annotations
+
+
+def _ordered_frames(sources: list[_Source]) -> Iterator[dict[str, Any]]:
+    order: dict[str, None] = {}
+    for s in sources:
+        for seq in s.sequences:
+            order.setdefault(seq, None)
+    for seq in order:
+        entries: list[tuple[int, int, _Loader]] = []
+        for k, s in enumerate(sources):
+            if seq in s.sequences:
+                entries.extend((i, k, load) for i, load in s.frames(seq))
+        entries.sort(key=lambda t: (t[0], t[1]))
+        for (i, k, _), (j, m, _) in zip(entries, entries[1:], strict=False):
+            if i == j:
+                raise MergeError(
+                    f"sequence {seq!r} frame {i} is in both {sources[k].label} and {sources[m].label}"
+                )
+        for _, _, load in entries:
+            yield load()
+
+
+def write_coco(sources: list[_Source], dest: Path) -> MergeSummary:
+    """Stream the sources' frames into ``dest``: images, then annotations (spooled), then categories."""
+    categories = unify_categories([s.categories for s in sources])
+    cat_ids = {c["name"]: c["id"] for c in categories}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    sfd, spool = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".anns.tmp", dir=dest.parent)
+    n_img = n_ann = 0
+    try:
+        with (
+            os.fdopen(fd, "w", encoding="utf-8") as fh,
+            os.fdopen(sfd, "w+", encoding="utf-8") as sp,
+        ):
+            fh.write('{"images":[')
+            for part in _ordered_frames(sources):
+                n_img += 1
+                fh.write(
+                    ("\n" if n_img == 1 else ",\n") + json.dumps({"id": n_img, **part["image"]})
+                )
+                for ann in part["annotations"]:
+                    name = ann.pop("category")
+                    if name not in cat_ids:
+                        raise Box2MaskError(
+                            f"category {name!r} of a part is not in the category table"
+                        )
+                    n_ann += 1
+                    rec = {"id": n_ann, "image_id": n_img, "category_id": cat_ids[name], **ann}
+                    sp.write(("\n" if n_ann == 1 else ",\n") + json.dumps(rec))
+            fh.write('\n],"annotations":[')
+            sp.flush()
+            sp.seek(0)
+            shutil.copyfileobj(sp, fh, 1 << 20)
+            fh.write('\n],"categories":' + json.dumps(categories) + "}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(spool)
+    return MergeSummary(dest, n_img, n_ann, [s.label for s in sources])
