@@ -5,7 +5,8 @@ Inputs are job folders (a ``--out`` of ``box2mask convert``: its
 ``annotations.json``) or plain COCO JSON files. The result has:
 
 - images in the order of the full dataset's sequences (saved in each job's
-  ``job.json``, so shards ``1/N .. N/N`` merge into exactly the file an
+  ``job.json``; sequences only plain COCO inputs have come after, in input
+  order), so shards ``1/N .. N/N`` merge into exactly the file an
   unsharded run writes), frames in frame order within a sequence;
 - image and annotation ids ``1..`` given in that order, so they are unique
   and do not depend on which machine converted what;
@@ -82,7 +83,9 @@ class _JobSource(_Source):
         self.categories = saved.get("categories", [])
         self.finished = (self.state / "finished.json").exists()
         parts = self.state / "parts"
-        self.sequences = [s for s in saved.get("sequences", []) if (parts / s).is_dir()]
+        #: the full dataset's sequence order (shards of one dataset share it)
+        self.order = list(saved.get("sequences", []))
+        self.sequences = [s for s in self.order if (parts / s).is_dir()]
 
     def frames(self, sequence: str) -> list[tuple[int, _Loader]]:
         d = self.state / "parts" / sequence
@@ -226,11 +229,18 @@ def write_job_coco(out: Path, dest: Path) -> tuple[int, int]:
 
 
 def _ordered_frames(sources: list[_Source]) -> Iterator[dict[str, Any]]:
+    # the full dataset order saved by the jobs first, then what other inputs add, in input order
     order: dict[str, None] = {}
+    for s in sources:
+        for seq in getattr(s, "order", []):
+            order.setdefault(seq, None)
     for s in sources:
         for seq in s.sequences:
             order.setdefault(seq, None)
+    present = {seq for s in sources for seq in s.sequences}
     for seq in order:
+        if seq not in present:
+            continue
         entries: list[tuple[int, int, _Loader]] = []
         for k, s in enumerate(sources):
             if seq in s.sequences:

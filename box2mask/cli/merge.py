@@ -1,0 +1,50 @@
+"""``box2mask merge``: join shard or job outputs into one COCO JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from box2mask.cli import app
+from box2mask.cli._common import console, err_console, run_safely, setup_logging
+
+
+@app.command("merge")
+def merge_command(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Job folders (the --out of `box2mask convert`, e.g. one per shard) or COCO JSON files.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The merged COCO JSON file.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Merge jobs whose options differ (beyond --shard/--sequences) or that are unfinished.",
+        ),
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Merge the outputs of several shards or jobs into one COCO JSON with unique ids.
+
+    Images come in the full dataset's sequence order, so merging shards 1/N..N/N
+    gives the file an unsharded run writes. Categories are unified by name. A
+    frame present in two inputs is an error.
+    """
+    setup_logging(False)
+    from box2mask.merge import merge
+
+    summary = run_safely(lambda: merge(inputs, out, force=force), debug)
+    for w in summary.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    console.print(
+        f"merged {len(summary.inputs)} inputs: {summary.images} images, "
+        f"{summary.annotations} annotations → {summary.dest}",
+        highlight=False,
+        soft_wrap=True,
+    )
