@@ -1,0 +1,224 @@
+"""Faults: a model error skips one frame, CUDA out-of-memory retries in halves, a full disk stops cleanly."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+import cv2
+import numpy as np
+import torch
+from typer.testing import CliRunner
+
+import box2mask
+import box2mask.job
+from box2mask.cli import app
+from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
+from box2mask.engine import EngineOptions, MaskEngine
+from box2mask.models.base import ImageFeatures
+from box2mask.models.classical import BoxModel
+from box2mask.problems import Problems
+from box2mask.types import Frame
+from tests.data.make_viso_many import make_viso_many
+
+runner = CliRunner()
+SIZE = 64  # the fake model's input side
+
+
+class FakeSam:
+    """A prompt model whose mask is its box prompt; can fail on white crops or OOM once.
+
+    ``encode`` raises ``RuntimeError`` for a batch holding a mostly white crop
+    (a model error on that frame), and ``torch.cuda.OutOfMemoryError`` the
+    first time it sees more than one crop when ``oom_once`` is set.
+    """
+
+    name = "fake-sam"
+    image_size = SIZE
+
+    def __init__(self, oom_once: bool = False) -> None:
+        self.oom_once = oom_once
+        self.batches: list[int] = []
+
+    def encode(self, images: torch.Tensor) -> ImageFeatures:
+        self.batches.append(len(images))
+        if self.oom_once and len(images) > 1:
+            self.oom_once = False
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if ((images == 255).float().mean(dim=(1, 2, 3)) > 0.5).any():
+            raise RuntimeError("NaN in attention")
+        return ImageFeatures(embeddings=images.float().mean(dim=(1, 2, 3)))
+
+    def decode(self, features, boxes, image_index):
+        m = len(boxes)
+        logits = torch.full((m, 256, 256), -1.0)
+        b = (boxes * (256 / SIZE)).round().long()
+        for k in range(m):
+            logits[k, b[k, 1] : b[k, 3], b[k, 0] : b[k, 2]] = 1.0
+        return logits, torch.full((m,), 0.5)
+
+
+def _frames(tmp_path, n=4, white=()):
+    rng = np.random.default_rng(0)
+    frames = []
+    for f in range(1, n + 1):
+        img = (
+            np.full((48, 64, 3), 255, np.uint8)
+            if f in white
+            else rng.integers(0, 200, (48, 64, 3), dtype=np.uint8)
+        )
+        path = tmp_path / f"{f:03d}.png"
+        cv2.imwrite(str(path), img)
+        frames.append(
+            Frame(
+                "s",
+                f,
+                path,
+                (48, 64),
+                [[20, 16, 30, 24], [34, 18, 44, 30]],
+                [1, 2],
+                ["ship", "ship"],
+            )
+        )
+    return frames
+
+
+def _run(model, frames, batch_size=4):
+    problems = Problems()
+    engine = MaskEngine(
+        model,
+        EngineOptions(batch_size=batch_size, crop_size=32, box_fill_classes=()),
+        BoxModel(),
+        problems=problems,
+    )
+    got = {}
+    engine.run(frames, lambda fm: got.__setitem__(fm.frame.frame_index, fm))
+    return got, problems, engine
+
+
+def test_a_model_error_skips_that_frame_only_and_is_reported(tmp_path):
+    got, problems, _ = _run(FakeSam(), _frames(tmp_path, n=5, white={3}))
+    assert sorted(got) == [1, 2, 4, 5]
+    assert all(len(fm.masks) == 2 for fm in got.values())
+    assert problems.counts["model"] == 1
+    (msg,) = [str(r) for r in problems.reports]
+    assert (
+        "s frame 3: the model failed (RuntimeError: NaN in attention)" in msg and "003.png" in msg
+    )
+
+
+def test_cuda_out_of_memory_retries_the_batch_in_halves_and_lowers_the_batch_size(tmp_path):
+    frames = _frames(tmp_path, n=4)
+    model = FakeSam(oom_once=True)
+    got, problems, engine = _run(model, frames)
+    ref, _, _ = _run(FakeSam(), frames)
+    assert model.batches[:3] == [4, 2, 2]  # the failed batch of 4, then its two halves
+    assert engine.opts.batch_size == 2 and max(model.batches[1:]) == 2
+    assert sorted(got) == [1, 2, 3, 4] and len(problems) == 0
+    for f in got:
+        for a, b in zip(got[f].masks, ref[f].masks, strict=True):
+            assert np.array_equal(a.mask, b.mask) and a.mask.any()
+
+
+def test_a_full_disk_stops_the_job_cleanly_and_a_rerun_completes_it(tmp_path, monkeypatch):
+    root = tmp_path / "viso"
+    make_viso_many(root, (6, 5))
+    args = [
+        "convert",
+        "--dataset",
+        "viso",
+        "--root",
+        root,
+        "--model",
+        "ellipse",
+        "--format",
+        "coco,png",
+    ]
+    clean = tmp_path / "clean"
+    assert runner.invoke(app, [str(a) for a in [*args, "--out", clean]]).exit_code == 0
+
+    real = box2mask.job.atomic_write_json
+    writes = []
+
+    def full_after_4(path, obj, indent=None):
+        if "parts" in str(path):
+            writes.append(path)
+            if len(writes) > 4:
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, obj, indent)
+
+    monkeypatch.setattr(box2mask.job, "atomic_write_json", full_after_4)
+    out = tmp_path / "out"
+    res = runner.invoke(app, [str(a) for a in [*args, "--out", out]])
+    assert res.exit_code == 1, res.output
+    text = " ".join(res.output.split())
+    assert "stopped: no space left on device while writing" in text
+    assert "4 of 11 frames are done" in text and "run the same command again to resume" in text
+    assert "Traceback" not in res.output
+    ledger = [json.loads(x) for x in (out / ".box2mask" / "ledger.jsonl").read_text().splitlines()]
+    parts = sorted(
+        p.relative_to(out / ".box2mask" / "parts")
+        for p in (out / ".box2mask" / "parts").rglob("*.json")
+    )
+    assert len(ledger) == 4 and [f"{r['sequence']}/{r['frame']:06d}.json" for r in ledger] == [
+        str(p) for p in parts
+    ]
+    assert not list(out.rglob("*.tmp")) and not (out / "annotations.json").exists()
+
+    monkeypatch.setattr(box2mask.job, "atomic_write_json", real)
+    res = runner.invoke(app, [str(a) for a in [*args, "--out", out]])
+    assert res.exit_code == 0, res.output
+    assert "7 converted, 4 already done" in " ".join(res.output.split())
+    assert (out / "annotations.json").read_bytes() == (clean / "annotations.json").read_bytes()
+    for png in clean.rglob("*.png"):
+        assert (out / png.relative_to(clean)).read_bytes() == png.read_bytes()
+
+
+def test_model_errors_in_convert_are_listed_in_the_summary(tmp_path, monkeypatch):
+    """A shape model raising on one frame: the job goes on, the summary lists the frame."""
+    from box2mask.models import classical
+
+    root = tmp_path / "viso"
+    make_viso_many(root, (4,))
+    real = classical.EllipseModel.segment
+    calls = {"n": 0}
+
+    def segment(self, crop, box, size, obb=None, category=""):
+        calls["n"] += 1
+        if calls["n"] == 4:  # the first object of frame 2
+            raise ValueError("bad ellipse")
+        return real(self, crop, box, size, obb=obb, category=category)
+
+    monkeypatch.setattr(classical.EllipseModel, "segment", segment)
+    res = runner.invoke(
+        app,
+        ["convert", "--dataset", "viso", "--root", str(root), "--out", str(tmp_path / "o"), "--model", "ellipse",
+         "--workers", "1"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "3 converted" in text and "model 1" in text and "ValueError: bad ellipse" in text
+    images = json.loads((tmp_path / "o" / "annotations.json").read_text())["images"]
+    assert [i["frame_index"] for i in images] == [1, 3, 4]
+
+
+def test_frames_skipped_for_errors_are_retried_by_the_next_run(tmp_path, monkeypatch):
+    from box2mask.models import classical
+
+    root = tmp_path / "viso"
+    make_viso_many(root, (3,))
+    real = classical.EllipseModel.segment
+    state = {"fail": True}
+
+    def segment(self, crop, box, size, obb=None, category=""):
+        if state["fail"] and category == "airplane":
+            raise ValueError("transient")
+        return real(self, crop, box, size, obb=obb, category=category)
+
+    monkeypatch.setattr(classical.EllipseModel, "segment", segment)
+    base = dict(dataset="viso", root=root, out=tmp_path / "o", model="ellipse")
+    s = box2mask.convert(**base)
+    assert s.frames_done == 0 and s.problems.counts["model"] == 3
+    state["fail"] = False
+    s = box2mask.convert(**base)
+    assert s.frames_done == 3 and len(s.problems) == 0
