@@ -20,7 +20,9 @@ See docs/jobs.md.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -40,6 +42,12 @@ class JobInterrupted(Box2MaskError):
     """Ctrl-C (SIGINT) or SIGTERM: the frames in flight were finished and recorded."""
 
     exit_code = 130
+
+
+class JobLocked(Box2MaskError):
+    """Another process holds the job (two runs on one ``--out`` at once)."""
+
+    exit_code = 1
 
 
 class JobStopped(Box2MaskError):
@@ -66,6 +74,7 @@ class Job:
         self.dir = self.out / STATE_DIR
         self.identity = identity
         self._ledger_fd: int | None = None
+        self._lock_fd: int | None = None
 
     @property
     def job_file(self) -> Path:
@@ -97,8 +106,17 @@ class Job:
         Raises:
             JobMismatch: an existing job has a different identity.
         """
+        self._lock()
+        try:
+            return self._open(overwrite, extra)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, overwrite: bool, extra: dict[str, Any] | None) -> set[tuple[str, int]]:
         if overwrite and self.dir.exists():
             self._remove_outputs()
+            self._lock()
         if self.job_file.exists():
             try:
                 saved = json.loads(self.job_file.read_text(encoding="utf-8"))
@@ -116,6 +134,7 @@ class Job:
             self.dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.job_file, {"identity": self.identity, **(extra or {})}, indent=2)
         self.repair_ledger()
+        self.remove_stale_temp_files()
         done = self.read_ledger()
         # O_APPEND: each record is one write() at the end of the file, never interleaved
         self._ledger_fd = os.open(self.ledger_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -148,6 +167,45 @@ class Job:
         if self._ledger_fd is not None:
             os.close(self._ledger_fd)
             self._ledger_fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def _lock(self) -> None:
+        """Hold ``.box2mask/lock`` (flock) while the job runs: one process per job.
+
+        The kernel drops the lock when the holder dies, SIGKILL included, so a
+        killed run never leaves the job locked.
+        """
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise JobLocked(
+                f"another box2mask process is running the job in {self.out}; "
+                "wait for it to end (or stop it) before running this one"
+            ) from None
+        self._lock_fd = fd
+
+    def remove_stale_temp_files(self) -> None:
+        """Delete the temp files of atomic writes a killed run left (``.<name>.<random>.tmp``)."""
+        roots = [self.dir / "parts"]
+        with contextlib.suppress(OSError, json.JSONDecodeError):
+            roots += [self.out / rel for rel in self.saved().get("outputs", [])]
+        for top in [self.out, self.dir]:
+            for p in top.glob(".*.tmp"):
+                p.unlink(missing_ok=True)
+        for root in roots:
+            if root.is_dir():
+                for dirpath, _dirs, files in os.walk(root):
+                    for name in files:
+                        if name.startswith(".") and name.endswith(".tmp"):
+                            Path(dirpath, name).unlink(missing_ok=True)
 
     def repair_ledger(self) -> None:
         """Drop a torn last line so that appends start on a fresh line."""
@@ -173,14 +231,14 @@ class Job:
         if "png" in formats:
             write_png_frame(fm, self.out)
 
-    def mark_finished(self, frames_total: int, frames_done: int, frames_skipped: int) -> None:
+    def mark_finished(self, frames_total: int, frames_done: int, skipped_inputs: int) -> None:
         """Say that a run went through every frame (read by ``box2mask merge``)."""
         atomic_write_json(
             self.finished_file,
             {
                 "frames_total": frames_total,
                 "frames_done": frames_done,
-                "frames_skipped": frames_skipped,
+                "skipped_inputs": skipped_inputs,
             },
         )
 

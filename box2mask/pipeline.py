@@ -241,80 +241,81 @@ def convert(
         },
     )
 
-    total = sum(s.num_frames for s in seqs)
-    in_job = set(seq_names)
-    resumed = sum(1 for key in done if key[0] in in_job)
-    state = Progress(frames_total=total, frames_done=resumed, frames_resumed=resumed)
-    by_source: Counter[str] = Counter()
-    profile = Profile()
-    if progress:
-        progress(state)
-
-    def finished(sequence: str, frame_index: int, sources: Counter[str], **info: Any) -> None:
-        """A frame's files are in place: record it, count it, tell the caller."""
-        job.record(sequence, frame_index, **info)
-        by_source.update(sources)
-        state.frames_done += 1
-        state.objects_done += sum(sources.values())
-        state.sequence = sequence
+    try:
+        total = sum(s.num_frames for s in seqs)
+        in_job = set(seq_names)
+        resumed = sum(1 for key in done if key[0] in in_job)
+        state = Progress(frames_total=total, frames_done=resumed, frames_resumed=resumed)
+        by_source: Counter[str] = Counter()
+        profile = Profile()
         if progress:
             progress(state)
 
-    stop = threading.Event()
-    frames = _pending(adapter.frames(seq_names), done, stop)
-    skipped_before = len(problems)
-    try:
-        with _stop_on_signals(stop) as caught:
-            if len(devices) > 1:
-                from box2mask.workers import run_workers
+        def finished(sequence: str, frame_index: int, sources: Counter[str], **info: Any) -> None:
+            """A frame's files are in place: record it, count it, tell the caller."""
+            job.record(sequence, frame_index, **info)
+            by_source.update(sources)
+            state.frames_done += 1
+            state.objects_done += sum(sources.values())
+            state.sequence = sequence
+            if progress:
+                progress(state)
 
-                run_workers(
-                    frames, options=opts, devices=devices, spec_name=spec.name,
-                    checkpoint=checkpoint, precision=precision, job=job, on_done=finished,
-                    problems=problems, stop=stop, profile=profile,
-                )  # fmt: skip
-            else:
-                engine = build_engine(
-                    opts, spec, checkpoint, devices[0], precision, problems, profile
-                )
+        stop = threading.Event()
+        frames = _pending(adapter.frames(seq_names), done, stop)
+        skipped_before = len(problems)
+        try:
+            with _stop_on_signals(stop) as caught:
+                if len(devices) > 1:
+                    from box2mask.workers import run_workers
 
-                def on_frame(fm: FrameMasks) -> None:
-                    with profile.time("write"):
-                        try:
-                            job.write_frame(fm, opts.formats)
-                        except OSError as exc:
-                            raise WriteFailed(exc) from exc
-                        finished(
-                            fm.frame.sequence,
-                            fm.frame.frame_index,
-                            Counter(om.source for om in fm.masks),
-                        )
+                    run_workers(
+                        frames, options=opts, devices=devices, spec_name=spec.name,
+                        checkpoint=checkpoint, precision=precision, job=job, on_done=finished,
+                        problems=problems, stop=stop, profile=profile,
+                    )  # fmt: skip
+                else:
+                    engine = build_engine(
+                        opts, spec, checkpoint, devices[0], precision, problems, profile
+                    )
 
-                engine.run(frames, on_frame)
-    except WriteFailed as exc:
-        raise JobStopped(_stopped_message(exc.cause, state, opts)) from None
-    except OSError as exc:  # the ledger itself could not be written
-        raise JobStopped(_stopped_message(exc, state, opts)) from None
+                    def on_frame(fm: FrameMasks) -> None:
+                        with profile.time("write"):
+                            try:
+                                job.write_frame(fm, opts.formats)
+                            except OSError as exc:
+                                raise WriteFailed(exc) from exc
+                            finished(
+                                fm.frame.sequence,
+                                fm.frame.frame_index,
+                                Counter(om.source for om in fm.masks),
+                            )
+
+                    engine.run(frames, on_frame)
+        except WriteFailed as exc:
+            raise JobStopped(_stopped_message(exc.cause, state, opts)) from None
+        except OSError as exc:  # the ledger itself could not be written
+            raise JobStopped(_stopped_message(exc, state, opts)) from None
+        if stop.is_set():
+            done_now = state.frames_done
+            err = JobInterrupted(
+                f"interrupted ({caught[0] if caught else 'stop'}): finished the frames in flight; "
+                f"{done_now} of {total} frames are done and recorded in {job.ledger_file}. "
+                "Run the same command again to resume."
+            )
+            err.exit_code = 128 + (caught[1] if caught else 2)
+            raise err
+
+        written: list[Path] = []
+        try:
+            if "coco" in opts.formats:
+                write_job_coco(opts.out, opts.out / COCO_NAME)
+                written.append(opts.out / COCO_NAME)
+            job.mark_finished(total, state.frames_done, len(problems) - skipped_before)
+        except OSError as exc:
+            raise JobStopped(_stopped_message(exc, state, opts, merging=True)) from None
     finally:
-        job.close()
-    if stop.is_set():
-        done_now = state.frames_done
-        err = JobInterrupted(
-            f"interrupted ({caught[0] if caught else 'stop'}): finished the frames in flight; "
-            f"{done_now} of {total} frames are done and recorded in {job.ledger_file}. "
-            "Run the same command again to resume."
-        )
-        err.exit_code = 128 + (caught[1] if caught else 2)
-        raise err
-
-    written: list[Path] = []
-    try:
-        if "coco" in opts.formats:
-            write_job_coco(opts.out, opts.out / COCO_NAME)
-            written.append(opts.out / COCO_NAME)
-        job.mark_finished(total, state.frames_done, len(problems) - skipped_before)
-    except OSError as exc:
-        raise JobStopped(_stopped_message(exc, state, opts, merging=True)) from None
+        job.close()  # releases the job lock
     if "png" in opts.formats:
         written.extend(opts.out / n for n in sorted({n.split("/")[0] for n in seq_names}))
     return Summary(
