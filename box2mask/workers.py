@@ -5,7 +5,8 @@ requires). The parent is the only reader of the dataset and the only writer
 of the ledger; workers never choose frames themselves:
 
 - a feeder thread in the parent walks the job's pending frames (those not in
-  the ledger) and puts each one, once, on a bounded queue;
+  the ledger) and, once every worker has loaded its model, puts each frame,
+  once, on a bounded queue;
 - each worker takes the next frame from that queue when its engine wants one,
   converts it, writes its files atomically, and tells the parent;
 - the parent appends the frame to the ledger.
@@ -116,6 +117,7 @@ def _worker_main(
             profile,
         )
         job = Job(opts.out, {})
+        out_q.put(("ready", wid))
 
         def frames() -> Iterable[Frame]:
             while not stop_evt.is_set():
@@ -197,6 +199,8 @@ def run_workers(
         procs.append(p)
 
     halt = threading.Event()  # stop feeding (an error or Ctrl-C)
+    all_ready = threading.Event()
+    ready: set[int] = set()
     feed_error: list[BaseException] = []
 
     def put(item: Any) -> bool:
@@ -210,6 +214,10 @@ def run_workers(
 
     def feeder() -> None:
         try:
+            # feed once every model is loaded, so that the frames are shared from the start
+            while not all_ready.wait(_POLL):
+                if halt.is_set():
+                    return
             for frame in frames:
                 if halt.is_set() or not put(frame_to_wire(frame)):
                     break
@@ -278,6 +286,10 @@ def run_workers(
             elif kind == "profile":
                 for stage, secs in msg[2].items():
                     profile.add(stage, secs)
+            elif kind == "ready":
+                ready.add(wid)
+                if len(ready) == n:
+                    all_ready.set()
             elif kind == "exit":
                 exited.add(wid)
     finally:
