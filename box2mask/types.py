@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-#: Where a mask came from (recorded in every annotation).
-MASK_SOURCES = ("model", "box", "ellipse", "polygon", "obb", "grabcut")
+#: Where a mask came from (recorded in every annotation). ``shape``: an inscribed
+#: shape fitted to the image by the ``classical`` model.
+MASK_SOURCES = ("model", "box", "ellipse", "polygon", "obb", "grabcut", "shape")
 
 #: ``gt_mask(i)`` returns object ``i``'s full-frame ground-truth mask,
 #: ``(H, W)`` bool, or ``None`` when that object has none.
