@@ -234,13 +234,14 @@ class GrabCutModel:
        shrunk by ``core``) definite foreground, so the cut cannot vanish;
     4. keeps the connected component that holds the core, fills its holes,
        and brings it back to window resolution;
-    5. falls back to the ellipse when the cut is degenerate: it agrees with
-       the ellipse at IoU below ``min_agreement`` (it leaked into the
-       background or shrank to the core), which happens on low-contrast
-       objects where the colour models cannot separate anything.
+    5. falls back to the ellipse when the cut is degenerate: its IoU with
+       the closest shape that fills a tight box (:func:`inscribed_shapes`:
+       the ellipse, the box, rotated rectangles) is below ``min_agreement``
+       (it leaked into the background or shrank to the core), which happens
+       on low-contrast objects where the colour models separate nothing.
 
-    The score is the IoU of the cut with the ellipse (a measure of how much
-    the image changed the prior), ``None`` when the ellipse is returned.
+    The score is that IoU (how plausible the cut's shape is), ``None`` when
+    the ellipse is returned.
     """
 
     name: str = "grabcut"
@@ -251,7 +252,7 @@ class GrabCutModel:
     max_side: int = 160
     iterations: int = 4
     core: float = 0.35
-    min_agreement: float = 0.5
+    min_agreement: float = 0.7
 
     def segment(
         self,
@@ -320,8 +321,14 @@ class GrabCutModel:
         out = np.zeros((size, size), dtype=bool)
         out[y0:y1, x0:x1] = small
         out &= box_mask(b, size)
-        inter = np.count_nonzero(out & prior)
-        agreement = inter / max(np.count_nonzero(out | prior), 1)
+        # Plausible cuts are close to some shape that fills a tight box (the
+        # ellipse, or a rotated rectangle for a thin diagonal object); a cut
+        # far from all of them leaked into the background or shrank to the core.
+        sub = out[r0:r1, c0:c1]
+        shapes = inscribed_shapes(b - np.array([c0, r0, c0, r0]), (r1 - r0, c1 - c0))
+        agreement = max(
+            np.count_nonzero(sub & m) / max(np.count_nonzero(sub | m), 1) for _, m in shapes
+        )
         if agreement < self.min_agreement:
             return prior, None, "ellipse"
         return out, float(agreement), "grabcut"
