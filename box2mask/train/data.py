@@ -102,7 +102,9 @@ def eligible_objects(frame: Frame, exclude: Sequence[str]) -> list[int]:
     ex = set(exclude)
     x1, y1, x2, y2 = frame.xyxy.T
     return [
-        i for i in range(len(frame)) if frame.category[i] not in ex and x2[i] > x1[i] and y2[i] > y1[i]
+        i
+        for i in range(len(frame))
+        if frame.category[i] not in ex and x2[i] > x1[i] and y2[i] > y1[i]
     ]
 
 
@@ -168,9 +170,7 @@ class TrainDataset(Dataset):
             m = provider(int(i)) if provider is not None else None
             if m is not None:
                 masks.append(np.asarray(m, dtype=bool))
-        full = (
-            np.stack(masks) if masks else np.zeros((0, *image.shape[:2]), dtype=bool)
-        )
+        full = np.stack(masks) if masks else np.zeros((0, *image.shape[:2]), dtype=bool)
         if obj < 0:
             return image, full
         window = geometry.window_for_box(

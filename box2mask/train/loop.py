@@ -162,7 +162,9 @@ class TrainOptions:
             if not ok:
                 raise UsageError(message)
         if self.val_options is not None and self.val_fraction > 0:
-            raise UsageError("give either --val-opt (a validation split) or --val-fraction, not both")
+            raise UsageError(
+                "give either --val-opt (a validation split) or --val-fraction, not both"
+            )
 
     def data_config(self) -> DataConfig:
         return DataConfig(
@@ -214,6 +216,8 @@ class TrainResult:
     lora_rank: int
     parameter_counts: dict[str, int]
     resumed_from: int = 0
+    #: the trained model in memory (train mode, LoRA unfolded); ``None`` on other ranks
+    model: Any = None
 
 
 # ---------------------------------------------------------------------------
@@ -301,8 +305,12 @@ def load_frames(opts: TrainOptions) -> tuple[list[Frame], list[Frame]]:
         raise UsageError(f"{opts.dataset} at {adapter.root} has no sequences")
     val_frames: list[Frame] = []
     if opts.val_options is not None:
-        val_adapter = _adapter(opts.dataset, opts.root, {**opts.adapter_options, **opts.val_options})
-        for _, frames in _read_sequences(val_adapter, [s.name for s in val_adapter.list_sequences()]):
+        val_adapter = _adapter(
+            opts.dataset, opts.root, {**opts.adapter_options, **opts.val_options}
+        )
+        for _, frames in _read_sequences(
+            val_adapter, [s.name for s in val_adapter.list_sequences()]
+        ):
             val_frames.extend(frames)
         train_seqs = _read_sequences(adapter, names)
     elif opts.val_fraction > 0 and len(names) >= 2:
@@ -349,10 +357,10 @@ def validate(
         ``{"val_frame_iou", "val_frame_biou"}`` (per frame, the authors' way),
         ``"val_objects"``; NaN without frames.
     """
+    import box2mask.models  # noqa: F401  (registers the 'box' model)
     from box2mask import geometry
     from box2mask.engine import EngineOptions, MaskEngine
     from box2mask.metrics import QualityAccumulator
-    import box2mask.models  # noqa: F401  (registers the 'box' model)
     from box2mask.models.registry import MODELS
 
     di = di or DistInfo()
@@ -459,7 +467,9 @@ def _open_run(opts: TrainOptions, identity: dict[str, Any]) -> bool:
         try:
             saved = json.loads(run_file.read_text(encoding="utf-8"))["identity"]
         except (json.JSONDecodeError, KeyError) as exc:
-            raise JobMismatch(f"{run_file} is not a box2mask training run ({exc}); use --overwrite") from None
+            raise JobMismatch(
+                f"{run_file} is not a box2mask training run ({exc}); use --overwrite"
+            ) from None
         diffs = diff_identity(saved, identity)
         if diffs:
             raise JobMismatch(
@@ -543,7 +553,13 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
     np.random.set_state(
-        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+        (
+            "MT19937",
+            n["keys"].numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
     )
     py = json.loads(state["python"])
     random.setstate((py[0], tuple(py[1]), py[2]))
@@ -620,7 +636,11 @@ def train(
 
     report = progress or (lambda p: None)
     stop = should_stop or (lambda: False)
-    dev_type = "cuda" if opts.device.startswith("cuda") or (opts.device == "auto" and torch.cuda.is_available()) else "cpu"
+    dev_type = (
+        "cuda"
+        if opts.device.startswith("cuda") or (opts.device == "auto" and torch.cuda.is_available())
+        else "cpu"
+    )
     di = init_distributed(dev_type)
     try:
         device = _resolve_device(opts.device, di)
@@ -677,7 +697,9 @@ def train(
         if resume:
             state = torch.load(opts.out / "checkpoint.pt", map_location="cpu", weights_only=True)
             if state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
-                raise CheckpointError(f"{opts.out / 'checkpoint.pt'} is not a box2mask training state")
+                raise CheckpointError(
+                    f"{opts.out / 'checkpoint.pt'} is not a box2mask training state"
+                )
             params = dict(model.named_parameters())
             missing = set(state["trainable"]) ^ {n for n, p in params.items() if p.requires_grad}
             if missing:
@@ -703,7 +725,9 @@ def train(
             "lora_rank_requested": opts.lora_rank,
         }
         if di.main:
-            report(TrainProgress("start", start_epoch, opts.epochs, 0, steps_per_epoch, global_step))
+            report(
+                TrainProgress("start", start_epoch, opts.epochs, 0, steps_per_epoch, global_step)
+            )
         stopped = False
         done = start_epoch
         for epoch in range(start_epoch, opts.epochs):
@@ -734,8 +758,16 @@ def train(
                     if not int(has):
                         continue  # every rank skips together (DDP needs the same calls)
                     sync = k == opts.grad_accum - 1 or di.world == 1
-                    ctx = module.no_sync() if (di.world > 1 and not sync) else contextlib.nullcontext()  # type: ignore[operator]
-                    amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+                    ctx = (
+                        module.no_sync()
+                        if (di.world > 1 and not sync)
+                        else contextlib.nullcontext()
+                    )  # type: ignore[operator]
+                    amp = (
+                        torch.autocast(device.type, dtype=amp_dtype)
+                        if amp_dtype
+                        else contextlib.nullcontext()
+                    )
                     with ctx:
                         with amp:
                             logits = module(
@@ -773,7 +805,16 @@ def train(
             if stopped:
                 break
             if di.main:
-                report(TrainProgress("validate", epoch, opts.epochs, steps_per_epoch, steps_per_epoch, global_step))
+                report(
+                    TrainProgress(
+                        "validate",
+                        epoch,
+                        opts.epochs,
+                        steps_per_epoch,
+                        steps_per_epoch,
+                        global_step,
+                    )
+                )
             scores = (
                 validate(model, val_frames, device, amp_dtype, di, max(2, opts.batch_size))
                 if val_frames
@@ -803,7 +844,11 @@ def train(
                         "version": STATE_VERSION,
                         "epoch": epoch + 1,
                         "global_step": global_step,
-                        "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+                        "trainable": {
+                            n: p.detach().cpu()
+                            for n, p in model.named_parameters()
+                            if p.requires_grad
+                        },
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "rng": _rng_state(),
@@ -830,7 +875,11 @@ def train(
                 opts.out / "model.safetensors",
                 model,
                 rank,
-                {**meta_base, "epoch": opts.epochs, "val": {k: v for k, v in last.items() if k.startswith("val_")}},
+                {
+                    **meta_base,
+                    "epoch": opts.epochs,
+                    "val": {k: v for k, v in last.items() if k.startswith("val_")},
+                },
             )
             report(TrainProgress("done", opts.epochs - 1, opts.epochs, global_step=global_step))
         return TrainResult(
@@ -843,11 +892,11 @@ def train(
             lora_rank=rank,
             parameter_counts=counts,
             resumed_from=start_epoch,
+            model=model if di.main else None,
         )
     finally:
         if di.started and dist.is_initialized():
             dist.destroy_process_group()
-
 
 
 @dataclass
@@ -883,8 +932,12 @@ def dry_run(opts: TrainOptions, pictures: int = 4) -> DryRunResult:
         idx = np.linspace(0, len(dataset) - 1, min(pictures, len(dataset))).round().astype(int)
         for j, i in enumerate(dict.fromkeys(int(v) for v in idx)):
             aug, frame = dataset.sample(i)
-            title = f"{frame.sequence}:{frame.frame_index} rot {aug.angle:.0f} scale {aug.scale:.2f}"
+            title = (
+                f"{frame.sequence}:{frame.frame_index} rot {aug.angle:.0f} scale {aug.scale:.2f}"
+            )
             written.append(
-                write_picture(opts.out / "samples" / f"sample_{j:02d}.png", sample_picture(aug, title))
+                write_picture(
+                    opts.out / "samples" / f"sample_{j:02d}.png", sample_picture(aug, title)
+                )
             )
     return DryRunResult(counts, rank, len(train_frames), len(dataset), len(val_frames), written)

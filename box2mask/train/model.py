@@ -142,7 +142,9 @@ def build_training_model(
     state.update({k: v for k, v in hq_state.items() if k.startswith(HQ_ONLY_PREFIXES)})
     encoder, prompt, decoder = build_modules(arch, hq=True, lora_rank=None)
     model = SamModel("ros-sam", encoder, prompt, decoder, output="hq", attention="sdpa")
-    check_keys(state, {k: v.shape for k, v in model.state_dict().items()}, "ros-sam", Path(hq_checkpoint))
+    check_keys(
+        state, {k: v.shape for k, v in model.state_dict().items()}, "ros-sam", Path(hq_checkpoint)
+    )
     model.load_state_dict(state, strict=True)
     # LoRA after loading: the official qkv weights land in the wrapped layer.
     from box2mask.models.lora import add_lora
