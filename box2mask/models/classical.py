@@ -252,7 +252,7 @@ class GrabCutModel:
     max_side: int = 160
     iterations: int = 4
     core: float = 0.35
-    min_agreement: float = 0.7
+    min_agreement: float = 0.5
 
     def segment(
         self,
