@@ -502,7 +502,9 @@ class MetricsLog:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                if int(rec.get("epoch", 0)) < keep_epochs:
+                # epoch rows count finished epochs (1-based), step rows the epoch in progress (0-based)
+                finished = int(rec.get("epoch", 0)) - (1 if rec.get("kind") == "epoch" else 0)
+                if finished < keep_epochs:
                     lines.append(rec)
         self.jsonl.parent.mkdir(parents=True, exist_ok=True)
         with open(self.jsonl, "w", encoding="utf-8") as fh:
