@@ -35,7 +35,9 @@ def _scene(h: int, w: int, boxes: list[tuple[int, int, int, int]]) -> tuple[np.n
 
 @pytest.mark.parametrize("angle", [90.0, 180.0, 270.0, -90.0])
 @pytest.mark.parametrize("hw", [(40, 60), (61, 33)])
-def test_right_angle_rotation_maps_boxes_and_pixels_exactly(angle: float, hw: tuple[int, int]) -> None:
+def test_right_angle_rotation_maps_boxes_and_pixels_exactly(
+    angle: float, hw: tuple[int, int]
+) -> None:
     boxes = [(5, 6, 20, 18), (30, 2, 33, 30)]
     image, masks = _scene(*hw, boxes)
     img, ms, m = rotate(image, masks, angle)
@@ -92,7 +94,9 @@ def test_lsj_box_from_mask_matches_transformed_box(scale: float, seed: int) -> N
 
 def test_augment_recomputes_tight_boxes_and_drops_vanished_objects() -> None:
     image, masks = _scene(300, 400, [(10, 10, 200, 150), (390, 290, 391, 291)])
-    cfg = AugmentConfig(scale_min=0.2, scale_max=0.2, rotate_prob=1.0, right_angles=True, min_pixels=4)
+    cfg = AugmentConfig(
+        scale_min=0.2, scale_max=0.2, rotate_prob=1.0, right_angles=True, min_pixels=4
+    )
     out = augment(image, masks, np.random.default_rng(3), cfg)
     # the 1-pixel object shrinks below min_pixels at scale 0.2 and is dropped
     assert out.keep.tolist() == [0]

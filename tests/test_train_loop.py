@@ -88,9 +88,16 @@ def test_saved_model_loads_in_convert_and_gives_the_same_masks(data: Path, tmp_p
     def masks(model: torch.nn.Module) -> dict[tuple[str, int, int], np.ndarray]:
         out: dict[tuple[str, int, int], np.ndarray] = {}
         engine = MaskEngine(
-            model, EngineOptions(box_fill_classes=(), workers=1), MODELS.get("box").build()  # type: ignore[arg-type]
+            model,
+            EngineOptions(box_fill_classes=(), workers=1),
+            MODELS.get("box").build(),  # type: ignore[arg-type]
         )
-        engine.run(frames, lambda fm: out.update({(fm.frame.sequence, fm.frame.frame_index, m.track_id): m.mask for m in fm.masks}))
+        engine.run(
+            frames,
+            lambda fm: out.update(
+                {(fm.frame.sequence, fm.frame.frame_index, m.track_id): m.mask for m in fm.masks}
+            ),
+        )
         return out
 
     in_memory = masks(res.model.eval())
@@ -100,15 +107,19 @@ def test_saved_model_loads_in_convert_and_gives_the_same_masks(data: Path, tmp_p
         diff = np.count_nonzero(in_memory[k] != loaded[k])
         assert diff <= 0.001 * in_memory[k].size, (k, diff)
     # the CLI: convert loads it; export folds it and the folded file gives the same logits
-    from box2mask.cli import app
-    from box2mask.cli import commands  # noqa: F401
+    from box2mask.cli import (
+        app,
+        commands,  # noqa: F401
+    )
 
     runner = CliRunner()
     r = runner.invoke(app, ["convert", "--dataset", "rossam", "--root", str(data / "ros"),
                             "--out", str(tmp_path / "conv"), "--model", "ros-sam",
                             "--checkpoint", str(path), "--device", "cpu"])  # fmt: skip
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["train", "export", str(tmp_path / "run"), "--out", str(tmp_path / "f.safetensors")])
+    r = runner.invoke(
+        app, ["train", "export", str(tmp_path / "run"), "--out", str(tmp_path / "f.safetensors")]
+    )
     assert r.exit_code == 0, r.output
     folded = load_prompt_model("ros-sam", tmp_path / "f.safetensors")
     unfolded = load_prompt_model("ros-sam", path, fold=False)
@@ -120,9 +131,7 @@ def test_saved_model_loads_in_convert_and_gives_the_same_masks(data: Path, tmp_p
         atol=1e-4,
         rtol=1e-4,
     )
-    meta = json.loads(
-        __import__("safetensors").safe_open(str(path), "pt").metadata()["training"]
-    )
+    meta = json.loads(__import__("safetensors").safe_open(str(path), "pt").metadata()["training"])
     assert meta["lora_rank"] == 4 and meta["dataset"] == "rossam"
 
 
@@ -156,8 +165,10 @@ def test_sigkill_then_rerun_resumes_from_the_saved_epoch(data: Path, tmp_path: P
 
 
 def test_dry_run_prints_parts_and_writes_pictures(data: Path, tmp_path: Path) -> None:
-    from box2mask.cli import app
-    from box2mask.cli import commands  # noqa: F401
+    from box2mask.cli import (
+        app,
+        commands,  # noqa: F401
+    )
 
     r = CliRunner().invoke(app, ["train", "--dataset", "rossam", "--root", str(data / "ros"),
                                  "--sam", str(data / "sam_tiny.pth"), "--hq", str(data / "sam_hq_tiny.pth"),
