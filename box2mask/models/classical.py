@@ -303,6 +303,9 @@ class GrabCutModel:
         init[core] = cv2.GC_FGD
         bgd = np.zeros((1, 65), np.float64)
         fgd = np.zeros((1, 65), np.float64)
+        # GrabCut seeds its GMMs with k-means on OpenCV's global RNG: reseed so
+        # the same object gives the same mask in every run (resume, shards).
+        cv2.setRNGSeed(0)
         try:
             cv2.grabCut(img, init, None, bgd, fgd, self.iterations, cv2.GC_INIT_WITH_MASK)
         except cv2.error:
