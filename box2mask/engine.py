@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -38,7 +39,20 @@ from box2mask.types import CropWindow, Frame, FrameMasks, ObjectMask
 
 log = logging.getLogger("box2mask")
 
-STAGES = ("decode", "crop", "shape", "encoder", "decoder", "postprocess", "write")
+#: profile stages, in pipeline order; ``model`` stages are :data:`MODEL_STAGES`
+STAGES = (
+    "decode",
+    "crop",
+    "resize",
+    "shape",
+    "stage",
+    "encoder",
+    "decoder",
+    "postprocess",
+    "encode-rle",
+    "write",
+)
+MODEL_STAGES = ("encoder", "decoder")
 
 
 @dataclass
@@ -58,6 +72,11 @@ class EngineOptions:
     workers: int = 2
     #: frames decoded ahead of the model
     prefetch_frames: int = 4
+    #: objects of one frame whose windows have the same side and IoU >= this share
+    #: one encoder pass (0: off, every object gets its own crop)
+    share_crops: float = 0.0
+    #: finished frames queued for the writer thread (0: ``on_frame`` runs inline)
+    write_queue: int = 8
 
 
 class Profile:
@@ -91,16 +110,122 @@ class _FrameState:
     results: list[ObjectMask | None]
     remaining: int
     image: np.ndarray | None = None
-    model_objects: list[tuple[int, CropWindow]] = field(default_factory=list)
+    #: the model's crops: a window and the result slots of the objects prompted in it
+    model_groups: list[tuple[CropWindow, list[int]]] = field(default_factory=list)
     failed: bool = False  # the model raised on one of its objects: the frame is skipped
 
 
 @dataclass
 class _Item:
+    """One object prompted in a crop."""
+
     state: _FrameState
     slot: int  # index into state.results
-    window: CropWindow
+    window: CropWindow  # the crop's window (shared by the objects of one crop)
     box: np.ndarray  # (4,) model-input pixels
+
+
+@dataclass
+class _Crop:
+    """One encoder input: a resized crop and the objects prompted in it."""
+
+    image: np.ndarray  # (image_size, image_size, 3) uint8 RGB
+    items: list[_Item]
+
+
+def group_windows(
+    windows: list[CropWindow], boxes: np.ndarray, min_iou: float
+) -> list[tuple[CropWindow, list[int]]]:
+    """Group objects whose windows nearly coincide, so that they share one crop.
+
+    An object joins the first group whose window has its own window's side,
+    overlaps it with IoU >= ``min_iou`` and contains its whole box; the group
+    keeps its first object's window. ``min_iou <= 0`` disables sharing.
+
+    Args:
+        windows: each object's own crop window (frame pixels).
+        boxes: ``(N, 4)`` float xyxy frame pixels, the objects' boxes.
+        min_iou: window IoU threshold in (0, 1].
+
+    Returns:
+        ``[(window, [object indices])]`` in first-object order; every index once.
+
+    >>> w = [CropWindow(0, 0, 512), CropWindow(8, 0, 512), CropWindow(300, 0, 512)]
+    >>> b = np.array([[200, 200, 300, 300], [210, 200, 310, 300], [500, 200, 600, 300]])
+    >>> group_windows(w, b, 0.9)
+    [(CropWindow(x0=0, y0=0, size=512), [0, 1]), (CropWindow(x0=300, y0=0, size=512), [2])]
+    """
+    groups: list[tuple[CropWindow, list[int]]] = []
+    for i, win in enumerate(windows):
+        if min_iou > 0:
+            x1, y1, x2, y2 = (float(v) for v in boxes[i])
+            for gwin, members in groups:
+                s = gwin.size
+                if s != win.size:
+                    continue
+                inside = gwin.x0 <= x1 and gwin.y0 <= y1 and x2 <= gwin.x0 + s and y2 <= gwin.y0 + s
+                if inside and window_iou(gwin, win) >= min_iou:
+                    members.append(i)
+                    break
+            else:
+                groups.append((win, [i]))
+        else:
+            groups.append((win, [i]))
+    return groups
+
+
+def window_iou(a: CropWindow, b: CropWindow) -> float:
+    """IoU of two square windows (frame pixels).
+
+    >>> window_iou(CropWindow(0, 0, 10), CropWindow(5, 0, 10))
+    0.3333333333333333
+    """
+    iw = max(0, min(a.x0 + a.size, b.x0 + b.size) - max(a.x0, b.x0))
+    ih = max(0, min(a.y0 + a.size, b.y0 + b.size) - max(a.y0, b.y0))
+    inter = iw * ih
+    return inter / (a.size * a.size + b.size * b.size - inter)
+
+
+class _Writer:
+    """Calls ``on_frame`` on its own thread, in the order frames are put.
+
+    Writing (RLE encoding, JSON, PNG, fsync, the ledger) then overlaps the
+    model. The queue is bounded, so a slow disk slows the model instead of
+    filling memory. The first exception ``on_frame`` raises stops further
+    calls and is raised again in the engine's thread (at the next :meth:`put`
+    or at :meth:`close`), so a full disk still stops the job.
+    """
+
+    def __init__(self, on_frame: Callable[[FrameMasks], None], maxsize: int) -> None:
+        self._on_frame = on_frame
+        self._queue: queue.Queue[FrameMasks | None] = queue.Queue(maxsize)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="box2mask-writer", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            fm = self._queue.get()
+            if fm is None:
+                return
+            if self.error is not None:
+                continue  # keep draining so that put() never blocks forever
+            try:
+                self._on_frame(fm)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the engine's thread
+                self.error = exc
+
+    def put(self, fm: FrameMasks) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(fm)
+
+    def close(self, raise_error: bool = True) -> None:
+        """Write what is queued, stop the thread; raise the writer's error if any."""
+        self._queue.put(None)
+        self._thread.join()
+        if raise_error and self.error is not None:
+            raise self.error
 
 
 class MaskEngine:
@@ -136,6 +261,10 @@ class MaskEngine:
         self.profile = profile if profile is not None else Profile()
         self.image_size = getattr(model, "image_size", geometry.MODEL_SIZE)
         self.fill = geometry.fill_for_mode(options.window)  # type: ignore[arg-type]
+        self._buffers: list[torch.Tensor | None] = [None, None]
+        self._copied: list[torch.cuda.Event | None] = [None, None]
+        self._next_buffer = 0
+        self._current_buffer = 0
 
     # -- planning ----------------------------------------------------------
     def _keep(self, frame: Frame) -> np.ndarray:
@@ -171,6 +300,8 @@ class MaskEngine:
                     frame.image_path,
                 )
         hw = frame.image_hw
+        model_slots: list[int] = []
+        model_windows: list[CropWindow] = []
         for slot, i in enumerate(int(k) for k in keep):
             box = frame.xyxy[i]
             window = geometry.window_for_box(
@@ -180,7 +311,8 @@ class MaskEngine:
                 model: ShapeModel | None = self.box_filler
             elif self.is_prompt:
                 model = None
-                state.model_objects.append((slot, window))
+                model_slots.append(slot)
+                model_windows.append(window)
             else:
                 model = self.model  # type: ignore[assignment]
             if model is not None:
@@ -197,33 +329,37 @@ class MaskEngine:
                         category=str(frame.category[i]),
                     )
                 state.results[slot] = self._object_mask(frame, i, window, mask, score, source)
-        state.remaining = len(state.model_objects)
-        if not state.model_objects:
+        if model_slots:
+            boxes = frame.xyxy[keep[model_slots]]
+            state.model_groups = [
+                (win, [model_slots[j] for j in members])
+                for win, members in group_windows(model_windows, boxes, self.opts.share_crops)
+            ]
+        state.remaining = len(model_slots)
+        if not model_slots:
             state.image = None
         return state
 
-    def _crops(
-        self, state: _FrameState, objects: list[tuple[int, CropWindow]]
-    ) -> tuple[np.ndarray, list[_Item]]:
+    def _crops(self, state: _FrameState, groups: list[tuple[CropWindow, list[int]]]) -> list[_Crop]:
         """Worker thread: cut and resize the crops of some of a frame's model objects."""
-        n = len(objects)
         size = self.image_size
-        out = np.empty((n, size, size, 3), dtype=np.uint8)
-        items = []
-        with self.profile.time("crop"):
-            for j, (slot, window) in enumerate(objects):
+        out = []
+        for window, slots in groups:
+            with self.profile.time("crop"):
                 crop = geometry.crop_image(state.image, window, self.fill)  # type: ignore[arg-type]
-                out[j] = geometry.resize_crop(crop, size, self.opts.interpolation)  # type: ignore[arg-type]
-                i = int(state.keep[slot])
-                items.append(
-                    _Item(
-                        state,
-                        slot,
-                        window,
-                        geometry.box_to_model(state.frame.xyxy[i], window, size),
-                    )
+            with self.profile.time("resize"):
+                image = geometry.resize_crop(crop, size, self.opts.interpolation)  # type: ignore[arg-type]
+            items = [
+                _Item(
+                    state,
+                    slot,
+                    window,
+                    geometry.box_to_model(state.frame.xyxy[int(state.keep[slot])], window, size),
                 )
-        return out, items
+                for slot in slots
+            ]
+            out.append(_Crop(image, items))
+        return out
 
     def _object_mask(
         self,
@@ -255,28 +391,39 @@ class MaskEngine:
         for frames without model objects relative to each other; a frame is
         passed as soon as all its objects are done).
 
+        ``on_frame`` is called from one thread (the writer thread unless
+        ``write_queue`` is 0), in the order frames finish; an exception it
+        raises is raised here and stops the run.
+
         A frame whose image cannot be read is reported to ``problems`` and skipped.
         """
         workers = max(1, self.opts.workers)
-        with ThreadPoolExecutor(workers, thread_name_prefix="box2mask-prep") as pool:
-            batch_crops: list[np.ndarray] = []
-            batch_items: list[_Item] = []
-            for event in self._events(frames, pool):
-                if isinstance(event, _FrameState):
-                    if event.remaining == 0:
-                        on_frame(self._finish(event))
-                    continue
-                crops, items = event
-                batch_crops.append(crops)
-                batch_items.extend(items)
-                while len(batch_items) >= self.opts.batch_size:
-                    self._run_batch(batch_crops, batch_items, on_frame)
-            if batch_items:
-                self._run_batch(batch_crops, batch_items, on_frame)
+        writer = _Writer(on_frame, self.opts.write_queue) if self.opts.write_queue > 0 else None
+        emit = writer.put if writer is not None else on_frame
+        ok = False
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="box2mask-prep") as pool:
+                pending: collections.deque[_Crop] = collections.deque()
+                for event in self._events(frames, pool):
+                    if isinstance(event, _FrameState):
+                        if event.remaining == 0:
+                            emit(self._finish(event))
+                        continue
+                    pending.extend(event)
+                    while len(pending) >= self.opts.batch_size:
+                        self._run_batch(pending, emit)
+                while pending:
+                    self._run_batch(pending, emit)
+            ok = True
+        finally:
+            if writer is not None:
+                # on success, a writer error (disk full) is raised here; after another
+                # exception, the frames already queued are still written, then it propagates
+                writer.close(raise_error=ok)
 
     def _events(
         self, frames: Iterable[Frame], pool: ThreadPoolExecutor
-    ) -> Iterator[_FrameState | tuple[np.ndarray, list[_Item]]]:
+    ) -> Iterator[_FrameState | list[_Crop]]:
         """Prepared frames and crop chunks, in frame order, computed ahead on ``pool``."""
         frame_iter = iter(frames)
         pending: collections.deque[tuple[Frame, Future[_FrameState]]] = collections.deque()
@@ -305,8 +452,8 @@ class MaskEngine:
                 continue
             refill()
             yield state
-            objs = state.model_objects
-            chunks = [objs[k : k + chunk] for k in range(0, len(objs), chunk)]
+            groups = state.model_groups
+            chunks = [groups[k : k + chunk] for k in range(0, len(groups), chunk)]
             # crop one chunk ahead of the model; the frame image is freed after the last
             futs = collections.deque(pool.submit(self._crops, state, c) for c in chunks[:2])
             nxt = 2
@@ -318,64 +465,86 @@ class MaskEngine:
                 yield result
             state.image = None
 
+    def _staging(self, n: int) -> torch.Tensor:
+        """A reused host buffer ``(>= n, S, S, 3)`` uint8 (pinned on CUDA).
+
+        Two buffers alternate, so filling batch k+1 never overwrites batch k
+        while its non-blocking host→device copy may still be running; an event
+        recorded after each copy is waited on before a buffer is refilled.
+        """
+        size = self.image_size
+        k = self._next_buffer
+        self._next_buffer ^= 1
+        buf = self._buffers[k]
+        if buf is None or buf.shape[0] < n:
+            pin = self.device.type == "cuda"
+            buf = torch.empty((max(n, self.opts.batch_size), size, size, 3), dtype=torch.uint8)
+            self._buffers[k] = buf.pin_memory() if pin else buf
+            self._copied[k] = None
+        elif self._copied[k] is not None:
+            self._copied[k].synchronize()  # type: ignore[union-attr]
+        self._current_buffer = k
+        return self._buffers[k]  # type: ignore[return-value]
+
     def _run_batch(
-        self,
-        batch_crops: list[np.ndarray],
-        batch_items: list[_Item],
-        on_frame: Callable[[FrameMasks], None],
+        self, pending: collections.deque[_Crop], emit: Callable[[FrameMasks], None]
     ) -> None:
-        """Run the model on the first ``batch_size`` queued crops (in place)."""
-        n = min(self.opts.batch_size, len(batch_items))
-        crops = np.concatenate(batch_crops, axis=0) if len(batch_crops) > 1 else batch_crops[0]
-        take, rest = crops[:n], crops[n:]
-        items, batch_items[:] = batch_items[:n], batch_items[n:]
-        batch_crops[:] = [rest] if len(rest) else []
-        self._infer_items(take, items, on_frame)
+        """Run the model on the first ``batch_size`` queued crops (removed from ``pending``)."""
+        n = min(self.opts.batch_size, len(pending))
+        crops = [pending.popleft() for _ in range(n)]
+        with self.profile.time("stage"):
+            buf = self._staging(n)
+            host = buf.numpy()
+            for j, c in enumerate(crops):
+                host[j] = c.image  # one copy into the reused (pinned) buffer, no concatenate
+        self._infer_items(buf[:n], crops, emit)
 
     def _infer_items(
-        self, crops: np.ndarray, items: list[_Item], on_frame: Callable[[FrameMasks], None]
+        self, images: torch.Tensor, crops: list[_Crop], on_frame: Callable[[FrameMasks], None]
     ) -> None:
-        """Run the model on ``crops`` (one per item); on failure, retry in halves.
+        """Run the model on ``images`` (one per crop, host uint8); on failure, retry in halves.
 
         A CUDA out-of-memory also lowers the batch size for the rest of the run.
-        A single crop that still fails marks its frame failed: reported once,
-        skipped, not recorded (a resumed run tries it again).
+        A single crop that still fails marks its frames failed: reported once,
+        skipped, not recorded (a resumed run tries them again).
         """
+        items = [it for c in crops for it in c.items]
         try:
-            logits, iou = self._infer(crops, items)
+            logits, iou = self._infer(images, crops)
         except Exception as exc:
             oom = isinstance(exc, torch.cuda.OutOfMemoryError)
             if oom and self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            if len(items) > 1:
-                half = len(items) // 2
+            if len(crops) > 1:
+                half = len(crops) // 2
                 if oom and self.opts.batch_size > half:
                     log.warning(
-                        "out of memory on a batch of %d crops: batch size now %d", len(items), half
+                        "out of memory on a batch of %d crops: batch size now %d", len(crops), half
                     )
                     self.opts.batch_size = half
-                self._infer_items(crops[:half], items[:half], on_frame)
-                self._infer_items(crops[half:], items[half:], on_frame)
+                self._infer_items(images[:half], crops[:half], on_frame)
+                self._infer_items(images[half:], crops[half:], on_frame)
                 return
-            st = items[0].state
-            if not st.failed:
-                st.failed = True
-                self.problems.report(_frame_error(st.frame, exc), kind="model")
-            self._object_done(st, on_frame)
+            for it in items:
+                st = it.state
+                if not st.failed:
+                    st.failed = True
+                    self.problems.report(_frame_error(st.frame, exc), kind="model")
+                self._object_done(st, on_frame)
             return
         with self.profile.time("postprocess"):
-            masks = self._upsample(logits.float(), [it.window.size for it in items])
+            masks = self._upsample(logits, [it.window.size for it in items])
             scores = iou.float().cpu().numpy()
-        done: list[_FrameState] = []
-        for it, mask, score in zip(items, masks, scores, strict=True):
-            st = it.state
-            i = int(st.keep[it.slot])
-            st.results[it.slot] = self._object_mask(
-                st.frame, i, it.window, mask, float(score), "model"
-            )
-            st.remaining -= 1
-            if st.remaining == 0:
-                done.append(st)
+            done: list[_FrameState] = []
+            for it, mask, score in zip(items, masks, scores, strict=True):
+                st = it.state
+                i = int(st.keep[it.slot])
+                st.results[it.slot] = self._object_mask(
+                    st.frame, i, it.window, mask, float(score), "model"
+                )
+                st.remaining -= 1
+                if st.remaining == 0:
+                    done.append(st)
         for st in done:
             if not st.failed:
                 on_frame(self._finish(st))
@@ -385,16 +554,23 @@ class MaskEngine:
         if st.remaining == 0 and not st.failed:
             on_frame(self._finish(st))
 
-    def _infer(self, take: np.ndarray, items: list[_Item]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder + decoder on ``(n, S, S, 3)`` uint8 crops → ``(n, 256, 256)`` logits, ``(n,)`` IoU."""
-        n = len(items)
-        images = torch.from_numpy(np.ascontiguousarray(take))
+    def _infer(self, images: torch.Tensor, crops: list[_Crop]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder + decoder on ``(B, S, S, 3)`` uint8 host crops → ``(M, 256, 256)`` logits, ``(M,)`` IoU.
+
+        ``M`` is the number of prompts (objects) in ``crops``, crop by crop.
+        """
+        boxes_np = np.stack([it.box for c in crops for it in c.items]).astype(np.float32)
+        index_np = np.repeat(np.arange(len(crops)), [len(c.items) for c in crops])
         if self.device.type == "cuda":
-            images = images.pin_memory().to(self.device, non_blocking=True)
-        boxes = torch.as_tensor(
-            np.stack([it.box for it in items]), dtype=torch.float32, device=self.device
-        )
-        index = torch.arange(n, device=self.device)
+            images = images.to(self.device, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            self._copied[self._current_buffer] = event
+            boxes = torch.from_numpy(boxes_np).pin_memory().to(self.device, non_blocking=True)
+            index = torch.from_numpy(index_np).pin_memory().to(self.device, non_blocking=True)
+        else:
+            boxes = torch.from_numpy(boxes_np)
+            index = torch.from_numpy(index_np)
         autocast = (
             torch.autocast(self.device.type, dtype=self.autocast_dtype)
             if self.autocast_dtype is not None
@@ -411,14 +587,20 @@ class MaskEngine:
         return logits, iou
 
     def _upsample(self, logits: torch.Tensor, sizes: list[int]) -> list[np.ndarray]:
-        """``(M, 256, 256)`` logits → ``(S_m, S_m)`` bool masks: bilinear (align_corners=False), > threshold."""
+        """``(M, 256, 256)`` logits → ``(S_m, S_m)`` bool masks: bilinear (align_corners=False), > threshold.
+
+        One interpolation per distinct window side (nearly always one: every
+        object smaller than the crop has the same side), on the model's device;
+        only the thresholded bool masks come back to the host.
+        """
         out: list[np.ndarray | None] = [None] * len(sizes)
         by_size: dict[int, list[int]] = collections.defaultdict(list)
         for k, s in enumerate(sizes):
             by_size[s].append(k)
         for s, ks in by_size.items():
+            sel = logits if len(ks) == len(sizes) else logits[ks]
             up = F.interpolate(
-                logits[ks].unsqueeze(1), size=(s, s), mode="bilinear", align_corners=False
+                sel.float().unsqueeze(1), size=(s, s), mode="bilinear", align_corners=False
             )
             masks = (up[:, 0] > self.opts.threshold).cpu().numpy()
             for k, m in zip(ks, masks, strict=True):
