@@ -188,34 +188,6 @@ def clip_to_image(mask: np.ndarray, window: CropWindow, image_hw: tuple[int, int
     return out
 
 
-def box_mask(box: np.ndarray, size: int) -> np.ndarray:
-    """Fill a box: the ``(size, size)`` bool mask of pixels whose centres lie inside it.
-
-    Pixel ``(r, c)`` has centre ``(c + 0.5, r + 0.5)``; it is inside when
-    ``x1 <= c + 0.5 < x2`` and ``y1 <= r + 0.5 < y2``, so an integer box
-    ``x1 = 10, x2 = 20`` covers columns 10..19 exactly.
-
-    >>> box_mask(np.array([1, 0, 3, 1.4]), 4).astype(int)
-    array([[0, 1, 1, 0],
-           [0, 0, 0, 0],
-           [0, 0, 0, 0],
-           [0, 0, 0, 0]])
-    """
-    x1, y1, x2, y2 = (float(v) for v in box)
-    c0, c1 = _centre_range(x1, x2, size)
-    r0, r1 = _centre_range(y1, y2, size)
-    out = np.zeros((size, size), dtype=bool)
-    out[r0:r1, c0:c1] = True
-    return out
-
-
-def _centre_range(a: float, b: float, size: int) -> tuple[int, int]:
-    """Pixel indices ``i`` with ``a <= i + 0.5 < b``, clipped to ``0..size``."""
-    lo = max(math.ceil(a - 0.5), 0)
-    hi = min(math.ceil(b - 0.5), size)
-    return lo, max(lo, hi)
-
-
 def mask_to_xyxy(mask: np.ndarray) -> np.ndarray | None:
     """The tight ``xyxy`` box (exclusive ``x2``/``y2``) of a 2-D bool mask, ``None`` if empty.
 

@@ -35,7 +35,7 @@ from box2mask.writers.coco import category_table
 log = logging.getLogger("box2mask")
 
 #: the weight-free model used by ``--model auto`` when no checkpoint is found
-WEIGHT_FREE_DEFAULT = "grabcut"
+WEIGHT_FREE_DEFAULT = "classical"
 COCO_NAME = "annotations.json"
 
 

@@ -77,14 +77,6 @@ def test_box_to_model_scales_by_1024_over_s():
     )
 
 
-def test_box_mask_rasterises_pixel_centres():
-    m = geometry.box_mask(np.array([10, 2, 20, 4.0]), 32)
-    rows, cols = np.nonzero(m)
-    assert (cols.min(), cols.max(), rows.min(), rows.max()) == (10, 19, 2, 3)
-    assert geometry.box_mask(np.array([3, 3, 3, 3.0]), 8).sum() == 0
-    assert geometry.box_mask(np.array([-5, -5, 100, 100.0]), 8).all()
-
-
 boxes = st.tuples(
     st.floats(-300, 1300, allow_nan=False),
     st.floats(-300, 900, allow_nan=False),
