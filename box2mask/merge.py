@@ -23,18 +23,15 @@ the first two, never the last.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from box2mask.errors import Box2MaskError, UsageError
+from box2mask.errors import UsageError
 from box2mask.job import STATE_DIR, diff_identity, format_diffs
+from box2mask.writers.coco import write_coco as write_coco_stream
 
 #: identity keys that only choose which share of a dataset a job converts
 SHARE_KEYS = ("shard", "sequences")
@@ -256,46 +253,7 @@ def _ordered_frames(sources: list[_Source]) -> Iterator[dict[str, Any]]:
 
 
 def write_coco(sources: list[_Source], dest: Path) -> MergeSummary:
-    """Stream the sources' frames into ``dest``: images, then annotations (spooled), then categories."""
+    """Stream the sources' frames into ``dest`` (see :func:`box2mask.writers.coco.write_coco`)."""
     categories = unify_categories([s.categories for s in sources])
-    cat_ids = {c["name"]: c["id"] for c in categories}
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    sfd, spool = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".anns.tmp", dir=dest.parent)
-    n_img = n_ann = 0
-    try:
-        with (
-            os.fdopen(fd, "w", encoding="utf-8") as fh,
-            os.fdopen(sfd, "w+", encoding="utf-8") as sp,
-        ):
-            fh.write('{"images":[')
-            for part in _ordered_frames(sources):
-                n_img += 1
-                fh.write(
-                    ("\n" if n_img == 1 else ",\n") + json.dumps({"id": n_img, **part["image"]})
-                )
-                for ann in part["annotations"]:
-                    name = ann.pop("category")
-                    if name not in cat_ids:
-                        raise Box2MaskError(
-                            f"category {name!r} of a part is not in the category table"
-                        )
-                    n_ann += 1
-                    rec = {"id": n_ann, "image_id": n_img, "category_id": cat_ids[name], **ann}
-                    sp.write(("\n" if n_ann == 1 else ",\n") + json.dumps(rec))
-            fh.write('\n],"annotations":[')
-            sp.flush()
-            sp.seek(0)
-            shutil.copyfileobj(sp, fh, 1 << 20)
-            fh.write('\n],"categories":' + json.dumps(categories) + "}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(spool)
+    n_img, n_ann = write_coco_stream(_ordered_frames(sources), categories, dest)
     return MergeSummary(dest, n_img, n_ann, [s.label for s in sources])

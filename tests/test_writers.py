@@ -17,7 +17,7 @@ from pycocotools.cocoeval import COCOeval
 from box2mask.geometry import paste_mask
 from box2mask.rle import encode_window_mask
 from box2mask.types import CropWindow, Frame, FrameMasks, ObjectMask
-from box2mask.writers.coco import category_table, frame_part, merge_parts
+from box2mask.writers.coco import category_table, frame_part, read_parts, write_coco
 from box2mask.writers.png import instance_map, write_png_frame
 
 
@@ -95,7 +95,7 @@ def _write_dataset(tmp_path):
         [("airplane", "vehicle"), ("ship", "vessel"), ("train", "vehicle"), ("car", "vehicle")]
     )
     dest = tmp_path / "annotations.json"
-    n_img, n_ann = merge_parts(parts, cats, dest)
+    n_img, n_ann = write_coco(read_parts(parts), cats, dest)
     return frames, dest, n_img, n_ann
 
 

@@ -31,6 +31,7 @@ from box2mask.weights.catalog import CATALOG, Catalog, WeightsEntry
 from box2mask.weights.resolve import default_download_dir
 
 from box2mask.errors import CheckpointError, UsageError
+from box2mask.io import fsync_dir
 
 try:  # POSIX only: an advisory lock keeps two downloads off one .part file.
     import fcntl
@@ -156,7 +157,7 @@ def download(
         f.flush()
         os.fsync(f.fileno())
         os.replace(part, final)
-    _fsync_dir(dest)
+    fsync_dir(dest)
     return final
 
 
@@ -289,17 +290,3 @@ def _lock(f: BinaryIO, part: Path) -> None:
         raise CheckpointError(
             f"{part} is being written by another download; wait for it to finish"
         ) from e
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename durable; not possible on every platform/file system.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -15,15 +15,15 @@ The result reads as is with pycocotools' ``COCO()``: ``images`` (``id``,
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from box2mask.errors import Box2MaskError
+from box2mask.io import atomic_open
 from box2mask.rle import encode_window_mask
 from box2mask.types import FrameMasks
 
@@ -80,55 +80,46 @@ def category_table(categories: Iterable[tuple[str, str]]) -> list[dict[str, Any]
     ]
 
 
-def merge_parts(
-    parts: Iterable[Path], categories: list[dict[str, Any]], dest: Path
+def write_coco(
+    parts: Iterable[dict[str, Any]], categories: list[dict[str, Any]], dest: Path
 ) -> tuple[int, int]:
-    """Stream part files (in the order given) into one COCO JSON at ``dest``, atomically.
+    """Stream frame parts (see :func:`frame_part`), in the order given, into one COCO JSON.
 
-    ``parts`` is iterated twice (images, then annotations), so pass a re-iterable
-    (a list or a callable-backed iterable). Memory is one part at a time.
+    One pass: image records go straight to the output, annotations to a spool
+    file beside it that is appended after the images; memory holds one part at
+    a time. Ids are 1.. in that order. The file appears atomically at ``dest``.
 
     Returns:
         ``(number of images, number of annotations)``.
     """
-    parts = list(parts) if not isinstance(parts, list) else parts
     cat_ids = {c["name"]: c["id"] for c in categories}
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     n_img = n_ann = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write('{"images":[')
-            for image_id, part in enumerate(_read_parts(parts), start=1):
-                fh.write(
-                    ("\n" if image_id == 1 else ",\n")
-                    + json.dumps({"id": image_id, **part["image"]})
-                )
-                n_img = image_id
-            fh.write('\n],"annotations":[')
-            for image_id, part in enumerate(_read_parts(parts), start=1):
-                for ann in part["annotations"]:
-                    name = ann.pop("category")
-                    if name not in cat_ids:
-                        raise Box2MaskError(
-                            f"category {name!r} in a part file is not in the category table"
-                        )
-                    n_ann += 1
-                    rec = {"id": n_ann, "image_id": image_id, "category_id": cat_ids[name], **ann}
-                    fh.write(("\n" if n_ann == 1 else ",\n") + json.dumps(rec))
-            fh.write('\n],"categories":' + json.dumps(categories) + "}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with (
+        atomic_open(dest) as fh,
+        tempfile.TemporaryFile("w+", encoding="utf-8", dir=dest.parent) as spool,
+    ):
+        fh.write('{"images":[')
+        for part in parts:
+            n_img += 1
+            fh.write(("\n" if n_img == 1 else ",\n") + json.dumps({"id": n_img, **part["image"]}))
+            for ann in part["annotations"]:
+                name = ann.pop("category")
+                if name not in cat_ids:
+                    raise Box2MaskError(f"category {name!r} of a part is not in the category table")
+                n_ann += 1
+                rec = {"id": n_ann, "image_id": n_img, "category_id": cat_ids[name], **ann}
+                spool.write(("\n" if n_ann == 1 else ",\n") + json.dumps(rec))
+        fh.write('\n],"annotations":[')
+        spool.seek(0)
+        shutil.copyfileobj(spool, fh, 1 << 20)
+        fh.write('\n],"categories":' + json.dumps(categories) + "}\n")
     return n_img, n_ann
 
 
-def _read_parts(parts: list[Path]) -> Iterator[dict[str, Any]]:
-    for p in parts:
+def read_parts(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
+    """Load part files one at a time."""
+    for p in paths:
         with open(p, encoding="utf-8") as fh:
             yield json.load(fh)
