@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from box2mask.adapters.base import is_absent, read_text_lines, split_fields
 
 #: ``report(message, path, line)``: an adapter's :meth:`Adapter.report`.
 Reporter = Callable[[str, "Path | str | None", "int | None"], None]
@@ -165,3 +166,41 @@ def report_missing(report: Reporter, path: Path, missing: dict[int, int], last_i
             path,
             missing[after[0]],
         )
+
+
+def read_mot_rows(
+    path: Path, report: Reporter
+) -> Iterator[tuple[int, int, int, float, float, float, float, list[str]]]:
+    """The present boxes of a MOTChallenge-style file ``frame,id,x,y,w,h,...``.
+
+    Blank and ``#`` lines are skipped; absent targets (``none``, NaN, zeros,
+    ``w <= 0`` or ``h <= 0``) are skipped silently; malformed lines are reported
+    with file and line and skipped.
+
+    Yields:
+        ``(line_no, frame, track_id, x, y, w, h, fields)`` with ``x, y`` the
+        top-left corner in pixels and ``fields`` the whole split line.
+    """
+    for ln, line in enumerate(read_text_lines(path), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields, lead = split_fields(line)
+        if lead:
+            report("line starts with an empty field; dropped it", path, ln)
+        if len(fields) < 6:
+            report(f"expected at least 6 fields frame,id,x,y,w,h, got {len(fields)}", path, ln)
+            continue
+        if is_absent(fields[2:6]):
+            continue
+        try:
+            frame, tid = int(float(fields[0])), int(float(fields[1]))
+            x, y, w, h = (float(v) for v in fields[2:6])
+        except ValueError:
+            report(f"cannot read numbers from {line.strip()!r}", path, ln)
+            continue
+        if not all(np.isfinite([x, y, w, h])):
+            report(f"non-finite box in {line.strip()!r}", path, ln)
+            continue
+        if w <= 0 or h <= 0:
+            continue
+        yield ln, frame, tid, x, y, w, h, fields

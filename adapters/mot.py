@@ -25,6 +25,7 @@ from box2mask.adapters._objects import (
     checked,
     frame_arrays,
     printf_regex,
+    read_mot_rows,
     report_missing,
     scan_frames,
 )
@@ -34,9 +35,6 @@ from box2mask.adapters.base import (
     Option,
     SequenceInfo,
     image_hw,
-    is_absent,
-    read_text_lines,
-    split_fields,
 )
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
@@ -205,30 +203,7 @@ class MOT(Adapter):
         per_frame: dict[int, list[Obj]] = {}
         missing: dict[int, int] = {}
         col = self._class_col - 1
-        for ln, line in enumerate(read_text_lines(path), start=1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            fields, lead = split_fields(line)
-            if lead:
-                self.report("line starts with an empty field; dropped it", path, ln)
-            if len(fields) < 6:
-                self.report(
-                    f"expected at least 6 fields frame,id,x,y,w,h, got {len(fields)}", path, ln
-                )
-                continue
-            if is_absent(fields[2:6]):
-                continue
-            try:
-                frame, tid = int(float(fields[0])), int(float(fields[1]))
-                x, y, w, h = (float(v) for v in fields[2:6])
-            except ValueError:
-                self.report(f"cannot read numbers from {line.strip()!r}", path, ln)
-                continue
-            if not all(np.isfinite([x, y, w, h])):
-                self.report(f"non-finite box in {line.strip()!r}", path, ln)
-                continue
-            if w <= 0 or h <= 0:
-                continue
+        for ln, frame, tid, x, y, w, h, fields in read_mot_rows(path, self.report):
             category = DEFAULT_CATEGORY
             if self._classes and col < len(fields):
                 category = self._classes.get(_norm_key(fields[col]))

@@ -29,7 +29,14 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 import numpy as np
-from box2mask.adapters._objects import Obj, checked, frame_arrays, report_missing, scan_frames
+from box2mask.adapters._objects import (
+    Obj,
+    checked,
+    frame_arrays,
+    read_mot_rows,
+    report_missing,
+    scan_frames,
+)
 from box2mask.adapters._polygons import (
     greedy_match,
     polygon_parts,
@@ -44,9 +51,6 @@ from box2mask.adapters.base import (
     Option,
     SequenceInfo,
     image_hw,
-    is_absent,
-    read_text_lines,
-    split_fields,
 )
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
@@ -396,27 +400,7 @@ class SatMTB(Adapter):
     def _read_mot(self, path: Path, cls: str, images: dict[int, Any]) -> dict[int, list[Obj]]:
         per_frame: dict[int, list[Obj]] = {}
         missing: dict[int, int] = {}
-        for ln, line in enumerate(read_text_lines(path), start=1):
-            if not line.strip():
-                continue
-            fields, lead = split_fields(line)
-            if lead:
-                self.report("line starts with an empty field; dropped it", path, ln)
-            if len(fields) < 6:
-                self.report(
-                    f"expected at least 6 fields frame,id,x,y,w,h, got {len(fields)}", path, ln
-                )
-                continue
-            if is_absent(fields[2:6]):
-                continue
-            try:
-                frame, tid = int(float(fields[0])), int(float(fields[1]))
-                x, y, w, h = (float(v) for v in fields[2:6])
-            except ValueError:
-                self.report(f"cannot read numbers from {line.strip()!r}", path, ln)
-                continue
-            if w <= 0 or h <= 0:
-                continue
+        for ln, frame, tid, x, y, w, h, fields in read_mot_rows(path, self.report):
             category = cls
             if len(fields) >= 8:
                 with contextlib.suppress(ValueError):  # a non-numeric cls keeps the folder's class
