@@ -1,0 +1,438 @@
+"""``box2mask eval``: IoU and Boundary IoU against ground-truth masks, and the ablation sweep."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from box2mask.cli import app
+from box2mask.cli._common import console, err_console, run_safely, setup_logging
+from box2mask.options import load_config, parse_key_values
+
+_GEOM = "Crop geometry"
+_SMALL = "Small objects"
+_RUN = "Running"
+_OUT = "Reports"
+_SWEEP = "Sweep (ablations)"
+
+
+@app.command("eval")
+def eval_command(
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", "-d", help="Dataset adapter name (see `box2mask datasets`)."),
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="Dataset root folder [default: $BOX2MASK_DATA/<dataset>].")
+    ] = None,
+    opt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--opt", help="Dataset option KEY=VALUE (see `box2mask datasets`); repeatable."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="ros-sam | hq-sam | sam | classical | grabcut | box | ellipse | obb | auto [default: auto]."
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(help="Checkpoint path or registry name (see `box2mask weights list`)."),
+    ] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            help="Score this COCO JSON (e.g. a `box2mask convert` output) instead of running a model."
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="auto | cpu | cuda | cuda:N [default: auto].", rich_help_panel=_RUN),
+    ] = None,
+    sequences: Annotated[
+        list[str] | None, typer.Option(help="Only these sequences (repeat or comma-separate).")
+    ] = None,
+    classes: Annotated[
+        list[str] | None, typer.Option(help="Only objects of these categories.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Crops per encoder batch [default: 4].", rich_help_panel=_RUN)
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML file of convert options (names as here); command-line options win."
+        ),
+    ] = None,
+    crop_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Minimum crop side in frame pixels [default: 512].", rich_help_panel=_GEOM
+        ),
+    ] = None,
+    context: Annotated[
+        float | None,
+        typer.Option(
+            help="Crop side >= context × box long side [default: 1.25].", rich_help_panel=_GEOM
+        ),
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            help="centred (box2mask) | clamped (the authors' code) [default: centred].",
+            rich_help_panel=_GEOM,
+        ),
+    ] = None,
+    interpolation: Annotated[
+        str | None,
+        typer.Option(
+            help="bicubic | bilinear crop upsampling [default: bicubic].", rich_help_panel=_GEOM
+        ),
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Mask logit threshold [default: 0].", rich_help_panel=_GEOM)
+    ] = None,
+    hq_token_only: Annotated[
+        bool | None,
+        typer.Option(
+            "--hq-token-only", help="hq-sam: the HQ mask alone instead of SAM + HQ summed."
+        ),
+    ] = None,
+    box_fill_classes: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated classes given (and scored as) box masks [default: car]; '' for none.",
+            rich_help_panel=_SMALL,
+        ),
+    ] = None,
+    box_fill_area: Annotated[
+        float | None,
+        typer.Option(
+            help="Boxes smaller than this many px² get box masks [default: 0].",
+            rich_help_panel=_SMALL,
+        ),
+    ] = None,
+    clip_to_obb: Annotated[
+        bool | None,
+        typer.Option(
+            "--clip-to-obb", help="Clip model masks to the oriented box (OOTB, SAT-MTB OBB)."
+        ),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16.", rich_help_panel=_RUN),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Threads decoding frames and cutting crops [default: 2].", rich_help_panel=_RUN
+        ),
+    ] = None,
+    biou_ratio: Annotated[
+        float,
+        typer.Option(
+            help="Boundary IoU width as a share of the frame diagonal.", rich_help_panel=_OUT
+        ),
+    ] = 0.02,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the full report as JSON here.", rich_help_panel=_OUT)
+    ] = None,
+    csv_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            help="Write the table as CSV here (one row per category, or per setting).",
+            rich_help_panel=_OUT,
+        ),
+    ] = None,
+    sweep: Annotated[
+        bool,
+        typer.Option(
+            "--sweep",
+            help="Ablations: rerun with one setting changed at a time (the paper's Table 2 protocol).",
+            rich_help_panel=_SWEEP,
+        ),
+    ] = False,
+    sweep_axes: Annotated[
+        str | None,
+        typer.Option(
+            help="Axes to sweep, comma-separated (implies --sweep): crop_size, interpolation, window, "
+            "hq_token_only, box_fill_area, box_fill_classes [default: all that apply].",
+            rich_help_panel=_SWEEP,
+        ),
+    ] = None,
+    sweep_values: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="AXIS=V1,V2 values of one axis (implies --sweep), e.g. crop_size=256,512 or "
+            "box_fill_classes=car,none; repeatable.",
+            rich_help_panel=_SWEEP,
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Score masks against the dataset's ground-truth masks: mean IoU and Boundary IoU, per
+    object and per frame (the ROS-SAM authors' convention), per category and overall."""
+    setup_logging(verbose)
+    cli: dict[str, Any] = {
+        "dataset": dataset, "root": root, "model": model, "checkpoint": checkpoint,
+        "device": device, "sequences": sequences or None, "classes": classes or None,
+        "batch_size": batch_size, "crop_size": crop_size, "context": context, "window": window,
+        "interpolation": interpolation, "threshold": threshold, "hq_token_only": hq_token_only,
+        "box_fill_classes": box_fill_classes, "box_fill_area": box_fill_area,
+        "clip_to_obb": clip_to_obb, "precision": precision, "workers": workers,
+    }  # fmt: skip
+    do_sweep = sweep or sweep_axes is not None or bool(sweep_values)
+
+    def build():  # noqa: ANN202
+        from box2mask.errors import UsageError
+        from box2mask.evaluate import eval_options, parse_sweep
+
+        merged = load_config(config) if config else {}
+        for unused in ("out", "formats", "shard", "overwrite"):
+            merged.pop(unused, None)
+        merged.update({k: v for k, v in cli.items() if v is not None})
+        if opt:
+            merged["adapter_options"] = {
+                **merged.get("adapter_options", {}),
+                **parse_key_values(opt),
+            }
+        if not merged.get("dataset"):
+            raise UsageError("--dataset is required (on the command line or in --config)")
+        if predictions is not None:
+            if do_sweep:
+                raise UsageError("--sweep runs a model per setting; it cannot score --predictions")
+            if model is not None or checkpoint is not None:
+                raise UsageError("--predictions scores a file: drop --model/--checkpoint")
+        axes = parse_sweep(sweep_axes, sweep_values or ()) if do_sweep else None
+        return eval_options(**merged), axes
+
+    options, axes = run_safely(build, debug)
+    if axes is not None:
+        from box2mask.evaluate import sweep as run_sweep
+
+        result = run_safely(
+            lambda: _with_progress(
+                lambda cb: run_sweep(options, axes, biou_ratio=biou_ratio, progress=cb)
+            ),
+            debug,
+        )
+        _print_sweep(result)
+        rows = [_sweep_csv_row(r) for r in result.rows]
+    else:
+        from box2mask.evaluate import evaluate
+
+        result = run_safely(
+            lambda: _with_progress(
+                lambda cb: evaluate(
+                    options, biou_ratio=biou_ratio, predictions=predictions, progress=cb
+                )
+            ),
+            debug,
+        )
+        _print_report(result)
+        rows = result.rows()
+    run_safely(lambda: _write_reports(result.to_dict(), rows, report, csv_path), debug)
+
+
+def _with_progress(fn):  # noqa: ANN001, ANN202
+    """Run ``fn(callback)`` under a rich progress bar (plain lines off a terminal)."""
+    if not err_console.is_terminal:
+        last = [time.monotonic()]
+
+        def plain(p) -> None:  # noqa: ANN001
+            now = time.monotonic()
+            if now - last[0] >= 10:
+                last[0] = now
+                print(
+                    f"{p.setting + ': ' if p.setting else ''}frames {p.frames_done} objects {p.objects_done}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+        return fn(plain)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[objects]} objects"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("frames", total=None, objects=0)
+
+        def update(p) -> None:  # noqa: ANN001
+            bar.update(
+                task,
+                total=p.frames_total,
+                completed=p.frames_done,
+                objects=p.objects_done,
+                description=p.setting or "frames",
+            )
+
+        return fn(update)
+
+
+def _pct(v: float) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
+
+
+def _policy(settings: dict[str, Any]) -> str:
+    classes = ",".join(settings["box_fill_classes"]) or "none"
+    area = settings["box_fill_area"]
+    return (
+        f"box-filled and scored as boxes: classes {classes}"
+        + (f", boxes < {area:g} px²" if area else "")
+        + " (--box-fill-classes/--box-fill-area)"
+    )
+
+
+def _print_report(rep) -> None:  # noqa: ANN001
+    s = rep.settings
+    info = Table(title="box2mask eval", show_header=False, title_justify="left")
+    info.add_column(style="bold")
+    info.add_column()
+    info.add_row("masks", f"{s['model']}" + (f" ({rep.model_note})" if rep.model_note else ""))
+    if s.get("crop_size") is not None:
+        geo = f"crop {s['crop_size']}, context {s['context']}, window {s['window']}"
+        if s.get("upsample"):
+            geo += f", x{s['upsample']:g} {s['interpolation']} upsample to 1024"
+        if s.get("hq_token_only") is not None:
+            geo += ", HQ token only" if s["hq_token_only"] else ", SAM + HQ summed"
+        info.add_row("geometry", geo)
+    info.add_row("small objects", _policy(s))
+    src = ", ".join(f"{k} {v}" for k, v in sorted(rep.objects_by_source.items()))
+    info.add_row(
+        "objects",
+        f"{rep.objects} scored ({src}); {rep.objects_without_gt} without a GT mask skipped",
+    )
+    info.add_row(
+        "frames", f"{rep.frames} scored; {rep.frames_without_gt} without ground truth skipped"
+    )
+    if rep.missing_predictions:
+        info.add_row(
+            "missing",
+            f"{rep.missing_predictions} GT objects have no predicted mask (scored as empty)",
+        )
+    info.add_row("boundary", f"Boundary IoU width {s['biou_ratio']:g} × frame diagonal")
+    skipped = rep.problems.counts
+    if skipped:
+        info.add_row("skipped inputs", ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+    info.add_row("time", f"{rep.seconds:.1f} s")
+    console.print(info)
+
+    table = Table(
+        title="Mask quality, %: per object (IoU, BIoU, share with IoU ≥ .5 / .75) and per frame "
+        "(fIoU, fBIoU: the union of a frame's masks, the ROS-SAM authors' way)",
+        title_justify="left",
+    )
+    for col in ("category", "objects", "IoU", "BIoU", "≥.5", "≥.75", "frames", "fIoU", "fBIoU"):
+        table.add_column(col, justify="left" if col == "category" else "right", no_wrap=True)
+    rows = rep.rows()
+    for row in rows:
+        last = row["category"] == "overall"
+        table.add_row(
+            f"[bold]{row['category']}[/]" if last else row["category"],
+            str(row["objects"]),
+            _pct(row["iou"]),
+            _pct(row["biou"]),
+            _pct(row["iou@0.5"]),
+            _pct(row["iou@0.75"]),
+            str(row["frames"]),
+            _pct(row["frame_iou"]),
+            _pct(row["frame_biou"]),
+            end_section=len(rows) > 1 and row is rows[-2],
+        )
+    console.print(table)
+    by_src = rep.summary.get("per_object_by_source", {})
+    if len(by_src) > 1:
+        t = Table(title="Per object, by mask source", title_justify="left")
+        for col in ("source", "objects", "IoU", "BIoU"):
+            t.add_column(col, justify="left" if col == "source" else "right")
+        for name, v in by_src.items():
+            t.add_row(name, str(v["count"]), _pct(v["iou"]), _pct(v["biou"]))
+        console.print(t)
+
+
+def _print_sweep(result) -> None:  # noqa: ANN001
+    base = result.base
+    console.print(
+        f"[bold]box2mask eval --sweep[/]: {base['model']} on {base['dataset']}; base: crop "
+        f"{base.get('crop_size')}, window {base.get('window')}, interpolation "
+        f"{base.get('interpolation') or 'n/a'}; {_policy(base)}. Upsample = 1024 / crop size "
+        "for objects up to crop/context px (larger objects get a larger window).",
+        highlight=False,
+    )
+    table = Table(title="Ablations (%, one setting changed at a time)", title_justify="left")
+    for col in ("setting", "objects", "IoU", "BIoU", "fIoU", "fBIoU", "s"):
+        table.add_column(col, justify="left" if col == "setting" else "right", no_wrap=True)
+    for r in result.rows:
+        s = r.report.summary
+        po, pf = s["per_object"]["overall"], s["per_frame"]
+        table.add_row(
+            f"[bold]{r.label}[/]" if r.axis == "base" else r.label,
+            str(po["count"]),
+            _pct(po["iou"]),
+            _pct(po["biou"]),
+            _pct(pf["iou"]),
+            _pct(pf["biou"]),
+            f"{r.report.seconds:.1f}",
+        )
+    console.print(table)
+    for note in result.notes:
+        console.print(f"  [dim]{note}[/]", highlight=False)
+
+
+def _sweep_csv_row(r) -> dict[str, Any]:  # noqa: ANN001
+    s = r.report.summary
+    po, pf = s["per_object"]["overall"], s["per_frame"]
+    return {
+        "setting": r.label,
+        "axis": r.axis,
+        "value": "" if r.value is None else r.value,
+        "objects": po["count"],
+        "iou": po["iou"],
+        "biou": po["biou"],
+        "iou@0.5": po["iou@0.5"],
+        "iou@0.75": po["iou@0.75"],
+        "frames": pf["count"],
+        "frame_iou": pf["iou"],
+        "frame_biou": pf["biou"],
+        "seconds": round(r.report.seconds, 3),
+    }
+
+
+def _write_reports(
+    data: dict[str, Any], rows: list[dict[str, Any]], report: Path | None, csv_path: Path | None
+) -> None:
+    from box2mask.io import atomic_write_bytes
+
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(report, (json.dumps(data, indent=2) + "\n").encode())
+        console.print(f"report: {report}", highlight=False)
+    if csv_path is not None and rows:
+        import io
+
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+            )
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(csv_path, buf.getvalue().encode())
+        console.print(f"csv: {csv_path}", highlight=False)

@@ -1,0 +1,777 @@
+"""``box2mask eval``: mask quality against ground truth, and the ablation sweep.
+
+Two sources of predicted masks:
+
+- a model run in memory (:func:`evaluate`): the conversion engine runs on the
+  frames that carry ground-truth masks, exactly as ``box2mask convert`` would
+  with the same options, but nothing is written;
+- an existing COCO output (:func:`evaluate` with ``predictions=``): a
+  ``box2mask convert`` JSON (or any COCO JSON with ``track_id``), matched to
+  the dataset's frames by image ``sequence`` + ``frame_index`` (else
+  ``file_name``) and to its objects by ``track_id``.
+
+Both fill one :class:`~box2mask.metrics.QualityAccumulator` per convention
+(DESIGN §10), so the same masks give the same numbers either way.
+
+What is scored:
+
+- frames whose adapter gives a ground-truth provider; within them, objects
+  whose provider returns a mask (objects without one are skipped and counted);
+- per object: each object's predicted mask against its own ground truth; a
+  ground-truth object without a prediction scores against an empty mask;
+- per frame (the ROS-SAM authors' convention): the union of the predictions
+  of the scored objects against the union of their ground truths, averaged
+  over frames with at least one scored object; also per category (the union
+  of that category's objects in the frame);
+- box-filled objects (``--box-fill-classes``, default ``car``, and boxes under
+  ``--box-fill-area``) are scored as the box mask they get, as in the paper;
+  the report says which policy was in force and breaks scores down by mask
+  source.
+
+:func:`sweep` runs :func:`evaluate` once per setting of the paper's Table 2
+ablations (one axis changed at a time from the base options).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from box2mask.adapters import ADAPTERS, resolve_root
+from box2mask.errors import Box2MaskError, UsageError
+from box2mask.geometry import crop_mask, mask_to_xyxy, paste_mask
+from box2mask.metrics import DEFAULT_BIOU_RATIO, QualityAccumulator
+from box2mask.options import ConvertOptions
+from box2mask.problems import Problems
+from box2mask.types import CropWindow, Frame, FrameMasks, ObjectMask
+
+#: the model side of SAM-family inputs: crops are resized to this (upsample = 1024 / crop size)
+MODEL_INPUT = 1024
+
+
+@dataclass
+class EvalProgress:
+    """What a progress callback is told after each scored frame."""
+
+    frames_total: int
+    frames_done: int = 0
+    objects_done: int = 0
+    setting: str = ""
+
+
+@dataclass
+class EvalReport:
+    """The outcome of one evaluation.
+
+    Attributes:
+        summary: :meth:`QualityAccumulator.summary` of all scored objects and
+            frames, plus ``per_frame_by_category`` (the authors' convention
+            restricted to each category) and ``per_object_by_source`` (by mask
+            source: ``model``, ``box``, ``ellipse``, ...). Means in ``[0, 1]``.
+        frames: frames scored (with at least one object with ground truth).
+        frames_without_gt: frames read whose adapter gives no ground truth.
+        objects_without_gt: objects in scored frames without a ground-truth mask.
+        missing_predictions: ground-truth objects the predictions file has no
+            mask for (scored against an empty mask); 0 when a model ran.
+        settings: the options that determine the numbers (model, geometry,
+            small-object policy, ratio).
+    """
+
+    summary: dict[str, Any]
+    frames: int
+    frames_without_gt: int
+    objects_without_gt: int
+    missing_predictions: int
+    objects_by_source: Counter[str]
+    settings: dict[str, Any]
+    model_note: str = ""
+    problems: Problems = field(default_factory=Problems)
+    seconds: float = 0.0
+
+    @property
+    def objects(self) -> int:
+        return int(self.summary["per_object"]["overall"]["count"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the JSON report (NaN written as ``null``)."""
+        return _nan_to_none(
+            {
+                "settings": self.settings,
+                "model_note": self.model_note,
+                "frames": self.frames,
+                "frames_without_gt": self.frames_without_gt,
+                "objects": self.objects,
+                "objects_without_gt": self.objects_without_gt,
+                "missing_predictions": self.missing_predictions,
+                "objects_by_source": dict(sorted(self.objects_by_source.items())),
+                "skipped_inputs": dict(sorted(self.problems.counts.items())),
+                "seconds": round(self.seconds, 3),
+                **self.summary,
+            }
+        )
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per category plus ``overall`` (for CSV and tables).
+
+        Keys: ``category``, ``objects``, ``iou``, ``biou``, ``iou@0.5``,
+        ``iou@0.75`` (per object), ``frames``, ``frame_iou``, ``frame_biou``
+        (per frame). Means in ``[0, 1]``; NaN where nothing was scored.
+        """
+        s = self.summary
+        out = []
+        names = list(s["per_object"]["by_category"]) + ["overall"]
+        for name in names:
+            po = (
+                s["per_object"]["overall"]
+                if name == "overall"
+                else s["per_object"]["by_category"][name]
+            )
+            pf = (
+                s["per_frame"]
+                if name == "overall"
+                else s["per_frame_by_category"].get(name, _EMPTY)
+            )
+            out.append(
+                {
+                    "category": name,
+                    "objects": po["count"],
+                    "iou": po["iou"],
+                    "biou": po["biou"],
+                    "iou@0.5": po["iou@0.5"],
+                    "iou@0.75": po["iou@0.75"],
+                    "frames": pf["count"],
+                    "frame_iou": pf["iou"],
+                    "frame_biou": pf["biou"],
+                }
+            )
+        return out
+
+
+_EMPTY = {"count": 0, "iou": math.nan, "biou": math.nan, "iou@0.5": math.nan, "iou@0.75": math.nan}
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+# -- scoring -------------------------------------------------------------------
+def _enclosing_window(window: CropWindow, bbox: np.ndarray | None) -> CropWindow:
+    """The smallest square window holding ``window`` and the frame box ``bbox`` (xyxy ints)."""
+    if bbox is None:
+        return window
+    x0 = min(window.x0, int(bbox[0]))
+    y0 = min(window.y0, int(bbox[1]))
+    x1 = max(window.x0 + window.size, int(bbox[2]))
+    y1 = max(window.y0 + window.size, int(bbox[3]))
+    size = max(x1 - x0, y1 - y0)
+    if (x0, y0, size) == (window.x0, window.y0, window.size):
+        return window
+    return CropWindow(x0, y0, size)
+
+
+def _rewindow(mask: np.ndarray, src: CropWindow, dst: CropWindow) -> np.ndarray:
+    """A ``src``-window mask expressed in the larger window ``dst`` (which contains ``src``)."""
+    if src == dst:
+        return mask
+    out = np.zeros((dst.size, dst.size), dtype=bool)
+    r, c = src.y0 - dst.y0, src.x0 - dst.x0
+    out[r : r + src.size, c : c + src.size] = mask
+    return out
+
+
+class Scorer:
+    """Fills the accumulators frame by frame (one thread at a time).
+
+    Args:
+        ratio: Boundary IoU width as a share of the frame diagonal.
+    """
+
+    def __init__(self, ratio: float = DEFAULT_BIOU_RATIO) -> None:
+        self.ratio = ratio
+        self.acc = QualityAccumulator(ratio=ratio)
+        self.by_source = QualityAccumulator(ratio=ratio)
+        self.frame_by_cat: dict[str, QualityAccumulator] = {}
+        self.frames = 0
+        self.objects_without_gt = 0
+        self.missing_predictions = 0
+        self.sources: Counter[str] = Counter()
+
+    def score_frame(
+        self,
+        frame: Frame,
+        objects: Sequence[int],
+        predictions: Sequence[ObjectMask | np.ndarray | None],
+        sources: Sequence[str] | None = None,
+    ) -> int:
+        """Score one frame.
+
+        Args:
+            frame: the frame, with its ``gt_mask`` provider.
+            objects: indices into the frame's objects to score.
+            predictions: for each of ``objects``, an :class:`ObjectMask`
+                (crop-local), an ``(H, W)`` bool frame mask, or ``None`` (no
+                prediction: an empty mask).
+            sources: mask source of each prediction (defaults to the
+                ObjectMask's ``source``, else ``"unknown"``).
+
+        Returns:
+            The number of objects scored.
+        """
+        if frame.gt_mask is None:
+            return 0
+        hw = frame.image_hw
+        pred_union = np.zeros(hw, dtype=bool)
+        gt_union = np.zeros(hw, dtype=bool)
+        cat_unions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        scored = 0
+        for k, (i, pred) in enumerate(zip(objects, predictions, strict=True)):
+            gt = frame.gt_mask(int(i))
+            if gt is None:
+                self.objects_without_gt += 1
+                continue
+            gt = np.asarray(gt, dtype=bool)
+            if gt.shape != hw:
+                raise Box2MaskError(
+                    f"{frame.sequence} frame {frame.frame_index}: ground-truth mask of object {i} "
+                    f"is {gt.shape}, the frame is {hw}"
+                )
+            cat = str(frame.category[i])
+            if isinstance(pred, ObjectMask):
+                source = pred.source
+                # the ground truth may reach outside the crop window: score in a
+                # window that holds both, so no ground-truth pixel is dropped
+                win = _enclosing_window(pred.window, mask_to_xyxy(gt))
+                pm = _rewindow(pred.mask, pred.window, win)
+                gm = crop_mask(gt, win)
+                self.acc.add_object(cat, pm, gm, hw, win)
+                self.by_source.add_object(source, pm, gm, hw, win)
+                paste_mask(pred.mask, pred.window, hw, out=pred_union)
+                pred_full: np.ndarray | None = None
+            else:
+                if pred is None:
+                    self.missing_predictions += 1
+                    source = "missing"
+                    pred_full = np.zeros(hw, dtype=bool)
+                else:
+                    source = "unknown"
+                    pred_full = np.asarray(pred, dtype=bool)
+                    if pred_full.shape != hw:
+                        raise Box2MaskError(
+                            f"{frame.sequence} frame {frame.frame_index}: predicted mask of "
+                            f"object {i} is {pred_full.shape}, the frame is {hw}"
+                        )
+                self.acc.add_object(cat, pred_full, gt, hw)
+                pred_union |= pred_full
+            if sources is not None:
+                source = sources[k]
+            if pred_full is not None:
+                self.by_source.add_object(source, pred_full, gt, hw)
+            self.sources[source] += 1
+            gt_union |= gt
+            pu, gu = cat_unions.setdefault(
+                cat, (np.zeros(hw, dtype=bool), np.zeros(hw, dtype=bool))
+            )
+            gu |= gt
+            if isinstance(pred, ObjectMask):
+                paste_mask(pred.mask, pred.window, hw, out=pu)
+            elif pred_full is not None:
+                pu |= pred_full
+            scored += 1
+        if scored:
+            self.frames += 1
+            self.acc.add_frame(pred_union, gt_union)
+            for cat, (pu, gu) in cat_unions.items():
+                self.frame_by_cat.setdefault(cat, QualityAccumulator(ratio=self.ratio)).add_frame(
+                    pu, gu
+                )
+        return scored
+
+    def summary(self) -> dict[str, Any]:
+        """The accumulator's summary plus ``per_frame_by_category`` and ``per_object_by_source``."""
+        s = self.acc.summary()
+        s["per_frame_by_category"] = {
+            cat: self.frame_by_cat[cat].summary()["per_frame"] for cat in sorted(self.frame_by_cat)
+        }
+        s["per_object_by_source"] = self.by_source.summary()["per_object"]["by_category"]
+        return s
+
+
+# -- options -------------------------------------------------------------------
+def eval_options(**kwargs: Any) -> ConvertOptions:
+    """:class:`ConvertOptions` for an evaluation (``out`` is unused: eval writes no job folder)."""
+    kwargs.setdefault("out", Path("."))
+    return ConvertOptions(**kwargs)
+
+
+def _settings(opts: ConvertOptions, model: str, ratio: float, kind: str) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "dataset": opts.dataset,
+        "root": None if opts.root is None else str(opts.root),
+        "adapter_options": dict(opts.adapter_options),
+        "model": model,
+        "checkpoint": opts.checkpoint,
+        "biou_ratio": ratio,
+        "box_fill_classes": list(opts.box_fill_classes),
+        "box_fill_area": opts.box_fill_area,
+        "sequences": list(opts.sequences),
+        "classes": list(opts.classes),
+    }
+    if kind != "predictions":
+        settings.update(
+            crop_size=opts.crop_size,
+            upsample=round(MODEL_INPUT / opts.crop_size, 4) if kind == "prompt" else None,
+            context=opts.context,
+            window=opts.window,
+            interpolation=opts.interpolation if kind == "prompt" else None,
+            threshold=opts.threshold if kind == "prompt" else None,
+            hq_token_only=opts.hq_token_only if model == "hq-sam" else None,
+        )
+    return settings
+
+
+def _open_dataset(opts: ConvertOptions, problems: Problems) -> tuple[Any, list[str], int]:
+    root = resolve_root(opts.dataset, opts.root).resolve()
+    adapter = ADAPTERS.get(opts.dataset)(root, problems=problems, **opts.adapter_options)
+    seqs = adapter.list_sequences()
+    if opts.sequences:
+        known = {s.name for s in seqs}
+        missing = [s for s in opts.sequences if s not in known]
+        if missing:
+            sample = ", ".join(sorted(known)[:8]) + (" ..." if len(known) > 8 else "")
+            raise UsageError(
+                f"--sequences: {opts.dataset} has no sequence {missing[0]!r}; it has: {sample}"
+            )
+        wanted = set(opts.sequences)
+        seqs = [s for s in seqs if s.name in wanted]
+    return adapter, [s.name for s in seqs], sum(s.num_frames for s in seqs)
+
+
+def _kept(frame: Frame, classes: tuple[str, ...]) -> list[int]:
+    """The frame's objects the engine converts (``--classes``), in frame order."""
+    if not classes:
+        return list(range(len(frame)))
+    wanted = set(classes)
+    return [i for i, c in enumerate(frame.category) if c in wanted]
+
+
+# -- evaluation ----------------------------------------------------------------
+def evaluate(
+    options: ConvertOptions | None = None,
+    *,
+    biou_ratio: float = DEFAULT_BIOU_RATIO,
+    predictions: Path | str | None = None,
+    progress: Callable[[EvalProgress], None] | None = None,
+    **kwargs: Any,
+) -> EvalReport:
+    """Score masks against a dataset's ground-truth masks.
+
+    Args:
+        options: the conversion options (model, geometry, small-object policy,
+            sequences, classes); or pass their fields as keyword arguments
+            (``evaluate(dataset="viso", root="examples/viso-mini", model="box")``).
+            ``out``, ``formats``, ``shard`` and job options are unused.
+        biou_ratio: Boundary IoU width as a share of the frame diagonal.
+        predictions: a COCO JSON to score instead of running a model.
+        progress: called with an :class:`EvalProgress` after each scored frame.
+
+    Returns:
+        An :class:`EvalReport`. Raises :class:`~box2mask.errors.Box2MaskError`
+        on bad usage or input, and :class:`UsageError` when nothing in the
+        chosen frames has a ground-truth mask.
+    """
+    import box2mask.models  # noqa: F401  (registers the models)
+
+    opts = options if options is not None else eval_options(**kwargs)
+    if not 0 < biou_ratio < 1:
+        raise UsageError(f"--biou-ratio must be in (0, 1), got {biou_ratio}")
+    t0 = time.perf_counter()
+    problems = Problems(strict=opts.strict)
+    adapter, seq_names, total = _open_dataset(opts, problems)
+    scorer = Scorer(biou_ratio)
+    state = EvalProgress(frames_total=total)
+    no_gt = [0]
+
+    def with_gt() -> Iterator[Frame]:
+        for frame in adapter.frames(seq_names):
+            if frame.gt_mask is None:
+                no_gt[0] += 1
+                continue
+            yield frame
+
+    def done(n: int) -> None:
+        state.frames_done += 1
+        state.objects_done += n
+        if progress:
+            progress(state)
+
+    if predictions is not None:
+        preds = PredictionIndex.load(Path(predictions))
+        for frame in with_gt():
+            keep = _kept(frame, opts.classes)
+            masks, sources = preds.masks_for(frame, keep)
+            done(scorer.score_frame(frame, keep, masks, sources))
+        model, note, kind = "predictions", f"scored {predictions}", "predictions"
+        if preds.images_matched == 0 and scorer.frames > 0:
+            note += (
+                " (no image of the file matched a frame of the dataset: every mask counted empty)"
+            )
+    else:
+        from box2mask.engine import Profile
+        from box2mask.pipeline import build_engine, choose_model, parse_devices
+
+        spec, checkpoint, note = choose_model(opts)
+        devices = parse_devices(opts.device, spec.kind)
+        if len(devices) > 1:
+            raise UsageError("eval runs on one device; pass a single --device")
+        precision = opts.precision
+        if precision == "auto":
+            precision = "bf16" if devices[0].type == "cuda" else "fp32"
+        engine = build_engine(opts, spec, checkpoint, devices[0], precision, problems, Profile())
+
+        def on_frame(fm: FrameMasks) -> None:
+            keep = _kept(fm.frame, opts.classes)
+            if len(keep) != len(fm.masks) or any(
+                int(fm.frame.track_id[i]) != om.track_id
+                for i, om in zip(keep, fm.masks, strict=False)
+            ):
+                raise Box2MaskError(
+                    f"{fm.frame.sequence} frame {fm.frame.frame_index}: the engine returned "
+                    f"{len(fm.masks)} masks for {len(keep)} objects"
+                )
+            done(scorer.score_frame(fm.frame, keep, list(fm.masks)))
+
+        engine.run(with_gt(), on_frame)
+        model, kind = spec.name, spec.kind
+    if scorer.frames == 0:
+        what = f"{len(seq_names)} sequence(s) of {opts.dataset} at {adapter.root}"
+        raise UsageError(
+            f"nothing to score: no object in {what} has a ground-truth mask "
+            f"({no_gt[0]} frame(s) without ground truth, {scorer.objects_without_gt} object(s) "
+            "without a mask). eval needs a dataset with masks (rossam, satmtb seg, coco with "
+            "segmentation, viso with masks/)."
+        )
+    return EvalReport(
+        summary=scorer.summary(),
+        frames=scorer.frames,
+        frames_without_gt=no_gt[0],
+        objects_without_gt=scorer.objects_without_gt,
+        missing_predictions=scorer.missing_predictions,
+        objects_by_source=scorer.sources,
+        settings=_settings(opts, model, biou_ratio, kind),
+        model_note=note,
+        problems=problems,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+class PredictionIndex:
+    """A COCO JSON of predictions, indexed by frame and track id.
+
+    Images are found by ``(sequence, frame_index)`` when they carry both (as
+    ``box2mask convert`` writes them), else by ``file_name``; annotations by
+    ``track_id``, else their ``id``. Masks are decoded per object, on demand.
+    """
+
+    def __init__(self, data: dict[str, Any], path: Path) -> None:
+        self.path = path
+        try:
+            images, anns = data["images"], data["annotations"]
+            self.categories = {c["id"]: str(c["name"]) for c in data.get("categories", [])}
+        except (KeyError, TypeError) as exc:
+            raise UsageError(f"--predictions {path}: not a COCO JSON ({exc})") from None
+        self.by_key: dict[tuple[str, int], Any] = {}
+        self.by_file: dict[str, Any] = {}
+        self.images: dict[Any, dict[str, Any]] = {}
+        for im in images:
+            self.images[im["id"]] = im
+            if "sequence" in im and "frame_index" in im:
+                self.by_key[(str(im["sequence"]), int(im["frame_index"]))] = im["id"]
+            if "file_name" in im:
+                self.by_file[str(im["file_name"])] = im["id"]
+        self.anns: dict[Any, list[dict[str, Any]]] = {}
+        for a in anns:
+            self.anns.setdefault(a.get("image_id"), []).append(a)
+        self.images_matched = 0
+
+    @classmethod
+    def load(cls, path: Path) -> PredictionIndex:
+        """Read a COCO JSON file (whole)."""
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except FileNotFoundError:
+            raise UsageError(f"--predictions {path}: no such file") from None
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--predictions {path}: not readable JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"--predictions {path}: not a COCO JSON object")
+        return cls(data, Path(path))
+
+    def image_id(self, frame: Frame) -> Any | None:
+        """The id of ``frame``'s image in the file, or ``None``."""
+        iid = self.by_key.get(frame.key)
+        if iid is None:
+            iid = self.by_file.get(frame.file_name)
+        return iid
+
+    def annotations(self, frame: Frame) -> list[dict[str, Any]]:
+        """The annotations of ``frame``'s image (empty when the image is absent)."""
+        iid = self.image_id(frame)
+        return [] if iid is None else self.anns.get(iid, [])
+
+    def masks_for(
+        self, frame: Frame, objects: Sequence[int]
+    ) -> tuple[list[np.ndarray | None], list[str]]:
+        """Each object's predicted ``(H, W)`` bool mask (``None`` if absent) and mask source.
+
+        Objects are matched by track id; when a track id appears several
+        times in a frame, its annotations are taken in order.
+        """
+        iid = self.image_id(frame)
+        anns = [] if iid is None else self.anns.get(iid, [])
+        if iid is not None:
+            self.images_matched += 1
+        pool: dict[int, list[dict[str, Any]]] = {}
+        for a in anns:
+            pool.setdefault(int(a.get("track_id", a.get("id", -1))), []).append(a)
+        masks: list[np.ndarray | None] = []
+        sources: list[str] = []
+        for i in objects:
+            cands = pool.get(int(frame.track_id[i]))
+            if not cands:
+                masks.append(None)
+                sources.append("missing")
+                continue
+            a = cands.pop(0)
+            masks.append(self.decode(a, frame.image_hw))
+            sources.append(str(a.get("mask_source", "unknown")))
+        return masks, sources
+
+    def decode(self, ann: dict[str, Any], image_hw: tuple[int, int]) -> np.ndarray:
+        """An annotation's ``segmentation`` as an ``(H, W)`` bool mask."""
+        from box2mask.adapters.coco import decode_segmentation
+
+        seg = ann.get("segmentation")
+        if not seg:
+            return np.zeros(image_hw, dtype=bool)
+        try:
+            return decode_segmentation(seg, image_hw)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(
+                f"--predictions {self.path}: annotation id {ann.get('id')}: bad segmentation ({exc})"
+            ) from None
+
+
+# -- sweep ---------------------------------------------------------------------
+#: the sweep's axes, their option names and default values (the paper's Table 2 protocol)
+SWEEP_AXES: dict[str, tuple[Any, ...]] = {
+    "crop_size": (256, 384, 512, 768),
+    "interpolation": ("bicubic", "bilinear"),
+    "window": ("centred", "clamped"),
+    "hq_token_only": (False, True),
+    "box_fill_area": (0.0, 100.0, 400.0),
+    "box_fill_classes": ("car", ""),
+}
+
+
+@dataclass
+class SweepRow:
+    """One setting of a sweep and its report."""
+
+    axis: str
+    value: Any
+    label: str
+    report: EvalReport
+
+
+@dataclass
+class SweepReport:
+    """Every setting's report; ``notes`` say which axes were skipped and why."""
+
+    rows: list[SweepRow]
+    notes: list[str]
+    base: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "notes": self.notes,
+            "rows": [
+                {
+                    "axis": r.axis,
+                    "value": r.value,
+                    "setting": r.label,
+                    **r.report.to_dict(),
+                }
+                for r in self.rows
+            ],
+        }
+
+
+def parse_sweep(axes: str | None, values: Sequence[str] = ()) -> dict[str, tuple[Any, ...]]:
+    """``--sweep crop_size,window`` and ``--sweep-values crop_size=256,512`` → axes and values.
+
+    ``axes`` ``None``, ``""`` or ``"all"`` means every axis. Values are typed
+    like the option (ints for ``crop_size``, floats for ``box_fill_area``,
+    booleans for ``hq_token_only``; for ``box_fill_classes`` each value is a
+    class list with ``+`` between classes and ``none`` for no class).
+    """
+    names = (
+        list(SWEEP_AXES)
+        if not axes or axes.strip() == "all"
+        else [a.strip().replace("-", "_") for a in axes.split(",") if a.strip()]
+    )
+    for n in names:
+        if n not in SWEEP_AXES:
+            raise UsageError(f"--sweep: unknown axis {n!r}; axes: {', '.join(SWEEP_AXES)}")
+    chosen = {n: SWEEP_AXES[n] for n in names}
+    for item in values:
+        if "=" not in item:
+            raise UsageError(f"--sweep-values takes AXIS=V1,V2, got {item!r}")
+        key, text = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        if key not in SWEEP_AXES:
+            raise UsageError(f"--sweep-values: unknown axis {key!r}; axes: {', '.join(SWEEP_AXES)}")
+        parts = [p.strip() for p in text.split(",")]
+        try:
+            typed = tuple(_typed(key, p) for p in parts if p or key == "box_fill_classes")
+        except ValueError:
+            raise UsageError(f"--sweep-values {item!r}: bad value for {key}") from None
+        if not typed:
+            raise UsageError(f"--sweep-values {item!r}: no values")
+        chosen[key] = typed
+    return chosen
+
+
+def _typed(axis: str, text: str) -> Any:
+    if axis == "crop_size":
+        return int(text)
+    if axis == "box_fill_area":
+        return float(text)
+    if axis == "hq_token_only":
+        low = text.lower()
+        if low in ("true", "1", "yes", "on", "hq"):
+            return True
+        if low in ("false", "0", "no", "off", "summed"):
+            return False
+        raise ValueError(text)
+    if axis == "box_fill_classes":
+        return "" if text.lower() in ("", "none", "off") else text.replace("+", ",")
+    if axis == "interpolation" and text not in ("bicubic", "bilinear"):
+        raise ValueError(text)
+    if axis == "window" and text not in ("centred", "clamped"):
+        raise ValueError(text)
+    return text
+
+
+def setting_label(axis: str, value: Any, upsampled: bool = True) -> str:
+    """How a setting is shown in the sweep table (``upsampled``: the model resizes crops to 1024).
+
+    >>> setting_label("crop_size", 384)
+    'crop 384 (x2.67 upsample)'
+    >>> setting_label("crop_size", 384, upsampled=False)
+    'crop 384'
+    >>> setting_label("box_fill_classes", "")
+    'box-fill classes: none'
+    """
+    if axis == "crop_size":
+        return (
+            f"crop {value} (x{MODEL_INPUT / value:.3g} upsample)" if upsampled else f"crop {value}"
+        )
+    if axis == "hq_token_only":
+        return "HQ token only" if value else "SAM + HQ summed"
+    if axis == "box_fill_area":
+        return f"box-fill area < {value:g} px²"
+    if axis == "box_fill_classes":
+        return f"box-fill classes: {value or 'none'}"
+    return f"{axis.replace('_', ' ')} {value}"
+
+
+def _applies(axis: str, model: str, kind: str, needs_image: bool) -> str | None:
+    """``None`` when ``axis`` changes what ``model`` does, else why it is skipped."""
+    if axis == "hq_token_only" and model != "hq-sam":
+        return "hq_token_only applies to hq-sam only"
+    if axis == "interpolation" and kind != "prompt":
+        return f"interpolation: {model} reads the crop at frame resolution (no upsampling)"
+    if axis in ("crop_size", "window") and kind != "prompt" and not needs_image:
+        return f"{axis}: {model} draws a shape from the box alone, whatever the window"
+    if axis in ("box_fill_area", "box_fill_classes") and model == "box":
+        return f"{axis}: the box model fills every box anyway"
+    return None
+
+
+def _option_value(axis: str, value: Any) -> Any:
+    if axis == "box_fill_classes":
+        return tuple(p for p in str(value).split(",") if p)
+    return value
+
+
+def sweep(
+    options: ConvertOptions,
+    axes: dict[str, tuple[Any, ...]] | None = None,
+    *,
+    biou_ratio: float = DEFAULT_BIOU_RATIO,
+    progress: Callable[[EvalProgress], None] | None = None,
+) -> SweepReport:
+    """Ablations, one axis at a time from ``options`` (the paper's Table 2 protocol).
+
+    The first row is the base setting (``options`` as given); then, for each
+    axis, one row per value that differs from the base. Axes that do not
+    change the chosen model's output are skipped, with a note.
+
+    Args:
+        options: the base options (a model must be chosen: ``auto`` is resolved first).
+        axes: ``{axis: values}`` (see :data:`SWEEP_AXES`, :func:`parse_sweep`);
+            default every axis with its default values.
+        biou_ratio: Boundary IoU width as a share of the frame diagonal.
+        progress: called after each frame, with ``setting`` set.
+    """
+    import box2mask.models  # noqa: F401  (registers the models)
+    from box2mask.pipeline import choose_model
+
+    axes = dict(SWEEP_AXES) if axes is None else axes
+    spec, _, note = choose_model(options)
+    if options.model == "auto":
+        options = replace(options, model=spec.name)
+    needs_image = spec.kind == "prompt" or bool(getattr(spec.build(), "needs_image", False))
+    notes = [note] if note else []
+    plan: list[tuple[str, Any, ConvertOptions]] = [("base", None, options)]
+    for axis, values in axes.items():
+        why = _applies(axis, spec.name, spec.kind, needs_image)
+        if why:
+            notes.append(f"skipped {why}")
+            continue
+        base_value = getattr(options, axis)
+        if axis == "box_fill_classes":
+            base_value = ",".join(base_value)
+        for v in values:
+            if v == base_value:
+                continue
+            plan.append((axis, v, replace(options, **{axis: _option_value(axis, v)})))
+    rows: list[SweepRow] = []
+    for axis, value, opts in plan:
+        label = "base" if axis == "base" else setting_label(axis, value, spec.kind == "prompt")
+
+        def tell(p: EvalProgress, label: str = label) -> None:
+            p.setting = label
+            if progress:
+                progress(p)
+
+        report = evaluate(opts, biou_ratio=biou_ratio, progress=tell)
+        rows.append(SweepRow(axis, value, label, report))
+    base = rows[0].report.settings
+    return SweepReport(rows=rows, notes=notes, base=base)
