@@ -54,6 +54,8 @@ class ConvertOptions:
     clip_to_obb: bool = False
     precision: str = "auto"
     workers: int = 2
+    share_crops: float = 0.0
+    compile: bool = False
     profile: bool = False
     adapter_options: dict[str, Any] = field(default_factory=dict)
 
@@ -84,8 +86,14 @@ class ConvertOptions:
             raise UsageError(
                 f"--interpolation must be 'bicubic' or 'bilinear', got {self.interpolation!r}"
             )
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise UsageError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "int8"):
+            raise UsageError(
+                f"--precision must be auto, fp32, bf16 or int8, got {self.precision!r}"
+            )
+        if not 0 <= self.share_crops <= 1:
+            raise UsageError(
+                f"--share-crops takes a window IoU in 0..1 (0: off), got {self.share_crops}"
+            )
         if self.box_fill_area < 0:
             raise UsageError(f"--box-fill-area must be >= 0, got {self.box_fill_area}")
         if self.shard is not None:

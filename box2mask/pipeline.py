@@ -222,6 +222,8 @@ def convert(
         "box_fill_classes": sorted(opts.box_fill_classes),
         "box_fill_area": opts.box_fill_area,
         "clip_to_obb": opts.clip_to_obb,
+        # only when on, so that jobs started before the option existed still resume
+        **({"share_crops": opts.share_crops} if opts.share_crops and spec.kind == "prompt" else {}),
         "classes": sorted(opts.classes),
         "sequences": sorted(opts.sequences),
         "shard": opts.shard,
@@ -280,11 +282,11 @@ def convert(
                     )
 
                     def on_frame(fm: FrameMasks) -> None:
-                        with profile.time("write"):
-                            try:
-                                job.write_frame(fm, opts.formats)
-                            except OSError as exc:
-                                raise WriteFailed(exc) from exc
+                        try:
+                            job.write_frame(fm, opts.formats, timer=profile.time)
+                        except OSError as exc:
+                            raise WriteFailed(exc) from exc
+                        with profile.time("write"):  # the ledger line (fsync) and progress
                             finished(
                                 fm.frame.sequence,
                                 fm.frame.frame_index,
@@ -428,6 +430,10 @@ def build_engine(
     """The model on ``device`` inside a :class:`MaskEngine` with ``opts``'s settings."""
     if spec.kind == "prompt":
         model = spec.build(checkpoint, device=device, hq_token_only=opts.hq_token_only)
+        if precision == "int8":
+            model.quantize_encoder_int8()
+        if opts.compile:
+            model.compile_encoder()
     else:
         model = spec.build()
     return MaskEngine(
@@ -444,6 +450,7 @@ def build_engine(
             classes=opts.classes,
             clip_to_obb=opts.clip_to_obb,
             workers=opts.workers,
+            share_crops=opts.share_crops,
         ),
         box_filler=MODELS.get("box").build(),
         device=device,

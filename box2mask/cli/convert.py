@@ -56,7 +56,11 @@ def convert_command(
     ] = None,
     device: Annotated[
         str | None,
-        typer.Option(help="auto | cpu | cuda | cuda:N [default: auto].", rich_help_panel=_RUN),
+        typer.Option(
+            help="auto | cpu | cuda | cuda:N, or a comma list such as cuda:0,cuda:1 "
+            "(one worker process per device) [default: auto].",
+            rich_help_panel=_RUN,
+        ),
     ] = None,
     format: Annotated[
         str | None, typer.Option("--format", help="coco | png | coco,png [default: coco].")
@@ -152,8 +156,29 @@ def convert_command(
     ] = None,
     precision: Annotated[
         str | None,
-        typer.Option(help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16.", rich_help_panel=_RUN),
+        typer.Option(
+            help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | int8 (CPU: int8 encoder "
+            "matrix products, ~2x faster, masks change slightly; see docs/speed.md).",
+            rich_help_panel=_RUN,
+        ),
     ] = None,
+    share_crops: Annotated[
+        float | None,
+        typer.Option(
+            metavar="IOU",
+            help="Objects of a frame whose crop windows overlap with IoU >= IOU (same size) share "
+            "one encoder pass; changes masks slightly [default: 0 = off].",
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
+    compile_: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="torch.compile the image encoder (slow first batch; pays off on long GPU jobs).",
+            rich_help_panel=_RUN,
+        ),
+    ] = False,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -175,7 +200,8 @@ def convert_command(
         "crop_size": crop_size, "context": context, "window": window, "interpolation": interpolation,
         "threshold": threshold, "hq_token_only": hq_token_only, "box_fill_classes": box_fill_classes,
         "box_fill_area": box_fill_area, "clip_to_obb": clip_to_obb, "precision": precision,
-        "workers": workers, "profile": profile or None,
+        "workers": workers, "profile": profile or None, "share_crops": share_crops,
+        "compile": compile_ or None,
     }  # fmt: skip
 
     def build() -> ConvertOptions:
@@ -283,13 +309,24 @@ def _print_summary(summary, options: ConvertOptions) -> None:  # noqa: ANN001
     if len(summary.problems) > 20:
         console.print(f"  ... and {len(summary.problems) - 20} more (see the log)")
     if options.profile and summary.profile:
+        from box2mask.engine import MODEL_STAGES, STAGES
+
         prof = Table(
-            title="profile (seconds; decode/crop/shape run on worker threads, overlapping the model)",
+            title="profile (seconds; decode/crop/resize/shape run on worker threads and "
+            "encode-rle/write on the writer thread, overlapping the model)",
             title_justify="left",
         )
         prof.add_column("stage")
         prof.add_column("seconds", justify="right")
         prof.add_column("share of wall time", justify="right")
-        for stage, secs in sorted(summary.profile.items(), key=lambda kv: -kv[1]):
+        order = {s: k for k, s in enumerate(STAGES)}
+        for stage, secs in sorted(summary.profile.items(), key=lambda kv: order.get(kv[0], 99)):
             prof.add_row(stage, f"{secs:.2f}", f"{100 * secs / summary.seconds:.0f}%")
+        model_s = sum(summary.profile.get(s, 0.0) for s in MODEL_STAGES)
+        if model_s:
+            prof.add_row(
+                "[bold]model (encoder + decoder)",
+                f"{model_s:.2f}",
+                f"{100 * model_s / summary.seconds:.0f}%",
+            )
         console.print(prof)

@@ -177,6 +177,7 @@ class SamModel(nn.Module):
         self.output: MaskOutput = output
         self.attention: AttentionImpl = attention
         self.image_size = image_encoder.img_size
+        self._compiled_forward = None
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), False)
 
@@ -206,8 +207,38 @@ class SamModel(nn.Module):
             )
         x = images.permute(0, 3, 1, 2).float()
         x = (x - self.pixel_mean) / self.pixel_std
-        emb, interm = encoder_forward(self.image_encoder, x, self.attention, self.is_hq)
+        forward = self._compiled_forward or encoder_forward
+        emb, interm = forward(self.image_encoder, x, self.attention, self.is_hq)
         return ImageFeatures(embeddings=emb, interm=interm)
+
+    def compile_encoder(self, **kwargs: object) -> SamModel:
+        """Run the encoder through ``torch.compile`` (the first batch of each shape compiles).
+
+        Kernels are fused, masks unchanged up to float rounding. ``kwargs`` go to
+        ``torch.compile`` (e.g. ``mode="max-autotune"``). Returns ``self``.
+        """
+        self._compiled_forward = torch.compile(encoder_forward, dynamic=False, **kwargs)  # type: ignore[arg-type]
+        return self
+
+    def quantize_encoder_int8(self) -> SamModel:
+        """CPU only: dynamic int8 quantization of the encoder's linear layers (qkv, proj, MLP).
+
+        Weights are int8 per output channel, activations quantized per batch on
+        the fly (``torch.ao.quantization.quantize_dynamic``, fbgemm/x86 on
+        AVX2): about 2× faster matrix products on CPUs without bf16 units, at
+        the price of small mask changes (measured by ``benchmarks/speed.py``).
+        LoRA must be folded first. Returns ``self``.
+        """
+        if self.device.type != "cpu":
+            raise UsageError("--precision int8 is for CPU; use bf16 on CUDA")
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
+            self.image_encoder = torch.ao.quantization.quantize_dynamic(
+                self.image_encoder, {nn.Linear}, dtype=torch.qint8
+            )
+        return self
 
     @torch.no_grad()
     def decode(

@@ -1,0 +1,491 @@
+"""Speed: box2mask's engine against the ROS-SAM authors' procedure, same clip, same weights.
+
+    python benchmarks/speed.py --arch vit_b --objects 4           # CPU here
+    python benchmarks/speed.py --arch vit_l --objects 200 --device cuda --batch-size 16
+
+One run times, on one synthetic clip and one set of random weights of a real
+SAM shape (saved in the official ``sam_vit_*.pth`` layout and loaded by both):
+
+- reference: the authors' procedure. Per object: crop the 512 window
+  (box2mask's geometry, so the windows are identical), bicubic ×2 to 1024,
+  ``segment_anything``'s own ``Sam`` (its ``ImageEncoderViT`` with its own
+  attention) through ``SamPredictor.set_image`` / ``predict(box=...)``, batch 1,
+  fp32, mask 1024 → window size (nearest), pasted into a frame-sized mask.
+- box2mask: :class:`~box2mask.engine.MaskEngine` with ``--model sam`` loaded
+  from the same file (SDPA attention, batched crops, ``--precision``,
+  optional ``--compile``), decode and crop on worker threads.
+- optionally (``--share-crops IOU``) box2mask again with shared crops.
+
+Printed: objects/s for each, the ratio, peak memory (process RSS during the
+phase on CPU; ``torch.cuda.max_memory_allocated`` on CUDA) and the agreement of
+the masks (mean / min IoU per object against the reference, and the mean mask
+area so that a degenerate all-empty result would show). Random weights give
+real timings (the FLOPs do not depend on the values) but not real masks.
+``--json FILE`` writes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from box2mask import geometry
+from box2mask.engine import EngineOptions, MaskEngine, Profile
+from box2mask.models.checkpoint import OFFICIAL_ARCHS, EncoderArch
+from box2mask.models.classical import BoxModel
+from box2mask.models.sam import build_modules, load_prompt_model
+from box2mask.types import Frame
+
+#: a tiny SAM whose shape segment_anything's ``_build_sam`` can build (MLP ratio 4)
+TINY = EncoderArch(embed_dim=32, depth=2, num_heads=2, global_attn_indexes=(1,), mlp_dim=128)
+
+
+def arch_of(name: str) -> EncoderArch:
+    if name == "tiny":
+        return TINY
+    dim, depth, heads, glob = OFFICIAL_ARCHS[name]
+    return EncoderArch(dim, depth, heads, glob, mlp_dim=4 * dim)
+
+
+def write_random_sam(path: Path, arch: EncoderArch, seed: int = 0) -> Path:
+    """A random SAM of ``arch`` saved as an official ``sam_vit_*.pth`` (flat state dict).
+
+    The relative-position tables, which SAM initialises to zero, get random
+    values, so the attention paths really differ if they disagree.
+    """
+    torch.manual_seed(seed)
+    enc, prompt, dec = build_modules(arch, hq=False)
+    state: dict[str, torch.Tensor] = {}
+    for prefix, mod in (
+        ("image_encoder.", enc),
+        ("prompt_encoder.", prompt),
+        ("mask_decoder.", dec),
+    ):
+        for k, v in mod.state_dict().items():
+            state[prefix + k] = v
+    gen = torch.Generator().manual_seed(seed + 1)
+    for k, v in state.items():
+        if k.endswith(("rel_pos_h", "rel_pos_w")):
+            state[k] = 0.5 * torch.randn(v.shape, generator=gen)
+    torch.save(state, path)
+    return path
+
+
+def make_clip(
+    folder: Path, n_objects: int, seed: int = 0, hw: tuple[int, int] = (720, 1280)
+) -> list[Frame]:
+    """Synthetic frames (PNG) with ``n_objects`` boxes, two per frame.
+
+    Textured background, objects as filled rotated ellipses/rectangles of 20 to
+    200 px; every second object sits a few pixels from the previous one (as
+    vehicles in a queue do), so ``--share-crops`` has pairs to share; one
+    object per frame is placed near the border on odd frames.
+    """
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w = hw
+    frames = []
+    n_frames = math.ceil(n_objects / 2)
+    left = n_objects
+    for f in range(n_frames):
+        img = cv2.GaussianBlur(rng.integers(40, 120, (h, w, 3), dtype=np.uint8), (0, 0), 3)
+        boxes = []
+        for j in range(min(2, left)):
+            size = rng.uniform(20, 200, 2)
+            if j == 0:
+                cx = rng.uniform(20, 120) if f % 2 else rng.uniform(300, w - 300)
+                cy = rng.uniform(200, h - 200)
+            else:
+                px, py = (boxes[0][0] + boxes[0][2]) / 2, (boxes[0][1] + boxes[0][3]) / 2
+                cx, cy = px + rng.uniform(-12, 12), py + rng.uniform(-12, 12)
+            x1, y1 = max(cx - size[0] / 2, 0), max(cy - size[1] / 2, 0)
+            x2, y2 = min(cx + size[0] / 2, w), min(cy + size[1] / 2, h)
+            boxes.append([x1, y1, x2, y2])
+            colour = tuple(int(c) for c in rng.integers(120, 255, 3))
+            centre = (int((x1 + x2) / 2), int((y1 + y2) / 2))
+            axes = (max(int((x2 - x1) / 2), 2), max(int((y2 - y1) / 2), 2))
+            cv2.ellipse(img, centre, axes, float(rng.uniform(0, 30)), 0, 360, colour, -1)
+        left -= len(boxes)
+        path = folder / f"{f + 1:06d}.png"
+        cv2.imwrite(str(path), img[:, :, ::-1])
+        k = len(boxes)
+        frames.append(
+            Frame("bench", f + 1, path, hw, np.array(boxes), np.arange(k) + 2 * f, ["ship"] * k)
+        )
+    return frames
+
+
+class PeakMemory:
+    """Peak memory during a ``with`` block: RSS sampled every 20 ms (CPU) or CUDA's allocator peak."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak_bytes = 0
+
+    @staticmethod
+    def rss() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    @contextmanager
+    def measure(self) -> Any:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            yield
+            torch.cuda.synchronize(self.device)
+            self.peak_bytes = torch.cuda.max_memory_allocated(self.device)
+            return
+        stop = threading.Event()
+        peak = [self.rss()]
+
+        def sample() -> None:
+            while not stop.wait(0.02):
+                peak[0] = max(peak[0], self.rss())
+
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            t.join()
+            self.peak_bytes = max(peak[0], self.rss())
+
+
+def run_reference(
+    checkpoint: Path,
+    arch: str,
+    frames: list[Frame],
+    device: torch.device,
+    window: str,
+    context: float,
+) -> tuple[dict, dict, float, int]:
+    """The authors' procedure with segment_anything's own model.
+
+    Returns window masks and 256×256 low-res masks (logits > 0) by (frame, track id),
+    seconds, peak bytes.
+    """
+    from segment_anything import SamPredictor, sam_model_registry
+    from segment_anything.build_sam import _build_sam
+
+    if arch == "tiny":
+        sam = _build_sam(
+            TINY.embed_dim,
+            TINY.depth,
+            TINY.num_heads,
+            list(TINY.global_attn_indexes),
+            str(checkpoint),
+        )
+    else:
+        sam = sam_model_registry[arch](checkpoint=str(checkpoint))
+    sam.to(device).eval()
+    predictor = SamPredictor(sam)
+    fill = geometry.fill_for_mode(window)  # type: ignore[arg-type]
+    masks: dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]] = {}
+    lowres: dict[tuple[int, int], np.ndarray] = {}
+    mem = PeakMemory(device)
+    with mem.measure():
+        t0 = time.perf_counter()
+        for fr in frames:
+            image = cv2.cvtColor(cv2.imread(str(fr.image_path)), cv2.COLOR_BGR2RGB)
+            for i in range(len(fr)):
+                box = fr.xyxy[i]
+                win = geometry.window_for_box(box, fr.image_hw, 512, context, window)  # type: ignore[arg-type]
+                crop = geometry.crop_image(image, win, fill)
+                up = cv2.resize(crop, (1024, 1024), interpolation=cv2.INTER_CUBIC)
+                predictor.set_image(up)
+                m, _, low = predictor.predict(
+                    box=geometry.box_to_model(box, win, 1024), multimask_output=False
+                )
+                lowres[(fr.frame_index, int(fr.track_id[i]))] = low[0] > 0
+                small = cv2.resize(
+                    m[0].astype(np.uint8), (win.size, win.size), interpolation=cv2.INTER_NEAREST
+                )
+                full = geometry.paste_mask(small.astype(bool), win, fr.image_hw)
+                masks[(fr.frame_index, int(fr.track_id[i]))] = (win, geometry.crop_mask(full, win))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+    del predictor, sam
+    gc.collect()
+    return masks, lowres, seconds, mem.peak_bytes
+
+
+def run_engine(
+    checkpoint: Path,
+    frames: list[Frame],
+    device: torch.device,
+    opts: EngineOptions,
+    precision: str,
+    compile_: bool,
+    warmup: int,
+) -> tuple[
+    dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]], float, int, Profile, float
+]:
+    """box2mask's engine; returns window masks, 256×256 low-res masks, seconds, peak bytes,
+    stage profile, warm-up seconds."""
+    model = load_prompt_model("sam", checkpoint, device)
+    if precision == "int8":
+        model.quantize_encoder_int8()
+    if compile_:
+        model.compile_encoder()
+    autocast = torch.bfloat16 if precision == "bf16" else None
+    lowres_by_box: dict[tuple[float, ...], np.ndarray] = {}
+    decode = model.decode
+
+    def recording_decode(features: Any, boxes: torch.Tensor, index: torch.Tensor) -> Any:
+        logits, iou = decode(features, boxes, index)
+        for b, lg in zip(boxes.cpu().numpy(), (logits > 0).cpu().numpy(), strict=True):
+            lowres_by_box[tuple(np.round(b, 3))] = lg
+        return logits, iou
+
+    model.decode = recording_decode  # type: ignore[method-assign]
+    t_warm = 0.0
+    if warmup:
+        # compile / allocate / pick kernels on a full batch, outside the timing
+        t0 = time.perf_counter()
+        warm = MaskEngine(model, opts, BoxModel(), device=device, autocast_dtype=autocast)
+        warm.run(frames[: max(1, math.ceil(opts.batch_size / 2))] * warmup, lambda fm: None)
+        t_warm = time.perf_counter() - t0
+    profile = Profile()
+    engine = MaskEngine(
+        model, opts, BoxModel(), device=device, autocast_dtype=autocast, profile=profile
+    )
+    masks: dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]] = {}
+
+    def on_frame(fm: Any) -> None:
+        for om in fm.masks:
+            masks[(fm.frame.frame_index, om.track_id)] = (
+                om.window,
+                geometry.clip_to_image(om.mask, om.window, fm.frame.image_hw),
+            )
+
+    mem = PeakMemory(device)
+    with mem.measure():
+        t0 = time.perf_counter()
+        engine.run(frames, on_frame)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+    lowres = {}
+    for fr in frames:
+        for i in range(len(fr)):
+            key = (fr.frame_index, int(fr.track_id[i]))
+            if key in masks:
+                b = geometry.box_to_model(fr.xyxy[i], masks[key][0], model.image_size)
+                lowres[key] = lowres_by_box.get(tuple(np.round(b.astype(np.float32), 3)))
+    del engine, model
+    gc.collect()
+    return masks, lowres, seconds, mem.peak_bytes, profile, t_warm
+
+
+def mask_iou(
+    a: tuple[geometry.CropWindow, np.ndarray], b: tuple[geometry.CropWindow, np.ndarray]
+) -> float:
+    """IoU of two window masks (possibly different windows), in frame pixels; empty vs empty is 1."""
+    (wa, ma), (wb, mb) = a, b
+    x0, y0 = min(wa.x0, wb.x0), min(wa.y0, wb.y0)
+    side = max(wa.x0 + wa.size, wb.x0 + wb.size) - x0, max(wa.y0 + wa.size, wb.y0 + wb.size) - y0
+    canvas = np.zeros((2, side[1], side[0]), dtype=bool)
+    canvas[0, wa.y0 - y0 : wa.y0 - y0 + wa.size, wa.x0 - x0 : wa.x0 - x0 + wa.size] = ma
+    canvas[1, wb.y0 - y0 : wb.y0 - y0 + wb.size, wb.x0 - x0 : wb.x0 - x0 + wb.size] = mb
+    union = np.count_nonzero(canvas[0] | canvas[1])
+    return 1.0 if union == 0 else np.count_nonzero(canvas[0] & canvas[1]) / union
+
+
+def agreement(ref: dict, got: dict) -> tuple[float, float]:
+    """Mean and min IoU over the objects of ``ref`` (window masks)."""
+    ious = [mask_iou(ref[k], got[k]) for k in ref]
+    return float(np.mean(ious)), float(np.min(ious))
+
+
+def lowres_agreement(ref: dict, got: dict) -> tuple[float, float]:
+    """Mean and min IoU of the 256×256 model masks (logits > 0), the same grid for both."""
+    ious = []
+    for k, a in ref.items():
+        b = got.get(k)
+        if b is None:
+            continue
+        union = np.count_nonzero(a | b)
+        ious.append(1.0 if union == 0 else np.count_nonzero(a & b) / union)
+    return (float(np.mean(ious)), float(np.min(ious))) if ious else (float("nan"), float("nan"))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--arch", default="vit_b", choices=["tiny", "vit_b", "vit_l", "vit_h"])
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--objects", type=int, default=4, help="objects in the clip (two per frame)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
+                   help="box2mask's precision (auto: bf16 on CUDA, fp32 on CPU); the reference is fp32")  # fmt: skip
+    p.add_argument("--compile", action="store_true", help="torch.compile box2mask's encoder")
+    p.add_argument("--share-crops", type=float, default=0.0, metavar="IOU",
+                   help="also run box2mask with shared crops at this window IoU and compare")  # fmt: skip
+    p.add_argument("--window", default="clamped", choices=["clamped", "centred"],
+                   help="crop windows of both pipelines (clamped: the authors')")  # fmt: skip
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (shared machine: 1)")
+    p.add_argument("--repeat", type=int, default=1, help="time each pipeline this many times")
+    p.add_argument("--warmup", type=int, default=-1,
+                   help="warm-up runs before timing (default: 1 on CUDA or with --compile, else 0)")  # fmt: skip
+    p.add_argument("--skip-reference", action="store_true", help="time box2mask only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, help="write the figures to this file")
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    )
+    precision = (
+        args.precision
+        if args.precision != "auto"
+        else ("bf16" if device.type == "cuda" else "fp32")
+    )
+    warmup = args.warmup if args.warmup >= 0 else int(device.type == "cuda" or args.compile)
+    arch = arch_of(args.arch)
+    opts = EngineOptions(batch_size=args.batch_size, window=args.window, box_fill_classes=())
+    result: dict[str, Any] = {
+        "arch": args.arch, "device": str(device), "objects": args.objects, "batch_size": args.batch_size,
+        "precision": precision, "compile": args.compile, "threads": args.threads, "window": args.window,
+        "cpu": _cpu_name(), "torch": torch.__version__,
+    }  # fmt: skip
+    if device.type == "cuda":
+        result["gpu"] = torch.cuda.get_device_name(device)
+    print(f"box2mask speed benchmark: {args.arch}, {args.objects} objects, {device} ({result.get('gpu') or result['cpu']}), "
+          f"torch {torch.__version__}, {args.threads} CPU thread(s)", flush=True)  # fmt: skip
+
+    with tempfile.TemporaryDirectory(prefix="b2m-speed-") as tmp:
+        ckpt = write_random_sam(Path(tmp) / f"sam_{args.arch}_random.pth", arch, args.seed)
+        frames = make_clip(Path(tmp) / "clip", args.objects, args.seed)
+        ref_s, ours_s = [], []
+        ref_masks = ours = None
+        for r in range(args.repeat):
+            if not args.skip_reference:
+                ref_masks, ref_low, s, ref_peak = run_reference(
+                    ckpt, args.arch, frames, device, args.window, opts.context
+                )
+                ref_s.append(s)
+                print(
+                    f"  [{r + 1}] reference: {s:.2f} s ({args.objects / s:.3f} objects/s)",
+                    flush=True,
+                )
+            ours, our_low, s, our_peak, profile, t_warm = run_engine(
+                ckpt, frames, device, opts, precision, args.compile, warmup if r == 0 else 0
+            )
+            ours_s.append(s)
+            print(f"  [{r + 1}] box2mask:  {s:.2f} s ({args.objects / s:.3f} objects/s)"
+                  + (f"; warm-up {t_warm:.1f} s" if t_warm else ""), flush=True)  # fmt: skip
+        result["box2mask_seconds"] = ours_s
+        result["box2mask_objects_per_s"] = args.objects / statistics.median(ours_s)
+        result["box2mask_peak_mb"] = our_peak / 2**20
+        model_s = sum(profile.seconds.get(k, 0.0) for k in ("encoder", "decoder"))
+        result["box2mask_profile"] = dict(profile.seconds)
+        result["box2mask_model_share"] = model_s / ours_s[-1]
+        mean_area = float(np.mean([m.mean() for _, m in ours.values()]))
+        result["mean_mask_area_fraction"] = mean_area
+        if ref_masks is not None:
+            result["reference_seconds"] = ref_s
+            result["reference_objects_per_s"] = args.objects / statistics.median(ref_s)
+            result["reference_peak_mb"] = ref_peak / 2**20
+            result["speedup"] = result["box2mask_objects_per_s"] / result["reference_objects_per_s"]
+            result["mask_iou_mean"], result["mask_iou_min"] = agreement(ref_masks, ours)
+            result["model_mask_iou_mean"], result["model_mask_iou_min"] = lowres_agreement(
+                ref_low, our_low
+            )
+        if args.share_crops > 0:
+            shared_opts = EngineOptions(**{**opts.__dict__, "share_crops": args.share_crops})
+            shared, _, s, _, _, _ = run_engine(
+                ckpt, frames, device, shared_opts, precision, args.compile, 0
+            )
+            result["shared_seconds"] = s
+            result["shared_objects_per_s"] = args.objects / s
+            result["shared_encoder_passes"] = _passes(frames, shared_opts)
+            result["shared_iou_vs_unshared_mean"], result["shared_iou_vs_unshared_min"] = agreement(
+                ours, shared
+            )
+            if ref_masks is not None:
+                result["shared_iou_vs_reference_mean"], _ = agreement(ref_masks, shared)
+
+    _print(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _passes(frames: list[Frame], opts: EngineOptions) -> int:
+    from box2mask.engine import group_windows
+
+    n = 0
+    for fr in frames:
+        wins = [
+            geometry.window_for_box(b, fr.image_hw, opts.crop_size, opts.context, opts.window)
+            for b in fr.xyxy
+        ]  # type: ignore[arg-type]
+        n += len(group_windows(wins, fr.xyxy, opts.share_crops))
+    return n
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + f" ×{os.cpu_count()}"
+    except OSError:
+        pass
+    return "cpu"
+
+
+def _print(r: dict[str, Any]) -> None:
+    def spread(xs: list[float]) -> str:
+        return f"{statistics.median(xs):.2f} s" + (
+            f" (min {min(xs):.2f}, max {max(xs):.2f})" if len(xs) > 1 else ""
+        )
+
+    print()
+    print(f"{'':24}{'objects/s':>12}{'peak MB':>10}   seconds")
+    if "reference_objects_per_s" in r:
+        print(
+            f"{'reference (authors)':24}{r['reference_objects_per_s']:12.3f}{r['reference_peak_mb']:10.0f}   {spread(r['reference_seconds'])}"
+        )
+    print(
+        f"{'box2mask':24}{r['box2mask_objects_per_s']:12.3f}{r['box2mask_peak_mb']:10.0f}   {spread(r['box2mask_seconds'])}"
+    )
+    if "speedup" in r:
+        print(f"speed-up: {r['speedup']:.2f}x")
+        print(
+            f"mask IoU vs reference, model output (256x256 logits > 0, same grid): mean "
+            f"{r['model_mask_iou_mean']:.4f}, min {r['model_mask_iou_min']:.4f}"
+        )
+        print(f"mask IoU vs reference, final window masks: mean {r['mask_iou_mean']:.4f}, min "
+              f"{r['mask_iou_min']:.4f} (box2mask resizes 256 -> S in one step, the authors 256 -> 1024 "
+              "-> S; random weights give noise-like masks, mean area "
+              f"{100 * r['mean_mask_area_fraction']:.0f}% of the window, so this counts resampling "
+              "differences on every noise edge)")  # fmt: skip
+    print(
+        f"box2mask time in the model (encoder + decoder): {100 * r['box2mask_model_share']:.0f}% of its wall time"
+    )
+    if "shared_seconds" in r:
+        print(f"--share-crops: {r['shared_encoder_passes']} encoder passes for {r['objects']} objects, "
+              f"{r['shared_objects_per_s']:.3f} objects/s; mask IoU vs unshared mean "
+              f"{r['shared_iou_vs_unshared_mean']:.4f} (min {r['shared_iou_vs_unshared_min']:.4f})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

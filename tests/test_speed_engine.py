@@ -1,0 +1,194 @@
+"""Speed features keep the masks: reduced precision, shared crops, the writer thread, --profile."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from box2mask.cli import app
+from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
+from box2mask.engine import EngineOptions, MaskEngine, group_windows, window_iou
+from box2mask.geometry import paste_mask, window_for_box
+from box2mask.models.base import ImageFeatures
+from box2mask.models.classical import BoxModel
+from box2mask.models.sam import load_prompt_model
+from box2mask.types import CropWindow, Frame
+
+runner = CliRunner()
+
+
+def _frame(tmp_path, boxes, hw=(300, 400), index=1, seed=0):
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.integers(40, 200, (*hw, 3), dtype=np.uint8), (0, 0), 2)
+    path = tmp_path / f"{index:03d}.png"
+    cv2.imwrite(str(path), img)
+    n = len(boxes)
+    return Frame("s", index, path, hw, boxes, list(range(1, n + 1)), ["ship"] * n)
+
+
+def _run(model, frames, **opts):
+    out = {}
+    autocast = opts.pop("autocast", None)
+    engine = MaskEngine(
+        model, EngineOptions(box_fill_classes=(), **opts), BoxModel(), autocast_dtype=autocast
+    )
+    engine.run(
+        frames, lambda fm: out.update({(fm.frame.frame_index, m.track_id): m for m in fm.masks})
+    )
+    return out
+
+
+def _iou(a, b):
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_reduced_precision_masks_agree_with_fp32(tiny_checkpoints, tmp_path, precision):
+    """bf16 autocast and int8 encoder products: mean mask IoU >= 0.98 against fp32."""
+    torch.set_num_threads(1)
+    frame = _frame(tmp_path, [[100, 100, 160, 150], [200, 50, 300, 200]])
+    fp32 = _run(load_prompt_model("sam", tiny_checkpoints["sam"]), [frame], crop_size=128)
+    model = load_prompt_model("sam", tiny_checkpoints["sam"])
+    if precision == "int8":
+        model.quantize_encoder_int8()
+        got = _run(model, [frame], crop_size=128)
+    else:
+        got = _run(model, [frame], crop_size=128, autocast=torch.bfloat16)
+    assert got.keys() == fp32.keys() and len(got) == 2
+    ious = [_iou(fp32[k].mask, got[k].mask) for k in fp32]
+    assert all(0.05 < fp32[k].mask.mean() < 0.95 for k in fp32)  # masks are not trivial
+    assert np.mean(ious) >= 0.98, ious
+
+
+def test_window_grouping_shares_only_nearly_coinciding_windows():
+    a, b = CropWindow(0, 0, 512), CropWindow(10, 5, 512)
+    assert window_iou(a, a) == 1.0 and 0.9 < window_iou(a, b) < 1.0
+    boxes = np.array(
+        [
+            [200, 200, 300, 300],
+            [210, 205, 310, 305],  # window IoU ~0.95 with the first: shared
+            [200, 200, 600, 600],  # a larger window (S=500 -> 512 same, but not inside): own
+            [480, 200, 530, 300],  # same side, but its box crosses the first window's edge
+        ],
+        dtype=float,
+    )
+    wins = [window_for_box(bx, (1000, 1000)) for bx in boxes]
+    wins[2] = CropWindow(0, 0, 640)
+    wins[3] = CropWindow(12, 0, 512)
+    groups = group_windows(wins, boxes, 0.9)
+    assert groups == [(wins[0], [0, 1]), (wins[2], [2]), (wins[3], [3])]
+    assert group_windows(wins, boxes, 0.0) == [(w, [i]) for i, w in enumerate(wins)]
+    assert group_windows(wins, boxes, 0.999) == [(w, [i]) for i, w in enumerate(wins)]
+
+
+class BoxPromptModel:
+    """A prompt model whose mask is its box prompt (exact under any crop); counts encoder crops."""
+
+    name = "box-prompt"
+    image_size = 64
+
+    def __init__(self) -> None:
+        self.crops = 0
+
+    def encode(self, images: torch.Tensor) -> ImageFeatures:
+        self.crops += len(images)
+        return ImageFeatures(embeddings=images.float().mean(dim=(1, 2, 3)))
+
+    def decode(self, features, boxes, image_index):
+        assert int(image_index.max()) < len(features.embeddings)
+        m = len(boxes)
+        logits = torch.full((m, 256, 256), -1.0)
+        b = (boxes * (256 / self.image_size)).round().long()
+        for k in range(m):
+            logits[k, b[k, 1] : b[k, 3], b[k, 0] : b[k, 2]] = 1.0
+        return logits, torch.full((m,), 0.5)
+
+
+def test_shared_crops_run_one_encoder_pass_per_group_and_keep_each_objects_mask(tmp_path):
+    boxes = [[100, 100, 120, 116], [102, 101, 122, 117], [300, 200, 340, 230]]
+    frames = [_frame(tmp_path, boxes, index=i, seed=i) for i in (1, 2)]
+    alone, shared = BoxPromptModel(), BoxPromptModel()
+    a = _run(alone, frames, crop_size=64, batch_size=2)
+    s = _run(shared, frames, crop_size=64, batch_size=2, share_crops=0.8)
+    assert alone.crops == 6 and shared.crops == 4  # objects 1 and 2 share one crop per frame
+    assert a.keys() == s.keys() and len(a) == 6
+    for key in a:
+        om_a, om_s = a[key], s[key]
+        if key[1] == 2:
+            assert om_s.window == s[(key[0], 1)].window != om_a.window  # the first object's window
+        # the mask lands at the same frame pixels whichever window it was cut in
+        full_a = paste_mask(om_a.mask, om_a.window, (300, 400))
+        full_s = paste_mask(om_s.mask, om_s.window, (300, 400))
+        assert _iou(full_a, full_s) > 0.9 and full_a.any()
+
+
+def test_the_writer_thread_keeps_order_and_raises_the_writers_error(tmp_path):
+    frames = [_frame(tmp_path, [[10, 10, 30, 30]], index=i, seed=i) for i in range(1, 7)]
+    inline, threaded, threads = [], [], set()
+    model = BoxPromptModel()
+    MaskEngine(model, EngineOptions(box_fill_classes=(), crop_size=32, batch_size=4, write_queue=0), BoxModel()).run(
+        frames, lambda fm: inline.append(fm.frame.frame_index)
+    )  # fmt: skip
+
+    def record(fm):
+        threads.add(threading.current_thread().name)
+        threaded.append(fm.frame.frame_index)
+
+    MaskEngine(model, EngineOptions(box_fill_classes=(), crop_size=32, batch_size=4), BoxModel()).run(
+        frames, record
+    )  # fmt: skip
+    assert threaded == inline and sorted(inline) == [1, 2, 3, 4, 5, 6]
+    assert threads == {"box2mask-writer"}
+
+    written = []
+
+    def full_disk(fm):
+        if fm.frame.frame_index == 3:
+            raise OSError(28, "No space left on device")
+        written.append(fm.frame.frame_index)
+
+    engine = MaskEngine(
+        model, EngineOptions(box_fill_classes=(), crop_size=32, batch_size=1), BoxModel()
+    )
+    with pytest.raises(OSError, match="No space"):
+        engine.run(frames, full_disk)
+    assert written == [1, 2]  # nothing is written after the failure
+
+
+def test_convert_profile_share_crops_and_int8_through_the_cli(
+    viso_root, tiny_checkpoints, tmp_path
+):
+    root, _ = viso_root
+    out = tmp_path / "o"
+    base = ["convert", "--dataset", "viso", "--root", root, "--out", out, "--model", "sam",
+            "--checkpoint", tiny_checkpoints["sam"], "--sequences", "plane/001"]  # fmt: skip
+    res = runner.invoke(
+        app, [str(a) for a in [*base, "--profile", "--share-crops", "0.9", "--precision", "int8"]]
+    )
+    assert res.exit_code == 0, res.output
+    for stage in (
+        "decode",
+        "crop",
+        "resize",
+        "encoder",
+        "decoder",
+        "postprocess",
+        "encode-rle",
+        "write",
+    ):
+        assert f"\n│ {stage} " in res.output or f"{stage} " in res.output, stage
+    assert "model (encoder + decoder)" in res.output
+    identity = json.loads((out / ".box2mask" / "job.json").read_text())["identity"]
+    assert identity["share_crops"] == 0.9 and identity["precision"] == "int8"
+    # shared crops change masks: a run without them is another job
+    res = runner.invoke(app, [str(a) for a in [*base, "--precision", "int8"]])
+    assert res.exit_code == 2 and "share_crops" in res.output
+    res = runner.invoke(app, [str(a) for a in [*base, "--share-crops", "1.5"]])
+    assert res.exit_code == 2 and "--share-crops" in res.output
