@@ -1,0 +1,139 @@
+"""``box2mask viz``: overlays of masks on frames, contact sheets, MP4s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from box2mask.cli import app
+from box2mask.cli._common import console, err_console, run_safely, setup_logging
+from box2mask.options import parse_key_values
+
+_PIC = "Pictures"
+
+
+@app.command("viz")
+def viz_command(
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="Dataset adapter name (see `box2mask datasets`).")
+    ],
+    viz_out: Annotated[Path, typer.Option("--viz-out", help="Folder for the pictures.")],
+    root: Annotated[
+        Path | None, typer.Option(help="Dataset root folder (default: $BOX2MASK_DATA/<dataset>).")
+    ] = None,
+    opt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--opt", help="Dataset option KEY=VALUE (see `box2mask datasets`); repeatable."
+        ),
+    ] = None,
+    predictions: Annotated[
+        Path | None, typer.Option(help="COCO JSON of masks (e.g. a `box2mask convert` output).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="A `box2mask convert` job folder (its annotations.json)."),
+    ] = None,
+    sequences: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only these sequences, repeat or comma-separate (default: all in the predictions)."
+        ),
+    ] = None,
+    gt: Annotated[
+        bool,
+        typer.Option(
+            "--gt",
+            help="Prediction, ground truth and errors side by side (errors: green both, red "
+            "prediction only, blue ground truth only).",
+        ),
+    ] = False,
+    mp4: Annotated[
+        bool, typer.Option("--mp4", help="Also write one MP4 per sequence (OpenCV mp4v).")
+    ] = False,
+    fps: Annotated[float, typer.Option(help="MP4 frame rate.", rich_help_panel=_PIC)] = 10.0,
+    every: Annotated[int, typer.Option(help="Draw every N-th frame.", rich_help_panel=_PIC)] = 1,
+    max_frames: Annotated[
+        int | None, typer.Option(help="At most N frames per sequence.", rich_help_panel=_PIC)
+    ] = None,
+    sheet_frames: Annotated[
+        int, typer.Option(help="Thumbnails on a contact sheet.", rich_help_panel=_PIC)
+    ] = 24,
+    thumb_width: Annotated[
+        int,
+        typer.Option(help="Contact-sheet width of one panel (px).", rich_help_panel=_PIC),
+    ] = 320,
+    columns: Annotated[
+        int,
+        typer.Option(
+            help="Contact-sheet columns, in panels (a --gt frame takes three).",
+            rich_help_panel=_PIC,
+        ),
+    ] = 6,
+    alpha: Annotated[float, typer.Option(help="Mask fill opacity.", rich_help_panel=_PIC)] = 0.45,
+    no_boxes: Annotated[
+        bool,
+        typer.Option("--no-boxes", help="Masks only: no boxes or labels.", rich_help_panel=_PIC),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Draw masks over the frames: a PNG per frame and a contact sheet per sequence (colours
+    follow the track id, so a track keeps its colour)."""
+    setup_logging(verbose)
+
+    def check() -> Path:
+        from box2mask.errors import UsageError
+
+        if (predictions is None) == (out is None):
+            raise UsageError("give exactly one of --predictions FILE or --out JOB_DIR")
+        if out is not None and not out.is_dir():
+            raise UsageError(f"--out {out}: no such folder (a `box2mask convert` job folder)")
+        return predictions if predictions is not None else out  # type: ignore[return-value]
+
+    source = run_safely(check, debug)
+    adapter_options = run_safely(lambda: parse_key_values(opt or []), debug)
+
+    def run():  # noqa: ANN202
+        from box2mask.viz import visualize
+
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+            console=err_console, transient=True, disable=not err_console.is_terminal,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("frames", total=None)
+            return visualize(
+                dataset, root, source, viz_out,
+                adapter_options=adapter_options, sequences=tuple(_split(sequences)), gt=gt,
+                mp4=mp4, fps=fps, every=every, max_frames=max_frames, sheet_frames=sheet_frames,
+                columns=columns, thumb_width=thumb_width, alpha=alpha, boxes=not no_boxes,
+                progress=lambda seq, n: bar.update(task, description=f"{seq}: {n} frames"),
+            )  # fmt: skip
+
+    summary = run_safely(run, debug)
+    table = Table(title="box2mask viz", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("frames", f"{summary.frames} drawn in {len(summary.sequences)} sequence(s)")
+    table.add_row("pictures", f"{summary.out}/<sequence>/<frame>.png")
+    for sheet in summary.sheets[:10]:
+        table.add_row("contact sheet", str(sheet))
+    if len(summary.sheets) > 10:
+        table.add_row("", f"... and {len(summary.sheets) - 10} more")
+    for video in summary.videos[:10]:
+        table.add_row("video", str(video))
+    for note in summary.notes:
+        table.add_row("note", note)
+    console.print(table)
+    raise typer.Exit(0 if summary.frames else 1)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out.extend(p.strip() for p in v.split(",") if p.strip())
+    return out
