@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from box2mask import geometry
 from box2mask.errors import AnnotationError
+from box2mask.hostmem import keep_freed_memory
 from box2mask.io import read_image
 from box2mask.models.base import PromptModel, ShapeModel
 from box2mask.problems import Problems
@@ -265,6 +266,8 @@ class MaskEngine:
         self._copied: list[torch.cuda.Event | None] = [None, None]
         self._next_buffer = 0
         self._current_buffer = 0
+        if self.is_prompt:
+            keep_freed_memory()  # an encoder pass's big tensors reuse mapped pages
 
     # -- planning ----------------------------------------------------------
     def _keep(self, frame: Frame) -> np.ndarray:
