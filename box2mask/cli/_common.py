@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -15,8 +16,17 @@ from box2mask.errors import Box2MaskError
 
 T = TypeVar("T")
 
-console = Console()
-err_console = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    """A rich console; piped into a file or a CI log it is 160 columns wide (rich's
+    80 would clip the eval and profile tables), and ``COLUMNS`` still wins."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = None if stream.isatty() or "COLUMNS" in os.environ else 160
+    return Console(stderr=stderr, width=wide)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 def setup_logging(verbose: bool = False) -> None:

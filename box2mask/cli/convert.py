@@ -42,12 +42,12 @@ def convert_command(
         ),
     ] = None,
     root: Annotated[
-        Path | None, typer.Option(help="Dataset root folder [default: $BOX2MASK_DATA/<dataset>].")
+        Path | None, typer.Option(help="Dataset root folder (default: $BOX2MASK_DATA/<dataset>).")
     ] = None,
     model: Annotated[
         str | None,
         typer.Option(
-            help="ros-sam | hq-sam | sam | grabcut | box | ellipse | obb | auto (best model whose weights are present, else weight-free) [default: auto]."
+            help="ros-sam | hq-sam | sam | classical | grabcut | box | ellipse | obb | auto (best model whose weights are present, else weight-free) (default: auto)."
         ),
     ] = None,
     checkpoint: Annotated[
@@ -58,12 +58,12 @@ def convert_command(
         str | None,
         typer.Option(
             help="auto | cpu | cuda | cuda:N, or a comma list such as cuda:0,cuda:1 "
-            "(one worker process per device) [default: auto].",
+            "(one worker process per device) (default: auto).",
             rich_help_panel=_RUN,
         ),
     ] = None,
     format: Annotated[
-        str | None, typer.Option("--format", help="coco | png | coco,png [default: coco].")
+        str | None, typer.Option("--format", help="coco | png | coco,png (default: coco).")
     ] = None,
     sequences: Annotated[
         list[str] | None, typer.Option(help="Only these sequences (repeat or comma-separate).")
@@ -72,7 +72,7 @@ def convert_command(
         list[str] | None, typer.Option(help="Only objects of these categories.")
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Crops per encoder batch [default: 4].", rich_help_panel=_RUN)
+        int | None, typer.Option(help="Crops per encoder batch (default: 4).", rich_help_panel=_RUN)
     ] = None,
     shard: Annotated[
         str | None,
@@ -103,30 +103,30 @@ def convert_command(
     crop_size: Annotated[
         int | None,
         typer.Option(
-            help="Minimum crop side in frame pixels [default: 512].", rich_help_panel=_GEOM
+            help="Minimum crop side in frame pixels (default: 512).", rich_help_panel=_GEOM
         ),
     ] = None,
     context: Annotated[
         float | None,
         typer.Option(
-            help="Crop side >= context × box long side [default: 1.25].", rich_help_panel=_GEOM
+            help="Crop side >= context × box long side (default: 1.25).", rich_help_panel=_GEOM
         ),
     ] = None,
     window: Annotated[
         str | None,
         typer.Option(
-            help="centred (box2mask) | clamped (the authors' code) [default: centred].",
+            help="centred (box2mask) | clamped (the authors' code) (default: centred).",
             rich_help_panel=_GEOM,
         ),
     ] = None,
     interpolation: Annotated[
         str | None,
         typer.Option(
-            help="bicubic | bilinear crop upsampling [default: bicubic].", rich_help_panel=_GEOM
+            help="bicubic | bilinear crop upsampling (default: bicubic).", rich_help_panel=_GEOM
         ),
     ] = None,
     threshold: Annotated[
-        float | None, typer.Option(help="Mask logit threshold [default: 0].", rich_help_panel=_GEOM)
+        float | None, typer.Option(help="Mask logit threshold (default: 0).", rich_help_panel=_GEOM)
     ] = None,
     hq_token_only: Annotated[
         bool | None,
@@ -137,14 +137,14 @@ def convert_command(
     box_fill_classes: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated classes given box masks without the model [default: car]; '' for none.",
+            help="Comma-separated classes given box masks without the model (default: car); '' for none.",
             rich_help_panel=_SMALL,
         ),
     ] = None,
     box_fill_area: Annotated[
         float | None,
         typer.Option(
-            help="Boxes smaller than this many px² get box masks [default: 0].",
+            help="Boxes smaller than this many px² get box masks (default: 0).",
             rich_help_panel=_SMALL,
         ),
     ] = None,
@@ -167,7 +167,7 @@ def convert_command(
         typer.Option(
             metavar="IOU",
             help="Objects of a frame whose crop windows overlap with IoU >= IOU (same size) share "
-            "one encoder pass; changes masks slightly [default: 0 = off].",
+            "one encoder pass; changes masks slightly (default: 0 = off).",
             rich_help_panel=_RUN,
         ),
     ] = None,
@@ -182,7 +182,7 @@ def convert_command(
     workers: Annotated[
         int | None,
         typer.Option(
-            help="Threads decoding frames and cutting crops [default: 2].", rich_help_panel=_RUN
+            help="Threads decoding frames and cutting crops (default: 2).", rich_help_panel=_RUN
         ),
     ] = None,
     profile: Annotated[

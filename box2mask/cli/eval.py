@@ -32,7 +32,7 @@ def eval_command(
         typer.Option("--dataset", "-d", help="Dataset adapter name (see `box2mask datasets`)."),
     ] = None,
     root: Annotated[
-        Path | None, typer.Option(help="Dataset root folder [default: $BOX2MASK_DATA/<dataset>].")
+        Path | None, typer.Option(help="Dataset root folder (default: $BOX2MASK_DATA/<dataset>).")
     ] = None,
     opt: Annotated[
         list[str] | None,
@@ -43,7 +43,7 @@ def eval_command(
     model: Annotated[
         str | None,
         typer.Option(
-            help="ros-sam | hq-sam | sam | classical | grabcut | box | ellipse | obb | auto [default: auto]."
+            help="ros-sam | hq-sam | sam | classical | grabcut | box | ellipse | obb | auto (default: auto)."
         ),
     ] = None,
     checkpoint: Annotated[
@@ -58,7 +58,7 @@ def eval_command(
     ] = None,
     device: Annotated[
         str | None,
-        typer.Option(help="auto | cpu | cuda | cuda:N [default: auto].", rich_help_panel=_RUN),
+        typer.Option(help="auto | cpu | cuda | cuda:N (default: auto).", rich_help_panel=_RUN),
     ] = None,
     sequences: Annotated[
         list[str] | None, typer.Option(help="Only these sequences (repeat or comma-separate).")
@@ -67,7 +67,7 @@ def eval_command(
         list[str] | None, typer.Option(help="Only objects of these categories.")
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Crops per encoder batch [default: 4].", rich_help_panel=_RUN)
+        int | None, typer.Option(help="Crops per encoder batch (default: 4).", rich_help_panel=_RUN)
     ] = None,
     config: Annotated[
         Path | None,
@@ -78,30 +78,30 @@ def eval_command(
     crop_size: Annotated[
         int | None,
         typer.Option(
-            help="Minimum crop side in frame pixels [default: 512].", rich_help_panel=_GEOM
+            help="Minimum crop side in frame pixels (default: 512).", rich_help_panel=_GEOM
         ),
     ] = None,
     context: Annotated[
         float | None,
         typer.Option(
-            help="Crop side >= context × box long side [default: 1.25].", rich_help_panel=_GEOM
+            help="Crop side >= context × box long side (default: 1.25).", rich_help_panel=_GEOM
         ),
     ] = None,
     window: Annotated[
         str | None,
         typer.Option(
-            help="centred (box2mask) | clamped (the authors' code) [default: centred].",
+            help="centred (box2mask) | clamped (the authors' code) (default: centred).",
             rich_help_panel=_GEOM,
         ),
     ] = None,
     interpolation: Annotated[
         str | None,
         typer.Option(
-            help="bicubic | bilinear crop upsampling [default: bicubic].", rich_help_panel=_GEOM
+            help="bicubic | bilinear crop upsampling (default: bicubic).", rich_help_panel=_GEOM
         ),
     ] = None,
     threshold: Annotated[
-        float | None, typer.Option(help="Mask logit threshold [default: 0].", rich_help_panel=_GEOM)
+        float | None, typer.Option(help="Mask logit threshold (default: 0).", rich_help_panel=_GEOM)
     ] = None,
     hq_token_only: Annotated[
         bool | None,
@@ -112,14 +112,14 @@ def eval_command(
     box_fill_classes: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated classes given (and scored as) box masks [default: car]; '' for none.",
+            help="Comma-separated classes given (and scored as) box masks (default: car); '' for none.",
             rich_help_panel=_SMALL,
         ),
     ] = None,
     box_fill_area: Annotated[
         float | None,
         typer.Option(
-            help="Boxes smaller than this many px² get box masks [default: 0].",
+            help="Boxes smaller than this many px² get box masks (default: 0).",
             rich_help_panel=_SMALL,
         ),
     ] = None,
@@ -136,7 +136,7 @@ def eval_command(
     workers: Annotated[
         int | None,
         typer.Option(
-            help="Threads decoding frames and cutting crops [default: 2].", rich_help_panel=_RUN
+            help="Threads decoding frames and cutting crops (default: 2).", rich_help_panel=_RUN
         ),
     ] = None,
     biou_ratio: Annotated[
@@ -168,7 +168,7 @@ def eval_command(
         str | None,
         typer.Option(
             help="Axes to sweep, comma-separated (implies --sweep): crop_size, interpolation, window, "
-            "hq_token_only, box_fill_area, box_fill_classes [default: all that apply].",
+            "hq_token_only, box_fill_area, box_fill_classes (default: all that apply).",
             rich_help_panel=_SWEEP,
         ),
     ] = None,

@@ -51,7 +51,7 @@ def train_command(
     root: Annotated[
         Path | None,
         typer.Option(
-            help="Dataset root [default: $BOX2MASK_DATA/<dataset>].", rich_help_panel=_DATA
+            help="Dataset root (default: $BOX2MASK_DATA/<dataset>).", rich_help_panel=_DATA
         ),
     ] = None,
     opt: Annotated[
