@@ -7,6 +7,7 @@ process's resident memory (VmRSS) and its peak so far (VmHWM, from
 
     python benchmarks/memory_job.py                # box + ellipse on 2,000 frames, grabcut on 500
     python benchmarks/memory_job.py --frames 5000  # longer
+    python benchmarks/memory_job.py --sam-frames 150   # also a tiny random SAM (prompt model)
 
 Flat figures across the checkpoints mean nothing grows with the job but the
 output files (DESIGN §6). Linux only (/proc).
@@ -51,9 +52,12 @@ def child(root: Path, out: Path, model: str, checkpoints: list[int]) -> None:
                 }
             )
 
+    # "sam:PATH" is a prompt model from a checkpoint: the engine then also keeps
+    # freed heap memory (box2mask.hostmem), which must not make memory grow
+    model, _, checkpoint = model.partition(":")
     summary = box2mask.convert(
         dataset="viso", root=root, out=out, model=model, formats="coco", workers=2,
-        box_fill_classes=(), progress=progress,
+        box_fill_classes=(), progress=progress, checkpoint=checkpoint or None, device="cpu",
     )  # fmt: skip
     # the final COCO JSON is merged from the parts after the last frame
     rows.append({"frames": -summary.frames_done, "rss_mib": _status_kib("VmRSS") / 1024,
@@ -73,6 +77,8 @@ def main() -> None:
     )
     ap.add_argument("--frames", type=int, default=2000)
     ap.add_argument("--grabcut-frames", type=int, default=500)
+    ap.add_argument("--sam-frames", type=int, default=0,
+                    help="also convert this many frames with a tiny random-weight SAM (slow: ~1 s/frame)")  # fmt: skip
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -93,16 +99,24 @@ def main() -> None:
         marks = sorted({m for m in (200, 1000, 2000, n) if m <= n})
         gmarks = sorted({m for m in (100, g // 2, g) if m <= g})
         print(f"{'model':8} {'frames':>7} {'RSS MiB':>9} {'peak MiB':>9}", flush=True)
-        for model, root, ms in (
+        runs = [
             ("box", tmp_path / "viso", marks),
             ("ellipse", tmp_path / "viso", marks),
             ("grabcut", tmp_path / "viso-g", gmarks),
-        ):
-            for row in _run_child(root, tmp_path / f"out-{model}", model, ms):
+        ]
+        if args.sam_frames:
+            from benchmarks.speed import TINY, write_random_sam
+
+            k = args.sam_frames
+            make_viso_many(tmp_path / "viso-s", [50] * (k // 50) + ([k % 50] if k % 50 else []))
+            ckpt = write_random_sam(tmp_path / "sam_tiny_random.pth", TINY)
+            smarks = sorted({m for m in (k // 5, k // 2, k) if m > 0})
+            runs.append((f"sam:{ckpt}", tmp_path / "viso-s", smarks))
+        for model, root, ms in runs:
+            name = model.partition(":")[0]
+            for row in _run_child(root, tmp_path / f"out-{name}", model, ms):
                 frames = f"{row['frames']:7d}" if row["frames"] >= 0 else f"{'merged':>7}"
-                print(
-                    f"{model:8} {frames} {row['rss_mib']:9.1f} {row['peak_mib']:9.1f}", flush=True
-                )
+                print(f"{name:8} {frames} {row['rss_mib']:9.1f} {row['peak_mib']:9.1f}", flush=True)
 
 
 if __name__ == "__main__":
