@@ -88,12 +88,13 @@ def attention_sdpa(attn: Attention, x: torch.Tensor) -> torch.Tensor:
         r_q = q.reshape(b, nh, h, w, -1)
         rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, rh)
         rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, rw)
-        # Written into a fresh contiguous tensor: einsum's outputs are strided, and
-        # a plain ``rel_h + rel_w`` would inherit that layout and cost a second
-        # full copy of this (B, nH, N, N) mask in the reshape (4 × 0.8 GB per ViT-B crop).
-        mask = torch.empty((b, nh, h, w, h, w), dtype=q.dtype, device=q.device)
-        torch.add(rel_h.unsqueeze(-1), rel_w.unsqueeze(-2), out=mask)
-        mask = mask.view(b, nh, h * w, h * w)
+        # einsum's outputs are strided; a sum of them inherits that layout and the
+        # reshape to (B, nH, N, N) then copies the whole mask again (0.8 GB per
+        # global block of a ViT-B crop). Contiguous operands (B·nH·N·64 floats,
+        # small) give a contiguous sum, so the reshape is a view; autograd-safe.
+        mask = (rel_h.contiguous().unsqueeze(-1) + rel_w.contiguous().unsqueeze(-2)).reshape(
+            b, nh, h * w, h * w
+        )
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scale)
     out = out.reshape(b, nh, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
     return attn.proj(out)
