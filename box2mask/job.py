@@ -24,6 +24,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from typing import Any
 from box2mask.errors import Box2MaskError, JobMismatch
 from box2mask.io import atomic_write_json
 from box2mask.types import FrameMasks
+
+log = logging.getLogger(__name__)
 
 STATE_DIR = ".box2mask"
 #: errno values that mean "no room left": the job stops cleanly instead of skipping frames
@@ -127,7 +130,16 @@ class Job:
                     f"{self.job_file} is unreadable ({exc}); use --overwrite to start afresh"
                 ) from None
             diffs = diff_identity(saved.get("identity", {}), self.identity)
-            if diffs:
+            if diffs and not any(True for _ in read_ledger_records(self.dir)):
+                # the earlier run finished no frame (e.g. its checkpoint failed to
+                # load): nothing to protect, so the new options take the job over
+                log.info(
+                    "%s: earlier job finished no frame; starting it with the new options", self.out
+                )
+                atomic_write_json(
+                    self.job_file, {"identity": self.identity, **(extra or {})}, indent=2
+                )
+            elif diffs:
                 raise JobMismatch(
                     f"{self.out} holds a job started with other options ({format_diffs(diffs)}). "
                     "Run with the same options to resume it, use another --out, or --overwrite to start afresh."

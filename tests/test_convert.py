@@ -114,6 +114,22 @@ def test_changed_options_are_refused_and_overwrite_starts_afresh(viso_root, tmp_
     assert {a["mask_source"] for a in anns} == {"box"}
 
 
+def test_a_job_that_finished_no_frame_does_not_lock_its_options(viso_root, tmp_path):
+    """A first run that fails before any frame (a bad checkpoint) must not make the
+    corrected command refuse to run; a job with finished frames still refuses."""
+    root, _ = viso_root
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    base = ["convert", "--dataset", "viso", "--root", root, "--out", tmp_path / "out"]
+    res = cli(*base, "--model", "sam", "--checkpoint", bad)
+    assert res.exit_code == 2 and "bad.pth" in res.output
+    res = cli(*base, "--model", "ellipse")
+    assert res.exit_code == 0, res.output
+    anns = json.loads((tmp_path / "out" / "annotations.json").read_text())["annotations"]
+    assert "ellipse" in {a["mask_source"] for a in anns}  # (cars get boxes by default)
+    assert cli(*base, "--model", "box").exit_code == 2  # now there is work to protect
+
+
 def test_sam_batches_give_the_same_masks_as_batch_1(viso_root, tiny_checkpoints, tmp_path):
     root, _ = viso_root
     out = {}

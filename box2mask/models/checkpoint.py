@@ -175,6 +175,18 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if reason.startswith("Weights only load failed"):
+            # torch's advice (retry with weights_only=False) is the wrong one for a
+            # file of unknown origin; name what it found instead
+            detail = next(
+                (
+                    ln.strip()
+                    for ln in str(exc).splitlines()
+                    if ln.strip().startswith(("Unsupported", "WeightsUnpickler"))
+                ),
+                "",
+            )
+            reason = "not a tensor-only PyTorch file" + (f" ({detail})" if detail else "")
         raise CheckpointError(
             f"could not read checkpoint {path} ({size:,} bytes): {reason}. "
             "The file is corrupt or truncated, or not a PyTorch checkpoint; "
