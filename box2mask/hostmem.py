@@ -5,9 +5,9 @@ projections, MLP activations, the 12×4096×4096 relative-position attention
 mask of each global block). glibc's ``malloc`` serves every allocation above
 its mmap threshold (at most 32 MB) with a fresh ``mmap`` and returns it with
 ``munmap`` on free, so each pass touches every page of those tensors for the
-first time again: the kernel zero-fills about 10 GB per ViT-B crop. On the
+first time again: the kernel zero-fills several GB per ViT-B crop. On the
 2-core development machine that was a third of the encoder's time
-(``sys`` time in ``top``): one ViT-B crop took 13.5 s with box2mask's SDPA
+(``sys`` time in ``top``): one ViT-B crop on one thread took 13.5 s with the SDPA
 encoder, 10.3 s with the heap kept (fp32; ``benchmarks/speed.py`` gives the
 end-to-end figures).
 
