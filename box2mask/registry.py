@@ -1,10 +1,10 @@
 """A name → object registry shared by adapters, models and writers.
 
-    >>> ADAPTERS = Registry("adapter")
-    >>> @ADAPTERS.register("demo")
-    ... class Demo: ...
-    >>> ADAPTERS.get("demo") is Demo
-    True
+>>> ADAPTERS = Registry("adapter")
+>>> @ADAPTERS.register("demo")
+... class Demo: ...
+>>> ADAPTERS.get("demo") is Demo
+True
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ MASK_SOURCES = ("model", "box", "ellipse", "polygon", "obb", "grabcut", "shape")
 GtMaskProvider = Callable[[int], "np.ndarray | None"]
 
 
-def _as_array(name: str, value: Any, dtype: Any, shape_tail: tuple[int, ...], n: int | None) -> np.ndarray:
+def _as_array(
+    name: str, value: Any, dtype: Any, shape_tail: tuple[int, ...], n: int | None
+) -> np.ndarray:
     arr = np.asarray(value, dtype=dtype)
     if arr.size == 0 and n in (0, None):
         arr = arr.reshape((0, *shape_tail))
@@ -192,7 +194,9 @@ class ObjectMask:
         if m.shape != (s, s):
             raise ValueError(f"mask must have the window's shape ({s}, {s}), got {m.shape}")
         object.__setattr__(self, "mask", m.astype(bool, copy=False))
-        object.__setattr__(self, "prompt_xyxy", np.asarray(self.prompt_xyxy, dtype=np.float64).reshape(4))
+        object.__setattr__(
+            self, "prompt_xyxy", np.asarray(self.prompt_xyxy, dtype=np.float64).reshape(4)
+        )
         if self.source not in MASK_SOURCES:
             raise ValueError(f"source must be one of {MASK_SOURCES}, got {self.source!r}")
 

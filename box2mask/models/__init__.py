@@ -1,9 +1,50 @@
 """Mask models: the SAM family (prompt models) and weight-free shape models.
 
 Importing this package registers the models in
-:data:`box2mask.models.registry.MODELS`.
+:data:`box2mask.models.registry.MODELS`. The SAM family is registered with
+builders that import :mod:`box2mask.models.sam` on first use: that module
+imports ``segment_anything`` (and with it torchvision), about 2.7 s that a
+weight-free run or ``box2mask --help`` should not pay.
 """
 
-# Registers box, ellipse, obb, grabcut (classical) and sam, hq-sam, ros-sam (sam).
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# Registers box, ellipse, obb, grabcut and classical.
 from box2mask.models import classical as _classical  # noqa: F401
-from box2mask.models import sam as _sam  # noqa: F401
+from box2mask.models.registry import MODELS, ModelSpec
+
+
+def _sam_builder(name: str) -> Callable[..., Any]:
+    """``box2mask.models.sam.<name>``, imported when the model is built."""
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        from box2mask.models import sam
+
+        return getattr(sam, name)(*args, **kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"Lazy :func:`box2mask.models.sam.{name}`."
+    return build
+
+
+for _name, _description, _builder, _weights in (
+    ("sam", "Segment Anything, zero-shot (official SAM checkpoints)", "build_sam",
+     ("sam-vit-b", "sam-vit-l", "sam-vit-h")),
+    ("hq-sam", "HQ-SAM, zero-shot: SAM + HQ-token mask logits (--hq-token-only for HQ alone)",
+     "build_hq_sam", ("hq-sam-vit-b", "hq-sam-vit-l", "hq-sam-vit-h")),
+    ("ros-sam", "ROS-SAM: SAM + LoRA(q,v) + HQ decoder, trained with 'box2mask train'",
+     "build_ros_sam", ()),
+):  # fmt: skip
+    MODELS.add(
+        _name,
+        ModelSpec(
+            name=_name,
+            kind="prompt",
+            description=_description,
+            build=_sam_builder(_builder),
+            default_weights=_weights,
+        ),
+    )

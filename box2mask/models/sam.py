@@ -50,7 +50,6 @@ from box2mask.models.checkpoint import (
 )
 from box2mask.models.hq_decoder import MaskDecoderHQ, MaskOutput, decode_single_mask
 from box2mask.models.lora import add_lora, fold_lora_state_dict
-from box2mask.models.registry import MODELS, ModelSpec
 
 #: SAM's pixel normalisation (RGB, 0..255)
 PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -431,35 +430,3 @@ def build_ros_sam(
 ) -> SamModel:
     """``--model ros-sam``: box2mask's ROS-SAM file or the authors' training folder; HQ-token mask."""
     return load_prompt_model("ros-sam", checkpoint, device, hq_token_only=False)
-
-
-MODELS.add(
-    "sam",
-    ModelSpec(
-        name="sam",
-        kind="prompt",
-        description="Segment Anything, zero-shot (official SAM checkpoints)",
-        build=build_sam,
-        default_weights=("sam-vit-b", "sam-vit-l", "sam-vit-h"),
-    ),
-)
-MODELS.add(
-    "hq-sam",
-    ModelSpec(
-        name="hq-sam",
-        kind="prompt",
-        description="HQ-SAM, zero-shot: SAM + HQ-token mask logits (--hq-token-only for HQ alone)",
-        build=build_hq_sam,
-        default_weights=("hq-sam-vit-b", "hq-sam-vit-l", "hq-sam-vit-h"),
-    ),
-)
-MODELS.add(
-    "ros-sam",
-    ModelSpec(
-        name="ros-sam",
-        kind="prompt",
-        description="ROS-SAM: SAM + LoRA(q,v) + HQ decoder, trained with 'box2mask train'",
-        build=build_ros_sam,
-        default_weights=(),
-    ),
-)
