@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -253,6 +254,8 @@ def train_command(
             console.print(f"wrote {p}")
         raise typer.Exit(0)
     result = run_safely(lambda: _run_with_progress(options), debug)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun only rank 0 writes the model, and reports
     if result.model_path is not None:
         console.print(f"model: {result.model_path}")
     else:
@@ -260,8 +263,6 @@ def train_command(
 
 
 def _run_with_progress(options: Any) -> Any:
-    import os
-
     from box2mask.train.loop import train
 
     if int(os.environ.get("RANK", "0")) != 0 or not err_console.is_terminal:
