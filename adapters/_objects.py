@@ -7,6 +7,7 @@ reports it: boxes entirely outside the image and repeated track ids.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -190,15 +191,26 @@ def read_mot_rows(
         if len(fields) < 6:
             report(f"expected at least 6 fields frame,id,x,y,w,h, got {len(fields)}", path, ln)
             continue
-        if is_absent(fields[2:6]):
-            continue
+        # Numbers first, the absent-target forms only when they fail: a clean
+        # 30,000-line file then costs one float() per field and no string tests.
+        try:
+            x, y, w, h = (float(v) for v in fields[2:6])
+        except ValueError:
+            x = y = w = h = math.nan
+        if math.isnan(x) or math.isnan(y) or math.isnan(w) or math.isnan(h):
+            if is_absent(fields[2:6]):
+                continue
+        elif x == y == w == h == 0:
+            continue  # all zeros: absent (FORMATS.md)
         try:
             frame, tid = int(float(fields[0])), int(float(fields[1]))
-            x, y, w, h = (float(v) for v in fields[2:6])
         except ValueError:
             report(f"cannot read numbers from {line.strip()!r}", path, ln)
             continue
-        if not all(np.isfinite([x, y, w, h])):
+        if math.isnan(x) or math.isnan(y) or math.isnan(w) or math.isnan(h):
+            report(f"cannot read numbers from {line.strip()!r}", path, ln)
+            continue
+        if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and math.isfinite(h)):
             report(f"non-finite box in {line.strip()!r}", path, ln)
             continue
         if w <= 0 or h <= 0:
