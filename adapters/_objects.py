@@ -194,25 +194,26 @@ def read_mot_rows(
         # Numbers first, the absent-target forms only when they fail: a clean
         # 30,000-line file then costs one float() per field and no string tests.
         try:
-            x, y, w, h = (float(v) for v in fields[2:6])
+            box = [float(v) for v in fields[2:6]]
         except ValueError:
-            x = y = w = h = math.nan
-        if math.isnan(x) or math.isnan(y) or math.isnan(w) or math.isnan(h):
+            box = None
+        if box is None or any(math.isnan(v) for v in box):
             if is_absent(fields[2:6]):
                 continue
-        elif x == y == w == h == 0:
+            box = None
+        elif not any(box):
             continue  # all zeros: absent (FORMATS.md)
         try:
             frame, tid = int(float(fields[0])), int(float(fields[1]))
         except ValueError:
+            box = None
+        if box is None:
             report(f"cannot read numbers from {line.strip()!r}", path, ln)
             continue
-        if math.isnan(x) or math.isnan(y) or math.isnan(w) or math.isnan(h):
-            report(f"cannot read numbers from {line.strip()!r}", path, ln)
-            continue
-        if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and math.isfinite(h)):
+        if not all(math.isfinite(v) for v in box):
             report(f"non-finite box in {line.strip()!r}", path, ln)
             continue
+        x, y, w, h = box
         if w <= 0 or h <= 0:
             continue
         yield ln, frame, tid, x, y, w, h, fields

@@ -63,10 +63,10 @@ class ConvertOptions:
         self.out = Path(self.out)
         if self.root is not None:
             self.root = Path(self.root)
-        self.formats = tuple(_split(self.formats))
-        self.sequences = tuple(_split(self.sequences))
-        self.classes = tuple(_split(self.classes))
-        self.box_fill_classes = tuple(_split(self.box_fill_classes))
+        self.formats = tuple(split_list(self.formats))
+        self.sequences = tuple(split_list(self.sequences))
+        self.classes = tuple(split_list(self.classes))
+        self.box_fill_classes = tuple(split_list(self.box_fill_classes))
         bad = [f for f in self.formats if f not in FORMATS]
         if bad or not self.formats:
             raise UsageError(
@@ -104,7 +104,7 @@ class ConvertOptions:
         return [f.name for f in dataclasses.fields(cls)]
 
 
-def _split(value: Any) -> list[str]:
+def split_list(value: Any) -> list[str]:
     """``"a,b"`` or ``["a", "b,c"]`` → ``["a", "b", "c"]``."""
     if value is None:
         return []

@@ -6,7 +6,8 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,6 +16,16 @@ from rich.logging import RichHandler
 from box2mask.errors import Box2MaskError
 
 T = TypeVar("T")
+
+#: ``--root``, as convert, eval and viz take it
+RootOption = Annotated[
+    Path | None, typer.Option(help="Dataset root folder (default: $BOX2MASK_DATA/<dataset>).")
+]
+#: ``--opt KEY=VALUE`` (repeatable), the dataset adapter's options
+DatasetOptOption = Annotated[
+    list[str] | None,
+    typer.Option("--opt", help="Dataset option KEY=VALUE (see `box2mask datasets`); repeatable."),
+]
 
 
 def _console(stderr: bool = False) -> Console:

@@ -19,7 +19,14 @@ from rich.progress import (
 from rich.table import Table
 
 from box2mask.cli import app
-from box2mask.cli._common import console, err_console, run_safely, setup_logging
+from box2mask.cli._common import (
+    DatasetOptOption,
+    RootOption,
+    console,
+    err_console,
+    run_safely,
+    setup_logging,
+)
 from box2mask.options import ConvertOptions, load_config, parse_key_values
 
 _GEOM = "Crop geometry"
@@ -41,9 +48,7 @@ def convert_command(
             help="Output folder (COCO JSON at the top, per-frame PNGs per sequence, job state in .box2mask/).",
         ),
     ] = None,
-    root: Annotated[
-        Path | None, typer.Option(help="Dataset root folder (default: $BOX2MASK_DATA/<dataset>).")
-    ] = None,
+    root: RootOption = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -94,12 +99,7 @@ def convert_command(
         Path | None,
         typer.Option(help="YAML file of options (names as here); command-line options win."),
     ] = None,
-    opt: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--opt", help="Dataset option KEY=VALUE (see `box2mask datasets`); repeatable."
-        ),
-    ] = None,
+    opt: DatasetOptOption = None,
     crop_size: Annotated[
         int | None,
         typer.Option(

@@ -15,7 +15,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from box2mask.cli import app
-from box2mask.cli._common import console, err_console, run_safely, setup_logging
+from box2mask.cli._common import (
+    DatasetOptOption,
+    RootOption,
+    console,
+    err_console,
+    run_safely,
+    setup_logging,
+)
 from box2mask.options import load_config, parse_key_values
 
 _GEOM = "Crop geometry"
@@ -31,15 +38,8 @@ def eval_command(
         str | None,
         typer.Option("--dataset", "-d", help="Dataset adapter name (see `box2mask datasets`)."),
     ] = None,
-    root: Annotated[
-        Path | None, typer.Option(help="Dataset root folder (default: $BOX2MASK_DATA/<dataset>).")
-    ] = None,
-    opt: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--opt", help="Dataset option KEY=VALUE (see `box2mask datasets`); repeatable."
-        ),
-    ] = None,
+    root: RootOption = None,
+    opt: DatasetOptOption = None,
     model: Annotated[
         str | None,
         typer.Option(

@@ -10,8 +10,15 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from box2mask.cli import app
-from box2mask.cli._common import console, err_console, run_safely, setup_logging
-from box2mask.options import parse_key_values
+from box2mask.cli._common import (
+    DatasetOptOption,
+    RootOption,
+    console,
+    err_console,
+    run_safely,
+    setup_logging,
+)
+from box2mask.options import parse_key_values, split_list
 
 _PIC = "Pictures"
 
@@ -22,15 +29,8 @@ def viz_command(
         str, typer.Option("--dataset", "-d", help="Dataset adapter name (see `box2mask datasets`).")
     ],
     viz_out: Annotated[Path, typer.Option("--viz-out", help="Folder for the pictures.")],
-    root: Annotated[
-        Path | None, typer.Option(help="Dataset root folder (default: $BOX2MASK_DATA/<dataset>).")
-    ] = None,
-    opt: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--opt", help="Dataset option KEY=VALUE (see `box2mask datasets`); repeatable."
-        ),
-    ] = None,
+    root: RootOption = None,
+    opt: DatasetOptOption = None,
     predictions: Annotated[
         Path | None, typer.Option(help="COCO JSON of masks (e.g. a `box2mask convert` output).")
     ] = None,
@@ -108,7 +108,7 @@ def viz_command(
             task = bar.add_task("frames", total=None)
             return visualize(
                 dataset, root, source, viz_out,
-                adapter_options=adapter_options, sequences=tuple(_split(sequences)), gt=gt,
+                adapter_options=adapter_options, sequences=tuple(split_list(sequences)), gt=gt,
                 mp4=mp4, fps=fps, every=every, max_frames=max_frames, sheet_frames=sheet_frames,
                 columns=columns, thumb_width=thumb_width, alpha=alpha, boxes=not no_boxes,
                 progress=lambda seq, n: bar.update(task, description=f"{seq}: {n} frames"),
@@ -130,10 +130,3 @@ def viz_command(
         table.add_row("note", note)
     console.print(table)
     raise typer.Exit(0 if summary.frames else 1)
-
-
-def _split(values: list[str] | None) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        out.extend(p.strip() for p in v.split(",") if p.strip())
-    return out
