@@ -48,7 +48,7 @@ from box2mask import geometry
 from box2mask.engine import EngineOptions, MaskEngine, Profile
 from box2mask.hostmem import keep_freed_memory
 from box2mask.models.checkpoint import OFFICIAL_ARCHS, EncoderArch
-from box2mask.models.classical import BoxModel
+from box2mask.models.classical import FillModel
 from box2mask.models.sam import build_modules, load_prompt_model
 from box2mask.types import Frame
 
@@ -261,12 +261,12 @@ def run_engine(
     if warmup:
         # compile / allocate / pick kernels on a full batch, outside the timing
         t0 = time.perf_counter()
-        warm = MaskEngine(model, opts, BoxModel(), device=device, autocast_dtype=autocast)
+        warm = MaskEngine(model, opts, FillModel("box"), device=device, autocast_dtype=autocast)
         warm.run(frames[: max(1, math.ceil(opts.batch_size / 2))] * warmup, lambda fm: None)
         t_warm = time.perf_counter() - t0
     profile = Profile()
     engine = MaskEngine(
-        model, opts, BoxModel(), device=device, autocast_dtype=autocast, profile=profile
+        model, opts, FillModel("box"), device=device, autocast_dtype=autocast, profile=profile
     )
     masks: dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]] = {}
 

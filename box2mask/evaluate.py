@@ -338,7 +338,7 @@ def _settings(opts: ConvertOptions, model: str, ratio: float, kind: str) -> dict
             window=opts.window,
             interpolation=opts.interpolation if kind == "prompt" else None,
             threshold=opts.threshold if kind == "prompt" else None,
-            hq_token_only=opts.hq_token_only if model == "hq-sam" else None,
+            hq_token_only=opts.hq_token_only if _has_hq_token_option(model) else None,
         )
     return settings
 
@@ -701,10 +701,19 @@ def setting_label(axis: str, value: Any, upsampled: bool = True) -> str:
     return f"{axis.replace('_', ' ')} {value}"
 
 
+def _has_hq_token_option(model: str) -> bool:
+    from box2mask.models.registry import MODELS
+
+    return model in MODELS and MODELS.get(model).hq_token_only
+
+
 def _applies(axis: str, model: str, kind: str, needs_image: bool) -> str | None:
     """``None`` when ``axis`` changes what ``model`` does, else why it is skipped."""
-    if axis == "hq_token_only" and model != "hq-sam":
-        return "hq_token_only applies to hq-sam only"
+    if axis == "hq_token_only" and not _has_hq_token_option(model):
+        from box2mask.models.registry import MODELS
+
+        takes = [n for n, s in MODELS.items() if s.hq_token_only]
+        return f"hq_token_only applies to {', '.join(takes)} only"
     if axis == "interpolation" and kind != "prompt":
         return f"interpolation: {model} reads the crop at frame resolution (no upsampling)"
     if axis in ("crop_size", "window") and kind != "prompt" and not needs_image:

@@ -26,7 +26,13 @@ from box2mask.engine import EngineOptions, MaskEngine, Profile
 from box2mask.errors import Box2MaskError, CheckpointError, UsageError
 from box2mask.job import DISK_FULL, STATE_DIR, Job, JobInterrupted, JobStopped
 from box2mask.merge import write_job_coco
-from box2mask.models.registry import MODELS, ModelSpec
+from box2mask.models.registry import (
+    MODELS,
+    ModelSpec,
+    auto_order,
+    for_checkpoint_kind,
+    weight_free_default,
+)
 from box2mask.options import ConvertOptions, parse_shard
 from box2mask.problems import Problems
 from box2mask.types import Frame, FrameMasks
@@ -35,7 +41,6 @@ from box2mask.writers.coco import category_table
 log = logging.getLogger("box2mask")
 
 #: the weight-free model used by ``--model auto`` when no checkpoint is found
-WEIGHT_FREE_DEFAULT = "classical"
 COCO_NAME = "annotations.json"
 
 
@@ -134,23 +139,23 @@ def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:
     if opts.checkpoint:
         from box2mask.models.checkpoint import inspect_checkpoint
 
-        path = resolve_checkpoint(opts.checkpoint, "hq-sam")
+        path = resolve_checkpoint(opts.checkpoint, auto_order()[0].name)
         kind = inspect_checkpoint(path).kind
-        name = "ros-sam" if kind.startswith("ros-sam") else kind
-        return MODELS.get(name), path, f"--model auto: {path.name} is a {kind} checkpoint"
-    for name in ("hq-sam", "sam"):
+        return for_checkpoint_kind(kind), path, f"--model auto: {path.name} is a {kind} checkpoint"
+    for spec in auto_order():
         try:
             return (
-                MODELS.get(name),
-                resolve_checkpoint(None, name),
-                f"--model auto: found {name} weights",
+                spec,
+                resolve_checkpoint(None, spec.name),
+                f"--model auto: found {spec.name} weights",
             )
         except CheckpointError:
             continue
+    fallback = weight_free_default()
     return (
-        MODELS.get(WEIGHT_FREE_DEFAULT),
+        fallback,
         None,
-        f"no SAM/HQ-SAM checkpoint found: used the weight-free '{WEIGHT_FREE_DEFAULT}' model "
+        f"no SAM/HQ-SAM checkpoint found: used the weight-free '{fallback.name}' model "
         "(see `box2mask weights list` to get one)",
     )
 

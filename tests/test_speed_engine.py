@@ -16,7 +16,7 @@ from box2mask.cli import commands as _commands  # noqa: F401  (registers the sub
 from box2mask.engine import EngineOptions, MaskEngine, group_windows, window_iou
 from box2mask.geometry import paste_mask, window_for_box
 from box2mask.models.base import ImageFeatures
-from box2mask.models.classical import BoxModel
+from box2mask.models.classical import FillModel
 from box2mask.models.sam import load_prompt_model
 from box2mask.types import CropWindow, Frame
 
@@ -36,7 +36,7 @@ def _run(model, frames, **opts):
     out = {}
     autocast = opts.pop("autocast", None)
     engine = MaskEngine(
-        model, EngineOptions(box_fill_classes=(), **opts), BoxModel(), autocast_dtype=autocast
+        model, EngineOptions(box_fill_classes=(), **opts), FillModel("box"), autocast_dtype=autocast
     )
     engine.run(
         frames, lambda fm: out.update({(fm.frame.frame_index, m.track_id): m for m in fm.masks})
@@ -133,7 +133,7 @@ def test_the_writer_thread_keeps_order_and_raises_the_writers_error(tmp_path):
     frames = [_frame(tmp_path, [[10, 10, 30, 30]], index=i, seed=i) for i in range(1, 7)]
     inline, threaded, threads = [], [], set()
     model = BoxPromptModel()
-    MaskEngine(model, EngineOptions(box_fill_classes=(), crop_size=32, batch_size=4, write_queue=0), BoxModel()).run(
+    MaskEngine(model, EngineOptions(box_fill_classes=(), crop_size=32, batch_size=4, write_queue=0), FillModel("box")).run(
         frames, lambda fm: inline.append(fm.frame.frame_index)
     )  # fmt: skip
 
@@ -141,7 +141,7 @@ def test_the_writer_thread_keeps_order_and_raises_the_writers_error(tmp_path):
         threads.add(threading.current_thread().name)
         threaded.append(fm.frame.frame_index)
 
-    MaskEngine(model, EngineOptions(box_fill_classes=(), crop_size=32, batch_size=4), BoxModel()).run(
+    MaskEngine(model, EngineOptions(box_fill_classes=(), crop_size=32, batch_size=4), FillModel("box")).run(
         frames, record
     )  # fmt: skip
     assert threaded == inline and sorted(inline) == [1, 2, 3, 4, 5, 6]
@@ -155,7 +155,7 @@ def test_the_writer_thread_keeps_order_and_raises_the_writers_error(tmp_path):
         written.append(fm.frame.frame_index)
 
     engine = MaskEngine(
-        model, EngineOptions(box_fill_classes=(), crop_size=32, batch_size=1), BoxModel()
+        model, EngineOptions(box_fill_classes=(), crop_size=32, batch_size=1), FillModel("box")
     )
     with pytest.raises(OSError, match="No space"):
         engine.run(frames, full_disk)

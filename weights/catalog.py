@@ -21,16 +21,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import urlparse
 
 from box2mask.errors import UsageError
 
-Kind = Literal["sam", "hq-sam"]
+#: the ``--model`` that loads an entry: a prompt model of :data:`box2mask.models.MODELS`
+Kind = str
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_KINDS = ("sam", "hq-sam")
+
+
+def prompt_models() -> tuple[str, ...]:
+    """The ``--model`` names that take a checkpoint: the values :data:`Kind` can have."""
+    from box2mask.models.registry import MODELS  # the package registers the models
+
+    return tuple(name for name, spec in MODELS.items() if spec.needs_checkpoint)
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,8 @@ class WeightsEntry:
 
     Attributes:
         name: registry name used on the command line (``sam-vit-b``).
-        kind: the ``--model`` that loads it (``"sam"`` or ``"hq-sam"``).
+        kind: the ``--model`` that loads it (``"sam"``, ``"hq-sam"``: a prompt
+            model of the model registry).
         arch: image-encoder architecture (``"vit_b"``, ``"vit_l"``,
             ``"vit_h"``; ``"vit_tiny"`` for Light HQ-SAM's TinyViT).
         file_name: the file's name on disk; always the last path segment of ``url``.
@@ -69,8 +76,8 @@ class WeightsEntry:
 
         if not _NAME_RE.match(self.name):
             raise bad("name must be lowercase letters, digits and '-'")
-        if self.kind not in _KINDS:
-            raise bad(f"kind must be one of {_KINDS}, got {self.kind!r}")
+        if self.kind not in prompt_models():
+            raise bad(f"kind must be one of {prompt_models()}, got {self.kind!r}")
         if not self.arch:
             raise bad("arch is empty")
         url = urlparse(self.url)

@@ -30,21 +30,39 @@ def _sam_builder(name: str) -> Callable[..., Any]:
     return build
 
 
-for _name, _description, _builder, _weights in (
-    ("sam", "Segment Anything, zero-shot (official SAM checkpoints)", "build_sam",
-     ("sam-vit-b", "sam-vit-l", "sam-vit-h")),
-    ("hq-sam", "HQ-SAM, zero-shot: SAM + HQ-token mask logits (--hq-token-only for HQ alone)",
-     "build_hq_sam", ("hq-sam-vit-b", "hq-sam-vit-l", "hq-sam-vit-h")),
-    ("ros-sam", "ROS-SAM: SAM + LoRA(q,v) + HQ decoder, trained with 'box2mask train'",
-     "build_ros_sam", ()),
-):  # fmt: skip
-    MODELS.add(
-        _name,
-        ModelSpec(
-            name=_name,
-            kind="prompt",
-            description=_description,
-            build=_sam_builder(_builder),
-            default_weights=_weights,
-        ),
-    )
+_SAM_FAMILY = (
+    ModelSpec(
+        name="sam",
+        kind="prompt",
+        description="Segment Anything, zero-shot (official SAM checkpoints)",
+        build=_sam_builder("build_sam"),
+        default_weights=("sam-vit-b", "sam-vit-l", "sam-vit-h"),
+        checkpoint_kinds=("sam",),
+        auto_rank=1,
+        int8=True,
+        compile=True,
+    ),
+    ModelSpec(
+        name="hq-sam",
+        kind="prompt",
+        description="HQ-SAM, zero-shot: SAM + HQ-token mask logits (--hq-token-only for HQ alone)",
+        build=_sam_builder("build_hq_sam"),
+        default_weights=("hq-sam-vit-b", "hq-sam-vit-l", "hq-sam-vit-h"),
+        checkpoint_kinds=("hq-sam",),
+        auto_rank=0,
+        hq_token_only=True,
+        int8=True,
+        compile=True,
+    ),
+    ModelSpec(
+        name="ros-sam",
+        kind="prompt",
+        description="ROS-SAM: SAM + LoRA(q,v) + HQ decoder, trained with 'box2mask train'",
+        build=_sam_builder("build_ros_sam"),
+        checkpoint_kinds=("ros-sam", "ros-sam-folder"),
+        int8=True,
+        compile=True,
+    ),
+)
+for _spec in _SAM_FAMILY:
+    MODELS.add(_spec.name, _spec)

@@ -154,12 +154,21 @@ def polygon_mask(points: np.ndarray, size: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class BoxModel:
-    """``box``: the box filled."""
+class FillModel:
+    """``box``, ``ellipse`` or ``obb``: a geometric shape filled, no image needed.
+
+    ``obb`` fills the oriented box, and the axis-aligned box (source
+    ``"box"``) for an object that has none. The score is ``None``: a fill
+    has no confidence of its own.
+    """
 
     name: str = "box"
     needs_image: bool = False
 
+    def __post_init__(self) -> None:
+        if self.name not in FILLS:
+            raise ValueError(f"fill must be one of {', '.join(FILLS)}, got {self.name!r}")
+
     def segment(
         self,
         crop: np.ndarray | None,
@@ -168,48 +177,20 @@ class BoxModel:
         obb: np.ndarray | None = None,
         category: str = "",
     ) -> tuple[np.ndarray, float | None, str]:
-        """See :class:`~box2mask.models.base.ShapeModel`; score is ``None``."""
+        """See :class:`~box2mask.models.base.ShapeModel`."""
+        if self.name == "ellipse":
+            return ellipse_mask(box, size), None, "ellipse"
+        if self.name == "obb" and obb is not None:
+            return polygon_mask(np.asarray(obb, dtype=np.float64).reshape(4, 2), size), None, "obb"
         return box_mask(box, size), None, "box"
 
 
-@dataclass(frozen=True)
-class EllipseModel:
-    """``ellipse``: the ellipse inscribed in the box."""
-
-    name: str = "ellipse"
-    needs_image: bool = False
-
-    def segment(
-        self,
-        crop: np.ndarray | None,
-        box: np.ndarray,
-        size: int,
-        obb: np.ndarray | None = None,
-        category: str = "",
-    ) -> tuple[np.ndarray, float | None, str]:
-        """See :class:`~box2mask.models.base.ShapeModel`; score is ``None``."""
-        return ellipse_mask(box, size), None, "ellipse"
-
-
-@dataclass(frozen=True)
-class ObbModel:
-    """``obb``: the oriented box filled; the axis-aligned box when there is none."""
-
-    name: str = "obb"
-    needs_image: bool = False
-
-    def segment(
-        self,
-        crop: np.ndarray | None,
-        box: np.ndarray,
-        size: int,
-        obb: np.ndarray | None = None,
-        category: str = "",
-    ) -> tuple[np.ndarray, float | None, str]:
-        """See :class:`~box2mask.models.base.ShapeModel`; source ``"box"`` without an ``obb``."""
-        if obb is None:
-            return box_mask(box, size), None, "box"
-        return polygon_mask(np.asarray(obb, dtype=np.float64).reshape(4, 2), size), None, "obb"
+#: the fills and their one-line descriptions (``--model`` help)
+FILLS = {
+    "box": "the box filled (no weights)",
+    "ellipse": "the ellipse inscribed in the box (no weights)",
+    "obb": "the oriented box filled, else the box (no weights)",
+}
 
 
 @dataclass(frozen=True)
@@ -484,28 +465,13 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return (mask | (1 - flood[1:-1, 1:-1])).astype(np.uint8)
 
 
-MODELS.add(
-    "box",
-    ModelSpec("box", "shape", "the box filled (no weights)", build=lambda **opts: BoxModel(**opts)),
-)
-MODELS.add(
-    "ellipse",
-    ModelSpec(
-        "ellipse",
-        "shape",
-        "the ellipse inscribed in the box (no weights)",
-        build=lambda **opts: EllipseModel(**opts),
-    ),
-)
-MODELS.add(
-    "obb",
-    ModelSpec(
-        "obb",
-        "shape",
-        "the oriented box filled, else the box (no weights)",
-        build=lambda **opts: ObbModel(**opts),
-    ),
-)
+for _fill, _description in FILLS.items():
+    MODELS.add(
+        _fill,
+        ModelSpec(
+            _fill, "shape", _description, build=lambda _f=_fill, **opts: FillModel(_f, **opts)
+        ),
+    )
 MODELS.add(
     "grabcut",
     ModelSpec(
@@ -522,5 +488,6 @@ MODELS.add(
         "shape",
         "GrabCut for large boxes, colour-fitted inscribed shape for small ones (no weights)",
         build=lambda **opts: ClassicalModel(**opts),
+        weight_free_default=True,
     ),
 )

@@ -16,17 +16,34 @@ from box2mask.registry import Registry
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One ``--model`` choice.
+    """One ``--model`` choice and what it can do.
+
+    Callers (``convert``, ``eval``, the CLI, ``weights``) ask the spec, never
+    the model's name, so that a new model is its module plus one
+    ``MODELS.add``.
 
     Attributes:
         name: the ``--model`` value.
         kind: ``"prompt"`` (a :class:`~box2mask.models.base.PromptModel`, needs
-            a checkpoint) or ``"shape"`` (a :class:`~box2mask.models.base.ShapeModel`).
+            a checkpoint) or ``"shape"`` (a weight-free
+            :class:`~box2mask.models.base.ShapeModel`).
         description: one line for help texts.
         build: ``build(checkpoint, device, **options)`` for prompt models,
             ``build(**options)`` for shape models.
         default_weights: registry names of the official checkpoints this model
             can load, best first (for "how to get one" messages).
+        checkpoint_kinds: the checkpoint kinds
+            (:func:`box2mask.models.checkpoint.inspect_checkpoint` ``.kind``)
+            this model loads; ``--model auto --checkpoint F`` picks the model
+            whose list holds F's kind.
+        auto_rank: its place in ``--model auto`` among the prompt models whose
+            official weights are present (lower first); ``None``: never picked
+            by weights found on disk.
+        weight_free_default: the model ``--model auto`` falls back on when no
+            weights are found (exactly one shape model has it).
+        hq_token_only: ``--hq-token-only`` changes its masks.
+        int8: ``--precision int8`` (dynamic int8 encoder) applies.
+        compile: ``--compile`` (torch.compile of the encoder) applies.
     """
 
     name: str
@@ -34,6 +51,12 @@ class ModelSpec:
     description: str
     build: Callable[..., Any]
     default_weights: tuple[str, ...] = field(default_factory=tuple)
+    checkpoint_kinds: tuple[str, ...] = field(default_factory=tuple)
+    auto_rank: int | None = None
+    weight_free_default: bool = False
+    hq_token_only: bool = False
+    int8: bool = False
+    compile: bool = False
 
     @property
     def needs_checkpoint(self) -> bool:
@@ -41,3 +64,25 @@ class ModelSpec:
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def auto_order() -> list[ModelSpec]:
+    """The prompt models ``--model auto`` tries, in order, by the weights on disk."""
+    ranked = [s for _, s in MODELS.items() if s.auto_rank is not None]
+    return sorted(ranked, key=lambda s: s.auto_rank)
+
+
+def weight_free_default() -> ModelSpec:
+    """The weight-free model ``--model auto`` falls back on."""
+    found = [s for _, s in MODELS.items() if s.weight_free_default]
+    if len(found) != 1:
+        raise RuntimeError(f"exactly one model must be the weight-free default, not {len(found)}")
+    return found[0]
+
+
+def for_checkpoint_kind(kind: str) -> ModelSpec:
+    """The model that loads a checkpoint of ``kind`` (``"sam"``, ``"hq-sam"``, ``"ros-sam"``...)."""
+    for _, spec in MODELS.items():
+        if kind in spec.checkpoint_kinds:
+            return spec
+    raise KeyError(f"no model loads {kind!r} checkpoints")
