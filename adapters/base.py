@@ -128,6 +128,17 @@ class Adapter:
         """Report a bad input and go on (raises under ``--strict``)."""
         self.problems.report(AnnotationError(message, path, line), kind=kind)
 
+    def note(
+        self,
+        message: str,
+        path: Path | str | None = None,
+        line: int | None = None,
+        kind: str = "absent",
+        count: int = 1,
+    ) -> None:
+        """Count input skipped by a rule of the format (not an error: ``--strict`` goes on)."""
+        self.problems.note(AnnotationError(message, path, line), kind=kind, count=count)
+
 
 def resolve_root(dataset: str, root: Path | str | None) -> Path:
     """``--root``, or ``$BOX2MASK_DATA/<dataset>``; a missing root names the paths tried."""

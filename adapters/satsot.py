@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 from box2mask.adapters.base import (
     ADAPTERS,
+    SHARED_CATEGORIES,
     Adapter,
     SequenceInfo,
     is_absent,
@@ -46,7 +47,9 @@ from box2mask.errors import DatasetNotFound
 from box2mask.problems import Problems
 from box2mask.types import Frame
 
-_PREFIX = re.compile(r"^([A-Za-z]+)")
+#: the class part of a sequence name: ``car_01``, ``plane3``, ``1_Car_01`` (a
+#: circulating copy's numbered class prefix), ``bus-2``
+_PREFIX = re.compile(r"^(?:\d+[_-])?([A-Za-z]+)")
 
 #: ``(xyxy, obb or None)`` of one parsed ground-truth line.
 Parsed = tuple[tuple[float, float, float, float], "np.ndarray | None"]
@@ -69,22 +72,57 @@ class SingleTargetAdapter(Adapter):
         super().__init__(root, problems, **options)
 
     # -- layout ---------------------------------------------------------------
+    #: image-folder names accepted, the layout's own first (copies in
+    #: circulation use ``imgs/``; FORMATS.md)
+    img_names: ClassVar[tuple[str, ...]] = ("img", "imgs")
+
+    def _img_dir(self, seq_dir: Path) -> Path | None:
+        for name in self.img_names:
+            if (seq_dir / name).is_dir():
+                return seq_dir / name
+        return None
+
+    def _gt_path(self, seq_dir: Path) -> Path | None:
+        """``groundtruth.txt``, or ``groundtruth`` without extension (a circulating copy's)."""
+        for name in (self.gt_name, Path(self.gt_name).stem):
+            if (seq_dir / name).is_file():
+                return seq_dir / name
+        return None
+
     def _sequence_dirs(self) -> list[tuple[str, Path]]:
         out = [
             (e.name, Path(e.path))
             for e in os.scandir(self.root)
-            if e.is_dir() and not e.name.startswith(".") and (Path(e.path) / "img").is_dir()
+            if e.is_dir() and not e.name.startswith(".") and self._img_dir(Path(e.path)) is not None
         ]
         out.sort(key=lambda t: natural_key(t[0]))
         return out
 
     def check_root(self) -> None:
-        if not self._sequence_dirs():
-            found = sorted(p.name for p in self.root.iterdir())[:10]
-            raise DatasetNotFound(
-                f"{self.name} root {self.root} has no sequence folders (expected <seq>/img/0001.jpg and "
-                f"<seq>/{self.gt_name}; found: {', '.join(found) or 'nothing'})"
+        if self._sequence_dirs():
+            return
+        found = sorted(p.name for p in self.root.iterdir())[:10]
+        expected = f"expected <seq>/img/0001.jpg and <seq>/{self.gt_name}"
+        if self._img_dir(self.root) is not None or self._gt_path(self.root) is not None:
+            hint = (
+                f"{self.root} looks like one sequence folder: pass its parent, --root {self.root.parent}"
             )
+        else:
+            below = [
+                p.name
+                for p in sorted(self.root.iterdir())
+                if p.is_dir()
+                and any(q.is_dir() and self._img_dir(q) is not None for q in p.iterdir())
+            ]
+            hint = (
+                f"the sequence folders are one level down, in {below[0]!r}: pass --root {self.root / below[0]}"
+                if below
+                else "point --root at the folder that holds the sequence folders (car_01/, plane_01/, ...)"
+            )
+        raise DatasetNotFound(
+            f"{self.name} root {self.root} has no sequence folders ({expected}; "
+            f"found: {', '.join(found) or 'nothing'}). {hint}"
+        )
 
     def _report_once(
         self, key: tuple[object, ...], message: str, path: Path, line: int | None = None
@@ -92,24 +130,56 @@ class SingleTargetAdapter(Adapter):
         if self._once.first(*key):
             self.report(message, path, line)
 
+    def _note_variants(self, name: str, seq_dir: Path, img_dir: Path, gt: Path | None) -> None:
+        """Say (once per adapter and variant) which layout variant was accepted."""
+        if img_dir.name != "img" and self._once.first("variant-img", img_dir.name):
+            self.note(
+                f"images read from {img_dir.name}/ (the layout says img/), first in sequence {name}",
+                seq_dir,
+                kind="assumed",
+            )
+        if gt is not None and gt.name != self.gt_name and self._once.first("variant-gt", gt.name):
+            self.note(
+                f"ground truth read from {gt.name!r} without extension (the layout says "
+                f"{self.gt_name}), first in sequence {name}",
+                gt,
+                kind="assumed",
+            )
+
     def list_sequences(self) -> list[SequenceInfo]:
         """Sequences that have a ground-truth file, with their image counts.
 
-        A sequence without ``groundtruth.txt`` is reported (once) and left out.
+        A sequence without ``groundtruth.txt`` (or ``groundtruth``) is reported
+        (once) and left out.
         """
         out: list[SequenceInfo] = []
         for name, seq_dir in self._sequence_dirs():
-            if not (seq_dir / self.gt_name).is_file():
+            img_dir = self._img_dir(seq_dir)
+            gt = self._gt_path(seq_dir)
+            if gt is None:
                 self._report_once(
                     ("nogt", name), f"sequence {name} has no {self.gt_name}; skipped", seq_dir
                 )
                 continue
-            out.append(SequenceInfo(name, count_frame_images(seq_dir / "img")))
+            assert img_dir is not None
+            self._note_variants(name, seq_dir, img_dir, gt)
+            out.append(SequenceInfo(name, count_frame_images(img_dir)))
         return out
+
+    def categories(self) -> list[tuple[str, str]]:
+        """The shared categories, then those of the sequences found (``bus_01`` → ``bus``)."""
+        cats = list(SHARED_CATEGORIES)
+        known = {c for c, _ in cats}
+        for name, _ in self._sequence_dirs():
+            cat = self.sequence_category(name)
+            if cat not in known:
+                known.add(cat)
+                cats.append((cat, cat))
+        return cats
 
     # -- per-dataset hooks ------------------------------------------------------
     def sequence_category(self, sequence: str) -> str:
-        """The category of a sequence, from its name prefix (``plane_03`` → ``airplane``)."""
+        """The category of a sequence, from its name prefix (``plane_03`` → ``airplane``, ``1_Car_01`` → ``car``)."""
         m = _PREFIX.match(sequence)
         return shared_category(m.group(1) if m else sequence)
 
@@ -131,15 +201,18 @@ class SingleTargetAdapter(Adapter):
         objects; the object present has track id 1.
         """
         seq_dir = self.root / sequence
-        img_dir = seq_dir / "img"
-        if "/" in sequence or not img_dir.is_dir():
-            raise DatasetNotFound(f"{self.name} has no sequence {sequence!r} (no folder {img_dir})")
-        gt = seq_dir / self.gt_name
-        if not gt.is_file():
+        img_dir = self._img_dir(seq_dir) if "/" not in sequence else None
+        if img_dir is None:
+            raise DatasetNotFound(
+                f"{self.name} has no sequence {sequence!r} (no folder {seq_dir / 'img'})"
+            )
+        gt = self._gt_path(seq_dir)
+        if gt is None:
             self._report_once(
                 ("nogt", sequence), f"sequence {sequence} has no {self.gt_name}; skipped", seq_dir
             )
             return
+        self._note_variants(sequence, seq_dir, img_dir, gt)
         images = list_frame_images(img_dir)
         if not images:
             return
@@ -159,7 +232,7 @@ class SingleTargetAdapter(Adapter):
         if k != len(images):
             self._report_once(
                 ("count", sequence),
-                f"frame-count mismatch: {k} ground-truth lines but {len(images)} images in img/ "
+                f"frame-count mismatch: {k} ground-truth lines but {len(images)} images in {img_dir.name}/ "
                 + (
                     "(frames without a line have no box)"
                     if k < len(images)

@@ -47,5 +47,22 @@ class Problems:
         if self.on_report is not None:
             self.on_report(error)
 
+    def note(self, error: AnnotationError, kind: str, count: int = 1) -> None:
+        """Record input that was skipped by a rule of the format, never raising.
+
+        For rows the format itself calls absent (VISO's ``w <= 0`` rows) and
+        for layout variants that were accepted (``imgs/`` for ``img/``): they
+        are not errors, so ``--strict`` does not stop on them, but they are
+        counted (``count`` rows under ``kind``) and listed in the summary, so
+        that nothing is dropped silently.
+        """
+        log.warning("%s", error)
+        with self._lock:
+            self.counts[kind] += count
+            if len(self.reports) < self.keep:
+                self.reports.append(error)
+        if self.on_report is not None:
+            self.on_report(error)
+
     def __len__(self) -> int:
         return sum(self.counts.values())

@@ -93,3 +93,33 @@ def make_ootb(root: Path) -> dict[str, dict[int, tuple[str, tuple[float, ...], n
 
 #: the attributes ``make_ootb`` writes per sequence
 OOTB_ATTRIBUTES = {"car_1": ["IPR", "MB"], "plane_2": ["DEF", "AM"]}
+
+
+def make_satsot_quirks(root: Path) -> dict[str, dict[int, tuple[str, tuple[float, ...]] | None]]:
+    """SatSOT as circulating copies ship it (FORMATS.md), quirks included; return its truth.
+
+    - ``1_Car_01``: numbered class prefix and a capital, ``imgs/`` instead of
+      ``img/``, annotation file ``groundtruth`` without extension, fewer
+      ground-truth lines (3) than images (4);
+    - ``2_Plane_01``: numbered prefix, ``img/``, ``groundtruth.txt``;
+    - ``bus_01``: a class outside airplane/ship/train/car.
+    """
+    truth: dict[str, dict[int, tuple[str, tuple[float, ...]] | None]] = {}
+    seqs = (
+        ("1_Car_01", "car", "imgs", "groundtruth", ["10,12,6,4", "none", "12,12,6,4"], 4),
+        ("2_Plane_01", "airplane", "img", "groundtruth.txt", ["5 5 20 18", "8 6 20 18"], 2),
+        ("bus_01", "bus", "img", "groundtruth.txt", ["30,20,12,8", "31,20,12,8"], 2),
+    )
+    for name, cat, img, gt, lines, n_images in seqs:
+        write_images(root / name / img, range(1, n_images + 1), digits=4, hw=HW)
+        (root / name / gt).write_text("\n".join(lines) + "\n")
+        frames: dict[int, tuple[str, tuple[float, ...]] | None] = {}
+        for k in range(1, n_images + 1):
+            line = lines[k - 1] if k <= len(lines) else "none"
+            if line == "none":
+                frames[k] = None
+                continue
+            x, y, w, h = (float(p) for p in line.replace(",", " ").split())
+            frames[k] = (cat, (x, y, x + w, y + h))
+        truth[name] = frames
+    return truth
