@@ -152,35 +152,32 @@ _FB = "https://dl.fbaipublicfiles.com/segment_anything/"
 _HQ = "https://huggingface.co/lkeab/hq-sam/resolve/main/"
 
 
-def _sam(arch: str, file_name: str, size: int, sha256: str) -> WeightsEntry:
+def _official(
+    kind: str, arch: str, file_name: str, size: int, sha256: str, **extra: object
+) -> WeightsEntry:
+    """An entry named ``<kind>-<arch>`` (``sam-vit-b``) served at its publisher's URL."""
+    base, source = (_FB, _HF_SAM) if kind == "sam" else (_HQ, _HF_HQ)
     return WeightsEntry(
-        name=f"sam-{arch.replace('_', '-')}",
-        kind="sam",
+        name=f"{kind}-{arch.replace('_', '-')}",
+        kind=kind,
         arch=arch,
         file_name=file_name,
-        url=_FB + file_name,
+        url=base + file_name,
         size=size,
         sha256=sha256,
-        sha256_source=_HF_SAM.format(f=file_name),
+        sha256_source=source.format(f=file_name),
+        **extra,  # type: ignore[arg-type]
     )
+
+
+def _sam(arch: str, file_name: str, size: int, sha256: str) -> WeightsEntry:
+    return _official("sam", arch, file_name, size, sha256)
 
 
 def _hq(
     arch: str, size: int, sha256: str, *, loadable: bool = True, note: str = ""
 ) -> WeightsEntry:
-    file_name = f"sam_hq_{arch}.pth"
-    return WeightsEntry(
-        name=f"hq-sam-{arch.replace('_', '-')}",
-        kind="hq-sam",
-        arch=arch,
-        file_name=file_name,
-        url=_HQ + file_name,
-        size=size,
-        sha256=sha256,
-        sha256_source=_HF_HQ.format(f=file_name),
-        loadable=loadable,
-        note=note,
-    )
+    return _official("hq-sam", arch, f"sam_hq_{arch}.pth", size, sha256, loadable=loadable, note=note)
 
 
 OFFICIAL_ENTRIES: tuple[WeightsEntry, ...] = (

@@ -30,39 +30,33 @@ def _sam_builder(name: str) -> Callable[..., Any]:
     return build
 
 
-_SAM_FAMILY = (
-    ModelSpec(
-        name="sam",
+def _sam_family(name: str, description: str, builder: str, **capabilities: Any) -> ModelSpec:
+    """A SAM-family spec: a prompt model whose encoder takes int8 and ``--compile``."""
+    return ModelSpec(
+        name=name,
         kind="prompt",
-        description="Segment Anything, zero-shot (official SAM checkpoints)",
-        build=_sam_builder("build_sam"),
-        default_weights=("sam-vit-b", "sam-vit-l", "sam-vit-h"),
-        checkpoint_kinds=("sam",),
+        description=description,
+        build=_sam_builder(builder),
+        int8=True,
+        compile=True,
+        **capabilities,
+    )
+
+
+for _spec in (
+    _sam_family(
+        "sam", "Segment Anything, zero-shot (official SAM checkpoints)", "build_sam",
+        default_weights=("sam-vit-b", "sam-vit-l", "sam-vit-h"), checkpoint_kinds=("sam",),
         auto_rank=1,
-        int8=True,
-        compile=True,
     ),
-    ModelSpec(
-        name="hq-sam",
-        kind="prompt",
-        description="HQ-SAM, zero-shot: SAM + HQ-token mask logits (--hq-token-only for HQ alone)",
-        build=_sam_builder("build_hq_sam"),
-        default_weights=("hq-sam-vit-b", "hq-sam-vit-l", "hq-sam-vit-h"),
-        checkpoint_kinds=("hq-sam",),
-        auto_rank=0,
-        hq_token_only=True,
-        int8=True,
-        compile=True,
+    _sam_family(
+        "hq-sam", "HQ-SAM, zero-shot: SAM + HQ-token mask logits (--hq-token-only for HQ alone)",
+        "build_hq_sam", default_weights=("hq-sam-vit-b", "hq-sam-vit-l", "hq-sam-vit-h"),
+        checkpoint_kinds=("hq-sam",), auto_rank=0, hq_token_only=True,
     ),
-    ModelSpec(
-        name="ros-sam",
-        kind="prompt",
-        description="ROS-SAM: SAM + LoRA(q,v) + HQ decoder, trained with 'box2mask train'",
-        build=_sam_builder("build_ros_sam"),
-        checkpoint_kinds=("ros-sam", "ros-sam-folder"),
-        int8=True,
-        compile=True,
+    _sam_family(
+        "ros-sam", "ROS-SAM: SAM + LoRA(q,v) + HQ decoder, trained with 'box2mask train'",
+        "build_ros_sam", checkpoint_kinds=("ros-sam", "ros-sam-folder"),
     ),
-)
-for _spec in _SAM_FAMILY:
+):  # fmt: skip
     MODELS.add(_spec.name, _spec)

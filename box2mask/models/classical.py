@@ -64,6 +64,16 @@ def _check_box(box: np.ndarray, size: int) -> np.ndarray:
     return b
 
 
+def _box_span(
+    box: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """The checked box, an empty ``(S, S)`` window and the rows/columns whose centres it holds."""
+    b = _check_box(box, size)
+    c0, c1 = _centres(b[0], b[2], size)
+    r0, r1 = _centres(b[1], b[3], size)
+    return b, np.zeros((size, size), dtype=bool), (r0, r1, c0, c1)
+
+
 def box_mask(box: np.ndarray, size: int) -> np.ndarray:
     """The box filled, in an ``(S, S)`` window.
 
@@ -81,23 +91,13 @@ def box_mask(box: np.ndarray, size: int) -> np.ndarray:
            [0, 0, 0, 0],
            [0, 0, 0, 0]])
     """
-    b = _check_box(box, size)
-    out = np.zeros((size, size), dtype=bool)
-    c0, c1 = _centres(b[0], b[2], size)
-    r0, r1 = _centres(b[1], b[3], size)
+    b, out, (r0, r1, c0, c1) = _box_span(box, size)
     out[r0:r1, c0:c1] = True
     return _ensure_nonempty(out, b)
 
 
 def ellipse_mask(box: np.ndarray, size: int) -> np.ndarray:
-    """The ellipse inscribed in the box (pixel centres inside it), in an ``(S, S)`` window.
-
-    Args:
-        box: ``(4,)`` xyxy in window pixels.
-        size: window side ``S``.
-
-    Returns:
-        ``(S, S)`` bool.
+    """The ellipse inscribed in the box (pixel centres inside it); arguments as :func:`box_mask`.
 
     >>> ellipse_mask(np.array([0, 0, 4, 4]), 4).astype(int)
     array([[0, 1, 1, 0],
@@ -105,10 +105,7 @@ def ellipse_mask(box: np.ndarray, size: int) -> np.ndarray:
            [1, 1, 1, 1],
            [0, 1, 1, 0]])
     """
-    b = _check_box(box, size)
-    out = np.zeros((size, size), dtype=bool)
-    c0, c1 = _centres(b[0], b[2], size)
-    r0, r1 = _centres(b[1], b[3], size)
+    b, out, (r0, r1, c0, c1) = _box_span(box, size)
     if c1 > c0 and r1 > r0:
         cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
         ax, ay = (b[2] - b[0]) / 2, (b[3] - b[1]) / 2
