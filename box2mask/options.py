@@ -8,6 +8,10 @@ the command line win over the file.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +64,7 @@ class ConvertOptions:
     adapter_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_types({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         self.out = Path(self.out)
         if self.root is not None:
             self.root = Path(self.root)
@@ -78,6 +83,11 @@ class ConvertOptions:
             raise UsageError(f"--workers must be at least 1, got {self.workers}")
         if self.crop_size < 16:
             raise UsageError(f"--crop-size must be at least 16, got {self.crop_size}")
+        for name in ("context", "threshold", "box_fill_area", "share_crops"):
+            if not math.isfinite(getattr(self, name)):
+                raise UsageError(
+                    f"{_flag(name)} must be a finite number, got {getattr(self, name)}"
+                )
         if self.context < 0:
             raise UsageError(f"--context must be >= 0, got {self.context}")
         if self.window not in ("centred", "clamped"):
@@ -102,6 +112,72 @@ class ConvertOptions:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
+
+
+def _flag(name: str) -> str:
+    return "--" + ("format" if name == "formats" else name.replace("_", "-"))
+
+
+def _type_name(kind: Any) -> str | None:
+    """The checkable kind of a ConvertOptions field: int, float, bool, str, list, path, mapping."""
+    text = str(kind)
+    if text.startswith("dict"):
+        return "mapping"
+    if text.startswith("tuple"):
+        return "list"
+    for name in ("bool", "int", "float", "Path", "str"):
+        if text.split(" |")[0] == name:
+            return name
+    return None
+
+
+_HINTS: dict[str, str] = {}
+
+
+def check_types(values: dict[str, Any], where: str = "") -> None:
+    """Each value has its option's type (as YAML or Python gives it), else a
+    :class:`UsageError` naming ``where`` (``--config FILE: key 'batch_size'``) or the option."""
+    if not _HINTS:
+        _HINTS.update({f.name: f.type for f in dataclasses.fields(ConvertOptions)})
+    for name, value in values.items():
+        kind = _type_name(_HINTS.get(name))
+        if value is None or kind is None:
+            continue
+        ok = {
+            "bool": isinstance(value, bool),
+            "int": isinstance(value, numbers.Integral) and not isinstance(value, bool),
+            "float": isinstance(value, numbers.Real) and not isinstance(value, bool),
+            "str": isinstance(value, str),
+            "Path": isinstance(value, str | os.PathLike),
+            "list": isinstance(value, str | list | tuple)
+            and all(isinstance(v, str | int) for v in ([] if isinstance(value, str) else value)),
+            "mapping": isinstance(value, dict),
+        }[kind]
+        if not ok:
+            want = {
+                "bool": "true or false", "int": "a whole number", "float": "a number",
+                "str": "a string", "Path": "a path", "list": "a name or a list of names",
+                "mapping": "a mapping of KEY: VALUE",
+            }[kind]  # fmt: skip
+            what = f"{where}: key {name!r}" if where else _flag(name)
+            raise UsageError(f"{what} must be {want}, got {value!r}")
+
+
+def check_output_dir(out: Path) -> None:
+    """``--out`` can be created and written to, else a :class:`UsageError` naming it."""
+    out = Path(out)
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"--out {out}: {parent} is a file, not a folder")
+            break
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".box2mask-probe-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UsageError(f"--out {out}: cannot write there ({reason})") from None
 
 
 def split_list(value: Any) -> list[str]:
@@ -147,8 +223,18 @@ def load_config(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"--config {path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"--config {path}: is a folder, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--config {path}: not a text (UTF-8) file") from None
     except yaml.YAMLError as exc:
-        raise UsageError(f"--config {path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else f"{path}"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context = getattr(exc, "context", None)
+        raise UsageError(
+            f"--config {where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -162,4 +248,5 @@ def load_config(path: Path) -> dict[str, Any]:
         if name not in known:
             raise UsageError(f"--config {path}: unknown option {key!r}")
         out[name] = value
+    check_types(out, where=f"--config {path}")
     return out

@@ -33,7 +33,7 @@ from box2mask.models.registry import (
     for_checkpoint_kind,
     weight_free_default,
 )
-from box2mask.options import ConvertOptions, parse_shard
+from box2mask.options import ConvertOptions, check_output_dir, parse_shard
 from box2mask.problems import Problems
 from box2mask.types import Frame, FrameMasks
 from box2mask.writers.coco import category_table
@@ -238,7 +238,7 @@ def convert(
         sorted({n.split("/")[0] for n in seq_names}) if "png" in opts.formats else []
     )
     job = Job(opts.out, identity)
-    job.out.mkdir(parents=True, exist_ok=True)
+    check_output_dir(job.out)  # a file, a read-only or /proc path: one UsageError naming --out
     done = job.open(
         overwrite=opts.overwrite,
         extra={
@@ -299,14 +299,23 @@ def convert(
                             )
 
                     engine.run(frames, on_frame)
+        except KeyboardInterrupt:
+            if not stop.is_set():
+                raise
+            caught.append("again")  # a second signal: stopped at once, frames in flight dropped
         except WriteFailed as exc:
             raise JobStopped(_stopped_message(exc.cause, state, opts)) from None
         except OSError as exc:  # the ledger itself could not be written
             raise JobStopped(_stopped_message(exc, state, opts)) from None
         if stop.is_set():
             done_now = state.frames_done
+            how = (
+                "stopped at once, the frames in flight are not written"
+                if "again" in caught
+                else "finished the frames in flight"
+            )
             err = JobInterrupted(
-                f"interrupted ({caught[0] if caught else 'stop'}): finished the frames in flight; "
+                f"interrupted ({caught[0] if caught else 'stop'}): {how}; "
                 f"{done_now} of {total} frames are done and recorded in {job.ledger_file}. "
                 "Run the same command again to resume."
             )

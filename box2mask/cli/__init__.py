@@ -18,6 +18,27 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from box2mask import __version__
+
+        typer.echo(f"box2mask {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the box2mask version and exit.",
+    ),
+) -> None:
+    """Instance masks from the boxes of satellite-video tracking datasets (ROS-SAM)."""
+
+
 def main() -> None:
     """Console-script entry point."""
     from box2mask.cli import commands  # noqa: F401  (registers the subcommands)

@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from box2mask.errors import Box2MaskError
 
@@ -66,7 +67,9 @@ def run_safely(fn: Callable[[], T], debug: bool = False) -> T:
     except Box2MaskError as exc:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
@@ -77,7 +80,7 @@ def run_safely(fn: Callable[[], T], debug: bool = False) -> T:
         if debug:
             raise
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (run again with --debug for the traceback)",
             highlight=False,
             soft_wrap=True,
         )
