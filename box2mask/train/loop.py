@@ -260,6 +260,37 @@ def _broadcast(obj: Any, di: DistInfo) -> Any:
     return box[0]
 
 
+def _collective_device(device: torch.device) -> torch.device:
+    """The device of tensors for this run's collectives: the model's, or under NCCL
+    (which has no CPU backend) the rank's current GPU."""
+    if (
+        device.type != "cuda"
+        and dist.is_available()
+        and dist.is_initialized()
+        and dist.get_backend() == "nccl"
+    ):
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _agree_on_batches(
+    flags: list[int], n: int, di: DistInfo, device: torch.device
+) -> torch.Tensor:
+    """``(n,)`` int32: 1 for the micro-batches every rank trains on.
+
+    ``flags[k]`` is 1 where this rank's micro-batch ``k`` exists and has objects;
+    missing entries (a short last step) count as 0. Every rank gets the same
+    answer (MIN over the ranks), so all make the same DDP calls. The tensor lives
+    on :func:`_collective_device`: NCCL refuses CPU tensors.
+    """
+    t = torch.zeros(n, dtype=torch.int32)
+    t[: len(flags)] = torch.tensor(flags, dtype=torch.int32)
+    t = t.to(_collective_device(device))
+    if di.world > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return t
+
+
 def _resolve_device(name: str, di: DistInfo) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -534,7 +565,8 @@ class MetricsLog:
 # state
 
 
-def _rng_state() -> dict[str, Any]:
+def _rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """This process's random state; CUDA only for ``device`` (the rank's own GPU)."""
     np_state = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
@@ -546,12 +578,39 @@ def _rng_state() -> dict[str, Any]:
         },
         "python": json.dumps(random.getstate()),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda" and torch.cuda.is_available():
+        idx = device.index if device.index is not None else torch.cuda.current_device()
+        state["cuda"] = torch.cuda.get_rng_state(idx)
     return state
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def _gather_rng_states(di: DistInfo, device: torch.device) -> list[dict[str, Any]]:
+    """Every rank's :func:`_rng_state`, indexed by rank (a collective: all ranks call it)."""
+    mine = _rng_state(device)
+    if di.world == 1:
+        return [mine]
+    states: list[Any] = [None] * di.world
+    dist.all_gather_object(states, mine)
+    return states
+
+
+def _set_rng_state(
+    state: dict[str, Any] | list[dict[str, Any]], rank: int = 0, device: torch.device | None = None
+) -> None:
+    """Restore :func:`_rng_state` (or rank ``rank``'s entry of a per-rank list).
+
+    A state that does not fit this machine (no entry for this rank, a GPU that
+    is not there, CUDA state on a CPU run) is warned about and skipped, not
+    fatal: only the random streams differ from an uninterrupted run.
+    """
+    if isinstance(state, list):  # per rank (this version)
+        if rank >= len(state):
+            log.warning(
+                "the checkpoint holds random states of %d rank(s), none for rank %d: "
+                "its random streams start afresh", len(state), rank,
+            )  # fmt: skip
+            return
+        state = state[rank]
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
     np.random.set_state(
@@ -565,8 +624,31 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     )
     py = json.loads(state["python"])
     random.setstate((py[0], tuple(py[1]), py[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is None or (device is not None and device.type != "cuda"):
+        return
+    if not torch.cuda.is_available():
+        log.warning("the checkpoint holds a CUDA random state but CUDA is not available: skipped")
+        return
+    count = torch.cuda.device_count()
+    if isinstance(cuda, list | tuple):  # older checkpoints: every visible GPU of rank 0
+        if len(cuda) != count:
+            log.warning(
+                "the checkpoint holds CUDA random states of %d GPU(s), %d visible now: "
+                "restoring the first %d", len(cuda), count, min(len(cuda), count),
+            )  # fmt: skip
+        for i, st in enumerate(cuda[:count]):
+            torch.cuda.set_rng_state(st, i)
+        return
+    idx = (
+        device.index
+        if device is not None and device.index is not None
+        else torch.cuda.current_device()
+    )
+    if idx >= count:
+        log.warning("cuda:%d is not visible (%d GPU(s)): its random state is skipped", idx, count)
+        return
+    torch.cuda.set_rng_state(cuda, idx)
 
 
 def make_optimizer(model: torch.nn.Module, opts: TrainOptions) -> torch.optim.Optimizer:
@@ -713,7 +795,7 @@ def train(
                     params[n].copy_(t)
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            _set_rng_state(state["rng"])
+            _set_rng_state(state["rng"], di.rank, device)
             start_epoch, global_step = int(state["epoch"]), int(state["global_step"])
             best = float(state["best"])
             log.info("resuming %s after epoch %d (step %d)", opts.out, start_epoch, global_step)
@@ -750,16 +832,16 @@ def train(
                 phase = phase_of_step(global_step)
                 optimizer.zero_grad(set_to_none=True)
                 loss_total, micro = 0.0, 0
-                for k in range(opts.grad_accum):
-                    batch = next(it, None)
-                    if batch is None:
-                        break
-                    has = torch.tensor([1 if batch["boxes"].shape[0] else 0])
-                    if di.world > 1:
-                        dist.all_reduce(has, op=dist.ReduceOp.MIN)
-                    if not int(has):
-                        continue  # every rank skips together (DDP needs the same calls)
-                    sync = k == opts.grad_accum - 1 or di.world == 1
+                # The step's micro-batches first, then which of them every rank
+                # trains on (one collective): the last one is known in advance, so
+                # the micro-batch before every optimizer step synchronises the
+                # gradients, also for a short last step or a skipped last batch.
+                pending = [b for b in (next(it, None) for _ in range(opts.grad_accum)) if b is not None]
+                flags = [1 if b["boxes"].shape[0] else 0 for b in pending]
+                agreed = _agree_on_batches(flags, opts.grad_accum, di, device).tolist()
+                used = [b for b, ok in zip(pending, agreed, strict=False) if ok]
+                for k, batch in enumerate(used):
+                    sync = k == len(used) - 1 or di.world == 1
                     ctx = (
                         module.no_sync()
                         if (di.world > 1 and not sync)
@@ -833,6 +915,7 @@ def train(
                 "seconds": round(time.monotonic() - t0, 3),
             }
             score = scores.get("val_iou", math.nan)
+            rng_states = _gather_rng_states(di, device)  # every rank's, before rank 0 saves
             if di.main:
                 # best: highest validation IoU; without validation, the latest epoch
                 improved = (not math.isnan(score) and score > best) or (not val_frames)
@@ -853,7 +936,7 @@ def train(
                         },
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
-                        "rng": _rng_state(),
+                        "rng": rng_states,
                         "best": best,
                         "lora_rank": rank,
                     },
