@@ -32,7 +32,9 @@ def cuda_only_group():
     from torch.testing._internal.distributed.fake_pg import FakeStore, _create_fake_pg
 
     if not hasattr(dist.Backend, CUDA_ONLY.upper()):
-        dist.Backend.register_backend(CUDA_ONLY, _create_fake_pg, extended_api=True, devices=["cuda"])
+        dist.Backend.register_backend(
+            CUDA_ONLY, _create_fake_pg, extended_api=True, devices=["cuda"]
+        )
     dist.init_process_group(CUDA_ONLY, store=FakeStore(), rank=0, world_size=2)
     try:
         yield DistInfo(rank=0, world=2, local_rank=0, started=True)
@@ -141,7 +143,9 @@ class FakeCuda:
         for mod in (torch.cuda, torch.cuda.random):
             monkeypatch.setattr(mod, "get_rng_state", self.get)
             monkeypatch.setattr(mod, "set_rng_state", self.put)
-            monkeypatch.setattr(mod, "get_rng_state_all", lambda: [self.get(i) for i in range(self.n)])
+            monkeypatch.setattr(
+                mod, "get_rng_state_all", lambda: [self.get(i) for i in range(self.n)]
+            )
 
     @staticmethod
     def _idx(device: object) -> int:

@@ -273,9 +273,7 @@ def _collective_device(device: torch.device) -> torch.device:
     return device
 
 
-def _agree_on_batches(
-    flags: list[int], n: int, di: DistInfo, device: torch.device
-) -> torch.Tensor:
+def _agree_on_batches(flags: list[int], n: int, di: DistInfo, device: torch.device) -> torch.Tensor:
     """``(n,)`` int32: 1 for the micro-batches every rank trains on.
 
     ``flags[k]`` is 1 where this rank's micro-batch ``k`` exists and has objects;
@@ -836,7 +834,9 @@ def train(
                 # trains on (one collective): the last one is known in advance, so
                 # the micro-batch before every optimizer step synchronises the
                 # gradients, also for a short last step or a skipped last batch.
-                pending = [b for b in (next(it, None) for _ in range(opts.grad_accum)) if b is not None]
+                pending = [
+                    b for b in (next(it, None) for _ in range(opts.grad_accum)) if b is not None
+                ]
                 flags = [1 if b["boxes"].shape[0] else 0 for b in pending]
                 agreed = _agree_on_batches(flags, opts.grad_accum, di, device).tolist()
                 used = [b for b, ok in zip(pending, agreed, strict=False) if ok]
