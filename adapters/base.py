@@ -140,6 +140,29 @@ class Adapter:
         self.problems.note(AnnotationError(message, path, line), kind=kind, count=count)
 
 
+def check_selection(adapter: Adapter, sequences: list[SequenceInfo], classes: tuple[str, ...] | list[str]) -> None:
+    """Refuse a conversion that cannot yield anything: exit 2 with what the dataset has.
+
+    ``sequences`` is the adapter's full listing. Raises :class:`DatasetNotFound`
+    when no sequence has annotations (those left out were reported while
+    listing), :class:`UsageError` when a ``--classes`` name is not one of the
+    dataset's categories (a typo: the message lists the categories).
+    """
+    if not sequences:
+        problems = adapter.problems.reports
+        why = f" ({problems[0]}{' ...' if len(problems) > 1 else ''})" if problems else ""
+        raise DatasetNotFound(
+            f"{adapter.name} root {adapter.root} has no sequence with annotations: nothing to convert{why}"
+        )
+    if classes:
+        names = [n for n, _ in adapter.categories()]
+        unknown = [c for c in classes if c not in names]
+        if unknown:
+            raise UsageError(
+                f"--classes: {adapter.name} has no class {unknown[0]!r}; its classes: {', '.join(names)}"
+            )
+
+
 def resolve_root(dataset: str, root: Path | str | None) -> Path:
     """``--root``, or ``$BOX2MASK_DATA/<dataset>``; a missing root names the paths tried."""
     tried: list[str] = []

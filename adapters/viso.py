@@ -312,7 +312,10 @@ class Viso(Adapter):
             return
         frame_numbers = {n for n, _ in images}
         if self.opts["part"] == "mot":
-            by_frame = self._read_mot(gt_files[0], cat_folder, hw, frame_numbers)
+            mot = self._read_mot(gt_files[0], cat_folder, hw, frame_numbers)
+            if mot is None:  # nothing readable in gt.txt: reported, nothing to convert
+                return
+            by_frame = mot
         else:
             by_frame = self._read_sot(gt_files, frame_numbers)
 
@@ -341,17 +344,24 @@ class Viso(Adapter):
 
     def _read_mot(
         self, gt: Path, cat_folder: str, hw: tuple[int, int], frame_numbers: set[int]
-    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]] | None:
         """Parse a MOT ``gt.txt`` into ``{frame: (xyxy (N, 4) float64, track ids (N,) int64)}``.
 
         Objects keep their file order within a frame. Bad rows are reported
-        with their line and skipped (see module docstring).
+        with their line and skipped (see module docstring); absent rows
+        (``w <= 0``, ``h <= 0``, NaN) are counted as skipped inputs of kind
+        ``absent`` with their lines. ``None`` (reported) when the file has no
+        readable row at all: empty, or not one line parses.
         """
         lines = read_text_lines(gt)
         delim = detect_delimiter(lines[:5])
         values, linenos = self._mot_rows_fast(lines, delim)
         if values is None:
             values, linenos = self._mot_rows_checked(lines, gt)
+        if len(values) == 0:
+            what = "is empty" if not any(line.strip() for line in lines) else "has no readable row"
+            self.report(f"gt.txt {what}; sequence skipped (no boxes to convert)", gt)
+            return None
         frame, tid = values[:, 0].astype(np.int64), values[:, 1].astype(np.int64)
         box = values[:, 2:6]
         # NaN anywhere in the box: an absent target
@@ -365,6 +375,18 @@ class Viso(Adapter):
         with np.errstate(invalid="ignore"):
             # w<=0 or h<=0 (x2<=x1, y2<=y1 as corners): an absent target (FORMATS.md)
             keep = finite & (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+        absent = np.flatnonzero(~keep)
+        if len(absent) and self._once.first("absent", gt):
+            shown = ", ".join(str(int(linenos[i])) for i in absent[:10])
+            more = f" and {len(absent) - 10} more" if len(absent) > 10 else ""
+            only = " (all rows of the file: its frames have no boxes)" if len(absent) == len(keep) else ""
+            self.note(
+                f"{len(absent)} row(s) with w <= 0, h <= 0 or NaN skipped as absent targets{only}: "
+                f"line(s) {shown}{more}",
+                gt,
+                int(linenos[absent[0]]),
+                count=len(absent),
+            )
 
         has_image = np.isin(frame, np.fromiter(frame_numbers, np.int64, len(frame_numbers)))
         missing = keep & ~has_image
@@ -403,6 +425,8 @@ class Viso(Adapter):
                 )
             idx = np.sort(idx[first])
 
+        if len(idx) == 0:
+            return {}
         order = idx[np.argsort(frame[idx], kind="stable")]
         frames_sorted = frame[order]
         starts = np.flatnonzero(np.r_[True, frames_sorted[1:] != frames_sorted[:-1]])

@@ -68,20 +68,52 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+#: how far before the end of the file the end marker (JPEG EOI, PNG IEND) may
+#: lie: encoders pad, some append a short trailer
+_END_MARKER_SLACK = 1024
+
+
+def truncation(data: bytes | memoryview) -> str | None:
+    """Why an encoded JPEG or PNG is cut short, or ``None`` if it ends properly.
+
+    OpenCV decodes a truncated JPEG or PNG without an error (the missing rows
+    come out grey or black), so the end marker is checked on the bytes before
+    decoding: a JPEG (``FF D8``) must hold its EOI marker ``FF D9`` near its
+    end (entropy-coded data cannot contain it: ``FF`` is stuffed as ``FF 00``),
+    a PNG its ``IEND`` chunk. Other formats are not checked.
+    """
+    head = bytes(data[:8])
+    tail = bytes(data[-_END_MARKER_SLACK:])
+    if head[:2] == b"\xff\xd8":
+        return None if b"\xff\xd9" in tail else "JPEG has no end-of-image marker (file truncated)"
+    if head == b"\x89PNG\r\n\x1a\n":
+        return None if b"IEND" in tail else "PNG has no IEND chunk (file truncated)"
+    return None
+
+
 def read_image(path: Path) -> np.ndarray:
     """Read an image file as ``(H, W, 3)`` RGB uint8.
 
+    The file is read once and decoded from memory; a truncated JPEG or PNG
+    (see :func:`truncation`) is refused rather than decoded into a partial
+    image.
+
     Raises:
-        AnnotationError: the file is missing or cannot be decoded (names the file).
+        AnnotationError: the file is missing, truncated or cannot be decoded (names the file).
     """
     import cv2
+    import numpy as np
 
     from box2mask.errors import AnnotationError
 
     path = Path(path)
     if not path.is_file():
         raise AnnotationError("frame image is missing", path)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    data = np.fromfile(str(path), dtype=np.uint8)
+    cut = truncation(memoryview(data))
+    if cut is not None:
+        raise AnnotationError(f"frame image cannot be read: {cut}", path)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if image is None:
         raise AnnotationError("frame image cannot be decoded (corrupt or not an image)", path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

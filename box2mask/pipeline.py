@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from box2mask.adapters import ADAPTERS, SequenceInfo, resolve_root
+from box2mask.adapters.base import check_selection
 from box2mask.engine import EngineOptions, MaskEngine, Profile
 from box2mask.errors import Box2MaskError, CheckpointError, UsageError
 from box2mask.job import DISK_FULL, STATE_DIR, Job, JobInterrupted, JobStopped
@@ -185,6 +186,7 @@ def convert(
     adapter = ADAPTERS.get(opts.dataset)(root, problems=problems, **opts.adapter_options)
 
     all_seqs = adapter.list_sequences()
+    check_selection(adapter, all_seqs, opts.classes)  # nothing to convert, or a --classes typo: exit 2
     seqs = all_seqs
     if opts.sequences:
         known = {s.name for s in all_seqs}

@@ -38,7 +38,10 @@ def test_mot_reads_every_variant(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.INFO, logger="box2mask"):
         for seq in truth:
             assert frames_as_truth(viso, seq) == truth[seq], seq
-    assert len(problems) == 0, problems.reports
+    # the w = 0 row (car gt.txt line 4) is an absent target: counted, with its line, not dropped silently
+    assert problems.counts == {"absent": 1}, problems.reports
+    (note,) = [str(r) for r in problems.reports]
+    assert note.startswith(f"{tmp_path / 'mot/car/001/gt/gt.txt'}:4: 1 row(s) with w <= 0")
     # the corner/xywh decision is logged per file
     ship_log = [r.getMessage() for r in caplog.records if "ship" in r.getMessage()]
     assert any("as corners x1,y1,x2,y2" in m for m in ship_log), ship_log

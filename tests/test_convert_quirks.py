@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from box2mask.cli import app
@@ -91,3 +92,73 @@ def test_satsot_root_one_level_too_low_says_what_to_pass(tmp_path: Path) -> None
     res = convert("satsot", tmp_path / "SatSOT" / "bus_01", tmp_path / "o")
     assert res.exit_code == 2, res.output
     assert "looks like one sequence folder" in " ".join(res.output.split())
+
+
+# -- the bad-input rows (issue 16 items 2, 3, 7): builder, args, exit code, message ------------
+
+#: ``(builder in tests/data/bad_inputs.py, dataset, extra CLI args, exit code, substring of the output)``;
+#: every row runs ``convert --dataset D --root <builder's root> --out O --model M`` (box unless given).
+BAD_INPUTS = [
+    ("build_satsot_quirks", "satsot", [], 0, "ground truth read from 'groundtruth' without extension"),
+    ("build_satsot_unknown_category", "satsot", [], 0, "2 converted"),
+    ("build_satsot_root_too_high", "satsot", [], 2, "the sequence folders are one level down, in 'SatSOT': pass --root"),
+    ("build_satsot_root_too_low", "satsot", [], 2, "looks like one sequence folder: pass its parent"),
+    ("build_viso_gt_empty", "viso", [], 0, "gt.txt is empty; sequence skipped"),
+    ("build_viso_gt_empty", "viso", ["--strict"], 2, "gt.txt is empty; sequence skipped"),
+    ("build_viso_gt_binary", "viso", [], 0, "gt.txt has no readable row; sequence skipped"),
+    ("build_viso_gt_binary", "viso", ["--strict"], 2, "gt.txt:1: expected at least 6 values"),
+    ("build_viso_gt_absent_only", "viso", [], 0, "3 row(s) with w <= 0, h <= 0 or NaN skipped as absent targets (all rows"),
+    ("build_viso_absent_rows", "viso", [], 0, "gt.txt:2: 3 row(s) with w <= 0, h <= 0 or NaN skipped as absent targets: line(s) 2, 3, 4"),
+    ("build_viso_absent_rows", "viso", ["--strict"], 0, "absent 3"),
+    ("build_viso_truncated_jpeg", "viso", ["--model", "classical"], 0, "000002.jpg: frame image cannot be read: JPEG has no end-of-image marker"),
+    ("build_viso_truncated_jpeg", "viso", ["--model", "classical", "--strict"], 2, "JPEG has no end-of-image marker (file truncated)"),
+    ("build_viso_truncated_png", "viso", ["--model", "classical"], 0, "000002.png: frame image cannot be read: PNG has no IEND chunk"),
+    ("build_viso_sequence_without_gt", "viso", [], 0, "sequence car/001 has no gt/gt.txt; skipped"),
+    ("build_viso_only_sequence_without_gt", "viso", [], 2, "has no sequence with annotations: nothing to convert"),
+    ("build_viso_good", "viso", ["--classes", "bus"], 2, "--classes: viso has no class 'bus'; its classes: airplane, ship, train, car"),
+]
+
+
+@pytest.mark.parametrize(
+    ("builder", "dataset", "args", "code", "message"),
+    BAD_INPUTS,
+    ids=[f"{r[0]}{'-' + '-'.join(a.strip('-') for a in r[2]) if r[2] else ''}" for r in BAD_INPUTS],
+)
+def test_bad_input_row(tmp_path: Path, builder: str, dataset: str, args: list[str], code: int, message: str) -> None:
+    root = getattr(bad_inputs, builder)(tmp_path / "data")
+    model = [] if "--model" in args else ["--model", "box"]
+    res = cli("convert", "--dataset", dataset, "--root", root, "--out", tmp_path / "o", *model, *args)
+    text = " ".join(res.output.split())
+    assert res.exit_code == code, res.output
+    assert message in text, res.output
+    assert "internal error" not in text
+
+
+def test_viso_broken_gt_keeps_the_other_sequences_frames(tmp_path: Path) -> None:
+    for builder in ("build_viso_gt_empty", "build_viso_gt_binary"):
+        root = getattr(bad_inputs, builder)(tmp_path / builder)
+        out = tmp_path / builder / "o"
+        res = convert("viso", root, out)
+        assert res.exit_code == 0, res.output
+        _, got = coco_objects(out)
+        assert sorted(got) == [("plane/001", 1), ("plane/001", 2)]  # car/001 skipped, nothing claimed empty
+        assert all(len(v) == 1 for v in got.values())
+
+
+def test_viso_absent_rows_are_counted_not_dropped_silently(tmp_path: Path) -> None:
+    root = bad_inputs.build_viso_absent_rows(tmp_path)
+    res = convert("viso", root, tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "skipped inputs │ absent 3" in text
+    _, got = coco_objects(tmp_path / "o")
+    assert [len(got[("car/001", f)]) for f in (1, 2, 3)] == [1, 0, 1]
+
+
+def test_truncated_frame_is_skipped_and_the_rest_converted(tmp_path: Path) -> None:
+    root = bad_inputs.build_viso_truncated_jpeg(tmp_path)
+    res = convert("viso", root, tmp_path / "o", "--model", "classical")
+    assert res.exit_code == 0, res.output
+    assert "frame 1" in " ".join(res.output.split())
+    _, got = coco_objects(tmp_path / "o")
+    assert ("plane/001", 2) not in got and ("plane/001", 1) in got
