@@ -183,6 +183,7 @@ class SamModel(nn.Module):
         self.attention: AttentionImpl = attention
         self.image_size = image_encoder.img_size
         self._compiled_forward = None
+        self._compiled_sizes: list[int] = []  # batch sizes compiled for (ascending)
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), False)
 
@@ -212,17 +213,54 @@ class SamModel(nn.Module):
             )
         x = images.permute(0, 3, 1, 2).float()
         x = (x - self.pixel_mean) / self.pixel_std
-        forward = self._compiled_forward or encoder_forward
-        emb, interm = forward(self.image_encoder, x, self.attention, self.is_hq)
+        if self._compiled_forward is None:
+            emb, interm = encoder_forward(self.image_encoder, x, self.attention, self.is_hq)
+        else:
+            emb, interm = self._encode_compiled(x)
         return ImageFeatures(embeddings=emb, interm=interm)
 
-    def compile_encoder(self, **kwargs: object) -> SamModel:
-        """Run the encoder through ``torch.compile`` (the first batch of each shape compiles).
+    def _encode_compiled(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The compiled encoder on a batch padded to a size it was compiled for.
 
-        Kernels are fused, masks unchanged up to float rounding. ``kwargs`` go to
-        ``torch.compile`` (e.g. ``mode="max-autotune"``). Returns ``self``.
+        A batch is padded (zero images, outputs dropped) up to the smallest
+        compiled size that holds it, so a short last batch runs the graph already
+        compiled instead of compiling a new one; a larger batch compiles once
+        more. Every image goes through the same kernels whatever batch it is
+        in (the encoder treats images independently), so masks do not depend on
+        where a crop fell. A size that ran out of memory is not padded up to
+        again: after the engine halves its batch, the halved size compiles once.
+        """
+        b = x.shape[0]
+        target = next((n for n in self._compiled_sizes if n >= b), None)
+        if target is None:
+            target = b
+            self._compiled_sizes = sorted({*self._compiled_sizes, b})
+        if target > b:
+            x = torch.cat([x, x.new_zeros((target - b, *x.shape[1:]))])
+        x = x.contiguous()  # one memory layout: strides are part of the compiled graph's guards
+        forward = self._compiled_forward
+        assert forward is not None
+        try:
+            emb, interm = forward(self.image_encoder, x, self.attention, self.is_hq)
+        except torch.cuda.OutOfMemoryError:
+            self._compiled_sizes = [n for n in self._compiled_sizes if n < target]
+            raise
+        if target > b:
+            emb = emb[:b]
+            interm = None if interm is None else interm[:b]
+        return emb, interm
+
+    def compile_encoder(self, **kwargs: object) -> SamModel:
+        """Run the encoder through ``torch.compile`` (static shapes, one compile per run).
+
+        Kernels are fused, masks unchanged up to float rounding. The first batch
+        compiles; smaller batches (the last partial one, an out-of-memory
+        retry's halves) are padded up to a compiled size instead of compiling
+        again (see :meth:`_encode_compiled`). ``kwargs`` go to ``torch.compile``
+        (e.g. ``mode="max-autotune"``, or ``backend=`` for tests). Returns ``self``.
         """
         self._compiled_forward = torch.compile(encoder_forward, dynamic=False, **kwargs)  # type: ignore[arg-type]
+        self._compiled_sizes = []
         return self
 
     def quantize_encoder_int8(self) -> SamModel:
