@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -20,25 +21,54 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows.
+
+    Linux shows it in ``/proc/self/status``; elsewhere it is read by setting
+    and restoring it (under a lock, so that box2mask's own threads agree).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on a clean exit fsync it and rename it over ``path``.
 
     On an exception the temporary file is removed and ``path`` is untouched.
-    ``mode`` is ``"w"`` (UTF-8 text) or ``"wb"``.
+    ``mode`` is ``"w"`` (UTF-8 text) or ``"wb"``. The file ends up with the
+    mode a plain ``open()`` would give it (``0o666 & ~umask``, e.g. 0644),
+    not ``mkstemp``'s 0600, so that others on a shared machine can read the
+    outputs when the umask says so. An ``OSError`` without a file name (a
+    ``write`` or ``fsync`` hitting a full disk) is re-raised naming ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not exc.filename and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
 
 

@@ -151,7 +151,7 @@ class Job:
         self.remove_stale_temp_files()
         done = self.read_ledger()
         # O_APPEND: each record is one write() at the end of the file, never interleaved
-        self._ledger_fd = os.open(self.ledger_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._ledger_fd = os.open(self.ledger_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         return done
 
     def saved(self) -> dict[str, Any]:
@@ -195,7 +195,7 @@ class Job:
             os.close(self._lock_fd)
             self._lock_fd = None
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
