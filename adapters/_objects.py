@@ -169,19 +169,29 @@ def report_missing(report: Reporter, path: Path, missing: dict[int, int], last_i
         )
 
 
+def absent_rows_note(lines: list[int]) -> str:
+    """The message that counts the absent rows (``w <= 0``, ``h <= 0``, NaN) of one file."""
+    shown = ", ".join(str(n) for n in lines[:10])
+    more = f" and {len(lines) - 10} more" if len(lines) > 10 else ""
+    return f"{len(lines)} row(s) with w <= 0, h <= 0 or NaN skipped as absent targets: line(s) {shown}{more}"
+
+
 def read_mot_rows(
-    path: Path, report: Reporter
+    path: Path, report: Reporter, note: Callable[..., None] | None = None
 ) -> Iterator[tuple[int, int, int, float, float, float, float, list[str]]]:
     """The present boxes of a MOTChallenge-style file ``frame,id,x,y,w,h,...``.
 
-    Blank and ``#`` lines are skipped; absent targets (``none``, NaN, zeros,
-    ``w <= 0`` or ``h <= 0``) are skipped silently; malformed lines are reported
-    with file and line and skipped.
+    Blank and ``#`` lines are skipped; absent targets (``none``, zeros) are
+    skipped; rows with ``w <= 0``, ``h <= 0`` or NaN are skipped and, when
+    ``note`` is given (an :meth:`Adapter.note`), counted in one note per file
+    naming their lines (once the file is read to its end); malformed lines
+    are reported with file and line and skipped.
 
     Yields:
         ``(line_no, frame, track_id, x, y, w, h, fields)`` with ``x, y`` the
         top-left corner in pixels and ``fields`` the whole split line.
     """
+    absent: list[int] = []
     for ln, line in enumerate(read_text_lines(path), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -199,6 +209,8 @@ def read_mot_rows(
             box = None
         if box is None or any(math.isnan(v) for v in box):
             if is_absent(fields[2:6]):
+                if box is not None:  # NaN
+                    absent.append(ln)
                 continue
             box = None
         elif not any(box):
@@ -215,5 +227,8 @@ def read_mot_rows(
             continue
         x, y, w, h = box
         if w <= 0 or h <= 0:
+            absent.append(ln)
             continue
         yield ln, frame, tid, x, y, w, h, fields
+    if absent and note is not None:
+        note(absent_rows_note(absent), path, absent[0], count=len(absent))

@@ -136,7 +136,16 @@ class Adapter:
         kind: str = "absent",
         count: int = 1,
     ) -> None:
-        """Count input skipped by a rule of the format (not an error: ``--strict`` goes on)."""
+        """Count input skipped by a rule of the format (not an error: ``--strict`` goes on).
+
+        The same note (message, file, line) is made once per adapter, however
+        often the file is read (``--strict`` reads every sequence twice).
+        """
+        key = (message, str(path), line)
+        noted: set[tuple[str, str, int | None]] = self.__dict__.setdefault("_noted", set())
+        if key in noted:
+            return
+        noted.add(key)
         self.problems.note(AnnotationError(message, path, line), kind=kind, count=count)
 
 

@@ -203,7 +203,7 @@ class MOT(Adapter):
         per_frame: dict[int, list[Obj]] = {}
         missing: dict[int, int] = {}
         col = self._class_col - 1
-        for ln, frame, tid, x, y, w, h, fields in read_mot_rows(path, self.report):
+        for ln, frame, tid, x, y, w, h, fields in read_mot_rows(path, self.report, self.note):
             category = DEFAULT_CATEGORY
             if self._classes and col < len(fields):
                 category = self._classes.get(_norm_key(fields[col]))

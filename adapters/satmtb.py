@@ -400,7 +400,7 @@ class SatMTB(Adapter):
     def _read_mot(self, path: Path, cls: str, images: dict[int, Any]) -> dict[int, list[Obj]]:
         per_frame: dict[int, list[Obj]] = {}
         missing: dict[int, int] = {}
-        for ln, frame, tid, x, y, w, h, fields in read_mot_rows(path, self.report):
+        for ln, frame, tid, x, y, w, h, fields in read_mot_rows(path, self.report, self.note):
             category = cls
             if len(fields) >= 8:
                 with contextlib.suppress(ValueError):  # a non-numeric cls keeps the folder's class
