@@ -27,6 +27,7 @@ real timings (the FLOPs do not depend on the values) but not real masks.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import math
@@ -237,10 +238,20 @@ def run_engine(
     compile_: bool,
     warmup: int,
 ) -> tuple[
-    dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]], float, int, Profile, float
+    dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]],
+    dict,
+    float,
+    int,
+    Profile,
+    float,
+    int,
 ]:
     """box2mask's engine; returns window masks, 256×256 low-res masks, seconds, peak bytes,
-    stage profile, warm-up seconds."""
+    stage profile, warm-up seconds, and the batch size the timed run ended with.
+
+    The warm-up and the timed run get their own copies of ``opts``: the engine lowers
+    its batch size after a CUDA out-of-memory, and a warm-up's must not carry over
+    unreported into the timed run."""
     model = load_prompt_model("sam", checkpoint, device)
     if precision == "int8":
         model.quantize_encoder_int8()
@@ -260,13 +271,22 @@ def run_engine(
     t_warm = 0.0
     if warmup:
         # compile / allocate / pick kernels on a full batch, outside the timing
+        # (a compiled encoder pads smaller batches to the compiled size, so a full
+        # batch covers the timed run's short last one)
         t0 = time.perf_counter()
-        warm = MaskEngine(model, opts, FillModel("box"), device=device, autocast_dtype=autocast)
-        warm.run(frames[: max(1, math.ceil(opts.batch_size / 2))] * warmup, lambda fm: None)
+        warm = MaskEngine(
+            model,
+            dataclasses.replace(opts),
+            FillModel("box"),
+            device=device,
+            autocast_dtype=autocast,
+        )
+        warm.run(warmup_frames(frames, opts.batch_size) * warmup, lambda fm: None)
         t_warm = time.perf_counter() - t0
     profile = Profile()
+    timed_opts = dataclasses.replace(opts)
     engine = MaskEngine(
-        model, opts, FillModel("box"), device=device, autocast_dtype=autocast, profile=profile
+        model, timed_opts, FillModel("box"), device=device, autocast_dtype=autocast, profile=profile
     )
     masks: dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]] = {}
 
@@ -293,7 +313,17 @@ def run_engine(
                 lowres[key] = lowres_by_box.get(tuple(np.round(b.astype(np.float32), 3)))
     del engine, model
     gc.collect()
-    return masks, lowres, seconds, mem.peak_bytes, profile, t_warm
+    return masks, lowres, seconds, mem.peak_bytes, profile, t_warm, timed_opts.batch_size
+
+
+def warmup_frames(frames: list[Frame], batch_size: int) -> list[Frame]:
+    """The first frames that hold at least one full batch of objects (all if fewer)."""
+    n = 0
+    for i, fr in enumerate(frames):
+        n += len(fr)
+        if n >= batch_size:
+            return frames[: i + 1]
+    return list(frames)
 
 
 def mask_iou(
@@ -413,7 +443,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="b2m-speed-") as tmp:
         ckpt = write_random_sam(Path(tmp) / f"sam_{args.arch}_random.pth", arch, args.seed)
         frames = make_clip(Path(tmp) / "clip", args.objects, args.seed)
-        ref_s, ours_s = [], []
+        ref_s, ours_s, used = [], [], []
         ref_masks = ours = None
         # All reference runs come first: box2mask's engine tunes glibc malloc for
         # the whole process (box2mask.hostmem), which would speed up a later
@@ -429,13 +459,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"  [{r + 1}] reference: {s:.2f} s ({args.objects / s:.3f} objects/s)", flush=True
             )
         for r in range(args.repeat):
-            ours, our_low, s, our_peak, profile, t_warm = run_engine(
+            ours, our_low, s, our_peak, profile, t_warm, bs = run_engine(
                 ckpt, frames, device, opts, precision, args.compile, warmup if r == 0 else 0
             )
             ours_s.append(s)
+            used.append(bs)
             print(f"  [{r + 1}] box2mask:  {s:.2f} s ({args.objects / s:.3f} objects/s)"
                   + (f"; warm-up {t_warm:.1f} s" if t_warm else ""), flush=True)  # fmt: skip
         result["box2mask_malloc_tuned"] = keep_freed_memory()
+        # what the timed runs used: an out-of-memory lowers the batch size mid-run
+        result["batch_size_used"] = min(used)
+        if min(used) != args.batch_size:
+            print(f"  out of memory: the timed run's batch size fell from {args.batch_size} to "
+                  f"{min(used)}", flush=True)  # fmt: skip
         result["box2mask_seconds"] = ours_s
         result["box2mask_objects_per_s"] = args.objects / statistics.median(ours_s)
         result["box2mask_peak_mb"] = our_peak / 2**20
@@ -458,7 +494,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
         if args.share_crops > 0:
             shared_opts = EngineOptions(**{**opts.__dict__, "share_crops": args.share_crops})
-            shared, _, s, _, _, _ = run_engine(
+            shared, _, s, _, _, _, _ = run_engine(
                 ckpt, frames, device, shared_opts, precision, args.compile, 0
             )
             result["shared_seconds"] = s
@@ -506,6 +542,12 @@ def _print(r: dict[str, Any]) -> None:
         )
 
     print()
+    bs = f"batch size {r['batch_size_used']}" + (
+        f" (requested {r['batch_size']}, lowered after out of memory)"
+        if r["batch_size_used"] != r["batch_size"]
+        else ""
+    )
+    print(bs)
     print(f"{'':24}{'objects/s':>12}{'peak MB':>10}   seconds")
     if "reference_objects_per_s" in r:
         print(

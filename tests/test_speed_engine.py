@@ -192,3 +192,102 @@ def test_convert_profile_share_crops_and_int8_through_the_cli(
     assert res.exit_code == 2 and "share_crops" in res.output
     res = runner.invoke(app, [str(a) for a in [*base, "--share-crops", "1.5"]])
     assert res.exit_code == 2 and "--share-crops" in res.output
+
+
+def test_compiled_encoder_compiles_once_for_shrinking_batches(tiny_checkpoints):
+    """--compile: batches of 4, 4, 3, 2, 1 (a short last batch, OOM halves) compile
+    once, not once per size: smaller batches are padded to the compiled size and
+    give the eager encoder's features."""
+    compiles = []
+
+    def counting(gm, example_inputs):
+        compiles.append([tuple(t.shape) for t in example_inputs if isinstance(t, torch.Tensor)])
+        return gm.forward
+
+    torch._dynamo.reset()
+    model = load_prompt_model("sam", tiny_checkpoints["sam"]).compile_encoder(backend=counting)
+    eager = load_prompt_model("sam", tiny_checkpoints["sam"])
+    s = model.image_size
+    images = torch.randint(
+        0, 256, (4, s, s, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    try:
+        for b in (4, 4, 3, 2, 1):
+            got = model.encode(images[:b]).embeddings
+            assert got.shape[0] == b
+            torch.testing.assert_close(
+                got, eager.encode(images[:b]).embeddings, atol=1e-5, rtol=1e-5
+            )
+    finally:
+        torch._dynamo.reset()
+    assert len(compiles) == 1, compiles
+
+
+def test_compiled_encoder_after_out_of_memory_compiles_the_halved_size(tiny_checkpoints):
+    """A size that ran out of memory is not padded up to again (it would fail again)."""
+    from box2mask.models.sam import encoder_forward
+
+    model = load_prompt_model("sam", tiny_checkpoints["sam"])
+    seen = []
+
+    def fake_compiled(enc, x, attention, hq):
+        seen.append(x.shape[0])
+        if x.shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("fake")
+        return encoder_forward(enc, x, attention, hq)
+
+    model._compiled_forward = fake_compiled
+    s = model.image_size
+    images = torch.zeros((4, s, s, 3), dtype=torch.uint8)
+    assert model.encode(images[:1]).embeddings.shape[0] == 1
+    model._compiled_sizes = [4]  # as if a batch of 4 had compiled earlier
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        model.encode(images[:2])  # padded to 4: out of memory
+    assert model.encode(images[:2]).embeddings.shape[0] == 2  # now runs as 2
+    assert model.encode(images[:1]).embeddings.shape[0] == 1  # padded to 2
+    assert seen == [1, 4, 2, 2]
+
+
+def _speed_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "speed.py"
+    spec = importlib.util.spec_from_file_location("b2m_speed_benchmark", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize(("oom_call", "timed", "used"), [(0, [4, 4], 4), (1, [4, 2, 2, 2, 2], 2)])
+def test_speed_benchmark_warmup_oom_does_not_shrink_the_timed_batch(
+    monkeypatch, tmp_path, oom_call, timed, used
+):
+    """benchmarks/speed.py: an out-of-memory in the warm-up (call 0) lowers the warm-up's
+    batch only; one in the timed run (call 1) is reported as the batch size used."""
+    speed = _speed_module()
+    calls = []
+    load = speed.load_prompt_model
+
+    def loading(*args, **kwargs):
+        model = load(*args, **kwargs)
+        encode = model.encode
+
+        def encoding(images):
+            calls.append(images.shape[0])
+            if len(calls) - 1 == oom_call:
+                raise torch.cuda.OutOfMemoryError("fake")
+            return encode(images)
+
+        model.encode = encoding
+        return model
+
+    monkeypatch.setattr(speed, "load_prompt_model", loading)
+    out = tmp_path / "speed.json"
+    speed.main(["--arch", "tiny", "--device", "cpu", "--objects", "8", "--batch-size", "4",
+                "--warmup", "1", "--skip-reference", "--json", str(out)])  # fmt: skip
+    r = json.loads(out.read_text())
+    assert calls[0] == 4  # the warm-up ran a full batch
+    warm = 3 if oom_call == 0 else 1  # the failed call, then its two halves
+    assert calls[warm:] == timed, calls
+    assert r["batch_size"] == 4 and r["batch_size_used"] == used
