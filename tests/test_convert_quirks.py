@@ -162,3 +162,66 @@ def test_truncated_frame_is_skipped_and_the_rest_converted(tmp_path: Path) -> No
     assert "frame 1" in " ".join(res.output.split())
     _, got = coco_objects(tmp_path / "o")
     assert ("plane/001", 2) not in got and ("plane/001", 1) in got
+
+
+# -- VISO, OOTB, SAT-MTB, MOT as published ----------------------------------------------------
+
+
+def _assert_objects(out: Path, want: dict[tuple[str, int], list[tuple[str, tuple[float, ...]]]]) -> None:
+    _, got = coco_objects(out)
+    assert got.keys() == want.keys()
+    for key, objs in want.items():
+        assert sorted((c, tuple(round(v, 3) for v in b)) for c, b in got[key]) == sorted(objs), key
+
+
+def test_viso_as_published_converts_with_its_quirks(tmp_path: Path) -> None:
+    from data.make_viso import make_viso_quirks
+
+    truth = make_viso_quirks(tmp_path / "VISO")
+    res = convert("viso", tmp_path / "VISO", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    names, _ = coco_objects(tmp_path / "o")
+    assert names[:4] == ["airplane", "ship", "train", "car"]
+    _assert_objects(
+        tmp_path / "o",
+        {(s, f): [(c, b) for _, c, b in objs] for s, frames in truth.items() for f, objs in frames.items()},
+    )
+    assert "2 row(s) with w <= 0, h <= 0 or NaN skipped as absent targets: line(s) 2, 4" in text
+    assert "line starts with an empty field" in text
+    assert "sequence train/001 has no gt/gt.txt; skipped" in text
+
+
+def test_ootb_as_published_converts_with_its_quirks(tmp_path: Path) -> None:
+    from data.make_satsot import make_ootb_quirks
+
+    truth = make_ootb_quirks(tmp_path / "OOTB")
+    res = convert("ootb", tmp_path / "OOTB", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    names, _ = coco_objects(tmp_path / "o")
+    assert {"car", "airplane", "bus"} <= set(names)
+    _assert_objects(
+        tmp_path / "o",
+        {(s, f): [e] if e else [] for s, frames in truth.items() for f, e in frames.items()},
+    )
+
+
+def test_satmtb_as_published_converts_extensionless_mot_files(tmp_path: Path) -> None:
+    """SAT-MTB's MOT text has no extension for airplane (``mot/01``), ``.txt`` for car: both read."""
+    from data.make_satmtb import make_satmtb
+
+    make_satmtb(tmp_path / "SAT-MTB")
+    res = convert("satmtb", tmp_path / "SAT-MTB", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    names, got = coco_objects(tmp_path / "o")
+    cats = {c for objs in got.values() for c, _ in objs}
+    assert {"airplane", "car"} <= cats and set(names[:4]) == {"airplane", "ship", "train", "car"}
+
+
+def test_mot_absent_rows_are_counted_in_the_summary(tmp_path: Path) -> None:
+    from data.make_mot import make_mot
+
+    make_mot(tmp_path / "mot")
+    res = convert("mot", tmp_path / "mot", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    assert "skipped as absent targets" in " ".join(res.output.split())

@@ -123,3 +123,35 @@ def make_satsot_quirks(root: Path) -> dict[str, dict[int, tuple[str, tuple[float
             frames[k] = (cat, (x, y, x + w, y + h))
         truth[name] = frames
     return truth
+
+
+def make_ootb_quirks(root: Path) -> dict[str, dict[int, tuple[str, tuple[float, ...]] | None]]:
+    """OOTB with the variants a real copy may show; return ``{seq: {frame: (category, xyxy) or None}}``.
+
+    - ``car_1``: space-separated float corners, ``imgs/`` and ``groundtruth``
+      without extension (as circulating SatSOT copies), ``anno/car_1.txt``;
+    - ``plane_12``: unpadded number above 9 (natural order: after ``car_1``),
+      no ``anno`` file (category from the name), one non-positive line;
+    - ``bus_2``: a class outside the shared four (no anno file).
+    """
+    truth: dict[str, dict[int, tuple[str, tuple[float, ...]] | None]] = {}
+    seqs = (
+        ("car_1", "car", "imgs", "groundtruth", " ", [OOTB_CAR[0], OOTB_CAR[1]]),
+        ("plane_12", "airplane", "img", "groundtruth.txt", ",", [OOTB_PLANE[0], OOTB_CAR[2]]),
+        ("bus_2", "bus", "img", "groundtruth.txt", ",", [OOTB_CAR[3]]),
+    )
+    for name, cat, img, gt, sep, boxes in seqs:
+        write_images(root / name / img, range(1, len(boxes) + 1), digits=4, hw=HW)
+        (root / name / gt).write_text("\n".join(sep.join(f"{v:g}" for v in b.reshape(-1)) for b in boxes) + "\n")
+        frames: dict[int, tuple[str, tuple[float, ...]] | None] = {}
+        for k, b in enumerate(boxes, 1):
+            if (b <= 0).any():
+                frames[k] = None
+                continue
+            x1, y1 = max(b[:, 0].min(), 0), max(b[:, 1].min(), 0)
+            x2, y2 = min(b[:, 0].max(), HW[1]), min(b[:, 1].max(), HW[0])
+            frames[k] = (cat, (float(x1), float(y1), float(x2), float(y2)))
+        truth[name] = frames
+    (root / "anno").mkdir()
+    (root / "anno" / "car_1.txt").write_text("1,0,0,0,0,1,0,0,0,1,0,0,0,0,0,0\n")
+    return truth

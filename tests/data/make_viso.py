@@ -146,3 +146,53 @@ def write_big_mot(root: Path, frames: int = 300, per_frame: int = 100, seed: int
     (seq / "gt").mkdir(parents=True)
     (seq / "gt" / "gt.txt").write_text("\n".join(lines) + "\n")
     return len(lines)
+
+
+def make_viso_quirks(root: Path) -> Truth:
+    """VISO MOT as a real download has it, quirks included (FORMATS.md); return its truth.
+
+    - ``mot/car/001``: the confirmed 10-column comma format with
+      ``gt_centroid.txt`` beside it, rows with ``w <= 0`` / ``h <= 0`` (as
+      the real car/001 has), a line that lost its first field (``,``);
+    - ``mot/plane/001``: space-separated corners ``x1 y1 x2 y2`` (one
+      loader's reading of plane files), objects in the right half;
+    - ``mot/ship/001``: comma-separated ``x,y,w,h`` with trailing columns and
+      a blank line;
+    - ``mot/train/001``: images but no ``gt/`` (some sequences have none).
+    """
+    truth: Truth = {}
+    car = root / "mot" / "car" / "001"
+    write_images(car / "img", range(1, 4))
+    (car / "gt").mkdir(parents=True)
+    car_lines = [
+        "1,1,10,12,8,6,1,-1,-1,-1",
+        "1,2,40,30,0,5,1,-1,-1,-1",  # w = 0: absent
+        "2,1,12,12,8,6,1,-1,-1,-1",
+        "2,2,40,30,10,-2,1,-1,-1,-1",  # h < 0: absent
+        ",3,1,14,13,8,6,1,-1,-1",  # lost its first field: dropped, read as 3,1,14,13,8,6
+    ]
+    (car / "gt" / "gt.txt").write_text("\n".join(car_lines) + "\n")
+    (car / "gt" / "gt_centroid.txt").write_text("1,1,14,15,8,6,1,-1,-1,-1\n")
+    truth["car/001"] = {
+        1: [(1, "car", (10.0, 12.0, 18.0, 18.0))],
+        2: [(1, "car", (12.0, 12.0, 20.0, 18.0))],
+        3: [(1, "car", (14.0, 13.0, 22.0, 19.0))],
+    }
+    plane = root / "mot" / "plane" / "001"
+    write_images(plane / "img", range(1, 3))
+    (plane / "gt").mkdir(parents=True)
+    (plane / "gt" / "gt.txt").write_text("1 7 60 10 75 16\n1 8 55 40 90 50\n2 7 62 11 77 17\n")
+    truth["plane/001"] = {
+        1: [(7, "airplane", (60.0, 10.0, 75.0, 16.0)), (8, "airplane", (55.0, 40.0, 90.0, 50.0))],
+        2: [(7, "airplane", (62.0, 11.0, 77.0, 17.0))],
+    }
+    ship = root / "mot" / "ship" / "001"
+    write_images(ship / "img", range(1, 3))
+    (ship / "gt").mkdir(parents=True)
+    (ship / "gt" / "gt.txt").write_text("1,1,5,5,20,10,1,1\n\n2,1,6,5,20,10,1,1\n")
+    truth["ship/001"] = {
+        1: [(1, "ship", (5.0, 5.0, 25.0, 15.0))],
+        2: [(1, "ship", (6.0, 5.0, 26.0, 15.0))],
+    }
+    write_images(root / "mot" / "train" / "001" / "img", range(1, 3))  # no gt/
+    return truth
