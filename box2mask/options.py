@@ -232,6 +232,9 @@ def load_config(path: Path) -> dict[str, Any]:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else f"{path}"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         context = getattr(exc, "context", None)
+        started = getattr(exc, "context_mark", None)
+        if context and started is not None and started is not mark:
+            context += f" started at line {started.line + 1}, column {started.column + 1}"
         raise UsageError(
             f"--config {where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
         ) from None
