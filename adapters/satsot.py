@@ -108,12 +108,7 @@ class SingleTargetAdapter(Adapter):
                 f"{self.root} looks like one sequence folder: pass its parent, --root {self.root.parent}"
             )
         else:
-            below = [
-                p.name
-                for p in sorted(self.root.iterdir())
-                if p.is_dir()
-                and any(q.is_dir() and self._img_dir(q) is not None for q in p.iterdir())
-            ]
+            below = [p.name for p in sorted(self.root.iterdir()) if self._holds_sequences(p)]
             hint = (
                 f"the sequence folders are one level down, in {below[0]!r}: pass --root {self.root / below[0]}"
                 if below
@@ -123,6 +118,15 @@ class SingleTargetAdapter(Adapter):
             f"{self.name} root {self.root} has no sequence folders ({expected}; "
             f"found: {', '.join(found) or 'nothing'}). {hint}"
         )
+
+    def _holds_sequences(self, folder: Path) -> bool:
+        """Whether ``folder`` holds sequence folders (for the "--root one level too high" hint)."""
+        try:
+            return folder.is_dir() and any(
+                q.is_dir() and self._img_dir(q) is not None for q in folder.iterdir()
+            )
+        except OSError:  # unreadable: not the dataset
+            return False
 
     def _report_once(
         self, key: tuple[object, ...], message: str, path: Path, line: int | None = None

@@ -140,6 +140,8 @@ def read_image(path: Path) -> np.ndarray:
     if not path.is_file():
         raise AnnotationError("frame image is missing", path)
     data = np.fromfile(str(path), dtype=np.uint8)
+    if data.size == 0:
+        raise AnnotationError("frame image is an empty file", path)
     cut = truncation(memoryview(data))
     if cut is not None:
         raise AnnotationError(f"frame image cannot be read: {cut}", path)

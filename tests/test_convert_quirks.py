@@ -113,6 +113,7 @@ BAD_INPUTS = [
     ("build_viso_truncated_jpeg", "viso", ["--model", "classical"], 0, "000002.jpg: frame image cannot be read: JPEG has no end-of-image marker"),
     ("build_viso_truncated_jpeg", "viso", ["--model", "classical", "--strict"], 2, "JPEG has no end-of-image marker (file truncated)"),
     ("build_viso_truncated_png", "viso", ["--model", "classical"], 0, "000002.png: frame image cannot be read: PNG has no IEND chunk"),
+    ("build_viso_empty_frame_file", "viso", ["--model", "classical"], 0, "000002.jpg: frame image is an empty file"),
     ("build_viso_sequence_without_gt", "viso", [], 0, "sequence car/001 has no gt/gt.txt; skipped"),
     ("build_viso_only_sequence_without_gt", "viso", [], 2, "has no sequence with annotations: nothing to convert"),
     ("build_viso_good", "viso", ["--classes", "bus"], 2, "--classes: viso has no class 'bus'; its classes: airplane, ship, train, car"),

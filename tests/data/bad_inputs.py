@@ -144,3 +144,10 @@ def build_satsot_root_too_high(base: Path) -> Path:
 def build_satsot_root_too_low(base: Path) -> Path:
     """A good SatSOT under ``base/SatSOT``; returns ``base/SatSOT/bus_01`` (one sequence folder)."""
     return build_satsot_quirks(base) / "bus_01"
+
+
+def build_viso_empty_frame_file(base: Path) -> Path:
+    """``mot/plane/001/img/000002.jpg`` is a 0-byte file (an interrupted copy)."""
+    root = _viso(base, "1,1,10,12,8,6,1,-1,-1,-1\n")
+    (root / "mot" / "plane" / "001" / "img" / "000002.jpg").write_bytes(b"")
+    return root
