@@ -85,7 +85,9 @@ class Adapter:
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             known = ", ".join(sorted(self.options)) or "none"
-            raise UsageError(f"dataset {self.name!r} has no option {unknown[0]!r}; its options: {known}")
+            raise UsageError(
+                f"dataset {self.name!r} has no option {unknown[0]!r}; its options: {known}"
+            )
         self.opts: dict[str, Any] = {k: o.default for k, o in self.options.items()}
         self.opts.update(options)
         for key, opt in self.options.items():
@@ -124,7 +126,13 @@ class Adapter:
         for name in names:
             yield from self.read_sequence(name)
 
-    def report(self, message: str, path: Path | str | None = None, line: int | None = None, kind: str = "annotation") -> None:
+    def report(
+        self,
+        message: str,
+        path: Path | str | None = None,
+        line: int | None = None,
+        kind: str = "annotation",
+    ) -> None:
         """Report a bad input and go on (raises under ``--strict``)."""
         self.problems.report(AnnotationError(message, path, line), kind=kind)
 
@@ -149,7 +157,9 @@ class Adapter:
         self.problems.note(AnnotationError(message, path, line), kind=kind, count=count)
 
 
-def check_selection(adapter: Adapter, sequences: list[SequenceInfo], classes: tuple[str, ...] | list[str]) -> None:
+def check_selection(
+    adapter: Adapter, sequences: list[SequenceInfo], classes: tuple[str, ...] | list[str]
+) -> None:
     """Refuse a conversion that cannot yield anything: exit 2 with what the dataset has.
 
     ``sequences`` is the adapter's full listing. Raises :class:`DatasetNotFound`

@@ -104,9 +104,7 @@ class SingleTargetAdapter(Adapter):
         found = sorted(p.name for p in self.root.iterdir())[:10]
         expected = f"expected <seq>/img/0001.jpg and <seq>/{self.gt_name}"
         if self._img_dir(self.root) is not None or self._gt_path(self.root) is not None:
-            hint = (
-                f"{self.root} looks like one sequence folder: pass its parent, --root {self.root.parent}"
-            )
+            hint = f"{self.root} looks like one sequence folder: pass its parent, --root {self.root.parent}"
         else:
             below = [p.name for p in sorted(self.root.iterdir()) if self._holds_sequences(p)]
             hint = (

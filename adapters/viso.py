@@ -379,7 +379,11 @@ class Viso(Adapter):
         if len(absent) and self._once.first("absent", gt):
             shown = ", ".join(str(int(linenos[i])) for i in absent[:10])
             more = f" and {len(absent) - 10} more" if len(absent) > 10 else ""
-            only = " (all rows of the file: its frames have no boxes)" if len(absent) == len(keep) else ""
+            only = (
+                " (all rows of the file: its frames have no boxes)"
+                if len(absent) == len(keep)
+                else ""
+            )
             self.note(
                 f"{len(absent)} row(s) with w <= 0, h <= 0 or NaN skipped as absent targets{only}: "
                 f"line(s) {shown}{more}",

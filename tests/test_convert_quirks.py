@@ -14,12 +14,12 @@ import json
 from pathlib import Path
 
 import pytest
+from data import bad_inputs
+from data.make_satsot import make_satsot_quirks
 from typer.testing import CliRunner
 
 from box2mask.cli import app
 from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
-from data import bad_inputs
-from data.make_satsot import make_satsot_quirks
 
 runner = CliRunner()
 
@@ -29,10 +29,14 @@ def cli(*args: object):
 
 
 def convert(dataset: str, root: Path, out: Path, *extra: object):
-    return cli("convert", "--dataset", dataset, "--root", root, "--out", out, "--model", "box", *extra)
+    return cli(
+        "convert", "--dataset", dataset, "--root", root, "--out", out, "--model", "box", *extra
+    )
 
 
-def coco_objects(out: Path) -> tuple[list[str], dict[tuple[str, int], list[tuple[str, tuple[float, ...]]]]]:
+def coco_objects(
+    out: Path,
+) -> tuple[list[str], dict[tuple[str, int], list[tuple[str, tuple[float, ...]]]]]:
     """``(category names, {(sequence, frame): [(category, xyxy), ...]})`` of a COCO output."""
     data = json.loads((out / "annotations.json").read_text())
     cats = {c["id"]: c["name"] for c in data["categories"]}
@@ -43,7 +47,9 @@ def coco_objects(out: Path) -> tuple[list[str], dict[tuple[str, int], list[tuple
     for a in data["annotations"]:
         img = imgs[a["image_id"]]
         x, y, w, h = a["prompt_box"]
-        got[(img["sequence"], img["frame_index"])].append((cats[a["category_id"]], (x, y, x + w, y + h)))
+        got[(img["sequence"], img["frame_index"])].append(
+            (cats[a["category_id"]], (x, y, x + w, y + h))
+        )
     return list(cats.values()), got
 
 
@@ -99,24 +105,90 @@ def test_satsot_root_one_level_too_low_says_what_to_pass(tmp_path: Path) -> None
 #: ``(builder in tests/data/bad_inputs.py, dataset, extra CLI args, exit code, substring of the output)``;
 #: every row runs ``convert --dataset D --root <builder's root> --out O --model M`` (box unless given).
 BAD_INPUTS = [
-    ("build_satsot_quirks", "satsot", [], 0, "ground truth read from 'groundtruth' without extension"),
+    (
+        "build_satsot_quirks",
+        "satsot",
+        [],
+        0,
+        "ground truth read from 'groundtruth' without extension",
+    ),
     ("build_satsot_unknown_category", "satsot", [], 0, "2 converted"),
-    ("build_satsot_root_too_high", "satsot", [], 2, "the sequence folders are one level down, in 'SatSOT': pass --root"),
-    ("build_satsot_root_too_low", "satsot", [], 2, "looks like one sequence folder: pass its parent"),
+    (
+        "build_satsot_root_too_high",
+        "satsot",
+        [],
+        2,
+        "the sequence folders are one level down, in 'SatSOT': pass --root",
+    ),
+    (
+        "build_satsot_root_too_low",
+        "satsot",
+        [],
+        2,
+        "looks like one sequence folder: pass its parent",
+    ),
     ("build_viso_gt_empty", "viso", [], 0, "gt.txt is empty; sequence skipped"),
     ("build_viso_gt_empty", "viso", ["--strict"], 2, "gt.txt is empty; sequence skipped"),
     ("build_viso_gt_binary", "viso", [], 0, "gt.txt has no readable row; sequence skipped"),
     ("build_viso_gt_binary", "viso", ["--strict"], 2, "gt.txt:1: expected at least 6 values"),
-    ("build_viso_gt_absent_only", "viso", [], 0, "3 row(s) with w <= 0, h <= 0 or NaN skipped as absent targets (all rows"),
-    ("build_viso_absent_rows", "viso", [], 0, "gt.txt:2: 3 row(s) with w <= 0, h <= 0 or NaN skipped as absent targets: line(s) 2, 3, 4"),
+    (
+        "build_viso_gt_absent_only",
+        "viso",
+        [],
+        0,
+        "3 row(s) with w <= 0, h <= 0 or NaN skipped as absent targets (all rows",
+    ),
+    (
+        "build_viso_absent_rows",
+        "viso",
+        [],
+        0,
+        "gt.txt:2: 3 row(s) with w <= 0, h <= 0 or NaN skipped as absent targets: line(s) 2, 3, 4",
+    ),
     ("build_viso_absent_rows", "viso", ["--strict"], 0, "absent 3"),
-    ("build_viso_truncated_jpeg", "viso", ["--model", "classical"], 0, "000002.jpg: frame image cannot be read: JPEG has no end-of-image marker"),
-    ("build_viso_truncated_jpeg", "viso", ["--model", "classical", "--strict"], 2, "JPEG has no end-of-image marker (file truncated)"),
-    ("build_viso_truncated_png", "viso", ["--model", "classical"], 0, "000002.png: frame image cannot be read: PNG has no IEND chunk"),
-    ("build_viso_empty_frame_file", "viso", ["--model", "classical"], 0, "000002.jpg: frame image is an empty file"),
+    (
+        "build_viso_truncated_jpeg",
+        "viso",
+        ["--model", "classical"],
+        0,
+        "000002.jpg: frame image cannot be read: JPEG has no end-of-image marker",
+    ),
+    (
+        "build_viso_truncated_jpeg",
+        "viso",
+        ["--model", "classical", "--strict"],
+        2,
+        "JPEG has no end-of-image marker (file truncated)",
+    ),
+    (
+        "build_viso_truncated_png",
+        "viso",
+        ["--model", "classical"],
+        0,
+        "000002.png: frame image cannot be read: PNG has no IEND chunk",
+    ),
+    (
+        "build_viso_empty_frame_file",
+        "viso",
+        ["--model", "classical"],
+        0,
+        "000002.jpg: frame image is an empty file",
+    ),
     ("build_viso_sequence_without_gt", "viso", [], 0, "sequence car/001 has no gt/gt.txt; skipped"),
-    ("build_viso_only_sequence_without_gt", "viso", [], 2, "has no sequence with annotations: nothing to convert"),
-    ("build_viso_good", "viso", ["--classes", "bus"], 2, "--classes: viso has no class 'bus'; its classes: airplane, ship, train, car"),
+    (
+        "build_viso_only_sequence_without_gt",
+        "viso",
+        [],
+        2,
+        "has no sequence with annotations: nothing to convert",
+    ),
+    (
+        "build_viso_good",
+        "viso",
+        ["--classes", "bus"],
+        2,
+        "--classes: viso has no class 'bus'; its classes: airplane, ship, train, car",
+    ),
 ]
 
 
@@ -125,10 +197,14 @@ BAD_INPUTS = [
     BAD_INPUTS,
     ids=[f"{r[0]}{'-' + '-'.join(a.strip('-') for a in r[2]) if r[2] else ''}" for r in BAD_INPUTS],
 )
-def test_bad_input_row(tmp_path: Path, builder: str, dataset: str, args: list[str], code: int, message: str) -> None:
+def test_bad_input_row(
+    tmp_path: Path, builder: str, dataset: str, args: list[str], code: int, message: str
+) -> None:
     root = getattr(bad_inputs, builder)(tmp_path / "data")
     model = [] if "--model" in args else ["--model", "box"]
-    res = cli("convert", "--dataset", dataset, "--root", root, "--out", tmp_path / "o", *model, *args)
+    res = cli(
+        "convert", "--dataset", dataset, "--root", root, "--out", tmp_path / "o", *model, *args
+    )
     text = " ".join(res.output.split())
     assert res.exit_code == code, res.output
     assert message in text, res.output
@@ -142,7 +218,10 @@ def test_viso_broken_gt_keeps_the_other_sequences_frames(tmp_path: Path) -> None
         res = convert("viso", root, out)
         assert res.exit_code == 0, res.output
         _, got = coco_objects(out)
-        assert sorted(got) == [("plane/001", 1), ("plane/001", 2)]  # car/001 skipped, nothing claimed empty
+        assert sorted(got) == [
+            ("plane/001", 1),
+            ("plane/001", 2),
+        ]  # car/001 skipped, nothing claimed empty
         assert all(len(v) == 1 for v in got.values())
 
 
@@ -168,7 +247,9 @@ def test_truncated_frame_is_skipped_and_the_rest_converted(tmp_path: Path) -> No
 # -- VISO, OOTB, SAT-MTB, MOT as published ----------------------------------------------------
 
 
-def _assert_objects(out: Path, want: dict[tuple[str, int], list[tuple[str, tuple[float, ...]]]]) -> None:
+def _assert_objects(
+    out: Path, want: dict[tuple[str, int], list[tuple[str, tuple[float, ...]]]]
+) -> None:
     _, got = coco_objects(out)
     assert got.keys() == want.keys()
     for key, objs in want.items():
@@ -186,7 +267,11 @@ def test_viso_as_published_converts_with_its_quirks(tmp_path: Path) -> None:
     assert names[:4] == ["airplane", "ship", "train", "car"]
     _assert_objects(
         tmp_path / "o",
-        {(s, f): [(c, b) for _, c, b in objs] for s, frames in truth.items() for f, objs in frames.items()},
+        {
+            (s, f): [(c, b) for _, c, b in objs]
+            for s, frames in truth.items()
+            for f, objs in frames.items()
+        },
     )
     assert "2 row(s) with w <= 0, h <= 0 or NaN skipped as absent targets: line(s) 2, 4" in text
     assert "line starts with an empty field" in text

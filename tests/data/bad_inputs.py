@@ -50,7 +50,9 @@ def build_viso_gt_binary(base: Path) -> Path:
 
 def build_viso_gt_absent_only(base: Path) -> Path:
     """``mot/car/001/gt/gt.txt`` holds only absent rows (w = 0, h = 0, NaN)."""
-    return _viso(base, "1,1,10,12,0,6,1,-1,-1,-1\n2,1,10,12,8,0,1,-1,-1,-1\n3,1,NaN,NaN,NaN,NaN,1,-1,-1,-1\n")
+    return _viso(
+        base, "1,1,10,12,0,6,1,-1,-1,-1\n2,1,10,12,8,0,1,-1,-1,-1\n3,1,NaN,NaN,NaN,NaN,1,-1,-1,-1\n"
+    )
 
 
 # -- silent data loss (issue 16 item 7) ---------------------------------------------------------
@@ -93,7 +95,9 @@ def build_viso_truncated_png(base: Path) -> Path:
     rng = np.random.default_rng(0)
     for n in (1, 2):
         (img / f"{n:06d}.jpg").unlink()
-        Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(img / f"{n:06d}.png")
+        Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(
+            img / f"{n:06d}.png"
+        )
     frame = img / "000002.png"
     data = frame.read_bytes()
     frame.write_bytes(data[: len(data) * 2 // 3])

@@ -142,7 +142,9 @@ def make_ootb_quirks(root: Path) -> dict[str, dict[int, tuple[str, tuple[float, 
     )
     for name, cat, img, gt, sep, boxes in seqs:
         write_images(root / name / img, range(1, len(boxes) + 1), digits=4, hw=HW)
-        (root / name / gt).write_text("\n".join(sep.join(f"{v:g}" for v in b.reshape(-1)) for b in boxes) + "\n")
+        (root / name / gt).write_text(
+            "\n".join(sep.join(f"{v:g}" for v in b.reshape(-1)) for b in boxes) + "\n"
+        )
         frames: dict[int, tuple[str, tuple[float, ...]] | None] = {}
         for k, b in enumerate(boxes, 1):
             if (b <= 0).any():
