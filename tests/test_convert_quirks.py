@@ -113,6 +113,14 @@ BAD_INPUTS = [
         "ground truth read from 'groundtruth' without extension",
     ),
     ("build_satsot_unknown_category", "satsot", [], 0, "2 converted"),
+    # 3 lines for 4 images (a real copy: 705 for 750): accepted and said, also under --strict
+    (
+        "build_satsot_quirks",
+        "satsot",
+        ["--strict"],
+        0,
+        "frame-count mismatch: 3 ground-truth lines but 4 images in imgs/",
+    ),
     (
         "build_satsot_root_too_high",
         "satsot",
