@@ -181,3 +181,15 @@ def test_second_ctrl_c_stops_at_once_and_keeps_the_resume_hint(tmp_path):
     assert "Traceback" not in output
     done = [json.loads(s) for s in ledger.read_text().splitlines() if s.strip()]
     assert 0 < len(done) < 60
+
+
+def test_paths_with_brackets_print_as_is_in_convert_and_merge(viso_root, tmp_path):
+    root, _ = viso_root
+    job = tmp_path / "job[red]1"
+    res = cli("convert", "--dataset", "viso", "--root", root, "--out", job, "--model", "box")
+    assert res.exit_code == 0, res.output
+    assert str(job / "annotations.json") in flat(res.output)
+    dest = tmp_path / "all[bold].json"
+    res = cli("merge", job, "--out", dest)
+    assert res.exit_code == 0, res.output
+    assert str(dest) in flat(res.output)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -329,7 +330,9 @@ def _print_report(rep) -> None:  # noqa: ANN001
     info.add_row("boundary", f"Boundary IoU width {s['biou_ratio']:g} × frame diagonal")
     skipped = rep.problems.counts
     if skipped:
-        info.add_row("skipped inputs", ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+        info.add_row(
+            "skipped inputs", escape(", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+        )
     info.add_row("time", f"{rep.seconds:.1f} s")
     console.print(info)
 
@@ -392,7 +395,7 @@ def _print_sweep(result) -> None:  # noqa: ANN001
         )
     console.print(table)
     for note in result.notes:
-        console.print(f"  [dim]{note}[/]", highlight=False)
+        console.print(f"  [dim]{escape(str(note))}[/]", highlight=False)
 
 
 def _sweep_csv_row(r) -> dict[str, Any]:  # noqa: ANN001
@@ -422,7 +425,7 @@ def _write_reports(
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(report, (json.dumps(data, indent=2) + "\n").encode())
-        console.print(f"report: {report}", highlight=False)
+        console.print(escape(f"report: {report}"), highlight=False)
     if csv_path is not None and rows:
         import io
 
@@ -435,4 +438,4 @@ def _write_reports(
             )
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(csv_path, buf.getvalue().encode())
-        console.print(f"csv: {csv_path}", highlight=False)
+        console.print(escape(f"csv: {csv_path}"), highlight=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from box2mask.cli import app
 from box2mask.cli._common import console, err_console, run_safely, setup_logging
@@ -41,10 +42,12 @@ def merge_command(
 
     summary = run_safely(lambda: merge(inputs, out, force=force), debug)
     for w in summary.warnings:
-        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(str(w))}", highlight=False, soft_wrap=True)
     console.print(
-        f"merged {len(summary.inputs)} inputs: {summary.images} images, "
-        f"{summary.annotations} annotations → {summary.dest}",
+        escape(
+            f"merged {len(summary.inputs)} inputs: {summary.images} images, "
+            f"{summary.annotations} annotations → {summary.dest}"
+        ),
         highlight=False,
         soft_wrap=True,
     )

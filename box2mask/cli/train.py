@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -251,13 +252,13 @@ def train_command(
             f"validation frames {res.val_frames}"
         )
         for p in res.pictures:
-            console.print(f"wrote {p}")
+            console.print(escape(f"wrote {p}"))
         raise typer.Exit(0)
     result = run_safely(lambda: _run_with_progress(options), debug)
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun only rank 0 writes the model, and reports
     if result.model_path is not None:
-        console.print(f"model: {result.model_path}")
+        console.print(escape(f"model: {result.model_path}"))
     else:
         console.print(f"stopped after epoch {result.epochs_done}; run the same command to resume")
 
@@ -334,7 +335,7 @@ def export_command(
     from box2mask.train.export import export_folded
 
     path = run_safely(lambda: export_folded(run, out, which), debug)
-    console.print(f"wrote {path}")
+    console.print(escape(f"wrote {path}"))
 
 
 app.add_typer(train_app, name="train")

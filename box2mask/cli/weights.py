@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -99,12 +100,15 @@ def list_command(
         console.print(table)
         notes = [f"{e.name}: {e.note}" for e in CATALOG.values() if e.note]
         for note in notes:
-            console.print(f"[dim]{note}[/]", highlight=False)
+            console.print(f"[dim]{escape(note)}[/]", highlight=False)
         console.print(
-            "searched, in order: " + ", ".join(f"{d}/" for d in search_dirs()), highlight=False
+            escape("searched, in order: " + ", ".join(f"{d}/" for d in search_dirs())),
+            highlight=False,
         )
         console.print(
-            f"download with: box2mask weights download NAME  (into {default_download_dir()}/)",
+            escape(
+                f"download with: box2mask weights download NAME  (into {default_download_dir()}/)"
+            ),
             highlight=False,
         )
         if bad:
@@ -149,7 +153,7 @@ def download_command(
                     mirror=mirror,
                     progress=lambda done, _t, task=task: bar.update(task, completed=done),
                 )
-            console.print(f"[green]ok[/] {entry.name}: {path}", highlight=False)
+            console.print(f"[green]ok[/] {escape(f'{entry.name}: {path}')}", highlight=False)
 
     run_safely(run, debug)
 
