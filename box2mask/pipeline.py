@@ -23,6 +23,7 @@ import torch
 
 from box2mask.adapters import ADAPTERS, SequenceInfo, resolve_root
 from box2mask.adapters.base import check_selection
+from box2mask.checks import drop_outside_boxes
 from box2mask.engine import EngineOptions, MaskEngine, Profile
 from box2mask.errors import Box2MaskError, CheckpointError, UsageError
 from box2mask.job import DISK_FULL, STATE_DIR, Job, JobInterrupted, JobStopped
@@ -203,7 +204,7 @@ def convert(
 
     if opts.strict:
         # --strict: every annotation is parsed (and every problem raised) before any work is written
-        for _ in adapter.frames(seq_names):
+        for _ in drop_outside_boxes(adapter.frames(seq_names), problems):
             pass
 
     spec, checkpoint, note = choose_model(opts)
@@ -271,7 +272,7 @@ def convert(
                 progress(state)
 
         stop = threading.Event()
-        frames = _pending(adapter.frames(seq_names), done, stop)
+        frames = _pending(drop_outside_boxes(adapter.frames(seq_names), problems), done, stop)
         skipped_before = len(problems)
         try:
             with _stop_on_signals(stop) as caught:

@@ -164,7 +164,7 @@ def test_png_instance_map_keeps_smaller_object_on_top(tmp_path):
         "index": 2,
         "track_id": 2,
         "category": "car",
-        "score": None,
+        "score": 1.0,  # a box fill has no score of its own: 1.0, never null
         "mask_source": "box",
     }
     assert paths[0] == tmp_path / "s" / "000003.png"

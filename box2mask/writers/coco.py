@@ -10,7 +10,8 @@ The result reads as is with pycocotools' ``COCO()``: ``images`` (``id``,
 ``sequence``, ``frame_index``), ``annotations`` (``id``, ``image_id``,
 ``category_id``, compressed-RLE ``segmentation`` with ``counts`` as str,
 ``area`` and ``bbox`` (xywh) from the mask, ``iscrowd`` 0, ``track_id``,
-``score``, ``prompt_box`` (xywh), ``mask_source``), ``categories``.
+``score`` (:func:`output_score`), ``prompt_box`` (xywh), ``mask_source``),
+``categories``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,22 @@ def xyxy_to_xywh(xyxy: Iterable[float]) -> list[float]:
     return [x1, y1, x2 - x1, y2 - y1]
 
 
+def output_score(score: float | None) -> float:
+    """The ``score`` written for a mask: the model's own, else ``1.0``; never ``null``.
+
+    SAM, HQ-SAM and ROS-SAM masks carry the model's predicted IoU, GrabCut
+    cuts their agreement with the closest box-filling shape; a mask with no
+    estimate of its own (a box, ellipse or oriented-box fill, a box-filled
+    small object, GrabCut's ellipse fallback) gets ``1.0``: it is what the
+    box says. ``COCOeval`` sorts detections by score, so a results file
+    must have a number in every annotation (docs/eval.md).
+
+    >>> output_score(None), output_score(0.912345)
+    (1.0, 0.9123)
+    """
+    return 1.0 if score is None else round(float(score), 4)
+
+
 def frame_part(fm: FrameMasks) -> dict[str, Any]:
     """The COCO image record and annotations (without ids) of one frame."""
     frame = fm.frame
@@ -53,7 +70,7 @@ def frame_part(fm: FrameMasks) -> dict[str, Any]:
                 "bbox": enc.bbox,
                 "iscrowd": 0,
                 "track_id": int(om.track_id),
-                "score": None if om.score is None else round(float(om.score), 4),
+                "score": output_score(om.score),
                 "prompt_box": [round(v, 3) for v in xyxy_to_xywh(om.prompt_xyxy)],
                 "mask_source": om.source,
             }

@@ -19,6 +19,7 @@ from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_write_bytes
 from box2mask.job import frame_stem
 from box2mask.types import FrameMasks
+from box2mask.writers.coco import output_score
 
 MAX_INSTANCES = 65535
 
@@ -62,7 +63,7 @@ def write_png_frame(fm: FrameMasks, out_dir: Path) -> list[Path]:
                 "index": k + 1,
                 "track_id": int(om.track_id),
                 "category": om.category,
-                "score": None if om.score is None else round(float(om.score), 4),
+                "score": output_score(om.score),
                 "mask_source": om.source,
             }
             for k, om in enumerate(fm.masks)
