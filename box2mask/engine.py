@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from box2mask import geometry
-from box2mask.errors import AnnotationError
+from box2mask.errors import AnnotationError, Box2MaskError
 from box2mask.hostmem import keep_freed_memory
 from box2mask.io import read_image
 from box2mask.models.base import PromptModel, ShapeModel
@@ -54,6 +54,87 @@ STAGES = (
     "write",
 )
 MODEL_STAGES = ("encoder", "decoder")
+
+
+class DeviceFailed(Box2MaskError):
+    """The device cannot run anything more in this process (a sticky CUDA error).
+
+    An illegal memory access, a device-side assert, an ECC error...: every later
+    CUDA call in the process fails too, so the engine stops at once instead of
+    reporting every remaining frame as skipped. Frames finished before are
+    kept; a new process (running the same command again) resumes.
+    """
+
+    exit_code = 1
+
+
+#: messages of allocation failures that cuBLAS / cuDNN / the runtime raise as plain RuntimeError
+_ALLOC_FAILED = (
+    "out of memory",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_ALLOC_FAILED",
+    "CUFFT_ALLOC_FAILED",
+    "CUSOLVER_STATUS_ALLOC_FAILED",
+)
+#: messages of CUDA errors after which the CUDA context is unusable
+_STICKY = (
+    "illegal memory access",
+    "illegal instruction",
+    "device-side assert",
+    "unspecified launch failure",
+    "misaligned address",
+    "uncorrectable ECC error",
+    "launch timed out",
+    "CUDA error: an illegal",
+    "hardware stack error",
+)
+
+
+def classify_error(exc: BaseException) -> str:
+    """``"oom"`` (retry smaller, lower the batch size), ``"fatal"`` (the device is
+    gone: stop the job) or ``"error"`` (this input failed: retry in halves, skip).
+
+    >>> classify_error(RuntimeError("CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate"))
+    'oom'
+    >>> classify_error(RuntimeError("NaN in attention"))
+    'error'
+    """
+    oom_type = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    if isinstance(exc, oom_type):
+        return "oom"
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and any(m in text for m in _ALLOC_FAILED):
+        return "oom"
+    accel = getattr(torch, "AcceleratorError", None)
+    if accel is not None and isinstance(exc, accel):
+        return "fatal"
+    if isinstance(exc, RuntimeError) and any(m in text for m in _STICKY):
+        return "fatal"
+    return "error"
+
+
+@contextlib.contextmanager
+def cuda_device_scope(device: torch.device | None) -> Iterator[None]:
+    """Make ``device`` this thread's current CUDA device while inside; no-op off CUDA.
+
+    Without it a process on ``cuda:1`` has GPU 0 as its current device: events,
+    streams and pinned memory would be made there (and a CUDA context with
+    them). On leaving, the previous device is restored only if it already
+    has a context (``torch.cuda._maybe_exchange_device``), so none is created.
+    """
+    if device is None or device.type != "cuda":
+        yield
+        return
+    previous = torch.cuda.current_device()
+    index = previous if device.index is None else device.index
+    torch.cuda.set_device(index)
+    try:
+        yield
+    finally:
+        if previous != index:
+            restore = getattr(torch.cuda, "_maybe_exchange_device", None)
+            if restore is not None:
+                restore(previous)
 
 
 @dataclass
@@ -400,6 +481,10 @@ class MaskEngine:
 
         A frame whose image cannot be read is reported to ``problems`` and skipped.
         """
+        with cuda_device_scope(self.device if self.is_prompt else None):
+            self._run(frames, on_frame)
+
+    def _run(self, frames: Iterable[Frame], on_frame: Callable[[FrameMasks], None]) -> None:
         workers = max(1, self.opts.workers)
         writer = _Writer(on_frame, self.opts.write_queue) if self.opts.write_queue > 0 else None
         emit = writer.put if writer is not None else on_frame
@@ -512,10 +597,22 @@ class MaskEngine:
         skipped, not recorded (a resumed run tries them again).
         """
         items = [it for c in crops for it in c.items]
+        failed: str | None = None
+        kind = "error"
         try:
             logits, iou = self._infer(images, crops)
         except Exception as exc:
-            oom = isinstance(exc, torch.cuda.OutOfMemoryError)
+            # only a summary leaves this block: the exception's traceback holds the failed
+            # attempt's tensors (activations, features), which must be freed before a retry
+            kind = classify_error(exc)
+            failed = f"{type(exc).__name__}: {exc}"
+        if failed is not None:
+            if kind == "fatal":
+                raise DeviceFailed(
+                    f"the device {self.device} failed ({failed}); it cannot be used by this "
+                    "process any more"
+                )
+            oom = kind == "oom"
             if oom and self.device.type == "cuda":
                 torch.cuda.empty_cache()
             if len(crops) > 1:
@@ -532,7 +629,7 @@ class MaskEngine:
                 st = it.state
                 if not st.failed:
                     st.failed = True
-                    self.problems.report(_frame_error(st.frame, exc), kind="model")
+                    self.problems.report(_frame_error_text(st.frame, failed), kind="model")
                 self._object_done(st, on_frame)
             return
         with self.profile.time("postprocess"):
@@ -567,7 +664,7 @@ class MaskEngine:
         if self.device.type == "cuda":
             images = images.to(self.device, non_blocking=True)
             event = torch.cuda.Event()
-            event.record()
+            event.record(torch.cuda.current_stream(self.device))  # this device's stream, not GPU 0's
             self._copied[self._current_buffer] = event
             boxes = torch.from_numpy(boxes_np).pin_memory().to(self.device, non_blocking=True)
             index = torch.from_numpy(index_np).pin_memory().to(self.device, non_blocking=True)
@@ -622,8 +719,11 @@ class MaskEngine:
 
 def _frame_error(frame: Frame, exc: BaseException) -> AnnotationError:
     """A model failure on one frame, as a skipped-input report naming the frame."""
+    return _frame_error_text(frame, f"{type(exc).__name__}: {exc}")
+
+
+def _frame_error_text(frame: Frame, failure: str) -> AnnotationError:
     return AnnotationError(
-        f"{frame.sequence} frame {frame.frame_index}: the model failed "
-        f"({type(exc).__name__}: {exc}); frame skipped",
+        f"{frame.sequence} frame {frame.frame_index}: the model failed ({failure}); frame skipped",
         frame.image_path,
     )

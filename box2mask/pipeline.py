@@ -24,7 +24,7 @@ import torch
 from box2mask.adapters import ADAPTERS, SequenceInfo, resolve_root
 from box2mask.adapters.base import check_selection
 from box2mask.checks import drop_outside_boxes
-from box2mask.engine import EngineOptions, MaskEngine, Profile
+from box2mask.engine import DeviceFailed, EngineOptions, MaskEngine, Profile, cuda_device_scope
 from box2mask.errors import Box2MaskError, CheckpointError, UsageError
 from box2mask.job import DISK_FULL, STATE_DIR, Job, JobInterrupted, JobStopped
 from box2mask.merge import write_job_coco
@@ -99,16 +99,40 @@ def shard_sequences(sequences: list[SequenceInfo], shard: str | None) -> list[Se
     return [s for s in sequences if owner[s.name] == k - 1]
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; ``cuda``/``cuda:1``/``cpu`` as given."""
+#: the device types ``--device`` takes
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def _parse_device(device: str) -> torch.device | None:
+    """``--device`` entry → a torch device (``None`` for ``auto``); a UsageError if it is none."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return None
     try:
         dev = torch.device(device)
-    except RuntimeError:
-        raise UsageError(f"--device {device!r} is not a device (auto, cpu, cuda, cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: CUDA is not available on this machine")
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in DEVICE_TYPES:
+        raise UsageError(f"--device {device!r} is not a device (auto, cpu, cuda, cuda:N)")
+    return dev
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; ``cuda`` → ``cuda:<current device>``;
+    ``cuda:1``/``cpu`` as given (a CUDA index this machine lacks is refused)."""
+    dev = _parse_device(device)
+    if dev is None:
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: CUDA is not available on this machine")
+        count = torch.cuda.device_count()
+        index = torch.cuda.current_device() if dev.index is None else dev.index
+        if index >= count:
+            raise UsageError(
+                f"--device {device}: this machine has {count} CUDA device(s) "
+                f"(cuda:0 .. cuda:{count - 1})"
+            )
+        dev = torch.device("cuda", index)  # one name per GPU: `cuda` and `cuda:0` are one device
     return dev
 
 
@@ -285,29 +309,36 @@ def convert(
                         problems=problems, stop=stop, profile=profile,
                     )  # fmt: skip
                 else:
-                    engine = build_engine(
-                        opts, spec, checkpoint, devices[0], precision, problems, profile
-                    )
+                    with cuda_device_scope(devices[0] if spec.kind == "prompt" else None):
+                        engine = build_engine(
+                            opts, spec, checkpoint, devices[0], precision, problems, profile
+                        )
 
-                    def on_frame(fm: FrameMasks) -> None:
-                        try:
-                            job.write_frame(fm, opts.formats, timer=profile.time)
-                        except OSError as exc:
-                            raise WriteFailed(exc) from exc
-                        with profile.time("write"):  # the ledger line (fsync) and progress
-                            finished(
-                                fm.frame.sequence,
-                                fm.frame.frame_index,
-                                Counter(om.source for om in fm.masks),
-                            )
+                        def on_frame(fm: FrameMasks) -> None:
+                            try:
+                                job.write_frame(fm, opts.formats, timer=profile.time)
+                            except OSError as exc:
+                                raise WriteFailed(exc) from exc
+                            with profile.time("write"):  # the ledger line (fsync) and progress
+                                finished(
+                                    fm.frame.sequence,
+                                    fm.frame.frame_index,
+                                    Counter(om.source for om in fm.masks),
+                                )
 
-                    engine.run(frames, on_frame)
+                        engine.run(frames, on_frame)
         except KeyboardInterrupt:
             if not stop.is_set():
                 raise
             caught.append("again")  # a second signal: stopped at once, frames in flight dropped
         except WriteFailed as exc:
             raise JobStopped(_stopped_message(exc.cause, state, opts)) from None
+        except DeviceFailed as exc:
+            raise JobStopped(
+                f"stopped: {exc}. {state.frames_done} of {state.frames_total} frames are done and "
+                f"recorded in {job.ledger_file}; run the same command again to resume (a new "
+                "process gets a fresh device context)."
+            ) from None
         except OSError as exc:  # the ledger itself could not be written
             raise JobStopped(_stopped_message(exc, state, opts)) from None
         if stop.is_set():
@@ -424,14 +455,28 @@ def parse_devices(device: str, model_kind: str) -> list[torch.device]:
     """``--device``: one device, or a comma list (one worker process per entry).
 
     Shape models ignore the device (they run on CPU) but still get one worker
-    process per entry, so ``--device cpu,cpu`` runs two GrabCut workers.
+    process per entry, so ``--device cpu,cpu`` runs two GrabCut workers; every
+    entry must still be a device name. ``cpu`` may repeat (one CPU worker per
+    entry); a GPU may not (``cuda:0,cuda:0`` or ``cuda,cuda:0``: two workers
+    would share one device's memory), so that is refused.
     """
     names = [d.strip() for d in device.split(",") if d.strip()]
     if not names:
         raise UsageError("--device is empty")
     if model_kind != "prompt":
+        for name in names:
+            _parse_device(name)
         return [torch.device("cpu")] * len(names)
     devices = [resolve_device(d) for d in names]
+    seen: dict[torch.device, str] = {}
+    for name, dev in zip(names, devices, strict=True):
+        if dev.type != "cpu" and dev in seen:
+            same = f"{seen[dev]!r} and {name!r} are" if seen[dev] != name else f"{name!r} is"
+            raise UsageError(
+                f"--device {device}: {same} the same device ({dev}); give each GPU once "
+                "(only cpu may repeat: one CPU worker per entry)"
+            )
+        seen[dev] = name
     return devices
 
 

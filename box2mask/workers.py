@@ -2,33 +2,46 @@
 
 One worker process per device (``multiprocessing`` with *spawn*, as CUDA
 requires). The parent is the only reader of the dataset and the only writer
-of the ledger; workers never choose frames themselves:
+of the ledger; workers never choose frames themselves.
 
-- a feeder thread in the parent walks the job's pending frames (those not in
-  the ledger) and, once every worker has loaded its model, puts each frame,
-  once, on a bounded queue;
-- each worker takes the next frame from that queue when its engine wants one,
-  converts it, writes its files atomically, and tells the parent;
-- the parent appends the frame to the ledger.
+The protocol has no timeouts and cannot lose a message:
 
-A queue item is delivered to exactly one worker, so no two workers convert
-one frame; a fast device simply takes more frames. A frame a worker had
-taken but not finished when the job stopped (Ctrl-C, a kill, a crash) is not
-in the ledger and is converted by the next run. What is in flight is bounded
-(a few frames per worker), so memory does not grow with the job.
+- each worker has two one-way pipes of its own: frames from the parent,
+  messages (ready, want, done, problem, error, exit) to the parent;
+- a worker asks for one frame at a time (``want``) when its engine wants one,
+  and blocks until the parent answers with a frame or with the end marker
+  ``None``; the parent's feeder thread answers every ``want``, once every
+  worker has loaded its model (so the frames are shared from the start);
+  after the last frame, a failure or Ctrl-C, every ``want`` is answered with
+  ``None``, so every worker always gets its end marker;
+- the parent waits (``multiprocessing.connection.wait``) on the message pipes
+  and the process sentinels together: a worker that dies (killed, segfault,
+  out of host memory) or fails to load is noticed at once, the others finish
+  the frames they hold, and the job stops with a message naming the worker;
+- a worker whose parent died sees its frame pipe end (EOF) or its message
+  pipe break (EPIPE) and stops.
+
+A frame is sent to exactly one worker, so no two workers convert one frame; a
+fast device simply takes more frames. A frame a worker had taken but not
+finished when the job stopped is not in the ledger and is converted by the
+next run. What is in flight is bounded (the engine's prefetch per worker plus
+a few frames read ahead by the feeder), so memory does not grow with the job.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import queue
 import signal
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +56,8 @@ from box2mask.types import Frame, FrameMasks
 
 log = logging.getLogger("box2mask")
 
-#: frames queued per worker beyond those it holds
+#: frames the parent reads ahead per worker (beyond those the workers hold)
 QUEUE_PER_WORKER = 4
-_POLL = 0.2  # seconds between liveness checks
 
 
 def frame_to_wire(frame: Frame) -> dict[str, Any]:
@@ -71,31 +83,43 @@ def frame_from_wire(d: dict[str, Any]) -> Frame:
 class _ForwardProblems(Problems):
     """A worker's problems go to the parent, which counts and reports them."""
 
-    def __init__(self, out_q: Any, wid: int, strict: bool) -> None:
+    def __init__(self, send: Callable[..., None], wid: int, strict: bool) -> None:
         super().__init__(strict=strict)
-        self._out_q = out_q
+        self._send = send
         self._wid = wid
 
     def report(self, error: AnnotationError, kind: str = "annotation") -> None:
         if self.strict:
             raise error
         path = None if error.path is None else str(error.path)
-        self._out_q.put(("problem", self._wid, kind, error.reason, path, error.line))
+        self._send("problem", self._wid, kind, error.reason, path, error.line)
+
+
+class _Sender:
+    """A worker's message pipe, shared by its threads (engine, writer, prefetch)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def __call__(self, *msg: Any) -> None:
+        with self._lock:
+            self._conn.send(msg)
 
 
 def _worker_main(
     wid: int,
     payload: dict[str, Any],
-    in_q: Any,
-    out_q: Any,
-    stop_evt: Any,
-    parent_pid: int,
+    frames_conn: Connection,
+    msg_conn: Connection,
 ) -> None:
-    """One worker process: build the model on its device, convert frames from ``in_q``."""
+    """One worker process: build the model on its device, convert the frames it is sent."""
     # Ctrl-C reaches the whole process group: the parent decides, workers finish their frames
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    send = _Sender(msg_conn)
     try:
         import box2mask.models  # noqa: F401  (registers the models)
+        from box2mask.engine import DeviceFailed, cuda_device_scope
         from box2mask.models.registry import MODELS
         from box2mask.pipeline import build_engine
 
@@ -103,50 +127,58 @@ def _worker_main(
         device = torch.device(payload["device"])
         if device.type == "cpu":
             torch.set_num_threads(payload["threads"])
-        elif device.type == "cuda":
-            torch.cuda.set_device(device)
-        problems = _ForwardProblems(out_q, wid, opts.strict)
+        problems = _ForwardProblems(send, wid, opts.strict)
         profile = Profile()
-        engine = build_engine(
-            opts,
-            MODELS.get(payload["model"]),
-            payload["checkpoint"],
-            device,
-            payload["precision"],
-            problems,
-            profile,
-        )
-        job = Job(opts.out, {})
-        out_q.put(("ready", wid))
+        with cuda_device_scope(device):  # before the model is built: no context on GPU 0
+            engine = build_engine(
+                opts,
+                MODELS.get(payload["model"]),
+                payload["checkpoint"],
+                device,
+                payload["precision"],
+                problems,
+                profile,
+            )
+            job = Job(opts.out, {})
+            send("ready", wid)
 
-        def frames() -> Iterable[Frame]:
-            while not stop_evt.is_set():
-                try:
-                    item = in_q.get(timeout=1.0)
-                except queue.Empty:
-                    if os.getppid() != parent_pid:
+            def frames() -> Iterable[Frame]:
+                while True:
+                    send("want", wid)
+                    try:
+                        item = frames_conn.recv()
+                    except (EOFError, OSError):
                         return  # the parent is gone (killed): stop, the next run redoes our frames
-                    continue
-                if item is None:
-                    return
-                yield frame_from_wire(item)
+                    if item is None:
+                        return
+                    yield frame_from_wire(item)
 
-        def on_frame(fm: FrameMasks) -> None:
-            with profile.time("write"):
-                job.write_frame(fm, opts.formats)
-            sources = Counter(om.source for om in fm.masks)
-            out_q.put(("done", wid, fm.frame.sequence, fm.frame.frame_index, dict(sources)))
+            def on_frame(fm: FrameMasks) -> None:
+                with profile.time("write"):
+                    job.write_frame(fm, opts.formats)
+                sources = Counter(om.source for om in fm.masks)
+                send("done", wid, fm.frame.sequence, fm.frame.frame_index, dict(sources))
 
-        engine.run(frames(), on_frame)
-        out_q.put(("profile", wid, dict(profile.seconds)))
+            try:
+                engine.run(frames(), on_frame)
+            except DeviceFailed as exc:
+                send("device", wid, str(exc))
+                return
+        send("profile", wid, dict(profile.seconds))
     except OSError as exc:
-        out_q.put(("oserror", wid, exc.errno, exc.strerror or str(exc), exc.filename))
+        with contextlib.suppress(OSError):
+            send("oserror", wid, exc.errno, exc.strerror or str(exc), exc.filename)
     except Box2MaskError as exc:
-        out_q.put(("error", wid, str(exc), exc.exit_code))
+        with contextlib.suppress(OSError):
+            send("error", wid, str(exc), exc.exit_code)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the job
-        out_q.put(("error", wid, f"{type(exc).__name__}: {exc}", 1))
+        with contextlib.suppress(OSError):
+            send("error", wid, f"{type(exc).__name__}: {exc}", 1)
     finally:
-        out_q.put(("exit", wid))
+        with contextlib.suppress(OSError):
+            send("exit", wid)
+        msg_conn.close()
+        frames_conn.close()
 
 
 def run_workers(
@@ -171,136 +203,199 @@ def run_workers(
 
     Raises:
         JobStopped: a worker could not write (disk full) or died.
+        DeviceFailed: a worker's device failed (a sticky CUDA error).
         Box2MaskError: a worker failed (its message, its exit code).
     """
+    from box2mask.engine import DeviceFailed
+
     ctx = mp.get_context("spawn")
     n = len(devices)
-    in_q = ctx.Queue(maxsize=QUEUE_PER_WORKER * n)
-    out_q = ctx.Queue()
-    stop_evt = ctx.Event()
     threads = max(1, (os.cpu_count() or 1) // n)
-    procs = []
-    for wid, device in enumerate(devices):
-        payload = {
-            "options": options,
-            "device": str(device),
-            "model": spec_name,
-            "checkpoint": checkpoint,
-            "precision": precision,
-            "threads": threads,
-        }
-        p = ctx.Process(
-            target=_worker_main,
-            args=(wid, payload, in_q, out_q, stop_evt, os.getpid()),
-            name=f"box2mask-worker-{wid}",
-            daemon=True,
-        )
-        p.start()
-        procs.append(p)
+    procs: list[Any] = []
+    to_worker: list[Connection] = []
+    from_worker: list[Connection] = []
+    try:
+        for wid, device in enumerate(devices):
+            payload = {
+                "options": options,
+                "device": str(device),
+                "model": spec_name,
+                "checkpoint": checkpoint,
+                "precision": precision,
+                "threads": threads,
+            }
+            frames_r, frames_w = ctx.Pipe(duplex=False)
+            msg_r, msg_w = ctx.Pipe(duplex=False)
+            p = ctx.Process(
+                target=_worker_main,
+                args=(wid, payload, frames_r, msg_w),
+                name=f"box2mask-worker-{wid}",
+                daemon=True,
+            )
+            p.start()
+            # the worker holds its ends now; closing ours makes a dead worker's pipe end (EOF)
+            frames_r.close()
+            msg_w.close()
+            procs.append(p)
+            to_worker.append(frames_w)
+            from_worker.append(msg_r)
+    except BaseException:
+        for p in procs:
+            p.kill()
+        raise
 
-    halt = threading.Event()  # stop feeding (an error or Ctrl-C)
-    all_ready = threading.Event()
-    ready: set[int] = set()
+    halt = threading.Event()  # answer every further want with the end marker
+    wants: queue.Queue[int | None] = queue.Queue()  # worker ids waiting for a frame; None: feeder ends
     feed_error: list[BaseException] = []
-
-    def put(item: Any) -> bool:
-        while not halt.is_set():
-            try:
-                in_q.put(item, timeout=_POLL)
-                return True
-            except queue.Full:
-                continue
-        return False
+    ahead = QUEUE_PER_WORKER * n
 
     def feeder() -> None:
-        try:
-            # feed once every model is loaded, so that the frames are shared from the start
-            while not all_ready.wait(_POLL):
-                if halt.is_set():
-                    return
-            for frame in frames:
-                if halt.is_set() or not put(frame_to_wire(frame)):
-                    break
-        except BaseException as exc:  # noqa: BLE001 - e.g. a --strict annotation error
-            feed_error.append(exc)
-            halt.set()
-        finally:
-            for _ in procs:  # one end marker per worker (they also watch stop_evt)
-                with contextlib.suppress(queue.Full):
-                    in_q.put(None, timeout=_POLL)
+        """Answers each want with the next frame, or the end marker: every want, exactly once."""
+        it = iter(frames)
+        buf: collections.deque[dict[str, Any]] = collections.deque()
+        exhausted = False
+
+        def pull() -> dict[str, Any] | None:
+            nonlocal exhausted
+            try:
+                return frame_to_wire(next(it))
+            except StopIteration:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - e.g. a --strict annotation error
+                feed_error.append(exc)
+                halt.set()
+            exhausted = True
+            return None
+
+        while True:
+            # read a few frames ahead while no worker is waiting (a slow annotation file)
+            while not exhausted and not halt.is_set() and len(buf) < ahead and wants.empty():
+                item = pull()
+                if item is not None:
+                    buf.append(item)
+            wid = wants.get()
+            if wid is None:
+                return
+            item = None
+            if not (halt.is_set() or stop.is_set()):
+                if buf:
+                    item = buf.popleft()
+                elif not exhausted:
+                    item = pull()
+            with contextlib.suppress(OSError):  # a dead worker: noticed by the main loop
+                to_worker[wid].send(item)
 
     feed = threading.Thread(target=feeder, name="box2mask-feeder", daemon=True)
     feed.start()
 
     failure: BaseException | None = None
+    ready: set[int] = set()
+    said_exit: set[int] = set()
     exited: set[int] = set()
+    held: list[int] = []  # wants that came before every worker was ready
 
     def fail(exc: BaseException) -> None:
         nonlocal failure
         if failure is None:
             failure = exc
         halt.set()
-        stop_evt.set()
+        while held:
+            wants.put(held.pop())
 
+    def handle(wid: int, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "want":
+            if len(ready) == n or halt.is_set():
+                wants.put(wid)
+            else:
+                held.append(wid)
+        elif kind == "done":
+            try:
+                on_done(msg[2], msg[3], Counter(msg[4]), worker=wid)
+            except (OSError, Box2MaskError) as exc:
+                fail(exc)
+        elif kind == "problem":
+            try:
+                problems.report(AnnotationError(msg[3], msg[4], msg[5]), kind=msg[2])
+            except AnnotationError as exc:  # --strict
+                fail(exc)
+        elif kind == "oserror":
+            fail(OSError(msg[2], msg[3], msg[4]))
+        elif kind == "error":
+            err = Box2MaskError(f"worker {wid} ({devices[wid]}): {msg[2]}")
+            err.exit_code = msg[3]
+            fail(err)
+        elif kind == "device":
+            fail(DeviceFailed(f"worker {wid} ({devices[wid]}): {msg[2]}"))
+        elif kind == "profile":
+            for stage, secs in msg[2].items():
+                profile.add(stage, secs)
+        elif kind == "ready":
+            ready.add(wid)
+            if len(ready) == n:
+                while held:
+                    wants.put(held.pop(0))
+        elif kind == "exit":
+            said_exit.add(wid)
+
+    def drain(wid: int) -> bool:
+        """Handle what worker ``wid`` has sent; False once its pipe has ended."""
+        conn = from_worker[wid]
+        try:
+            while conn.poll():
+                handle(wid, conn.recv())
+        except (EOFError, OSError):
+            return False
+        return True
+
+    def gone(wid: int) -> None:
+        """Worker ``wid``'s process has ended (its pipe is drained)."""
+        exited.add(wid)
+        p = procs[wid]
+        p.join()
+        if wid in said_exit:
+            return
+        if stop.is_set() and p.exitcode in (-signal.SIGINT, -signal.SIGTERM):
+            return  # stopped with the job (a signal to the process group): JobInterrupted follows
+        when = "while loading the model" if wid not in ready else "while converting"
+        fail(
+            JobStopped(
+                f"worker {wid} ({devices[wid]}) died with exit code {p.exitcode} {when}; the "
+                "frames finished so far are recorded: run the same command again to resume"
+            )
+        )
+
+    clean = False
     try:
         while len(exited) < n:
-            if stop.is_set() and not stop_evt.is_set():
-                halt.set()
-                stop_evt.set()
             if feed_error and failure is None:
                 fail(feed_error[0])
-            try:
-                msg = out_q.get(timeout=_POLL)
-            except queue.Empty:
-                for wid, p in enumerate(procs):
-                    if wid not in exited and p.exitcode is not None:
-                        # died without saying goodbye (killed, segfault, out of host memory)
-                        exited.add(wid)
-                        fail(
-                            JobStopped(
-                                f"worker {wid} ({devices[wid]}) died with exit code {p.exitcode}; "
-                                "the frames finished so far are recorded: run the same command "
-                                "again to resume"
-                            )
-                        )
-                continue
-            kind, wid = msg[0], msg[1]
-            if kind == "done":
-                try:
-                    on_done(msg[2], msg[3], Counter(msg[4]), worker=wid)
-                except OSError as exc:
-                    fail(exc)
-                except Box2MaskError as exc:
-                    fail(exc)
-            elif kind == "problem":
-                try:
-                    problems.report(AnnotationError(msg[3], msg[4], msg[5]), kind=msg[2])
-                except AnnotationError as exc:  # --strict
-                    fail(exc)
-            elif kind == "oserror":
-                fail(OSError(msg[2], msg[3], msg[4]))
-            elif kind == "error":
-                err = Box2MaskError(f"worker {wid} ({devices[wid]}): {msg[2]}")
-                err.exit_code = msg[3]
-                fail(err)
-            elif kind == "profile":
-                for stage, secs in msg[2].items():
-                    profile.add(stage, secs)
-            elif kind == "ready":
-                ready.add(wid)
-                if len(ready) == n:
-                    all_ready.set()
-            elif kind == "exit":
-                exited.add(wid)
+            live = [w for w in range(n) if w not in exited]
+            waiting = {from_worker[w]: w for w in live}
+            sentinels = {procs[w].sentinel: w for w in live}
+            for obj in mp_connection.wait([*waiting, *sentinels]):
+                wid = waiting.get(obj)  # type: ignore[call-overload]
+                if wid is not None:
+                    if wid not in exited and not drain(wid):
+                        procs[wid].join()
+                        gone(wid)
+                else:
+                    wid = sentinels[obj]  # type: ignore[index]
+                    if wid not in exited:
+                        drain(wid)  # what it wrote before it ended
+                        gone(wid)
+            if feed_error and failure is None:
+                fail(feed_error[0])
+        clean = True
     finally:
         halt.set()
-        stop_evt.set()
+        wants.put(None)
         for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():  # pragma: no cover - a hung worker
-                p.terminate()
-                p.join()
-        in_q.cancel_join_thread()
+            if not clean:  # a second Ctrl-C or an error here: stop at once (still safe)
+                p.kill()
+            p.join()
+        for c in (*to_worker, *from_worker):
+            c.close()
         feed.join(timeout=5)
     if failure is not None:
         if isinstance(failure, OSError):
