@@ -121,8 +121,13 @@ ROWS = [
     Row("viso-gt-absent-only", [], 0, ["car/001/gt/gt.txt:1", "absent", "line(s) 1, 2, 3"],
         data=bi.build_viso_gt_absent_only, converted=("plane/001",)),
     # -- issue 16 (5): boxes wholly outside the image
-    Row("boxes-outside-image", [], 0, ["plane/001/gt/gt.txt:2", "outside"],
+    # reported per frame and track (box2mask/checks.py runs after any adapter), not per gt line
+    Row("boxes-outside-image", [], 0,
+        ["plane/001 frame 1: box [500, 10, 520, 28] of track 8 lies entirely outside",
+         "plane/001 frame 2: box [10, -300, 30, -282] of track 9 lies entirely outside"],
         data=bc.build_viso_boxes_outside, converted=("plane/001",)),
+    Row("boxes-outside-image-strict", ["--strict"], 2, ["track 8", "entirely outside"],
+        data=bc.build_viso_boxes_outside, kept=False),
     # -- issue 16 (6): user errors that crashed
     Row("out-is-a-file", ["--out", "{x}"], 2, ["--out {x}", "is a file"], setup=_file),
     Row("out-under-a-file", ["--out", "{x}/sub"], 2, ["--out {x}/sub", "is a file"], setup=_file),
