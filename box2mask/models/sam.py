@@ -242,8 +242,11 @@ class SamModel(nn.Module):
         assert forward is not None
         try:
             emb, interm = forward(self.image_encoder, x, self.attention, self.is_hq)
-        except torch.cuda.OutOfMemoryError:
-            self._compiled_sizes = [n for n in self._compiled_sizes if n < target]
+        except Exception as exc:
+            from box2mask.engine import classify_error  # (the engine imports the models)
+
+            if classify_error(exc) == "oom":  # as the engine judges it: it halves the batch
+                self._compiled_sizes = [n for n in self._compiled_sizes if n < target]
             raise
         if target > b:
             emb = emb[:b]
