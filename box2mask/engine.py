@@ -664,7 +664,7 @@ class MaskEngine:
         if self.device.type == "cuda":
             images = images.to(self.device, non_blocking=True)
             event = torch.cuda.Event()
-            event.record(torch.cuda.current_stream(self.device))  # this device's stream, not GPU 0's
+            event.record(torch.cuda.current_stream(self.device))  # not GPU 0's stream
             self._copied[self._current_buffer] = event
             boxes = torch.from_numpy(boxes_np).pin_memory().to(self.device, non_blocking=True)
             index = torch.from_numpy(index_np).pin_memory().to(self.device, non_blocking=True)

@@ -245,7 +245,7 @@ def run_workers(
         raise
 
     halt = threading.Event()  # answer every further want with the end marker
-    wants: queue.Queue[int | None] = queue.Queue()  # worker ids waiting for a frame; None: feeder ends
+    wants: queue.Queue[int | None] = queue.Queue()  # ids of workers waiting; None: stop
     feed_error: list[BaseException] = []
     ahead = QUEUE_PER_WORKER * n
 

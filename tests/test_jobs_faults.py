@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import errno
 import json
+import weakref
 
 import cv2
 import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -14,7 +16,7 @@ import box2mask
 import box2mask.job
 from box2mask.cli import app
 from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
-from box2mask.engine import EngineOptions, MaskEngine
+from box2mask.engine import DeviceFailed, EngineOptions, MaskEngine
 from box2mask.models.base import ImageFeatures
 from box2mask.models.classical import FillModel
 from box2mask.problems import Problems
@@ -224,3 +226,102 @@ def test_frames_skipped_for_errors_are_retried_by_the_next_run(tmp_path, monkeyp
     state["fail"] = False
     s = box2mask.convert(**base)
     assert s.frames_done == 3 and len(s.problems) == 0
+
+
+class FailingSam(FakeSam):
+    """``FakeSam`` that raises ``error`` on its first multi-crop batch (``each``: on every batch
+    from call ``after`` on), holding a tensor of the failed attempt that the retry must not keep."""
+
+    def __init__(self, error, after=0, each=False):  # error: a no-argument exception factory
+        super().__init__()
+        self.error, self.after, self.each = error, after, each
+        self.held = None  # weakref to the failed attempt's tensor
+        self.held_alive_at_retry: list[bool] = []
+
+    def encode(self, images):
+        if self.held is not None and len(self.held_alive_at_retry) < 1:
+            self.held_alive_at_retry.append(self.held() is not None)
+        calls = len(self.batches)
+        if (self.each and calls >= self.after) or (
+            not self.each and calls == self.after and len(images) > 1
+        ):
+            self.batches.append(len(images))
+            activations = torch.zeros(len(images), 256, 64, 64)  # what a failed pass leaves
+            self.held = weakref.ref(activations)
+            raise self.error()  # a new exception each time, as a real failure
+        return super().encode(images)
+
+
+def test_the_oom_retry_does_not_hold_the_failed_attempts_tensors(tmp_path):
+    model = FailingSam(lambda: torch.cuda.OutOfMemoryError("CUDA out of memory. Tried 2 GiB"))
+    got, problems, engine = _run(model, _frames(tmp_path, n=4))
+    assert model.batches[:3] == [4, 2, 2] and sorted(got) == [1, 2, 3, 4] and len(problems) == 0
+    assert model.held_alive_at_retry == [False]  # freed before the halves ran
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+        "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
+        "CUDA error: out of memory",
+    ],
+)
+def test_allocation_failures_raised_as_runtime_error_lower_the_batch_size(tmp_path, message):
+    model = FailingSam(lambda: RuntimeError(message))
+    got, problems, engine = _run(model, _frames(tmp_path, n=4))
+    assert model.batches[:3] == [4, 2, 2]
+    assert engine.opts.batch_size == 2 and max(model.batches[1:]) == 2
+    assert sorted(got) == [1, 2, 3, 4] and len(problems) == 0
+
+
+def test_a_sticky_cuda_error_stops_at_once_without_retrying(tmp_path):
+    model = FailingSam(
+        lambda: torch.AcceleratorError("CUDA error: an illegal memory access was encountered"),
+        after=1,
+        each=True,
+    )
+    frames = _frames(tmp_path, n=6)
+    got = {}
+    engine = MaskEngine(
+        model, EngineOptions(batch_size=2, crop_size=32, box_fill_classes=()), FillModel("box")
+    )
+    with pytest.raises(DeviceFailed, match="illegal memory access"):
+        engine.run(frames, lambda fm: got.__setitem__(fm.frame.frame_index, fm))
+    assert model.batches == [2, 2]  # one good batch, one failed attempt, no retries
+    assert sorted(got) == [1]  # the frame finished before is still delivered
+
+
+def test_a_sticky_cuda_error_stops_the_job_with_exit_1_and_keeps_finished_frames(
+    tmp_path, monkeypatch, tiny_checkpoints
+):
+    from box2mask.models import sam
+
+    root = tmp_path / "viso"
+    make_viso_many(root, (6,), objects=1)
+    real = sam.SamModel.encode
+    calls = {"n": 0}
+
+    def encode(self, images):
+        calls["n"] += 1
+        if calls["n"] >= 4:
+            raise torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
+        return real(self, images)
+
+    monkeypatch.setattr(sam.SamModel, "encode", encode)
+    out = tmp_path / "o"
+    args = ["convert", "--dataset", "viso", "--root", str(root), "--out", str(out), "--model",
+            "sam", "--checkpoint", str(tiny_checkpoints["sam"]), "--batch-size", "1",
+            "--workers", "1"]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1, res.output
+    text = " ".join(res.output.split())
+    assert "illegal memory access" in text and "cannot be used by this process" in text
+    assert "3 of 6 frames are done" in text and "run the same command again to resume" in text
+    assert calls["n"] == 4  # stopped after the one failed attempt
+    assert "Traceback" not in res.output and not (out / "annotations.json").exists()
+    ledger = (out / ".box2mask" / "ledger.jsonl").read_text().splitlines()
+    assert len(ledger) == 3
+    monkeypatch.setattr(sam.SamModel, "encode", real)
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "3 converted, 3 already done" in " ".join(res.output.split())

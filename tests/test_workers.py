@@ -99,7 +99,12 @@ def _workers_of(pid: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_a_worker_killed_mid_run_stops_the_job_and_a_rerun_resumes(slow_root, slow_ref, tmp_path):
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "BOX2MASK_TEST_SLOW": "0.3"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+        "BOX2MASK_TEST_SLOW": "0.3",
+    }
     proc = subprocess.Popen([sys.executable, str(CLI), *map(str, _slow_args(slow_root, out))],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
