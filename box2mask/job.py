@@ -26,15 +26,16 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from box2mask.errors import Box2MaskError, JobMismatch
 from box2mask.io import atomic_write_json
-from box2mask.types import FrameMasks
+from box2mask.types import Frame, FrameMasks
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,35 @@ class JobStopped(Box2MaskError):
 
 
 def frame_stem(frame_index: int) -> str:
-    """File stem of a frame's per-frame outputs: ``000042``."""
+    """Zero-padded stem of a frame number: ``000042`` (part files; the fallback output name)."""
     return f"{frame_index:06d}"
+
+
+_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
+def output_stem(frame: Frame) -> str:
+    """File stem of a frame's per-frame outputs (PNG and sidecar).
+
+    The stem of the frame's own image file (``0001.jpg`` -> ``0001``,
+    ``img_0001.png`` -> ``img_0001``) when its last number is the frame's
+    number: frame numbers are unique within a sequence, so such stems are
+    too, and never equal another frame's fallback. Otherwise (no number, a
+    number that is not the frame's, a hidden name) :func:`frame_stem`.
+
+    >>> from box2mask.types import Frame
+    >>> output_stem(Frame("s", 1, "img/0001.jpg", (4, 4), [], [], []))
+    '0001'
+    >>> output_stem(Frame("s", 3, "img/left.jpg", (4, 4), [], [], []))
+    '000003'
+    """
+    stem = PurePath(frame.file_name or frame.image_path.name).stem
+    if not stem:
+        stem = frame.image_path.stem
+    m = _LAST_NUMBER.search(stem)
+    if m is None or stem.startswith(".") or int(m.group(1)) != int(frame.frame_index):
+        return frame_stem(frame.frame_index)
+    return stem
 
 
 class Job:

@@ -1,6 +1,7 @@
 """Per-frame PNG instance maps (DESIGN §7).
 
-For each frame, ``<out>/<sequence>/<frame>.png`` is a 16-bit single-channel
+For each frame, ``<out>/<sequence>/<frame>.png`` (``<frame>``: the stem of the
+frame's own image file, see :func:`box2mask.job.output_stem`) is a 16-bit single-channel
 PNG of instance indices (0 = background, ``k`` = the frame's ``k``-th object,
 1-based, in the frame's object order), and ``<frame>.json`` beside it maps
 each index to track id, category, score and mask source. Where masks
@@ -17,7 +18,7 @@ import numpy as np
 
 from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_write_bytes
-from box2mask.job import frame_stem
+from box2mask.job import output_stem
 from box2mask.types import FrameMasks
 from box2mask.writers.coco import output_score
 
@@ -48,7 +49,7 @@ def instance_map(fm: FrameMasks) -> np.ndarray:
 def write_png_frame(fm: FrameMasks, out_dir: Path) -> list[Path]:
     """Write a frame's PNG and JSON sidecar atomically; returns the paths written."""
     seq_dir = Path(out_dir) / fm.frame.sequence
-    stem = frame_stem(fm.frame.frame_index)
+    stem = output_stem(fm.frame)
     ok, buf = cv2.imencode(".png", instance_map(fm))
     if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
         raise Box2MaskError(
