@@ -33,10 +33,14 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def prompt_models() -> tuple[str, ...]:
-    """The ``--model`` names that take a checkpoint: the values :data:`Kind` can have."""
+    """The values :data:`Kind` can have: the models that load published weights.
+
+    A prompt model with ``default_weights`` in the model registry (``ros-sam``
+    has none: its weights come from ``box2mask train``).
+    """
     from box2mask.models.registry import MODELS  # the package registers the models
 
-    return tuple(name for name, spec in MODELS.items() if spec.needs_checkpoint)
+    return tuple(n for n, spec in MODELS.items() if spec.needs_checkpoint and spec.default_weights)
 
 
 @dataclass(frozen=True)
