@@ -431,7 +431,7 @@ def evaluate(
             )
     else:
         from box2mask.engine import Profile
-        from box2mask.pipeline import build_engine, choose_model, parse_devices
+        from box2mask.runtime import build_engine, choose_model, parse_devices
 
         spec, checkpoint, note = choose_model(opts)
         devices = parse_devices(opts.device, spec.kind)
@@ -750,7 +750,7 @@ def sweep(
         progress: called after each frame, with ``setting`` set.
     """
     import box2mask.models  # noqa: F401  (registers the models)
-    from box2mask.pipeline import choose_model
+    from box2mask.runtime import choose_model
 
     axes = dict(SWEEP_AXES) if axes is None else axes
     spec, _, note = choose_model(options)

@@ -26,20 +26,27 @@ import fcntl
 import json
 import logging
 import os
-import re
 import shutil
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 from box2mask.errors import Box2MaskError, JobMismatch
 from box2mask.io import atomic_write_json
-from box2mask.types import Frame, FrameMasks
+from box2mask.layout import (
+    FINISHED_FILE,
+    JOB_FILE,
+    LEDGER_FILE,
+    LOCK_FILE,
+    PARTS_DIR,
+    STATE_DIR,
+    part_path,
+)
+from box2mask.types import FrameMasks
 
 log = logging.getLogger(__name__)
 
-STATE_DIR = ".box2mask"
 #: errno values that mean "no room left": the job stops cleanly instead of skipping frames
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -62,36 +69,12 @@ class JobStopped(Box2MaskError):
     exit_code = 1
 
 
-def frame_stem(frame_index: int) -> str:
-    """Zero-padded stem of a frame number: ``000042`` (part files; the fallback output name)."""
-    return f"{frame_index:06d}"
+class WriteFailed(Exception):
+    """An output file could not be written (carries the ``OSError``); stops the job."""
 
-
-_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
-
-
-def output_stem(frame: Frame) -> str:
-    """File stem of a frame's per-frame outputs (PNG and sidecar).
-
-    The stem of the frame's own image file (``0001.jpg`` -> ``0001``,
-    ``img_0001.png`` -> ``img_0001``) when its last number is the frame's
-    number: frame numbers are unique within a sequence, so such stems are
-    too, and never equal another frame's fallback. Otherwise (no number, a
-    number that is not the frame's, a hidden name) :func:`frame_stem`.
-
-    >>> from box2mask.types import Frame
-    >>> output_stem(Frame("s", 1, "img/0001.jpg", (4, 4), [], [], []))
-    '0001'
-    >>> output_stem(Frame("s", 3, "img/left.jpg", (4, 4), [], [], []))
-    '000003'
-    """
-    stem = PurePath(frame.file_name or frame.image_path.name).stem
-    if not stem:
-        stem = frame.image_path.stem
-    m = _LAST_NUMBER.search(stem)
-    if m is None or stem.startswith(".") or int(m.group(1)) != int(frame.frame_index):
-        return frame_stem(frame.frame_index)
-    return stem
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class Job:
@@ -111,18 +94,18 @@ class Job:
 
     @property
     def job_file(self) -> Path:
-        return self.dir / "job.json"
+        return self.dir / JOB_FILE
 
     @property
     def ledger_file(self) -> Path:
-        return self.dir / "ledger.jsonl"
+        return self.dir / LEDGER_FILE
 
     @property
     def finished_file(self) -> Path:
-        return self.dir / "finished.json"
+        return self.dir / FINISHED_FILE
 
     def part_path(self, sequence: str, frame_index: int) -> Path:
-        return self.dir / "parts" / sequence / f"{frame_stem(frame_index)}.json"
+        return part_path(self.dir, sequence, frame_index)
 
     def open(
         self, overwrite: bool = False, extra: dict[str, Any] | None = None
@@ -223,7 +206,7 @@ class Job:
             os.close(self._lock_fd)
             self._lock_fd = None
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -236,7 +219,7 @@ class Job:
 
     def remove_stale_temp_files(self) -> None:
         """Delete the temp files of atomic writes a killed run left (``.<name>.<random>.tmp``)."""
-        roots = [self.dir / "parts"]
+        roots = [self.dir / PARTS_DIR]
         with contextlib.suppress(OSError, json.JSONDecodeError):
             roots += [self.out / rel for rel in self.saved().get("outputs", [])]
         for top in [self.out, self.dir]:
@@ -316,7 +299,7 @@ class Job:
 
 def read_ledger_records(state_dir: Path) -> list[dict[str, Any]]:
     """The ledger lines of a job state folder; a torn or unparsable line is skipped."""
-    path = Path(state_dir) / "ledger.jsonl"
+    path = Path(state_dir) / LEDGER_FILE
     out: list[dict[str, Any]] = []
     if not path.exists():
         return out

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from box2mask.errors import UsageError
-from box2mask.job import STATE_DIR, diff_identity, format_diffs
+from box2mask.job import diff_identity, format_diffs
+from box2mask.layout import FINISHED_FILE, JOB_FILE, PARTS_DIR, STATE_DIR, part_frame_index
 from box2mask.writers.coco import write_coco as write_coco_stream
 
 #: identity keys that only choose which share of a dataset a job converts
@@ -73,23 +74,23 @@ class _JobSource(_Source):
         self.label = str(out)
         self.state = out / STATE_DIR
         try:
-            saved = json.loads((self.state / "job.json").read_text(encoding="utf-8"))
+            saved = json.loads((self.state / JOB_FILE).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise MergeError(f"{self.state / 'job.json'} is unreadable: {exc}") from None
+            raise MergeError(f"{self.state / JOB_FILE} is unreadable: {exc}") from None
         self.identity = saved.get("identity", {})
         self.categories = saved.get("categories", [])
-        self.finished = (self.state / "finished.json").exists()
-        parts = self.state / "parts"
+        self.finished = (self.state / FINISHED_FILE).exists()
+        parts = self.state / PARTS_DIR
         #: the full dataset's sequence order (shards of one dataset share it)
         self.order = list(saved.get("sequences", []))
         self.sequences = [s for s in self.order if (parts / s).is_dir()]
 
     def frames(self, sequence: str) -> list[tuple[int, _Loader]]:
-        d = self.state / "parts" / sequence
         out = []
-        for p in d.glob("*.json"):
-            if p.stem.isdigit():
-                out.append((int(p.stem), _json_loader(p)))
+        for p in (self.state / PARTS_DIR / sequence).glob("*.json"):
+            index = part_frame_index(p)
+            if index is not None:
+                out.append((index, _json_loader(p)))
         out.sort(key=lambda t: t[0])
         return out
 
@@ -152,10 +153,10 @@ def open_input(path: Path) -> _Source:
     """A job folder (has ``.box2mask/job.json``) or a COCO JSON file."""
     path = Path(path)
     if path.is_dir():
-        if (path / STATE_DIR / "job.json").is_file():
+        if (path / STATE_DIR / JOB_FILE).is_file():
             return _JobSource(path)
         raise MergeError(
-            f"{path} is not a box2mask job folder (no {STATE_DIR}/job.json); "
+            f"{path} is not a box2mask job folder (no {STATE_DIR}/{JOB_FILE}); "
             "pass the --out folder of a convert run, or a COCO JSON file"
         )
     if path.is_file():
@@ -206,7 +207,7 @@ def merge(inputs: Sequence[Path | str], dest: Path | str, force: bool = False) -
     for s in jobs:
         if not getattr(s, "finished", True):
             problems.append(
-                f"{s.label} is not finished (no {STATE_DIR}/finished.json): "
+                f"{s.label} is not finished (no {STATE_DIR}/{FINISHED_FILE}): "
                 "run its convert command again to complete it"
             )
     if problems and not force:

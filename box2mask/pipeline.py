@@ -8,7 +8,6 @@ rich progress bar and a notebook's tqdm are both thin layers on top.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import signal
 import threading
@@ -19,31 +18,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from box2mask.adapters import ADAPTERS, SequenceInfo, resolve_root
 from box2mask.adapters.base import check_selection
 from box2mask.checks import drop_outside_boxes
-from box2mask.engine import DeviceFailed, EngineOptions, MaskEngine, Profile, cuda_device_scope
-from box2mask.errors import Box2MaskError, CheckpointError, UsageError
-from box2mask.job import DISK_FULL, STATE_DIR, Job, JobInterrupted, JobStopped
+from box2mask.engine import DeviceFailed, Profile, cuda_device_scope
+from box2mask.errors import Box2MaskError, UsageError
+from box2mask.job import DISK_FULL, Job, JobInterrupted, JobStopped, WriteFailed
+from box2mask.layout import COCO_NAME, STATE_DIR
 from box2mask.merge import write_job_coco
-from box2mask.models.registry import (
-    MODELS,
-    ModelSpec,
-    auto_order,
-    for_checkpoint_kind,
-    weight_free_default,
-)
 from box2mask.options import ConvertOptions, check_output_dir, parse_shard
 from box2mask.problems import Problems
+from box2mask.runtime import build_engine, choose_model, file_sha256, parse_devices
 from box2mask.types import Frame, FrameMasks
 from box2mask.writers.coco import category_table
 
 log = logging.getLogger("box2mask")
 
-#: the weight-free model used by ``--model auto`` when no checkpoint is found
-COCO_NAME = "annotations.json"
 
 
 @dataclass
@@ -97,93 +87,6 @@ def shard_sequences(sequences: list[SequenceInfo], shard: str | None) -> list[Se
         owner[seq.name] = j
         load[j] += max(seq.num_frames, 1)
     return [s for s in sequences if owner[s.name] == k - 1]
-
-
-#: the device types ``--device`` takes
-DEVICE_TYPES = ("cpu", "cuda", "mps")
-
-
-def _parse_device(device: str) -> torch.device | None:
-    """``--device`` entry → a torch device (``None`` for ``auto``); a UsageError if it is none."""
-    if device == "auto":
-        return None
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        dev = None
-    if dev is None or dev.type not in DEVICE_TYPES:
-        raise UsageError(f"--device {device!r} is not a device (auto, cpu, cuda, cuda:N)")
-    return dev
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; ``cuda`` → ``cuda:<current device>``;
-    ``cuda:1``/``cpu`` as given (a CUDA index this machine lacks is refused)."""
-    dev = _parse_device(device)
-    if dev is None:
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {device}: CUDA is not available on this machine")
-        count = torch.cuda.device_count()
-        index = torch.cuda.current_device() if dev.index is None else dev.index
-        if index >= count:
-            raise UsageError(
-                f"--device {device}: this machine has {count} CUDA device(s) "
-                f"(cuda:0 .. cuda:{count - 1})"
-            )
-        dev = torch.device("cuda", index)  # one name per GPU: `cuda` and `cuda:0` are one device
-    return dev
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, or of each file of a folder (sorted) for checkpoint folders."""
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in files:
-        with open(p, "rb") as fh:
-            while chunk := fh.read(1 << 22):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:
-    """The model spec, its checkpoint and a note for the summary.
-
-    ``--model auto``: the kind of ``--checkpoint`` if given; else HQ-SAM, then
-    SAM, whose official weights are present; else the best weight-free model.
-    """
-    from box2mask.weights import resolve_checkpoint
-
-    if opts.model != "auto":
-        spec = MODELS.get(opts.model)
-        if spec.kind == "shape":
-            if opts.checkpoint:
-                raise UsageError(f"--model {spec.name} needs no checkpoint; drop --checkpoint")
-            return spec, None, ""
-        return spec, resolve_checkpoint(opts.checkpoint, spec.name), ""
-    if opts.checkpoint:
-        from box2mask.models.checkpoint import inspect_checkpoint
-
-        path = resolve_checkpoint(opts.checkpoint, auto_order()[0].name)
-        kind = inspect_checkpoint(path).kind
-        return for_checkpoint_kind(kind), path, f"--model auto: {path.name} is a {kind} checkpoint"
-    for spec in auto_order():
-        try:
-            return (
-                spec,
-                resolve_checkpoint(None, spec.name),
-                f"--model auto: found {spec.name} weights",
-            )
-        except CheckpointError:
-            continue
-    fallback = weight_free_default()
-    return (
-        fallback,
-        None,
-        f"no SAM/HQ-SAM checkpoint found: used the weight-free '{fallback.name}' model "
-        "(see `box2mask weights list` to get one)",
-    )
 
 
 def convert(
@@ -384,14 +287,6 @@ def convert(
     )
 
 
-class WriteFailed(Exception):
-    """An output file could not be written (carries the ``OSError``); stops the job."""
-
-    def __init__(self, cause: OSError) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
 def _stopped_message(
     exc: OSError, state: Progress, opts: ConvertOptions, merging: bool = False
 ) -> str:
@@ -449,77 +344,6 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[list[Any]]:
     finally:
         for sig, prev in previous.items():
             signal.signal(sig, prev)
-
-
-def parse_devices(device: str, model_kind: str) -> list[torch.device]:
-    """``--device``: one device, or a comma list (one worker process per entry).
-
-    Shape models ignore the device (they run on CPU) but still get one worker
-    process per entry, so ``--device cpu,cpu`` runs two GrabCut workers; every
-    entry must still be a device name. ``cpu`` may repeat (one CPU worker per
-    entry); a GPU may not (``cuda:0,cuda:0`` or ``cuda,cuda:0``: two workers
-    would share one device's memory), so that is refused.
-    """
-    names = [d.strip() for d in device.split(",") if d.strip()]
-    if not names:
-        raise UsageError("--device is empty")
-    if model_kind != "prompt":
-        for name in names:
-            _parse_device(name)
-        return [torch.device("cpu")] * len(names)
-    devices = [resolve_device(d) for d in names]
-    seen: dict[torch.device, str] = {}
-    for name, dev in zip(names, devices, strict=True):
-        if dev.type != "cpu" and dev in seen:
-            same = f"{seen[dev]!r} and {name!r} are" if seen[dev] != name else f"{name!r} is"
-            raise UsageError(
-                f"--device {device}: {same} the same device ({dev}); give each GPU once "
-                "(only cpu may repeat: one CPU worker per entry)"
-            )
-        seen[dev] = name
-    return devices
-
-
-def build_engine(
-    opts: ConvertOptions,
-    spec: ModelSpec,
-    checkpoint: Path | None,
-    device: torch.device,
-    precision: str,
-    problems: Problems,
-    profile: Profile,
-) -> MaskEngine:
-    """The model on ``device`` inside a :class:`MaskEngine` with ``opts``'s settings."""
-    if spec.kind == "prompt":
-        model = spec.build(checkpoint, device=device, hq_token_only=opts.hq_token_only)
-        if precision == "int8":
-            model.quantize_encoder_int8()
-        if opts.compile:
-            model.compile_encoder()
-    else:
-        model = spec.build()
-    return MaskEngine(
-        model,
-        EngineOptions(
-            batch_size=opts.batch_size,
-            crop_size=opts.crop_size,
-            context=opts.context,
-            window=opts.window,
-            interpolation=opts.interpolation,
-            threshold=opts.threshold,
-            box_fill_classes=opts.box_fill_classes,
-            box_fill_area=opts.box_fill_area,
-            classes=opts.classes,
-            clip_to_obb=opts.clip_to_obb,
-            workers=opts.workers,
-            share_crops=opts.share_crops,
-        ),
-        box_filler=MODELS.get("box").build(),
-        device=device,
-        autocast_dtype=torch.bfloat16 if precision == "bf16" else None,
-        problems=problems,
-        profile=profile,
-    )
 
 
 def options_dict(opts: ConvertOptions) -> dict[str, Any]:

@@ -49,9 +49,10 @@ import torch
 
 from box2mask.engine import Profile
 from box2mask.errors import AnnotationError, Box2MaskError
-from box2mask.job import DISK_FULL, Job, JobStopped
+from box2mask.job import DISK_FULL, Job, JobStopped, WriteFailed
 from box2mask.options import ConvertOptions
 from box2mask.problems import Problems
+from box2mask.runtime import build_engine
 from box2mask.types import Frame, FrameMasks
 
 log = logging.getLogger("box2mask")
@@ -121,7 +122,6 @@ def _worker_main(
         import box2mask.models  # noqa: F401  (registers the models)
         from box2mask.engine import DeviceFailed, cuda_device_scope
         from box2mask.models.registry import MODELS
-        from box2mask.pipeline import build_engine
 
         opts: ConvertOptions = payload["options"]
         device = torch.device(payload["device"])
@@ -398,11 +398,8 @@ def run_workers(
             c.close()
         feed.join(timeout=5)
     if failure is not None:
-        if isinstance(failure, OSError):
-            from box2mask.pipeline import WriteFailed
-
-            if failure.errno in DISK_FULL or failure.filename:
-                raise WriteFailed(failure)
+        if isinstance(failure, OSError) and (failure.errno in DISK_FULL or failure.filename):
+            raise WriteFailed(failure)
         raise failure
 
 

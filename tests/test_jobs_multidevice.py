@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import box2mask
 import box2mask.pipeline as pipeline
+import box2mask.runtime as runtime
 from box2mask.cli import app
 from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
 from box2mask.engine import EngineOptions, MaskEngine, cuda_device_scope
@@ -80,13 +81,13 @@ def test_one_process_on_cuda_1_builds_and_runs_its_engine_on_cuda_1(
 
 
 def test_bare_cuda_is_the_current_device_and_works_as_a_scope(fake_cuda):
-    assert pipeline.parse_devices("cuda,cuda:1", "prompt") == [
+    assert runtime.parse_devices("cuda,cuda:1", "prompt") == [
         torch.device("cuda:0"),
         torch.device("cuda:1"),
     ]
     with cuda_device_scope(torch.device("cuda")):  # a bare cuda device: no ValueError
         assert fake_cuda["current"] == 0
-    assert pipeline.resolve_device("auto") == torch.device("cuda:0")
+    assert runtime.resolve_device("auto") == torch.device("cuda:0")
 
 
 @pytest.mark.parametrize(
@@ -100,15 +101,15 @@ def test_bare_cuda_is_the_current_device_and_works_as_a_scope(fake_cuda):
 )
 def test_duplicate_or_unknown_devices_are_refused(fake_cuda, device, message):
     with pytest.raises(UsageError, match="--device") as err:
-        pipeline.parse_devices(device, "prompt")
+        runtime.parse_devices(device, "prompt")
     assert message in str(err.value)
 
 
 def test_cpu_may_repeat_one_worker_each(fake_cuda):
-    assert pipeline.parse_devices("cpu,cpu,cpu", "prompt") == [torch.device("cpu")] * 3
-    assert pipeline.parse_devices("cpu,cpu", "shape") == [torch.device("cpu")] * 2
+    assert runtime.parse_devices("cpu,cpu,cpu", "prompt") == [torch.device("cpu")] * 3
+    assert runtime.parse_devices("cpu,cpu", "shape") == [torch.device("cpu")] * 2
     with pytest.raises(UsageError, match="--device 'tpu' is not a device"):
-        pipeline.parse_devices("cpu,tpu", "shape")
+        runtime.parse_devices("cpu,tpu", "shape")
 
 
 def test_duplicate_gpus_exit_2_from_the_cli(fake_cuda, tmp_path, tiny_checkpoints):

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import box2mask
-from box2mask.job import output_stem
+from box2mask.layout import output_stem
 from box2mask.merge import merge
 from box2mask.types import Frame
 from tests.data.make_viso import write_images

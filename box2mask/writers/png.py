@@ -1,7 +1,7 @@
 """Per-frame PNG instance maps (DESIGN §7).
 
 For each frame, ``<out>/<sequence>/<frame>.png`` (``<frame>``: the stem of the
-frame's own image file, see :func:`box2mask.job.output_stem`) is a 16-bit single-channel
+frame's own image file, see :func:`box2mask.layout.output_stem`) is a 16-bit single-channel
 PNG of instance indices (0 = background, ``k`` = the frame's ``k``-th object,
 1-based, in the frame's object order), and ``<frame>.json`` beside it maps
 each index to track id, category, score and mask source. Where masks
@@ -18,7 +18,7 @@ import numpy as np
 
 from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_write_bytes
-from box2mask.job import output_stem
+from box2mask.layout import output_stem
 from box2mask.types import FrameMasks
 from box2mask.writers.coco import output_score
 
