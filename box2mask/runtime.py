@@ -7,6 +7,7 @@ Shared by ``convert`` (``pipeline``), its worker processes (``workers``) and
 from __future__ import annotations
 
 import hashlib
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -139,6 +140,20 @@ def parse_devices(device: str, model_kind: str) -> list[torch.device]:
     return devices
 
 
+def engine_options(opts: ConvertOptions) -> EngineOptions:
+    """The engine's settings taken from ``opts`` field by field (same name, same meaning).
+
+    Deriving them, rather than listing them, keeps a new engine option from
+    being spelled out once more here: a field of both dataclasses reaches the
+    engine; the engine's own tuning fields (``prefetch_frames``,
+    ``write_queue``) keep their defaults.
+    """
+    shared = {f.name for f in fields(ConvertOptions)}
+    return EngineOptions(
+        **{f.name: getattr(opts, f.name) for f in fields(EngineOptions) if f.name in shared}
+    )
+
+
 def build_engine(
     opts: ConvertOptions,
     spec: ModelSpec,
@@ -159,20 +174,7 @@ def build_engine(
         model = spec.build()
     return MaskEngine(
         model,
-        EngineOptions(
-            batch_size=opts.batch_size,
-            crop_size=opts.crop_size,
-            context=opts.context,
-            window=opts.window,
-            interpolation=opts.interpolation,
-            threshold=opts.threshold,
-            box_fill_classes=opts.box_fill_classes,
-            box_fill_area=opts.box_fill_area,
-            classes=opts.classes,
-            clip_to_obb=opts.clip_to_obb,
-            workers=opts.workers,
-            share_crops=opts.share_crops,
-        ),
+        engine_options(opts),
         box_filler=MODELS.get("box").build(),
         device=device,
         autocast_dtype=torch.bfloat16 if precision == "bf16" else None,

@@ -73,3 +73,4 @@ def test_the_fill_model_draws_its_shape(fill):
 def test_an_unknown_fill_is_refused():
     with pytest.raises(ValueError, match="fill must be one of"):
         FillModel("circle")
+
