@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from box2mask.weights import CATALOG
 
 import box2mask.models  # noqa: F401  (registers the models)
 from box2mask.models.classical import FillModel, box_mask, ellipse_mask, polygon_mask
 from box2mask.models.registry import MODELS, auto_order, for_checkpoint_kind, weight_free_default
-from box2mask.weights import CATALOG
 
 
 def test_weights_kinds_are_the_prompt_models_that_name_them():
