@@ -85,3 +85,85 @@ def run_safely(fn: Callable[[], T], debug: bool = False) -> T:
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
+
+
+#: help panels shared by convert and eval
+GEOM_PANEL = "Crop geometry"
+SMALL_PANEL = "Small objects"
+RUN_PANEL = "Running"
+
+# Options that convert and eval take with one meaning: declared once here.
+CheckpointOption = Annotated[
+    str | None,
+    typer.Option(help="Checkpoint path or registry name (see `box2mask weights list`)."),
+]
+
+SequencesOption = Annotated[
+    list[str] | None, typer.Option(help="Only these sequences (repeat or comma-separate).")
+]
+
+ClassesOption = Annotated[list[str] | None, typer.Option(help="Only objects of these categories.")]
+
+BatchSizeOption = Annotated[
+    int | None,
+    typer.Option(help="Crops per encoder batch (default: 4).", rich_help_panel=RUN_PANEL),
+]
+
+CropSizeOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Minimum crop side in frame pixels (default: 512).", rich_help_panel=GEOM_PANEL
+    ),
+]
+
+ContextOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Crop side >= context × box long side (default: 1.25).", rich_help_panel=GEOM_PANEL
+    ),
+]
+
+WindowOption = Annotated[
+    str | None,
+    typer.Option(
+        help="centred (box2mask) | clamped (the authors' code) (default: centred).",
+        rich_help_panel=GEOM_PANEL,
+    ),
+]
+
+InterpolationOption = Annotated[
+    str | None,
+    typer.Option(
+        help="bicubic | bilinear crop upsampling (default: bicubic).", rich_help_panel=GEOM_PANEL
+    ),
+]
+
+ThresholdOption = Annotated[
+    float | None,
+    typer.Option(help="Mask logit threshold (default: 0).", rich_help_panel=GEOM_PANEL),
+]
+
+HqTokenOnlyOption = Annotated[
+    bool | None,
+    typer.Option("--hq-token-only", help="hq-sam: the HQ mask alone instead of SAM + HQ summed."),
+]
+
+BoxFillAreaOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Boxes smaller than this many px² get box masks (default: 0).",
+        rich_help_panel=SMALL_PANEL,
+    ),
+]
+
+ClipToObbOption = Annotated[
+    bool | None,
+    typer.Option("--clip-to-obb", help="Clip model masks to the oriented box (OOTB, SAT-MTB OBB)."),
+]
+
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Threads decoding frames and cutting crops (default: 2).", rich_help_panel=RUN_PANEL
+    ),
+]

@@ -21,8 +21,23 @@ from rich.table import Table
 
 from box2mask.cli import app
 from box2mask.cli._common import (
+    RUN_PANEL,
+    SMALL_PANEL,
+    BatchSizeOption,
+    BoxFillAreaOption,
+    CheckpointOption,
+    ClassesOption,
+    ClipToObbOption,
+    ContextOption,
+    CropSizeOption,
     DatasetOptOption,
+    HqTokenOnlyOption,
+    InterpolationOption,
     RootOption,
+    SequencesOption,
+    ThresholdOption,
+    WindowOption,
+    WorkersOption,
     console,
     err_console,
     run_safely,
@@ -34,10 +49,6 @@ from box2mask.options import (
     load_config,
     parse_key_values,
 )
-
-_GEOM = "Crop geometry"
-_SMALL = "Small objects"
-_RUN = "Running"
 
 
 @app.command("convert")
@@ -66,34 +77,25 @@ def convert_command(
             help="ros-sam | hq-sam | sam | classical | grabcut | box | ellipse | obb | auto (best model whose weights are present, else weight-free) (default: auto)."
         ),
     ] = None,
-    checkpoint: Annotated[
-        str | None,
-        typer.Option(help="Checkpoint path or registry name (see `box2mask weights list`)."),
-    ] = None,
+    checkpoint: CheckpointOption = None,
     device: Annotated[
         str | None,
         typer.Option(
             help="auto | cpu | cuda | cuda:N, or a comma list such as cuda:0,cuda:1 "
             "(one worker process per device) (default: auto).",
-            rich_help_panel=_RUN,
+            rich_help_panel=RUN_PANEL,
         ),
     ] = None,
     format: Annotated[
         str | None, typer.Option("--format", help="coco | png | coco,png (default: coco).")
     ] = None,
-    sequences: Annotated[
-        list[str] | None, typer.Option(help="Only these sequences (repeat or comma-separate).")
-    ] = None,
-    classes: Annotated[
-        list[str] | None, typer.Option(help="Only objects of these categories.")
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Crops per encoder batch (default: 4).", rich_help_panel=_RUN)
-    ] = None,
+    sequences: SequencesOption = None,
+    classes: ClassesOption = None,
+    batch_size: BatchSizeOption = None,
     shard: Annotated[
         str | None,
         typer.Option(
-            help="K/N: convert a deterministic share of the sequences.", rich_help_panel=_RUN
+            help="K/N: convert a deterministic share of the sequences.", rich_help_panel=RUN_PANEL
         ),
     ] = None,
     overwrite: Annotated[
@@ -111,67 +113,28 @@ def convert_command(
         typer.Option(help="YAML file of options (names as here); command-line options win."),
     ] = None,
     opt: DatasetOptOption = None,
-    crop_size: Annotated[
-        int | None,
-        typer.Option(
-            help="Minimum crop side in frame pixels (default: 512).", rich_help_panel=_GEOM
-        ),
-    ] = None,
-    context: Annotated[
-        float | None,
-        typer.Option(
-            help="Crop side >= context × box long side (default: 1.25).", rich_help_panel=_GEOM
-        ),
-    ] = None,
-    window: Annotated[
-        str | None,
-        typer.Option(
-            help="centred (box2mask) | clamped (the authors' code) (default: centred).",
-            rich_help_panel=_GEOM,
-        ),
-    ] = None,
-    interpolation: Annotated[
-        str | None,
-        typer.Option(
-            help="bicubic | bilinear crop upsampling (default: bicubic).", rich_help_panel=_GEOM
-        ),
-    ] = None,
-    threshold: Annotated[
-        float | None, typer.Option(help="Mask logit threshold (default: 0).", rich_help_panel=_GEOM)
-    ] = None,
-    hq_token_only: Annotated[
-        bool | None,
-        typer.Option(
-            "--hq-token-only", help="hq-sam: the HQ mask alone instead of SAM + HQ summed."
-        ),
-    ] = None,
+    crop_size: CropSizeOption = None,
+    context: ContextOption = None,
+    window: WindowOption = None,
+    interpolation: InterpolationOption = None,
+    threshold: ThresholdOption = None,
+    hq_token_only: HqTokenOnlyOption = None,
     box_fill_classes: Annotated[
         str | None,
         typer.Option(
             help="Comma-separated classes given box masks without the model (default: car); '' for none.",
-            rich_help_panel=_SMALL,
+            rich_help_panel=SMALL_PANEL,
         ),
     ] = None,
-    box_fill_area: Annotated[
-        float | None,
-        typer.Option(
-            help="Boxes smaller than this many px² get box masks (default: 0).",
-            rich_help_panel=_SMALL,
-        ),
-    ] = None,
-    clip_to_obb: Annotated[
-        bool | None,
-        typer.Option(
-            "--clip-to-obb", help="Clip model masks to the oriented box (OOTB, SAT-MTB OBB)."
-        ),
-    ] = None,
+    box_fill_area: BoxFillAreaOption = None,
+    clip_to_obb: ClipToObbOption = None,
     precision: Annotated[
         str | None,
         typer.Option(
             help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | int8 (CPU: int8 encoder "
             "matrix products; measured 1.1x the fp32 speed on a 2-core CPU with ViT-B, masks "
             "change slightly (IoU 0.98); see docs/engine.md, section Speed).",
-            rich_help_panel=_RUN,
+            rich_help_panel=RUN_PANEL,
         ),
     ] = None,
     share_crops: Annotated[
@@ -180,7 +143,7 @@ def convert_command(
             metavar="IOU",
             help="Objects of a frame whose crop windows overlap with IoU >= IOU (same size) share "
             "one encoder pass; changes masks slightly (default: 0 = off).",
-            rich_help_panel=_RUN,
+            rich_help_panel=RUN_PANEL,
         ),
     ] = None,
     compile_: Annotated[
@@ -188,17 +151,13 @@ def convert_command(
         typer.Option(
             "--compile",
             help="torch.compile the image encoder (slow first batch; pays off on long GPU jobs).",
-            rich_help_panel=_RUN,
+            rich_help_panel=RUN_PANEL,
         ),
     ] = False,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            help="Threads decoding frames and cutting crops (default: 2).", rich_help_panel=_RUN
-        ),
-    ] = None,
+    workers: WorkersOption = None,
     profile: Annotated[
-        bool, typer.Option("--profile", help="Print where the time went.", rich_help_panel=_RUN)
+        bool,
+        typer.Option("--profile", help="Print where the time went.", rich_help_panel=RUN_PANEL),
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,

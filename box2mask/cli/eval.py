@@ -17,8 +17,23 @@ from rich.table import Table
 
 from box2mask.cli import app
 from box2mask.cli._common import (
+    RUN_PANEL,
+    SMALL_PANEL,
+    BatchSizeOption,
+    BoxFillAreaOption,
+    CheckpointOption,
+    ClassesOption,
+    ClipToObbOption,
+    ContextOption,
+    CropSizeOption,
     DatasetOptOption,
+    HqTokenOnlyOption,
+    InterpolationOption,
     RootOption,
+    SequencesOption,
+    ThresholdOption,
+    WindowOption,
+    WorkersOption,
     console,
     err_console,
     run_safely,
@@ -26,9 +41,6 @@ from box2mask.cli._common import (
 )
 from box2mask.options import load_config, parse_key_values
 
-_GEOM = "Crop geometry"
-_SMALL = "Small objects"
-_RUN = "Running"
 _OUT = "Reports"
 _SWEEP = "Sweep (ablations)"
 
@@ -47,10 +59,7 @@ def eval_command(
             help="ros-sam | hq-sam | sam | classical | grabcut | box | ellipse | obb | auto (default: auto)."
         ),
     ] = None,
-    checkpoint: Annotated[
-        str | None,
-        typer.Option(help="Checkpoint path or registry name (see `box2mask weights list`)."),
-    ] = None,
+    checkpoint: CheckpointOption = None,
     predictions: Annotated[
         Path | None,
         typer.Option(
@@ -59,87 +68,39 @@ def eval_command(
     ] = None,
     device: Annotated[
         str | None,
-        typer.Option(help="auto | cpu | cuda | cuda:N (default: auto).", rich_help_panel=_RUN),
+        typer.Option(help="auto | cpu | cuda | cuda:N (default: auto).", rich_help_panel=RUN_PANEL),
     ] = None,
-    sequences: Annotated[
-        list[str] | None, typer.Option(help="Only these sequences (repeat or comma-separate).")
-    ] = None,
-    classes: Annotated[
-        list[str] | None, typer.Option(help="Only objects of these categories.")
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Crops per encoder batch (default: 4).", rich_help_panel=_RUN)
-    ] = None,
+    sequences: SequencesOption = None,
+    classes: ClassesOption = None,
+    batch_size: BatchSizeOption = None,
     config: Annotated[
         Path | None,
         typer.Option(
             help="YAML file of convert options (names as here); command-line options win."
         ),
     ] = None,
-    crop_size: Annotated[
-        int | None,
-        typer.Option(
-            help="Minimum crop side in frame pixels (default: 512).", rich_help_panel=_GEOM
-        ),
-    ] = None,
-    context: Annotated[
-        float | None,
-        typer.Option(
-            help="Crop side >= context × box long side (default: 1.25).", rich_help_panel=_GEOM
-        ),
-    ] = None,
-    window: Annotated[
-        str | None,
-        typer.Option(
-            help="centred (box2mask) | clamped (the authors' code) (default: centred).",
-            rich_help_panel=_GEOM,
-        ),
-    ] = None,
-    interpolation: Annotated[
-        str | None,
-        typer.Option(
-            help="bicubic | bilinear crop upsampling (default: bicubic).", rich_help_panel=_GEOM
-        ),
-    ] = None,
-    threshold: Annotated[
-        float | None, typer.Option(help="Mask logit threshold (default: 0).", rich_help_panel=_GEOM)
-    ] = None,
-    hq_token_only: Annotated[
-        bool | None,
-        typer.Option(
-            "--hq-token-only", help="hq-sam: the HQ mask alone instead of SAM + HQ summed."
-        ),
-    ] = None,
+    crop_size: CropSizeOption = None,
+    context: ContextOption = None,
+    window: WindowOption = None,
+    interpolation: InterpolationOption = None,
+    threshold: ThresholdOption = None,
+    hq_token_only: HqTokenOnlyOption = None,
     box_fill_classes: Annotated[
         str | None,
         typer.Option(
             help="Comma-separated classes given (and scored as) box masks (default: car); '' for none.",
-            rich_help_panel=_SMALL,
+            rich_help_panel=SMALL_PANEL,
         ),
     ] = None,
-    box_fill_area: Annotated[
-        float | None,
-        typer.Option(
-            help="Boxes smaller than this many px² get box masks (default: 0).",
-            rich_help_panel=_SMALL,
-        ),
-    ] = None,
-    clip_to_obb: Annotated[
-        bool | None,
-        typer.Option(
-            "--clip-to-obb", help="Clip model masks to the oriented box (OOTB, SAT-MTB OBB)."
-        ),
-    ] = None,
+    box_fill_area: BoxFillAreaOption = None,
+    clip_to_obb: ClipToObbOption = None,
     precision: Annotated[
         str | None,
-        typer.Option(help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16.", rich_help_panel=_RUN),
-    ] = None,
-    workers: Annotated[
-        int | None,
         typer.Option(
-            help="Threads decoding frames and cutting crops (default: 2).", rich_help_panel=_RUN
+            help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16.", rich_help_panel=RUN_PANEL
         ),
     ] = None,
+    workers: WorkersOption = None,
     biou_ratio: Annotated[
         float,
         typer.Option(
