@@ -64,3 +64,16 @@ def viso_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("viso")
     truth = make_viso_mot(root)
     return root, truth
+
+
+@pytest.fixture(scope="session")
+def train_data(tmp_path_factory) -> Path:
+    """Tiny SAM and HQ-SAM checkpoints (``sam_tiny.pth``, ``sam_hq_tiny.pth``) and a ROS-SAM layout in ``ros/``."""
+    from tests.data.make_rossam import make_rossam
+    from tests.tiny_sam import write_hq_sam_pth, write_sam_pth
+
+    d = tmp_path_factory.mktemp("train")
+    write_sam_pth(d)
+    write_hq_sam_pth(d)
+    make_rossam(d / "ros")
+    return d

@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,30 +17,19 @@ import torch
 import torch.distributed as dist
 
 from box2mask.train import loop
-from box2mask.train.loop import DistInfo, TrainOptions, train
-from tests.data.make_rossam import make_rossam
-from tests.tiny_sam import write_hq_sam_pth, write_sam_pth
+from box2mask.train.loop import DistInfo, train
+from tests.tiny_sam import write_sam_pth
+from tests.train_helpers import train_options
 
 pytestmark = pytest.mark.gpu
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("gpu_train")
-    write_sam_pth(d)
-    write_hq_sam_pth(d)
-    make_rossam(d / "ros")
-    return d
+@pytest.fixture
+def data(train_data: Path) -> Path:
+    return train_data
 
 
-def _opts(d: Path, out: Path, **kw: object) -> TrainOptions:
-    base: dict[str, object] = dict(
-        dataset="rossam", root=d / "ros", adapter_options={"split": "train"},
-        sam=d / "sam_tiny.pth", hq=d / "sam_hq_tiny.pth", out=out, lora_rank=4, epochs=2,
-        frame_fraction=1.0, log_every=1, lsj_scale=(0.5, 1.5), workers=0, device="cuda",
-    )  # fmt: skip
-    base.update(kw)
-    return TrainOptions(**base)  # type: ignore[arg-type]
+_opts = partial(train_options, workers=0, device="cuda")
 
 
 def test_nccl_batch_agreement_runs_on_the_gpu(tmp_path: Path) -> None:

@@ -80,7 +80,7 @@ def test_no_module_imports_itself_through_others():
         stack.append(n)
         for m in sorted(graph[n]):
             if state.get(m) == 1:
-                circles.append(" -> ".join(stack[stack.index(m):] + [m]))
+                circles.append(" -> ".join(stack[stack.index(m) :] + [m]))
             elif m not in state:
                 visit(m)
         stack.pop()

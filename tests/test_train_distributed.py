@@ -18,8 +18,6 @@ import torch.distributed as dist
 
 from box2mask.train import loop
 from box2mask.train.loop import DistInfo
-from tests.data.make_rossam import make_rossam
-from tests.tiny_sam import write_hq_sam_pth, write_sam_pth
 
 CUDA_ONLY = "b2m_cuda_only_fake"
 
@@ -57,13 +55,9 @@ def test_batch_agreement_marks_missing_and_empty_micro_batches() -> None:
     assert got == [1, 0, 0]
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("train_dist")
-    write_sam_pth(d)
-    write_hq_sam_pth(d)
-    make_rossam(d / "ros")
-    return d
+@pytest.fixture
+def data(train_data: Path) -> Path:
+    return train_data
 
 
 WORKER = textwrap.dedent(

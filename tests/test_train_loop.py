@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,30 +20,18 @@ from box2mask.engine import EngineOptions, MaskEngine
 from box2mask.errors import JobMismatch
 from box2mask.models.registry import MODELS
 from box2mask.models.sam import load_prompt_model
-from box2mask.train.loop import TrainOptions, train
-from tests.data.make_rossam import make_rossam
-from tests.tiny_sam import write_hq_sam_pth, write_sam_pth
+from box2mask.train.loop import train
+from tests.train_helpers import train_options
 
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("train")
-    write_sam_pth(d)
-    write_hq_sam_pth(d)
-    make_rossam(d / "ros")
-    return d
+@pytest.fixture
+def data(train_data: Path) -> Path:
+    return train_data
 
 
-def _opts(d: Path, out: Path, **kw: object) -> TrainOptions:
-    base: dict[str, object] = dict(
-        dataset="rossam", root=d / "ros", adapter_options={"split": "train"},
-        sam=d / "sam_tiny.pth", hq=d / "sam_hq_tiny.pth", out=out, lora_rank=4, epochs=2,
-        frame_fraction=1.0, steps_per_epoch=1, log_every=1, lsj_scale=(0.5, 1.5),
-    )  # fmt: skip
-    base.update(kw)
-    return TrainOptions(**base)  # type: ignore[arg-type]
+_opts = partial(train_options, steps_per_epoch=1)
 
 
 def test_stop_and_resume_gives_the_uninterrupted_state(data: Path, tmp_path: Path) -> None:
