@@ -1,0 +1,86 @@
+"""The image signal of ``box2mask qa``: does the picture agree with the mask?
+
+For each object, two colour models (Gaussians in CIE Lab) are fitted: one to
+the mask's pixels inside the prompt box, one to a ring of background around
+the box (the box grown by a quarter of its long side, at least 3 px, minus
+the box). Every pixel of the box is then given to the likelier model; the
+``image_disagreement`` is ``1 - IoU`` of the mask (inside the box) with the
+pixels that look like the mask. A mask whose colours do not stand out from
+the surroundings, or that leaves out pixels that look just like it, scores
+high: it is either a guess on a low-contrast object or the wrong part of the
+box.
+
+Cost: ``O(box area)`` per object, one image read per frame.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from box2mask.qa.blocks import Block
+
+_RIDGE = 4.0  # added to the covariances' diagonal (Lab units²): flat regions stay invertible
+
+
+def read_lab(path: Path) -> np.ndarray | None:
+    """``(H, W, 3)`` float32 CIE Lab of an image file, ``None`` when it cannot be read."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB).astype(np.float32)
+
+
+def _loglik(x: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    ic = np.linalg.inv(cov)
+    d = x - mu
+    return -0.5 * np.einsum("ij,jk,ik->i", d, ic, d) - 0.5 * math.log(np.linalg.det(cov))
+
+
+def _cov(x: np.ndarray) -> np.ndarray:
+    c = np.cov(x.T) if len(x) > 3 else np.zeros((3, 3))
+    return c + np.eye(3) * _RIDGE
+
+
+def image_disagreement(lab: np.ndarray, block: Block, box_xyxy: list[float]) -> float | None:
+    """``1 - IoU`` of the mask with the box pixels whose colour is closer to the mask's than to the ring's.
+
+    Args:
+        lab: ``(H, W, 3)`` Lab image of the frame.
+        block: the object's mask.
+        box_xyxy: the prompt box, frame pixels.
+
+    Returns:
+        In ``[0, 1]``; ``None`` when there is too little to compare (an empty
+        mask, a box whose ring lies outside the image).
+    """
+    h_img, w_img = lab.shape[:2]
+    x1, y1, x2, y2 = box_xyxy
+    m = max(3, math.ceil(0.25 * max(x2 - x1, y2 - y1)))
+    bx0, by0 = math.ceil(x1 - 0.5), math.ceil(y1 - 0.5)
+    bx1, by1 = max(math.ceil(x2 - 0.5), bx0 + 1), max(math.ceil(y2 - 0.5), by0 + 1)
+    rx0, ry0 = max(0, bx0 - m), max(0, by0 - m)
+    rx1, ry1 = min(w_img, bx1 + m), min(h_img, by1 + m)
+    if rx1 <= rx0 or ry1 <= ry0:
+        return None
+    reg = lab[ry0:ry1, rx0:rx1]
+    hh, ww = reg.shape[:2]
+    inbox = np.zeros((hh, ww), dtype=bool)
+    inbox[max(by0 - ry0, 0) : max(by1 - ry0, 0), max(bx0 - rx0, 0) : max(bx1 - rx0, 0)] = True
+    mk = np.zeros((hh, ww), dtype=bool)
+    bh, bw = block.mask.shape
+    t, lft = block.top - ry0, block.left - rx0
+    r0, r1, c0, c1 = max(t, 0), min(t + bh, hh), max(lft, 0), min(lft + bw, ww)
+    if r1 > r0 and c1 > c0:
+        mk[r0:r1, c0:c1] = block.mask[r0 - t : r1 - t, c0 - lft : c1 - lft]
+    ring, obj = reg[~inbox], reg[mk & inbox]
+    if len(ring) < 5 or len(obj) < 2:
+        return None
+    pix = reg[inbox]
+    fg = _loglik(pix, obj.mean(0), _cov(obj)) > _loglik(pix, ring.mean(0), _cov(ring))
+    mb = mk[inbox]
+    union = int(np.count_nonzero(fg | mb))
+    return 0.0 if union == 0 else 1.0 - int(np.count_nonzero(fg & mb)) / union
