@@ -1,0 +1,257 @@
+"""DAVIS 2017 layout: palette PNGs whose object index is stable along a track (docs/formats.md).
+
+``--format davis`` writes, under ``<out>/davis/``::
+
+    JPEGImages/<video>/<stem><ext>    symbolic links to the dataset's frame images
+    Annotations/<video>/<stem>.png    8-bit palette PNG ("P" mode, the DAVIS palette):
+                                      0 background, k the video's k-th object
+    ImageSets/all.txt                 the videos, one per line, dataset order
+    objects.json                      per video: its sequence and index -> track id, category
+
+``<video>`` is the sequence name with ``/`` replaced by ``_`` (:func:`video_name`):
+DAVIS readers (XMem, Cutie, SAM 2's VOS loader) take every entry of
+``JPEGImages/`` as one video, so a nested ``car/001`` would read as a video
+``car`` whose frames are folders. ``<stem>`` is the frame's image stem as in
+the PNG writer (:func:`box2mask.layout.output_stem`).
+
+Object indices are given in the order tracks first appear in the sequence
+(frame order, then the frame's object order) and hold for the whole
+sequence. A palette PNG holds 255 objects: a sequence with more tracks is
+split into several videos, ``<video>`` (tracks 1-255), ``<video>@2`` (tracks
+256-510), ... each with every frame of the sequence (image links and PNGs),
+so that no index ever wraps; ``objects.json`` says which track is which
+index of which video.
+
+Where masks overlap the smaller object stays visible (objects painted
+largest first, ties in object order, later on top), the PNG writer's rule.
+A track id that occurs twice in one frame (and category) is one object: its
+masks are united.
+
+The assembly reads the job's COCO parts; it holds one sequence's parts at a
+time. The helpers here (:func:`by_sequence`, :func:`track_order`,
+:func:`paint`, :func:`video_name`) are shared with the MOTS and YouTube-VIS
+writers.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from box2mask.errors import UsageError
+from box2mask.io import atomic_write_bytes
+from box2mask.layout import output_stem
+from box2mask.qa.blocks import Block, block_from_segmentation
+from box2mask.types import Frame
+
+DAVIS_DIR = "davis"
+#: objects one palette PNG can hold (index 0 is the background)
+MAX_OBJECTS = 255
+
+TrackKey = tuple[int, str]
+
+
+def davis_palette() -> list[int]:
+    """The DAVIS (PASCAL VOC) palette: 256 RGB triples, flattened (768 ints).
+
+    Index 0 is black, 1 dark red, 2 dark green, 3 olive, ...: the colours of
+    the DAVIS 2017 annotation PNGs, built by the VOC bit-spreading rule.
+
+    >>> davis_palette()[:12]
+    [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0]
+    """
+    pal: list[int] = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal += [r, g, b]
+    return pal
+
+
+_PALETTE = davis_palette()
+
+
+def video_name(sequence: str) -> str:
+    """A flat folder name for a sequence: ``/`` becomes ``_``.
+
+    >>> video_name("car/001")
+    'car_001'
+    """
+    return sequence.replace("/", "_")
+
+
+def check_video_names(sequences: Iterable[str], fmt: str) -> dict[str, str]:
+    """``{sequence: video name}``; two sequences with one flat name are refused.
+
+    Raises:
+        UsageError: names both sequences and the format.
+    """
+    out: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for seq in sequences:
+        name = video_name(seq)
+        if name in seen and seen[name] != seq:
+            raise UsageError(
+                f"--format {fmt}: sequences {seen[name]!r} and {seq!r} both flatten to the "
+                f"video name {name!r}; convert them in separate jobs"
+            )
+        seen[name] = seq
+        out[seq] = name
+    return out
+
+
+def by_sequence(parts: Iterable[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """``(sequence, its parts)`` for runs of consecutive parts of one sequence (dataset order)."""
+    for seq, group in itertools.groupby(parts, key=lambda p: str(p["image"]["sequence"])):
+        yield seq, list(group)
+
+
+def track_key(ann: dict[str, Any]) -> TrackKey:
+    """A track: its id and category (a track id seen with two categories is two tracks)."""
+    return (int(ann["track_id"]), str(ann["category"]))
+
+
+def track_order(parts: Iterable[dict[str, Any]]) -> dict[TrackKey, int]:
+    """``{track key: 0-based rank}`` in order of first appearance (frame order, then object order)."""
+    order: dict[TrackKey, int] = {}
+    for part in parts:
+        for ann in part["annotations"]:
+            order.setdefault(track_key(ann), len(order))
+    return order
+
+
+def paint(
+    blocks: list[Block], areas: list[int], values: list[int], hw: tuple[int, int], dtype: Any
+) -> np.ndarray:
+    """``(H, W)`` map with ``values[i]`` where object ``i`` shows; 0 elsewhere.
+
+    Objects are painted largest ``areas`` first (stable: ties in the given
+    order, later on top), so the smaller of two overlapping objects stays visible.
+    """
+    out = np.zeros(hw, dtype=dtype)
+    for i in sorted(range(len(blocks)), key=lambda k: -areas[k]):
+        b = blocks[i]
+        if b.empty:
+            continue
+        h, w = b.mask.shape
+        out[b.top : b.top + h, b.left : b.left + w][b.mask] = values[i]
+    return out
+
+
+def part_hw(part: dict[str, Any]) -> tuple[int, int]:
+    return (int(part["image"]["height"]), int(part["image"]["width"]))
+
+
+def part_stem(part: dict[str, Any]) -> str:
+    """The per-frame output stem of a part's frame (as the PNG and YOLO writers name it)."""
+    img = part["image"]
+    name = str(img["file_name"])
+    frame = Frame(str(img["sequence"]), int(img["frame_index"]), name, part_hw(part), [], [], [],
+                  file_name=name)  # fmt: skip
+    return output_stem(frame)
+
+
+def link(target: Path, path: Path) -> None:
+    """Make ``path`` a symbolic link to ``target`` (absolute), replacing what is there atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    target = Path(os.path.abspath(target))
+    if path.is_symlink() and Path(os.readlink(path)) == target:
+        return
+    tmp = Path(tempfile.mktemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def palette_png(index_map: np.ndarray) -> bytes:
+    """An ``(H, W)`` uint8 index map as PNG bytes in "P" mode with the DAVIS palette."""
+    h, w = index_map.shape
+    img = Image.frombytes("P", (w, h), np.ascontiguousarray(index_map, dtype=np.uint8).tobytes())
+    img.putpalette(_PALETTE)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_davis(
+    parts: Iterable[dict[str, Any]],
+    root: Path,
+    dest: Path,
+) -> tuple[int, int]:
+    """Write the DAVIS layout for the parts (dataset order) under ``dest/davis``.
+
+    Args:
+        parts: COCO parts (:func:`box2mask.writers.coco.frame_part`), dataset order.
+        root: the dataset root (part ``file_name`` is relative to it), for the image links.
+        dest: the output folder.
+
+    Returns:
+        ``(videos, PNG files)``. Files are written atomically; running again
+        rewrites the same bytes (idempotent).
+    """
+    base = Path(dest) / DAVIS_DIR
+    videos: list[dict[str, Any]] = []
+    n_png = 0
+    names: dict[str, str] = {}
+    for seq, seq_parts in by_sequence(parts):
+        names.update(check_video_names([*names, seq], "davis"))
+        order = track_order(seq_parts)
+        n_groups = max(1, -(-len(order) // MAX_OBJECTS))
+        groups = [names[seq] if g == 0 else f"{names[seq]}@{g + 1}" for g in range(n_groups)]
+        for part in seq_parts:
+            hw = part_hw(part)
+            stem = part_stem(part)
+            anns = part["annotations"]
+            blocks = [block_from_segmentation(a["segmentation"], hw) for a in anns]
+            ranks = [order[track_key(a)] for a in anns]
+            areas = [int(a["area"]) for a in anns]
+            image = Path(root) / str(part["image"]["file_name"])
+            for g, video in enumerate(groups):
+                sel = [i for i, r in enumerate(ranks) if r // MAX_OBJECTS == g]
+                index_map = paint(
+                    [blocks[i] for i in sel],
+                    [areas[i] for i in sel],
+                    [ranks[i] % MAX_OBJECTS + 1 for i in sel],
+                    hw,
+                    np.uint8,
+                )
+                atomic_write_bytes(base / "Annotations" / video / f"{stem}.png", palette_png(index_map))
+                link(image, base / "JPEGImages" / video / f"{stem}{PurePosixPath(image.name).suffix}")
+                n_png += 1
+        keys = sorted(order, key=order.__getitem__)
+        for g, video in enumerate(groups):
+            videos.append(
+                {
+                    "name": video,
+                    "sequence": seq,
+                    "objects": [
+                        {"index": r % MAX_OBJECTS + 1, "track_id": k[0], "category": k[1]}
+                        for r, k in enumerate(keys)
+                        if r // MAX_OBJECTS == g
+                    ],
+                }
+            )
+    atomic_write_bytes(
+        base / "ImageSets" / "all.txt", "".join(v["name"] + "\n" for v in videos).encode("utf-8")
+    )
+    atomic_write_bytes(
+        base / "objects.json", (json.dumps({"videos": videos}, indent=1) + "\n").encode("utf-8")
+    )
+    return len(videos), n_png

@@ -1,0 +1,182 @@
+"""MOTS Challenge / KITTI MOTS text: one line per object and frame, non-overlapping masks.
+
+``--format mots`` writes, under ``<out>/mots/``::
+
+    <video>.txt     time_frame id class_id img_height img_width rle
+    tracks.json     class ids -> names; per video its sequence and id -> track id, category
+
+One file per sequence, ``<video>`` its flat name (:func:`box2mask.writers.davis.video_name`,
+``car/001`` -> ``car_001``). Lines are in frame order, then id order:
+
+- ``time_frame``: the dataset's own frame number (``frame_index`` of the COCO
+  output; 1-based for VISO, SAT-MTB, SatSOT and OOTB, as MOTS Challenge files are);
+- ``id = class_id * 1000 + instance``, ``instance`` 1.. per sequence and class
+  in order of first appearance (``tracks.json`` maps it back to the dataset's
+  track id). More than 999 tracks of one class in one sequence do not fit the
+  format and are refused, naming the sequence;
+- ``class_id``: ``car`` 1 and ``pedestrian`` 2 as in KITTI MOTS (TrackEval's
+  ``KittiMOTS`` scores them as they are); every other category, in the order of
+  the job's category table, takes the next id from 3, skipping 10 (the MOTS
+  ``ignore`` class): ``airplane`` 3, ``ship`` 4, ``train`` 5, then 6, 7, 8, 9, 11, ...;
+- ``rle``: the COCO compressed RLE string of the mask, column-major.
+
+MOTS forbids overlapping masks. Where masks overlap, the pixel goes to the
+smaller object (by mask area; ties to the later object in the frame), the PNG
+writer's rule: each object's mask is what stays visible when objects are
+painted largest first. An object left with no pixel gets no line. A track id
+seen twice in one frame (and category) is one object, its masks united.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from box2mask.errors import UsageError
+from box2mask.io import atomic_write_bytes
+from box2mask.qa.blocks import block_from_segmentation
+from box2mask.rle import encode_window_mask
+from box2mask.types import CropWindow
+from box2mask.writers.davis import (
+    TrackKey,
+    by_sequence,
+    check_video_names,
+    paint,
+    part_hw,
+    track_key,
+    track_order,
+)
+
+MOTS_DIR = "mots"
+#: instances one class can have in a sequence (``id = class * 1000 + instance``)
+MAX_INSTANCES = 999
+#: the MOTS class id of ignore regions; never given to a category
+IGNORE_CLASS = 10
+#: the KITTI MOTS class ids
+FIXED_CLASSES = {"car": 1, "pedestrian": 2}
+
+
+def class_ids(categories: list[dict[str, Any]]) -> dict[str, int]:
+    """``{category name: MOTS class id}`` for a job's category table.
+
+    >>> class_ids([{"id": 1, "name": "airplane"}, {"id": 2, "name": "ship"},
+    ...            {"id": 3, "name": "train"}, {"id": 4, "name": "car"}])
+    {'airplane': 3, 'ship': 4, 'train': 5, 'car': 1}
+    """
+    out: dict[str, int] = {}
+    nxt = 3
+    for c in categories:
+        name = str(c["name"])
+        if name in FIXED_CLASSES:
+            out[name] = FIXED_CLASSES[name]
+            continue
+        if nxt == IGNORE_CLASS:
+            nxt += 1
+        out[name] = nxt
+        nxt += 1
+    return out
+
+
+def block_rle(mask: np.ndarray, top: int, left: int, hw: tuple[int, int]) -> str:
+    """COCO compressed RLE ``counts`` of a frame that is ``mask`` at ``(top, left)``, else 0."""
+    bh, bw = mask.shape
+    s = max(bh, bw, 1)
+    sq = np.zeros((s, s), dtype=bool)
+    sq[:bh, :bw] = mask
+    return encode_window_mask(sq, CropWindow(left, top, s), hw).rle["counts"]
+
+
+def frame_lines(
+    part: dict[str, Any], ids: dict[TrackKey, int], classes: dict[str, int]
+) -> list[tuple[int, str]]:
+    """``(id, line)`` of each object of a frame that keeps a pixel, in id order."""
+    hw = part_hw(part)
+    anns = part["annotations"]
+    keys: dict[TrackKey, int] = {}
+    for a in anns:
+        keys.setdefault(track_key(a), len(keys) + 1)
+    blocks = [block_from_segmentation(a["segmentation"], hw) for a in anns]
+    values = [keys[track_key(a)] for a in anns]
+    owner = paint(blocks, [int(a["area"]) for a in anns], values, hw, np.int32)
+    frame = int(part["image"]["frame_index"])
+    lines = []
+    for key, v in keys.items():
+        mine = [b for b, val in zip(blocks, values, strict=True) if val == v and not b.empty]
+        if not mine:
+            continue
+        top = min(b.top for b in mine)
+        left = min(b.left for b in mine)
+        bottom = max(b.top + b.mask.shape[0] for b in mine)
+        right = max(b.left + b.mask.shape[1] for b in mine)
+        visible = owner[top:bottom, left:right] == v
+        if not visible.any():
+            continue  # wholly under smaller objects
+        counts = block_rle(visible, top, left, hw)
+        oid = ids[key]
+        lines.append((oid, f"{frame} {oid} {classes[key[1]]} {hw[0]} {hw[1]} {counts}"))
+    lines.sort()
+    return lines
+
+
+def write_mots(
+    parts: Iterable[dict[str, Any]], categories: list[dict[str, Any]], dest: Path
+) -> tuple[int, int]:
+    """Write ``dest/mots/<video>.txt`` and ``tracks.json`` from COCO parts (dataset order).
+
+    Returns:
+        ``(sequences, lines)``. Files appear atomically; running again writes
+        the same bytes.
+
+    Raises:
+        UsageError: more than 999 tracks of one class in a sequence, or two
+            sequences with one flat name.
+    """
+    base = Path(dest) / MOTS_DIR
+    classes = class_ids(categories)
+    names: list[str] = []
+    videos = []
+    n_lines = 0
+    for seq, seq_parts in by_sequence(parts):
+        names.append(seq)
+        video = check_video_names(names, "mots")[seq]
+        ids: dict[TrackKey, int] = {}
+        per_class: dict[int, int] = {}
+        order = track_order(seq_parts)
+        for key in sorted(order, key=order.__getitem__):
+            if key[1] not in classes:
+                raise UsageError(f"--format mots: category {key[1]!r} is not in the category table")
+            cls = classes[key[1]]
+            per_class[cls] = per_class.get(cls, 0) + 1
+            if per_class[cls] > MAX_INSTANCES:
+                raise UsageError(
+                    f"--format mots: sequence {seq!r} has more than {MAX_INSTANCES} {key[1]!r} "
+                    f"tracks; MOTS ids (class_id * 1000 + instance) hold {MAX_INSTANCES} per class "
+                    "and sequence. Use another --format for this sequence (ytvis, davis, coco)."
+                )
+            ids[key] = cls * 1000 + per_class[cls]
+        text = []
+        for part in seq_parts:
+            text.extend(line for _, line in frame_lines(part, ids, classes))
+        n_lines += len(text)
+        atomic_write_bytes(base / f"{video}.txt", "".join(t + "\n" for t in text).encode("ascii"))
+        videos.append(
+            {
+                "name": video,
+                "sequence": seq,
+                "frames": [int(p["image"]["frame_index"]) for p in (seq_parts[0], seq_parts[-1])],
+                "objects": [
+                    {"id": ids[k], "track_id": k[0], "category": k[1]}
+                    for k in sorted(ids, key=ids.__getitem__)
+                ],
+            }
+        )
+    table = {
+        "classes": {str(v): k for k, v in sorted(classes.items(), key=lambda kv: kv[1])},
+        "videos": videos,
+    }
+    atomic_write_bytes(base / "tracks.json", (json.dumps(table, indent=1) + "\n").encode("utf-8"))
+    return len(videos), n_lines

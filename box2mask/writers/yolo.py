@@ -1,0 +1,199 @@
+"""Ultralytics YOLO-seg: one label file per frame, a normalised polygon per object (docs/formats.md).
+
+``--format yolo`` writes, under ``<out>/yolo/``::
+
+    images/<sequence>/<stem><ext>    symbolic links to the dataset's frame images
+    labels/<sequence>/<stem>.txt     one line per object: class x1 y1 x2 y2 ... (normalised)
+    data.yaml                        train/val: images; names: class index -> category
+
+Ultralytics finds a label by replacing the last ``images`` folder of the
+image's path with ``labels``, hence the links. ``data.yaml`` has no ``path``:
+ultralytics then takes the folder the YAML is in, so the output can move.
+
+Each line is what ultralytics' own ``convert_coco(..., use_segments=True)``
+writes for the object's mask:
+
+- the class index is the category id minus one in the job's category table
+  (``airplane`` 0, ``ship`` 1, ``train`` 2, ``car`` 3, ...; ``data.yaml``
+  ``names`` lists them);
+- the polygon is the outer contour of the mask (OpenCV ``findContours``,
+  ``RETR_EXTERNAL``, ``CHAIN_APPROX_SIMPLE``), through the centres of the
+  boundary pixels, so that ``cv2.fillPoly`` (ultralytics' ``polygon2mask``)
+  paints the mask back. Holes are filled: a YOLO-seg polygon has none;
+- a mask in several parts gives one polygon whose parts are joined by
+  zero-width bridges between their closest points (ultralytics'
+  ``merge_multi_segment``, reproduced here: ultralytics is not a dependency of
+  box2mask); parts with fewer than three contour points are dropped, and an
+  object left with none (one or two pixels) gets its mask's bounding box as a
+  four-point polygon; an empty mask gets no line;
+- coordinates are ``x / W`` and ``y / H`` written with ``%g``; a frame
+  without objects has an empty label file (a background image).
+
+Masks may overlap (YOLO-seg instances are independent). Labels are encoded
+per frame from the crop-local masks (in the workers, in parallel); the image
+links and ``data.yaml`` are written at the end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import cv2
+import numpy as np
+
+from box2mask.io import atomic_write_bytes
+from box2mask.layout import output_stem
+from box2mask.types import FrameMasks, ObjectMask
+from box2mask.writers.davis import link, part_stem
+
+YOLO_DIR = "yolo"
+
+
+def label_path(sequence: str, stem: str) -> str:
+    """``yolo/labels/<sequence>/<stem>.txt`` (posix, relative to ``--out``)."""
+    return f"{YOLO_DIR}/labels/{sequence}/{stem}.txt"
+
+
+def image_link_path(sequence: str, stem: str, file_name: str) -> str:
+    """``yolo/images/<sequence>/<stem><ext of the image>``."""
+    return f"{YOLO_DIR}/images/{sequence}/{stem}{PurePosixPath(file_name).suffix}"
+
+
+def min_index(arr1: np.ndarray, arr2: np.ndarray) -> tuple[int, int]:
+    """Indices ``(i, j)`` of the closest pair ``arr1[i]``, ``arr2[j]`` (first in row-major order)."""
+    dis = ((arr1[:, None, :] - arr2[None, :, :]) ** 2).sum(-1)
+    i, j = np.unravel_index(np.argmin(dis, axis=None), dis.shape)
+    return int(i), int(j)
+
+
+def merge_multi_segment(segments: list[np.ndarray]) -> list[np.ndarray]:
+    """Join polygons into one outline with zero-width bridges at their closest points.
+
+    Ultralytics' ``ultralytics.data.converter.merge_multi_segment``, step for
+    step: the same input gives the same points. ``segments`` are ``(K, 2)``
+    point arrays; the result's pieces, concatenated, are the joined polygon.
+    """
+    s: list[np.ndarray] = []
+    segs = [np.asarray(x).reshape(-1, 2) for x in segments]
+    idx_list: list[list[int]] = [[] for _ in range(len(segs))]
+    for i in range(1, len(segs)):
+        idx1, idx2 = min_index(segs[i - 1], segs[i])
+        idx_list[i - 1].append(idx1)
+        idx_list[i].append(idx2)
+    for k in range(2):
+        if k == 0:
+            for i, idx in enumerate(idx_list):
+                if len(idx) == 2 and idx[0] > idx[1]:
+                    idx = [len(segs[i]) - 1 - x for x in idx]
+                    segs[i] = segs[i][::-1, :]
+                segs[i] = np.roll(segs[i], -idx[0], axis=0)
+                segs[i] = np.concatenate([segs[i], segs[i][:1]])
+                if i in {0, len(idx_list) - 1}:
+                    s.append(segs[i])
+                else:
+                    idx = [0, idx[1] - idx[0]]
+                    s.append(segs[i][idx[0] : idx[1] + 1])
+        else:
+            for i in range(len(idx_list) - 1, -1, -1):
+                if i not in {0, len(idx_list) - 1}:
+                    idx = idx_list[i]
+                    nidx = abs(idx[1] - idx[0])
+                    s.append(segs[i][nidx:])
+    return s
+
+
+def mask_polygon(block: np.ndarray, top: int, left: int) -> np.ndarray | None:
+    """The YOLO-seg outline of a mask given as its tight block at ``(top, left)``.
+
+    Returns:
+        ``(K, 2)`` float64 frame pixel ``(x, y)`` points, or ``None`` for an empty mask.
+    """
+    if block.size == 0 or not block.any():
+        return None
+    contours = cv2.findContours(
+        np.ascontiguousarray(block, dtype=np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )[0]
+    polys = [c.reshape(-1, 2) + (left, top) for c in contours if len(c) >= 3]
+    if not polys:
+        bh, bw = block.shape
+        x1, y1, x2, y2 = left, top, left + bw, top + bh
+        return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], dtype=np.float64)
+    if len(polys) > 1:
+        return np.concatenate(merge_multi_segment(polys), axis=0).astype(np.float64)
+    return polys[0].astype(np.float64)
+
+
+def object_block(om: ObjectMask, hw: tuple[int, int]) -> tuple[np.ndarray, int, int]:
+    """The tight block of the part of an object's mask inside the frame, and its ``(top, left)``."""
+    ov = om.window.overlap(hw)
+    if ov is None:
+        return np.zeros((0, 0), bool), 0, 0
+    fr, fc, cr, cc = ov
+    visible = om.mask[cr, cc]
+    rows = np.flatnonzero(visible.any(axis=1))
+    if rows.size == 0:
+        return np.zeros((0, 0), bool), 0, 0
+    cols = np.flatnonzero(visible.any(axis=0))
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return visible[r0:r1, c0:c1], fr.start + r0, fc.start + c0
+
+
+def label_text(fm: FrameMasks, class_index: dict[str, int]) -> str:
+    """A frame's YOLO-seg label file: one ``cls x1 y1 ...`` line per object with a pixel."""
+    h, w = fm.frame.image_hw
+    scale = np.array([w, h], dtype=np.float64)
+    rows: dict[str, None] = {}
+    for om in fm.masks:
+        block, top, left = object_block(om, (h, w))
+        poly = mask_polygon(block, top, left)
+        if poly is None:
+            continue
+        vals = (class_index[om.category], *(poly / scale).reshape(-1).tolist())
+        rows.setdefault(("%g " * len(vals)).rstrip() % vals)  # duplicates once, as ultralytics
+    return "".join(r + "\n" for r in rows)
+
+
+def class_indices(categories: list[dict[str, Any]]) -> dict[str, int]:
+    """``{category name: class index}``: the category id minus one."""
+    return {str(c["name"]): int(c["id"]) - 1 for c in categories}
+
+
+def encode_labels(fm: FrameMasks, categories: list[dict[str, Any]]) -> tuple[str, bytes]:
+    """``(path relative to --out, bytes)`` of a frame's label file."""
+    path = label_path(fm.frame.sequence, output_stem(fm.frame))
+    return path, label_text(fm, class_indices(categories)).encode("ascii")
+
+
+def data_yaml(categories: list[dict[str, Any]]) -> str:
+    """``data.yaml`` text: ``train``/``val`` the linked images, ``names`` by class index."""
+    lines = [
+        "# written by box2mask (--format yolo): images/ links to the dataset's frames,",
+        "# labels/ holds one polygon per object; no 'path', so ultralytics uses this folder",
+        "train: images",
+        "val: images",
+        "names:",
+    ]
+    for name, idx in sorted(class_indices(categories).items(), key=lambda kv: kv[1]):
+        lines.append(f"  {idx}: {json.dumps(name)}")
+    return "\n".join(lines) + "\n"
+
+
+def finalize_yolo(
+    parts: Iterable[dict[str, Any]], categories: list[dict[str, Any]], root: Path, dest: Path
+) -> int:
+    """Link each frame's image beside its labels and write ``data.yaml``; returns the links made.
+
+    Idempotent: a link already pointing at its image is left alone.
+    """
+    n = 0
+    for part in parts:
+        img = part["image"]
+        stem = part_stem(part)
+        rel = image_link_path(str(img["sequence"]), stem, str(img["file_name"]))
+        link(Path(root) / str(img["file_name"]), Path(dest) / rel)
+        n += 1
+    atomic_write_bytes(Path(dest) / YOLO_DIR / "data.yaml", data_yaml(categories).encode("utf-8"))
+    return n

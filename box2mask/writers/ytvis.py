@@ -1,0 +1,212 @@
+"""YouTube-VIS (2019/2021) JSON: one track per annotation, a mask per frame (docs/formats.md).
+
+``--format ytvis`` writes ``<out>/ytvis.json``, the file VIS trainers
+(Mask2Former-VIS, MinVIS, DVIS, the ``youtubevos/cocoapi`` ``YTVOS`` API)
+read:
+
+- ``videos``: ``id`` (1..), ``name`` (the sequence), ``width``, ``height``,
+  ``length``, ``file_names`` (each frame's image, relative to the dataset
+  root as in the COCO output: register the file with ``image_root`` = the
+  dataset root), in frame order;
+- ``annotations``: one per track (the dataset's track id, in ``track_id``;
+  ``id`` 1.. in order of first appearance), ``video_id``, ``category_id``,
+  ``iscrowd`` 0, ``height``, ``width``, and per frame of the video
+  ``segmentations`` (uncompressed RLE, ``counts`` a list of ints, as the
+  published YouTube-VIS files), ``areas``, ``bboxes`` (xywh) and box2mask's
+  ``scores``, each ``null`` where the track is absent or its mask is empty;
+- ``categories``: the job's category table (the COCO output's).
+
+Uncompressed RLE because TrackEval's ``YouTubeVIS`` class reads ground
+truth with ``frPyObjects``, which takes only that form; the ``YTVOS`` API and
+the Mask2Former loaders take either. Frames are the converted frames of each
+sequence; all frames of a video must have one size. A track id seen with
+two categories is two tracks; seen twice in one frame, its masks are united.
+
+Memory: one sequence's parts and tracks at a time; annotations are spooled
+to a temporary file beside the output, as the COCO writer does.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from box2mask.errors import Box2MaskError
+from box2mask.io import atomic_open
+from box2mask.qa.blocks import block_from_segmentation, rle_counts
+from box2mask.writers.davis import (
+    TrackKey,
+    by_sequence,
+    check_video_names,
+    paint,
+    part_hw,
+    track_key,
+    track_order,
+)
+
+YTVIS_NAME = "ytvis.json"
+
+
+def uncompressed(seg: dict[str, Any]) -> dict[str, Any]:
+    """A COCO RLE as uncompressed RLE: ``{"size": [H, W], "counts": [int, ...]}``.
+
+    >>> from pycocotools import mask as m
+    >>> import numpy as np
+    >>> a = np.zeros((4, 3), np.uint8, order="F"); a[1:3, 1] = 1
+    >>> r = m.encode(a); r["counts"] = r["counts"].decode()
+    >>> uncompressed(r)
+    {'size': [4, 3], 'counts': [5, 2, 5]}
+    """
+    counts = seg["counts"]
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    runs = rle_counts(counts) if isinstance(counts, str) else [int(c) for c in counts]
+    return {"size": [int(v) for v in seg["size"]], "counts": runs}
+
+
+def _united(segs: list[dict[str, Any]], hw: tuple[int, int]) -> tuple[dict, int, list[float]]:
+    """One track's masks in one frame (a duplicate track id) united: RLE, area, bbox."""
+    blocks = [block_from_segmentation(s, hw) for s in segs]
+    full = paint(blocks, [b.area for b in blocks], [1] * len(blocks), hw, np.uint8)
+    rle = mask_utils.encode(np.asfortranarray(full))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle, int(mask_utils.area(rle)), [float(v) for v in mask_utils.toBbox(rle)]
+
+
+def write_ytvis(
+    parts: Iterable[dict[str, Any]], categories: list[dict[str, Any]], dest: Path
+) -> tuple[int, int]:
+    """Stream COCO parts (dataset order) into one YouTube-VIS JSON at ``dest`` (atomically).
+
+    Returns:
+        ``(videos, annotations)``.
+    """
+    cat_ids = {c["name"]: c["id"] for c in categories}
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    n_vid = n_ann = 0
+    names: list[str] = []
+    with (
+        atomic_open(dest) as fh,
+        tempfile.TemporaryFile("w+", encoding="utf-8", dir=dest.parent) as spool,
+    ):
+        fh.write('{"videos":[')
+        for seq, seq_parts in by_sequence(parts):
+            names.append(seq)
+            check_video_names(names, "ytvis")
+            n_vid += 1
+            hw = part_hw(seq_parts[0])
+            for p in seq_parts:
+                if part_hw(p) != hw:
+                    raise Box2MaskError(
+                        f"--format ytvis: sequence {seq!r} frame {p['image']['frame_index']} is "
+                        f"{p['image']['width']}x{p['image']['height']}, its first frame "
+                        f"{hw[1]}x{hw[0]}; a YouTube-VIS video has one size"
+                    )
+            video = {
+                "id": n_vid,
+                "name": seq,
+                "width": hw[1],
+                "height": hw[0],
+                "length": len(seq_parts),
+                "file_names": [str(p["image"]["file_name"]) for p in seq_parts],
+            }
+            fh.write(("\n" if n_vid == 1 else ",\n") + json.dumps(video))
+            order = track_order(seq_parts)
+            length = len(seq_parts)
+            tracks: list[dict[str, Any]] = []
+            for key in sorted(order, key=order.__getitem__):
+                if key[1] not in cat_ids:
+                    raise Box2MaskError(f"category {key[1]!r} of a part is not in the category table")
+                tracks.append(
+                    {
+                        "key": key,
+                        "segmentations": [None] * length,
+                        "areas": [None] * length,
+                        "bboxes": [None] * length,
+                        "scores": [None] * length,
+                    }
+                )
+            for t, part in enumerate(seq_parts):
+                seen: dict[TrackKey, list[dict[str, Any]]] = {}
+                for ann in part["annotations"]:
+                    seen.setdefault(track_key(ann), []).append(ann)
+                for key, anns in seen.items():
+                    tr = tracks[order[key]]
+                    if len(anns) == 1:
+                        rle, area, bbox = anns[0]["segmentation"], int(anns[0]["area"]), anns[0]["bbox"]
+                    else:
+                        rle, area, bbox = _united([a["segmentation"] for a in anns], hw)
+                    if area == 0:
+                        continue  # an empty mask: absent in this frame
+                    tr["segmentations"][t] = uncompressed(rle)
+                    tr["areas"][t] = area
+                    tr["bboxes"][t] = [float(v) for v in bbox]
+                    tr["scores"][t] = max(float(a["score"]) for a in anns)
+            for tr in tracks:
+                n_ann += 1
+                track_id, cat = tr.pop("key")
+                rec = {
+                    "id": n_ann,
+                    "video_id": n_vid,
+                    "category_id": cat_ids[cat],
+                    "iscrowd": 0,
+                    "height": hw[0],
+                    "width": hw[1],
+                    "track_id": track_id,
+                    **tr,
+                }
+                spool.write(("\n" if n_ann == 1 else ",\n") + json.dumps(rec))
+        fh.write('\n],"annotations":[')
+        spool.seek(0)
+        shutil.copyfileobj(spool, fh, 1 << 20)
+        fh.write('\n],"categories":' + json.dumps(categories) + "}\n")
+    return n_vid, n_ann
+
+
+def to_trackeval(
+    data: dict[str, Any], score: float | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A YouTube-VIS dict as TrackEval's ``YouTubeVIS`` class reads it: ``(ground truth, results)``.
+
+    TrackEval names each video by the first folder of its first
+    ``file_names`` entry, which is the same for every sequence of most
+    datasets here (``mot/car/001/img/...``), so the ground truth returned
+    has each video's file names under its own flat folder (``car_001/<image>``;
+    TrackEval reads no image). The results are the annotations as a VIS model
+    writes them: ``video_id``, ``category_id``, ``segmentations`` (compressed
+    RLE, ``null`` where absent) and one ``score`` per track (``score``, else
+    the mean of the track's ``scores``).
+    """
+    gt = copy.deepcopy(data)
+    names = check_video_names([v.get("name", str(v["id"])) for v in gt["videos"]], "ytvis")
+    for v in gt["videos"]:
+        folder = names[v.get("name", str(v["id"]))]
+        v["file_names"] = [f"{folder}/{Path(f).name}" for f in v["file_names"]]
+    results = []
+    for ann in data["annotations"]:
+        segs = []
+        for s in ann["segmentations"]:
+            if s is None:
+                segs.append(None)
+                continue
+            rle = mask_utils.frPyObjects(s, *s["size"])
+            segs.append({"size": rle["size"], "counts": rle["counts"].decode("ascii")})
+        scores = [v for v in ann.get("scores", []) if v is not None]
+        results.append(
+            {
+                "video_id": ann["video_id"],
+                "category_id": ann["category_id"],
+                "segmentations": segs,
+                "score": score if score is not None else (float(np.mean(scores)) if scores else 1.0),
+            }
+        )
+    return gt, results
