@@ -26,43 +26,15 @@ import subprocess
 import sys
 import tempfile
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from box2mask.qa.flagscore import SHARES, SINGLE
 from box2mask.qa.groundtruth import gt_ious
 from box2mask.qa.report import load_output
 from box2mask.qa.score import DEFAULT, fit, logit, recall_at
-from box2mask.qa.signals import CropGeometry, ObjectSignals, signals
-
-SHARES = (0.05, 0.10, 0.20)
-
-
-def _neg(v: float | None) -> float:
-    return -np.inf if v is None else -v
-
-
-#: single signals, each in its suspicious direction (higher = more suspicious)
-SINGLE: dict[str, Callable[[ObjectSignals], float]] = {
-    "box area": lambda s: s.box_area,
-    "low model score": lambda s: _neg(s.score),
-    "image disagreement": lambda s: -np.inf if s.image_disagreement is None
-    else s.image_disagreement,
-    "nested box": lambda s: s.nested,
-    "box overlap": lambda s: s.box_overlap,
-    "mask overlap": lambda s: s.mask_overlap,
-    "fallback": lambda s: float(s.fallback),
-    "at image edge": lambda s: float(s.at_image_edge),
-    "box aspect": lambda s: s.aspect,
-    "small area ratio": lambda s: -s.area_ratio,
-    "large area ratio": lambda s: s.area_ratio,
-    "loose tight box": lambda s: 1 - s.box_iou,
-    "outside box": lambda s: s.outside,
-    "fragments": lambda s: s.fragment,
-    "cut by crop": lambda s: float(s.touches_crop),
-    "track jump": lambda s: _neg(s.track_iou),
-}  # fmt: skip
+from box2mask.qa.signals import CropGeometry, signals
 
 
 def convert(root: Path, out: Path) -> str:

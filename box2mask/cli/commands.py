@@ -7,6 +7,8 @@ from box2mask.cli import eval as _eval  # noqa: F401
 from box2mask.cli import merge as _merge  # noqa: F401
 from box2mask.cli import train as _train  # noqa: F401
 from box2mask.cli import viz as _viz  # noqa: F401
+from box2mask.cli.qa import qa_app
 from box2mask.cli.weights import weights_app
 
 app.add_typer(weights_app, name="weights")
+app.add_typer(qa_app, name="qa")

@@ -1,0 +1,172 @@
+"""``box2mask qa``: rank a conversion's objects by how suspicious their masks are; ``qa apply``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from box2mask.cli._common import console, run_safely, setup_logging
+from box2mask.options import parse_key_values
+
+qa_app = typer.Typer(
+    name="qa",
+    help="Quality flags: rank the masks of a conversion, most suspicious first (docs/qa.md).",
+    invoke_without_command=True,
+    no_args_is_help=True,
+)
+
+_Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+_GT = "Scoring the flags against ground truth"
+
+
+@qa_app.callback()
+def qa_command(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="A `box2mask convert` job folder, or a COCO JSON file."),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Folder for qa.json and qa.csv (default: <job>/qa, or qa/ beside the file)."),
+    ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(help="Also write the review page (index.html + thumbnails) into this folder."),
+    ] = None,
+    html_top: Annotated[
+        int, typer.Option(help="Objects on the review page: the N most suspicious.")
+    ] = 1000,
+    image_root: Annotated[
+        Path | None,
+        typer.Option(help="Folder the images' file_name is relative to (default: the job's root)."),
+    ] = None,
+    no_images: Annotated[
+        bool, typer.Option("--no-images", help="Do not read the images (no image signal, no page).")
+    ] = False,
+    top: Annotated[int, typer.Option(help="Print the N most suspicious objects.")] = 10,
+    gt_dataset: Annotated[
+        str | None,
+        typer.Option(help="Dataset adapter with ground-truth masks: print the recall of "
+                     "IoU<0.5 objects among the top 5/10/20% flagged.", rich_help_panel=_GT),
+    ] = None,
+    gt_root: Annotated[
+        Path | None, typer.Option(help="Root of the ground-truth dataset.", rich_help_panel=_GT)
+    ] = None,
+    gt_opt: Annotated[
+        list[str] | None,
+        typer.Option(help="Ground-truth dataset option KEY=VALUE.", rich_help_panel=_GT),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+    debug: _Debug = False,
+) -> None:
+    """Signals per object, one suspicion score, a ranked list (qa.json, qa.csv), a review page."""
+    if ctx.invoked_subcommand is not None:
+        return
+    setup_logging(verbose)
+
+    def run():  # noqa: ANN202
+        from box2mask.errors import UsageError
+        from box2mask.qa.report import load_output, run_qa, write_reports
+
+        if out is None:
+            raise UsageError("--out: give a `box2mask convert` job folder or a COCO JSON file")
+        if html_top < 1:
+            raise UsageError(f"--html-top must be at least 1, got {html_top}")
+        if html is not None and no_images:
+            raise UsageError("--html needs the images: drop --no-images")
+        output = load_output(out)
+        rep = run_qa(output, image_root=image_root, images=not no_images)
+        dest = report
+        if dest is None:
+            dest = (output.job_dir or output.coco_path.parent) / "qa"
+        paths = write_reports(rep, dest)
+        page = None
+        if html is not None:
+            from box2mask.qa.html import write_page
+
+            if rep.image_root is None:
+                raise UsageError("--html: the images' root is unknown; pass --image-root")
+            page = write_page(rep, output, html, top=html_top)
+        scored = None
+        if gt_dataset is not None:
+            from box2mask.qa.flagscore import score_flags
+            from box2mask.qa.groundtruth import gt_ious
+
+            ious = gt_ious(output.coco, gt_dataset, gt_root, parse_key_values(gt_opt or []),
+                           output.coco_path)  # fmt: skip
+            objs = [o.signals for o in rep.objects]
+            scored = score_flags(objs, [o.logit for o in rep.objects], ious)
+            gp = dest / "qa_gt.json"
+            gp.write_text(json.dumps(scored, indent=1) + "\n", encoding="utf-8")
+            paths.append(gp)
+        return rep, paths, page, scored
+
+    rep, paths, page, scored = run_safely(run, debug)
+    table = Table(title=f"box2mask qa: {len(rep.objects)} objects, most suspicious first",
+                  title_justify="left")  # fmt: skip
+    for col in ("rank", "id", "sequence", "frame", "track", "category", "source", "suspicion",
+                "flags"):  # fmt: skip
+        table.add_column(col)
+    for o in rep.objects[:top]:
+        s = o.signals
+        table.add_row(str(o.rank), str(s.id), escape(s.sequence), str(s.frame_index),
+                      str(s.track_id), escape(s.category), escape(s.mask_source),
+                      f"{o.suspicion:.3f}", escape(" ".join(o.flags)))  # fmt: skip
+    console.print(table)
+    counts = {k: v for k, v in rep.flag_counts().items() if v}
+    console.print("flags: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none"))
+    if rep.image_root is None:
+        console.print("no image signal (no image root: pass --image-root)")
+    elif rep.unread_images:
+        console.print(f"[yellow]{rep.unread_images} image(s) could not be read[/]: no image "
+                      "signal for their objects")  # fmt: skip
+    if scored is not None:
+        _print_scored(scored)
+    for p in paths:
+        console.print(f"wrote {escape(str(p))}")
+    if page is not None:
+        console.print(f"review page {escape(str(page))}")
+
+
+def _print_scored(scored: dict) -> None:
+    shares = scored["shares"]
+    t = Table(title=f"recall of the {scored['bad']} objects with IoU < {scored['bad_iou']} "
+              f"(of {scored['objects']}) among the top k% flagged", title_justify="left")  # fmt: skip
+    t.add_column("ranking")
+    for sh in shares:
+        t.add_column(f"top {100 * sh:g}%", justify="right")
+
+    def pct(v: float) -> str:
+        return "-" if v != v else f"{100 * v:.1f}%"
+
+    t.add_row("suspicion", *(pct(v) for v in scored["suspicion"]))
+    t.add_row("random", *(pct(v) for v in scored["random"]))
+    for name, vals in scored["single"].items():
+        t.add_row(escape(name), *(pct(v) for v in vals))
+    console.print(t)
+
+
+@qa_app.command("apply")
+def apply_command(
+    decisions: Annotated[Path, typer.Argument(help="decisions.json exported from the review page.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="The `box2mask convert` job folder to rewrite.")
+    ],
+    debug: _Debug = False,
+) -> None:
+    """Apply review decisions: rejected objects removed or filled with a box / ellipse."""
+
+    def run():  # noqa: ANN202
+        from box2mask.qa.apply import apply_decisions
+
+        return apply_decisions(decisions, out)
+
+    summary = run_safely(run, debug)
+    for line in summary.lines():
+        console.print(escape(line))
