@@ -11,6 +11,12 @@
   not grow with the number of frames.
 
 The engine knows nothing about files or jobs: finished frames go to a callback.
+
+Every mask is kept as its :class:`~box2mask.types.MaskBlock` (the rectangle
+that holds its pixels): a box-filled or shape-fitted small object costs in
+proportion to its box, not to its 512×512 window, from the fill to the RLE.
+torch is imported only by what uses it (prompt models, CUDA devices), so a
+weight-free job never loads it.
 """
 
 from __future__ import annotations
@@ -24,11 +30,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from box2mask import geometry
 from box2mask.errors import AnnotationError, Box2MaskError
@@ -36,7 +41,10 @@ from box2mask.hostmem import keep_freed_memory
 from box2mask.io import read_image
 from box2mask.models.base import PromptModel, ShapeModel
 from box2mask.problems import Problems
-from box2mask.types import CropWindow, Frame, FrameMasks, ObjectMask
+from box2mask.types import CropWindow, Frame, FrameMasks, MaskBlock, ObjectMask
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("box2mask")
 
@@ -99,6 +107,8 @@ def classify_error(exc: BaseException) -> str:
     >>> classify_error(RuntimeError("NaN in attention"))
     'error'
     """
+    import torch
+
     oom_type = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
     if isinstance(exc, oom_type):
         return "oom"
@@ -125,6 +135,8 @@ def cuda_device_scope(device: torch.device | None) -> Iterator[None]:
     if device is None or device.type != "cuda":
         yield
         return
+    import torch
+
     previous = torch.cuda.current_device()
     index = previous if device.index is None else device.index
     torch.cuda.set_device(index)
@@ -337,7 +349,11 @@ class MaskEngine:
         self.is_prompt = isinstance(model, PromptModel) and not isinstance(model, ShapeModel)
         self.opts = options
         self.box_filler = box_filler
-        self.device = device or torch.device("cpu")
+        if device is None:
+            import torch
+
+            device = torch.device("cpu")
+        self.device = device
         self.autocast_dtype = autocast_dtype
         self.problems = problems if problems is not None else Problems()
         self.profile = profile if profile is not None else Profile()
@@ -401,17 +417,7 @@ class MaskEngine:
                 model = self.model  # type: ignore[assignment]
             if model is not None:
                 with self.profile.time("shape"):
-                    crop = None
-                    if getattr(model, "needs_image", False):
-                        crop = geometry.crop_image(state.image, window, self.fill)  # type: ignore[arg-type]
-                    obb = None if frame.obb is None else frame.obb[i] - (window.x0, window.y0)
-                    mask, score, source = model.segment(
-                        crop,
-                        window.box_to_crop(box),
-                        window.size,
-                        obb=obb,
-                        category=str(frame.category[i]),
-                    )
+                    mask, score, source = self._segment_shape(model, state.image, frame, i, window)
                 state.results[slot] = self._object_mask(frame, i, window, mask, score, source)
         if model_slots:
             boxes = frame.xyxy[keep[model_slots]]
@@ -423,6 +429,28 @@ class MaskEngine:
         if not model_slots:
             state.image = None
         return state
+
+    def _segment_shape(
+        self,
+        model: ShapeModel,
+        image: np.ndarray | None,
+        frame: Frame,
+        i: int,
+        window: CropWindow,
+    ) -> tuple[MaskBlock | np.ndarray, float | None, str]:
+        """One object's weight-free mask: a block from ``segment_block`` where the model
+        has it (fills, grabcut, classical: the window's pixels are cut only where the
+        model looks), else the ``(S, S)`` mask of ``segment`` (any third-party ShapeModel)."""
+        obb = None if frame.obb is None else frame.obb[i] - (window.x0, window.y0)
+        box = window.box_to_crop(frame.xyxy[i])
+        category = str(frame.category[i])
+        needs_image = getattr(model, "needs_image", False)
+        segment_block = getattr(model, "segment_block", None)
+        if segment_block is not None:
+            pixels = geometry.WindowPixels(image, window, self.fill) if needs_image else None  # type: ignore[arg-type]
+            return segment_block(pixels, box, window.size, obb=obb, category=category)
+        crop = geometry.crop_image(image, window, self.fill) if needs_image else None  # type: ignore[arg-type]
+        return model.segment(crop, box, window.size, obb=obb, category=category)
 
     def _crops(self, state: _FrameState, groups: list[tuple[CropWindow, list[int]]]) -> list[_Crop]:
         """Worker thread: cut and resize the crops of some of a frame's model objects."""
@@ -450,23 +478,34 @@ class MaskEngine:
         frame: Frame,
         i: int,
         window: CropWindow,
-        mask: np.ndarray,
+        mask: MaskBlock | np.ndarray,
         score: float | None,
         source: str,
     ) -> ObjectMask:
+        """The :class:`ObjectMask` of object ``i``, kept as its block.
+
+        ``mask`` is a :class:`MaskBlock` in window pixels, or an ``(S, S)`` bool
+        mask (the model's, a third-party shape model's), whose block is found
+        here: one pass over the window, then only the block is kept.
+        """
+        if isinstance(mask, MaskBlock):
+            block = mask
+        else:
+            m = np.asarray(mask)
+            s = window.size
+            if m.shape != (s, s):
+                raise ValueError(f"mask must have the window's shape ({s}, {s}), got {m.shape}")
+            block = MaskBlock.from_mask(m)
         if self.opts.clip_to_obb and frame.obb is not None and source not in ("obb", "box"):
-            poly = np.round((frame.obb[i] - (window.x0, window.y0)) * 16).astype(np.int32)
-            clip = np.zeros(mask.shape, dtype=np.uint8)
-            cv2.fillPoly(clip, [poly], 1, lineType=cv2.LINE_8, shift=4)
-            mask = mask & clip.astype(bool)
-        return ObjectMask(
-            track_id=int(frame.track_id[i]),
-            category=str(frame.category[i]),
-            window=window,
-            mask=mask,
-            prompt_xyxy=frame.xyxy[i],
-            score=score,
-            source=source,  # type: ignore[arg-type]
+            block = _clip_block_to_polygon(block, frame.obb[i] - (window.x0, window.y0))
+        return ObjectMask.from_block(
+            int(frame.track_id[i]),
+            str(frame.category[i]),
+            window,
+            block,
+            frame.xyxy[i],
+            score,
+            source,
         )
 
     # -- running -----------------------------------------------------------
@@ -560,6 +599,8 @@ class MaskEngine:
         while its non-blocking host→device copy may still be running; an event
         recorded after each copy is waited on before a buffer is refilled.
         """
+        import torch
+
         size = self.image_size
         k = self._next_buffer
         self._next_buffer ^= 1
@@ -614,6 +655,8 @@ class MaskEngine:
                 )
             oom = kind == "oom"
             if oom and self.device.type == "cuda":
+                import torch
+
                 torch.cuda.empty_cache()
             if len(crops) > 1:
                 half = len(crops) // 2
@@ -659,6 +702,8 @@ class MaskEngine:
 
         ``M`` is the number of prompts (objects) in ``crops``, crop by crop.
         """
+        import torch
+
         boxes_np = np.stack([it.box for c in crops for it in c.items]).astype(np.float32)
         index_np = np.repeat(np.arange(len(crops)), [len(c.items) for c in crops])
         if self.device.type == "cuda":
@@ -693,6 +738,8 @@ class MaskEngine:
         object smaller than the crop has the same side), on the model's device;
         only the thresholded bool masks come back to the host.
         """
+        import torch.nn.functional as F
+
         out: list[np.ndarray | None] = [None] * len(sizes)
         by_size: dict[int, list[int]] = collections.defaultdict(list)
         for k, s in enumerate(sizes):
@@ -709,6 +756,8 @@ class MaskEngine:
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
+            import torch
+
             torch.cuda.synchronize(self.device)
 
     @staticmethod
@@ -727,3 +776,20 @@ def _frame_error_text(frame: Frame, failure: str) -> AnnotationError:
         f"{frame.sequence} frame {frame.frame_index}: the model failed ({failure}); frame skipped",
         frame.image_path,
     )
+
+
+def _clip_block_to_polygon(block: MaskBlock, poly_xy: np.ndarray) -> MaskBlock:
+    """``block`` AND the polygon (window pixels), rasterised by OpenCV over the block only.
+
+    The corners are rounded to OpenCV's 1/16-pixel fixed point in window
+    pixels first and then moved by the block's whole-pixel origin, so the
+    polygon's pixels are exactly those of ``cv2.fillPoly`` on the whole window.
+    """
+    if block.height == 0 or block.width == 0:
+        return block
+    poly = np.round(np.asarray(poly_xy, dtype=np.float64) * 16).astype(np.int32)
+    poly -= np.array([block.left * 16, block.top * 16], dtype=np.int32)
+    clip = np.zeros((block.height, block.width), dtype=np.uint8)
+    cv2.fillPoly(clip, [poly], 1, lineType=cv2.LINE_8, shift=4)
+    return MaskBlock(block.top, block.left, block.height, block.width,
+                     block.pixels() & clip.astype(bool))  # fmt: skip

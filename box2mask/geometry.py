@@ -23,7 +23,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from box2mask.types import CropWindow
+from box2mask.types import CropWindow, MaskBlock
 
 #: SAM's pixel mean (RGB); it normalises to 0, the value of SAM's own padding.
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -109,16 +109,73 @@ def crop_image(
         ``(S, S, 3)`` uint8, a new array.
     """
     s = window.size
-    out = np.empty((s, s, image.shape[2]), dtype=image.dtype)
-    ov = window.overlap(image.shape[:2])
-    if ov is None:
+    return crop_rect(image, window.y0, window.x0, s, s, fill)
+
+
+def crop_rect(
+    image: np.ndarray,
+    top: int,
+    left: int,
+    height: int,
+    width: int,
+    fill: tuple[int, int, int] = SAM_PIXEL_MEAN_U8,
+) -> np.ndarray:
+    """Frame rows ``top:top+height``, columns ``left:left+width``; pixels outside the image get ``fill``.
+
+    Returns:
+        ``(height, width, 3)`` uint8, a new array.
+    """
+    out = np.empty((height, width, image.shape[2]), dtype=image.dtype)
+    h, w = image.shape[:2]
+    fy0, fy1 = max(top, 0), min(top + height, h)
+    fx0, fx1 = max(left, 0), min(left + width, w)
+    if fy1 <= fy0 or fx1 <= fx0:
         out[:] = fill
         return out
-    fr, fc, cr, cc = ov
-    if cr.start or cc.start or cr.stop != s or cc.stop != s:
+    if fy0 != top or fx0 != left or fy1 != top + height or fx1 != left + width:
         out[:] = fill
-    out[cr, cc] = image[fr, fc]
+    out[fy0 - top : fy1 - top, fx0 - left : fx1 - left] = image[fy0:fy1, fx0:fx1]
     return out
+
+
+class WindowPixels:
+    """A crop window's pixels, cut on demand instead of all at once.
+
+    ``pixels[r0:r1, c0:c1]`` is ``crop_image(image, window, fill)[r0:r1, c0:c1]``,
+    cut from the frame at a cost in proportion to the region, so that a shape
+    model that looks at a small object's surroundings does not pay for the
+    whole window. ``np.asarray(pixels)`` gives the whole ``(S, S, 3)`` crop.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB frame.
+        window: the crop window in frame pixels.
+        fill: RGB colour of window pixels outside the image.
+    """
+
+    def __init__(
+        self, image: np.ndarray, window: CropWindow, fill: tuple[int, int, int] = SAM_PIXEL_MEAN_U8
+    ) -> None:
+        self.image = image
+        self.window = window
+        self.fill = fill
+        self.shape = (window.size, window.size, image.shape[2])
+        self.dtype = image.dtype
+
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+        if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, slice) for k in key)):
+            raise TypeError("WindowPixels takes two slices: pixels[r0:r1, c0:c1]")
+        s = self.window.size
+        (r0, r1, rs), (c0, c1, cs) = key[0].indices(s), key[1].indices(s)
+        if rs != 1 or cs != 1:
+            raise ValueError("WindowPixels slices must have step 1")
+        r1, c1 = max(r1, r0), max(c1, c0)
+        return crop_rect(
+            self.image, self.window.y0 + r0, self.window.x0 + c0, r1 - r0, c1 - c0, self.fill
+        )
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        crop = crop_image(self.image, self.window, self.fill)
+        return crop if dtype is None else crop.astype(dtype)
 
 
 def resize_crop(
@@ -200,3 +257,24 @@ def mask_to_xyxy(mask: np.ndarray) -> np.ndarray | None:
         return None
     cols = np.flatnonzero(mask.any(axis=0))
     return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float64)
+
+
+def frame_block(block: MaskBlock, window: CropWindow, image_hw: tuple[int, int]) -> MaskBlock:
+    """A window-pixel :class:`MaskBlock` seen in the frame: shifted, cut to the image, tight.
+
+    The pixels of the window outside the image are dropped, as in
+    :func:`paste_mask`. Costs in proportion to the block.
+
+    Returns:
+        The block in frame pixels (:meth:`MaskBlock.empty` when nothing is inside the frame).
+
+    >>> frame_block(MaskBlock(0, 0, 4, 6), CropWindow(-2, 5, 8), (20, 30))
+    MaskBlock(top=5, left=0, height=4, width=4, data=None)
+    """
+    h, w = image_hw
+    y0, x0 = window.y0, window.x0
+    part = block.clip(-y0, -x0, h - y0, w - x0)
+    if part.height == 0:
+        return part
+    shifted = MaskBlock(part.top + y0, part.left + x0, part.height, part.width, part.data)
+    return shifted.tight()

@@ -7,10 +7,10 @@ Shared by ``convert`` (``pipeline``), its worker processes (``workers``) and
 from __future__ import annotations
 
 import hashlib
-from dataclasses import fields
+import re
+from dataclasses import dataclass, fields
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from box2mask.engine import EngineOptions, MaskEngine, Profile
 from box2mask.errors import CheckpointError, UsageError
@@ -24,14 +24,48 @@ from box2mask.models.registry import (
 from box2mask.options import ConvertOptions
 from box2mask.problems import Problems
 
+if TYPE_CHECKING:
+    import torch
+
 #: the device types ``--device`` takes
 DEVICE_TYPES = ("cpu", "cuda", "mps")
+#: what ``torch.device`` accepts of those: ``type`` or ``type:index``
+_DEVICE_NAME = re.compile(r"(cpu|cuda|mps)(?::(0|[1-9][0-9]*))?")
+
+
+@dataclass(frozen=True)
+class HostCPU:
+    """The device of a weight-free (shape) model: this machine's CPU.
+
+    Stands for ``torch.device("cpu")`` (same ``type``, ``index``, ``str``;
+    compares equal to it) so that a weight-free job never imports torch.
+    """
+
+    type: str = "cpu"
+    index: None = None
+
+    def __str__(self) -> str:
+        return "cpu"
+
+    def __eq__(self, other: object) -> bool:
+        return getattr(other, "type", None) == "cpu" and getattr(other, "index", 0) is None
+
+    def __hash__(self) -> int:
+        return hash("cpu")
+
+
+def _check_device_name(device: str) -> None:
+    """A UsageError unless ``device`` is a ``--device`` entry (checked without torch)."""
+    if device != "auto" and _DEVICE_NAME.fullmatch(device) is None:
+        raise UsageError(f"--device {device!r} is not a device (auto, cpu, cuda, cuda:N)")
 
 
 def _parse_device(device: str) -> torch.device | None:
     """``--device`` entry → a torch device (``None`` for ``auto``); a UsageError if it is none."""
     if device == "auto":
         return None
+    import torch
+
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
@@ -44,6 +78,8 @@ def _parse_device(device: str) -> torch.device | None:
 def resolve_device(device: str) -> torch.device:
     """``auto`` → CUDA when present, else CPU; ``cuda`` → ``cuda:<current device>``;
     ``cuda:1``/``cpu`` as given (a CUDA index this machine lacks is refused)."""
+    import torch
+
     dev = _parse_device(device)
     if dev is None:
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -111,12 +147,13 @@ def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:
     )
 
 
-def parse_devices(device: str, model_kind: str) -> list[torch.device]:
+def parse_devices(device: str, model_kind: str) -> list[Any]:
     """``--device``: one device, or a comma list (one worker process per entry).
 
     Shape models ignore the device (they run on CPU) but still get one worker
     process per entry, so ``--device cpu,cpu`` runs two GrabCut workers; every
-    entry must still be a device name. ``cpu`` may repeat (one CPU worker per
+    entry must still be a device name, and each is :class:`HostCPU` (torch is
+    not imported for them). ``cpu`` may repeat (one CPU worker per
     entry); a GPU may not (``cuda:0,cuda:0`` or ``cuda,cuda:0``: two workers
     would share one device's memory), so that is refused.
     """
@@ -125,8 +162,8 @@ def parse_devices(device: str, model_kind: str) -> list[torch.device]:
         raise UsageError("--device is empty")
     if model_kind != "prompt":
         for name in names:
-            _parse_device(name)
-        return [torch.device("cpu")] * len(names)
+            _check_device_name(name)
+        return [HostCPU()] * len(names)
     devices = [resolve_device(d) for d in names]
     seen: dict[torch.device, str] = {}
     for name, dev in zip(names, devices, strict=True):
@@ -164,7 +201,12 @@ def build_engine(
     profile: Profile,
 ) -> MaskEngine:
     """The model on ``device`` inside a :class:`MaskEngine` with ``opts``'s settings."""
+    autocast_dtype = None
     if spec.kind == "prompt":
+        import torch
+
+        if precision == "bf16":
+            autocast_dtype = torch.bfloat16
         model = spec.build(checkpoint, device=device, hq_token_only=opts.hq_token_only)
         if precision == "int8":
             model.quantize_encoder_int8()
@@ -177,7 +219,7 @@ def build_engine(
         engine_options(opts),
         box_filler=MODELS.get("box").build(),
         device=device,
-        autocast_dtype=torch.bfloat16 if precision == "bf16" else None,
+        autocast_dtype=autocast_dtype,
         problems=problems,
         profile=profile,
     )

@@ -15,7 +15,7 @@ full-frame ``(N, H, W)`` stack for 300 objects on a 4K frame is gigabytes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -166,6 +166,128 @@ class CropWindow:
 
 
 @dataclass(frozen=True, eq=False)
+class MaskBlock:
+    """The rectangle of a mask that holds all its pixels, and those pixels.
+
+    A small object's mask is a few hundred pixels of a 512×512 window: kept as
+    its block, making, storing and encoding it costs in proportion to the
+    object, not the window. Coordinates are those of the enclosing array (a
+    crop window for :attr:`ObjectMask.block`, the frame for
+    :func:`box2mask.geometry.frame_block`).
+
+    Attributes:
+        top, left: the block's first row and column (>= 0).
+        height, width: its size (>= 0; 0 for an empty mask).
+        data: ``(height, width)`` bool, the mask's pixels in the block; ``None``
+            when every pixel of the block is set (a filled box).
+
+    Every set pixel of the mask lies in the block, but the block need not be
+    tight: :meth:`tight` shrinks it to the set pixels.
+
+    >>> MaskBlock(1, 2, 2, 3).to_array(4).astype(int)
+    array([[0, 0, 0, 0],
+           [0, 0, 1, 1],
+           [0, 0, 1, 1],
+           [0, 0, 0, 0]])
+    """
+
+    top: int
+    left: int
+    height: int
+    width: int
+    data: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("top", "left", "height", "width"):
+            v = getattr(self, name)
+            if int(v) != v or v < 0:
+                raise ValueError(f"MaskBlock.{name} must be an integer >= 0, got {v!r}")
+            object.__setattr__(self, name, int(v))
+        if self.data is not None:
+            d = np.asarray(self.data)
+            if d.shape != (self.height, self.width):
+                raise ValueError(
+                    f"MaskBlock.data must have shape ({self.height}, {self.width}), got {d.shape}"
+                )
+            object.__setattr__(self, "data", d.astype(bool, copy=False))
+
+    @classmethod
+    def empty(cls) -> MaskBlock:
+        """The block of a mask without any pixel."""
+        return cls(0, 0, 0, 0)
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray) -> MaskBlock:
+        """The tight block of a 2-D bool array (``data`` is ``None`` when the block is full).
+
+        >>> m = np.zeros((5, 6), bool); m[1:3, 2:5] = True; m[1, 2] = False
+        >>> b = MaskBlock.from_mask(m); (b.top, b.left, b.height, b.width, b.area)
+        (1, 2, 2, 3, 5)
+        """
+        m = np.asarray(mask, dtype=bool)
+        rows = np.flatnonzero(m.any(axis=1))
+        if rows.size == 0:
+            return cls.empty()
+        cols = np.flatnonzero(m[rows[0] : rows[-1] + 1].any(axis=0))
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        data = m[r0:r1, c0:c1]
+        full = data.size == np.count_nonzero(data)
+        return cls(r0, c0, r1 - r0, c1 - c0, None if full else data.copy())
+
+    @property
+    def area(self) -> int:
+        """Number of set pixels."""
+        if self.data is None:
+            return self.height * self.width
+        return int(np.count_nonzero(self.data))
+
+    @property
+    def bottom(self) -> int:
+        return self.top + self.height
+
+    @property
+    def right(self) -> int:
+        return self.left + self.width
+
+    def pixels(self) -> np.ndarray:
+        """``(height, width)`` bool: :attr:`data`, or all ``True``."""
+        if self.data is None:
+            return np.ones((self.height, self.width), dtype=bool)
+        return self.data
+
+    def tight(self) -> MaskBlock:
+        """The same mask with the block shrunk to its set pixels (empty: :meth:`empty`)."""
+        if self.data is None:
+            return self if self.height and self.width else self.empty()
+        inner = MaskBlock.from_mask(self.data)
+        if inner.height == 0:
+            return inner
+        return MaskBlock(self.top + inner.top, self.left + inner.left, inner.height,
+                         inner.width, inner.data)  # fmt: skip
+
+    def clip(self, top: int, left: int, bottom: int, right: int) -> MaskBlock:
+        """The part of the mask inside rows ``top:bottom``, columns ``left:right`` (not tightened)."""
+        r0, r1 = max(self.top, top), min(self.bottom, bottom)
+        c0, c1 = max(self.left, left), min(self.right, right)
+        if r1 <= r0 or c1 <= c0:
+            return self.empty()
+        if r0 == self.top and c0 == self.left and r1 == self.bottom and c1 == self.right:
+            return self
+        data = None
+        if self.data is not None:
+            data = self.data[r0 - self.top : r1 - self.top, c0 - self.left : c1 - self.left]
+        return MaskBlock(r0, c0, r1 - r0, c1 - c0, data)
+
+    def to_array(self, size: int | tuple[int, int]) -> np.ndarray:
+        """The mask as an ``(S, S)`` (or ``(H, W)``) bool array; pixels past its edges are dropped."""
+        hw = (size, size) if isinstance(size, int) else tuple(size)
+        out = np.zeros(hw, dtype=bool)
+        part = self.clip(0, 0, hw[0], hw[1])
+        if part.height:
+            out[part.top : part.bottom, part.left : part.right] = part.pixels()
+        return out
+
+
 class ObjectMask:
     """One object's mask, kept in its crop window's coordinates.
 
@@ -175,30 +297,132 @@ class ObjectMask:
         window: the crop window the mask is expressed in.
         mask: ``(S, S)`` bool, ``S = window.size``; pixel ``(r, c)`` is frame
             pixel ``(window.y0 + r, window.x0 + c)``.
+        block: the same mask as a :class:`MaskBlock` in window pixels.
         prompt_xyxy: ``(4,)`` the box prompt in frame pixels.
         score: the model's predicted IoU, or ``None`` where it gives none.
         source: one of :data:`MASK_SOURCES`.
+
+    Made from a full ``(S, S)`` mask (``ObjectMask(..., mask, ...)``) or from
+    its block (:meth:`from_block`); each form is derived from the other on
+    first use and kept. The engine makes every mask from its block, so a
+    small object costs its block, not the window: writers that read
+    :attr:`block` and :attr:`area` never build the ``(S, S)`` array.
+    Immutable, like a frozen dataclass; compared by identity.
     """
+
+    __slots__ = ("track_id", "category", "window", "prompt_xyxy", "score", "source",
+                 "_mask", "_block")  # fmt: skip
 
     track_id: int
     category: str
     window: CropWindow
-    mask: np.ndarray
     prompt_xyxy: np.ndarray
-    score: float | None = None
-    source: str = "model"
+    score: float | None
+    source: str
 
-    def __post_init__(self) -> None:
-        m = np.asarray(self.mask)
-        s = self.window.size
+    def __init__(
+        self,
+        track_id: int,
+        category: str,
+        window: CropWindow,
+        mask: np.ndarray,
+        prompt_xyxy: np.ndarray,
+        score: float | None = None,
+        source: str = "model",
+    ) -> None:
+        m = np.asarray(mask)
+        s = window.size
         if m.shape != (s, s):
             raise ValueError(f"mask must have the window's shape ({s}, {s}), got {m.shape}")
-        object.__setattr__(self, "mask", m.astype(bool, copy=False))
-        object.__setattr__(
-            self, "prompt_xyxy", np.asarray(self.prompt_xyxy, dtype=np.float64).reshape(4)
+        self._set(track_id, category, window, prompt_xyxy, score, source)
+        object.__setattr__(self, "_mask", m.astype(bool, copy=False))
+        object.__setattr__(self, "_block", None)
+
+    @classmethod
+    def from_block(
+        cls,
+        track_id: int,
+        category: str,
+        window: CropWindow,
+        block: MaskBlock,
+        prompt_xyxy: np.ndarray,
+        score: float | None = None,
+        source: str = "model",
+    ) -> ObjectMask:
+        """An object mask given by its :class:`MaskBlock` in window pixels (inside the window)."""
+        if not isinstance(block, MaskBlock):
+            raise TypeError(f"block must be a MaskBlock, got {type(block).__name__}")
+        s = window.size
+        if block.height and (block.bottom > s or block.right > s):
+            raise ValueError(
+                f"block rows {block.top}:{block.bottom}, columns {block.left}:{block.right} "
+                f"go past the ({s}, {s}) window"
+            )
+        self = cls.__new__(cls)
+        self._set(track_id, category, window, prompt_xyxy, score, source)
+        object.__setattr__(self, "_mask", None)
+        object.__setattr__(self, "_block", block)
+        return self
+
+    def _set(
+        self,
+        track_id: int,
+        category: str,
+        window: CropWindow,
+        prompt_xyxy: np.ndarray,
+        score: float | None,
+        source: str,
+    ) -> None:
+        if source not in MASK_SOURCES:
+            raise ValueError(f"source must be one of {MASK_SOURCES}, got {source!r}")
+        put = object.__setattr__
+        put(self, "track_id", track_id)
+        put(self, "category", category)
+        put(self, "window", window)
+        put(self, "prompt_xyxy", np.asarray(prompt_xyxy, dtype=np.float64).reshape(4))
+        put(self, "score", score)
+        put(self, "source", source)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """``(S, S)`` bool (built from :attr:`block` on first use)."""
+        if self._mask is None:
+            object.__setattr__(self, "_mask", self._block.to_array(self.window.size))
+        return self._mask
+
+    @property
+    def block(self) -> MaskBlock:
+        """The mask's :class:`MaskBlock` in window pixels (found in :attr:`mask` on first use)."""
+        if self._block is None:
+            object.__setattr__(self, "_block", MaskBlock.from_mask(self._mask))
+        return self._block
+
+    @property
+    def area(self) -> int:
+        """Number of mask pixels in the window (those outside the frame included)."""
+        return self.block.area
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the block is what travels between processes (a few hundred bytes for a small object)
+        return (
+            ObjectMask.from_block,
+            (self.track_id, self.category, self.window, self.block, self.prompt_xyxy,
+             self.score, self.source),
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        b = self.block
+        return (
+            f"ObjectMask(track_id={self.track_id!r}, category={self.category!r}, "
+            f"window={self.window!r}, block=rows {b.top}:{b.bottom} cols {b.left}:{b.right} "
+            f"area {b.area}, score={self.score!r}, source={self.source!r})"
         )
-        if self.source not in MASK_SOURCES:
-            raise ValueError(f"source must be one of {MASK_SOURCES}, got {self.source!r}")
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,10 +12,12 @@ Both work in crop coordinates; the engine owns the crop geometry
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # only prompt models need torch; a weight-free job never imports it
+    import torch
 
 
 @dataclass
@@ -94,5 +96,14 @@ class ShapeModel(Protocol):
         Returns:
             ``(mask, score, source)``: ``(S, S)`` bool, a score or ``None``,
             and the mask source (``"box"``, ``"ellipse"``, ``"obb"``, ``"grabcut"``).
+
+        A model may also have ``segment_block(pixels, box, size, obb=None,
+        category="")``, which returns the same mask as a
+        :class:`~box2mask.types.MaskBlock` in window pixels and takes the
+        window's pixels as a :class:`~box2mask.geometry.WindowPixels` (cut
+        on demand by slicing). The engine then calls it instead, so a small
+        object costs its box, not its window (the built-in shape models all
+        have it). It is optional: it is not part of this protocol's
+        ``isinstance`` check.
         """
         ...

@@ -9,6 +9,11 @@ too thin to contain any pixel centre (a box narrower than a pixel between two
 centres) gets the single pixel that holds the box centre, so that no object
 with a box ends up with an empty mask. Pixels outside the window are dropped.
 
+Each shape is made as a :class:`~box2mask.types.MaskBlock` (``box_block``,
+``ellipse_block``, ``polygon_block``, the models' ``segment_block``), at a cost
+in proportion to the object, not the window; the ``*_mask`` functions and
+``segment`` give the same mask as an ``(S, S)`` array.
+
 - ``box``: the box filled.
 - ``ellipse``: the ellipse inscribed in the box (axes along the image axes).
 - ``obb``: the oriented box (four corners) filled; the axis-aligned box when
@@ -27,7 +32,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from box2mask.geometry import WindowPixels
 from box2mask.models.registry import MODELS, ModelSpec
+from box2mask.types import MaskBlock
 
 
 def _centres(lo: float, hi: float, size: int) -> tuple[int, int]:
@@ -47,12 +54,12 @@ def _centre_pixel(box: np.ndarray, size: int) -> tuple[int, int] | None:
     return None
 
 
-def _ensure_nonempty(mask: np.ndarray, box: np.ndarray) -> np.ndarray:
-    if not mask.any():
-        p = _centre_pixel(box, mask.shape[0])
-        if p is not None:
-            mask[p] = True
-    return mask
+def _nonempty(block: MaskBlock, box: np.ndarray, size: int) -> MaskBlock:
+    """``block``, or the pixel holding the box centre when ``block`` has no pixel set."""
+    if block.height and block.width and (block.data is None or block.data.any()):
+        return block
+    p = _centre_pixel(box, size)
+    return MaskBlock.empty() if p is None else MaskBlock(p[0], p[1], 1, 1)
 
 
 def _check_box(box: np.ndarray, size: int) -> np.ndarray:
@@ -64,14 +71,33 @@ def _check_box(box: np.ndarray, size: int) -> np.ndarray:
     return b
 
 
-def _box_span(
-    box: np.ndarray, size: int
-) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
-    """The checked box, an empty ``(S, S)`` window and the rows/columns whose centres it holds."""
+def _check_crop(crop: np.ndarray | WindowPixels, size: int) -> np.ndarray | WindowPixels:
+    """An ``(S, S, 3)`` uint8 crop, or a :class:`~box2mask.geometry.WindowPixels` of that shape."""
+    if not isinstance(crop, WindowPixels):
+        crop = np.asarray(crop)
+    if tuple(crop.shape) != (size, size, 3) or crop.dtype != np.uint8:
+        raise ValueError(
+            f"crop must be ({size}, {size}, 3) uint8, got {tuple(crop.shape)} {crop.dtype}"
+        )
+    return crop
+
+
+def _box_span(box: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The checked box and the rows/columns of the window whose centres it holds."""
     b = _check_box(box, size)
     c0, c1 = _centres(b[0], b[2], size)
     r0, r1 = _centres(b[1], b[3], size)
-    return b, np.zeros((size, size), dtype=bool), (r0, r1, c0, c1)
+    return b, (r0, r1, c0, c1)
+
+
+def box_block(box: np.ndarray, size: int) -> MaskBlock:
+    """:func:`box_mask` as a :class:`~box2mask.types.MaskBlock` (a filled rectangle, no pixels stored).
+
+    >>> box_block(np.array([1.0, 0.0, 3.0, 2.0]), 4)
+    MaskBlock(top=0, left=1, height=2, width=2, data=None)
+    """
+    b, (r0, r1, c0, c1) = _box_span(box, size)
+    return _nonempty(MaskBlock(r0, c0, r1 - r0, c1 - c0), b, size)
 
 
 def box_mask(box: np.ndarray, size: int) -> np.ndarray:
@@ -91,9 +117,20 @@ def box_mask(box: np.ndarray, size: int) -> np.ndarray:
            [0, 0, 0, 0],
            [0, 0, 0, 0]])
     """
-    b, out, (r0, r1, c0, c1) = _box_span(box, size)
-    out[r0:r1, c0:c1] = True
-    return _ensure_nonempty(out, b)
+    return box_block(box, size).to_array(size)
+
+
+def ellipse_block(box: np.ndarray, size: int) -> MaskBlock:
+    """:func:`ellipse_mask` as a :class:`~box2mask.types.MaskBlock` over the box's pixels."""
+    b, (r0, r1, c0, c1) = _box_span(box, size)
+    block = MaskBlock.empty()
+    if c1 > c0 and r1 > r0:
+        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+        ax, ay = (b[2] - b[0]) / 2, (b[3] - b[1]) / 2
+        xs = (np.arange(c0, c1) + 0.5 - cx) / ax
+        ys = (np.arange(r0, r1) + 0.5 - cy) / ay
+        block = MaskBlock(r0, c0, r1 - r0, c1 - c0, ys[:, None] ** 2 + xs[None, :] ** 2 <= 1.0)
+    return _nonempty(block, b, size)
 
 
 def ellipse_mask(box: np.ndarray, size: int) -> np.ndarray:
@@ -105,14 +142,33 @@ def ellipse_mask(box: np.ndarray, size: int) -> np.ndarray:
            [1, 1, 1, 1],
            [0, 1, 1, 0]])
     """
-    b, out, (r0, r1, c0, c1) = _box_span(box, size)
+    return ellipse_block(box, size).to_array(size)
+
+
+def polygon_block(points: np.ndarray, size: int) -> MaskBlock:
+    """:func:`polygon_mask` as a :class:`~box2mask.types.MaskBlock` over the polygon's bounding pixels."""
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 2 or p.shape[0] < 3 or not np.isfinite(p).all():
+        raise ValueError(f"polygon must be (K >= 3, 2) finite points, got shape {p.shape}")
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    c0, c1 = _centres(lo[0], hi[0] + 1e-9, size)
+    r0, r1 = _centres(lo[1], hi[1] + 1e-9, size)
+    bbox = np.array([lo[0], lo[1], hi[0], hi[1]])
+    block = MaskBlock.empty()
     if c1 > c0 and r1 > r0:
-        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-        ax, ay = (b[2] - b[0]) / 2, (b[3] - b[1]) / 2
-        xs = (np.arange(c0, c1) + 0.5 - cx) / ax
-        ys = (np.arange(r0, r1) + 0.5 - cy) / ay
-        out[r0:r1, c0:c1] = ys[:, None] ** 2 + xs[None, :] ** 2 <= 1.0
-    return _ensure_nonempty(out, b)
+        xs = np.arange(c0, c1) + 0.5
+        ys = np.arange(r0, r1) + 0.5
+        x, y = xs[None, :], ys[:, None]
+        nxt = np.roll(p, -1, axis=0)
+        # Signed area decides the winding, so corners may go either way round.
+        area2 = float(np.sum(p[:, 0] * nxt[:, 1] - nxt[:, 0] * p[:, 1]))
+        sign = 1.0 if area2 >= 0 else -1.0
+        inside = np.ones((r1 - r0, c1 - c0), dtype=bool)
+        for (ax_, ay_), (bx_, by_) in zip(p, nxt, strict=True):
+            cross = (bx_ - ax_) * (y - ay_) - (by_ - ay_) * (x - ax_)
+            inside &= sign * cross >= -1e-9
+        block = MaskBlock(r0, c0, r1 - r0, c1 - c0, inside)
+    return _nonempty(block, bbox, size)
 
 
 def polygon_mask(points: np.ndarray, size: int) -> np.ndarray:
@@ -126,28 +182,7 @@ def polygon_mask(points: np.ndarray, size: int) -> np.ndarray:
     Returns:
         ``(S, S)`` bool: the pixels whose centre is inside or on the polygon.
     """
-    p = np.asarray(points, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] != 2 or p.shape[0] < 3 or not np.isfinite(p).all():
-        raise ValueError(f"polygon must be (K >= 3, 2) finite points, got shape {p.shape}")
-    out = np.zeros((size, size), dtype=bool)
-    lo, hi = p.min(axis=0), p.max(axis=0)
-    c0, c1 = _centres(lo[0], hi[0] + 1e-9, size)
-    r0, r1 = _centres(lo[1], hi[1] + 1e-9, size)
-    bbox = np.array([lo[0], lo[1], hi[0], hi[1]])
-    if c1 > c0 and r1 > r0:
-        xs = np.arange(c0, c1) + 0.5
-        ys = np.arange(r0, r1) + 0.5
-        x, y = xs[None, :], ys[:, None]
-        nxt = np.roll(p, -1, axis=0)
-        # Signed area decides the winding, so corners may go either way round.
-        area2 = float(np.sum(p[:, 0] * nxt[:, 1] - nxt[:, 0] * p[:, 1]))
-        sign = 1.0 if area2 >= 0 else -1.0
-        inside = np.ones((r1 - r0, c1 - c0), dtype=bool)
-        for (ax_, ay_), (bx_, by_) in zip(p, nxt, strict=True):
-            cross = (bx_ - ax_) * (y - ay_) - (by_ - ay_) * (x - ax_)
-            inside &= sign * cross >= -1e-9
-        out[r0:r1, c0:c1] = inside
-    return _ensure_nonempty(out, bbox)
+    return polygon_block(points, size).to_array(size)
 
 
 @dataclass(frozen=True)
@@ -175,11 +210,23 @@ class FillModel:
         category: str = "",
     ) -> tuple[np.ndarray, float | None, str]:
         """See :class:`~box2mask.models.base.ShapeModel`."""
+        block, score, source = self.segment_block(crop, box, size, obb, category)
+        return block.to_array(size), score, source
+
+    def segment_block(
+        self,
+        crop: np.ndarray | WindowPixels | None,
+        box: np.ndarray,
+        size: int,
+        obb: np.ndarray | None = None,
+        category: str = "",
+    ) -> tuple[MaskBlock, float | None, str]:
+        """:meth:`segment` with the mask as a :class:`~box2mask.types.MaskBlock` in window pixels."""
         if self.name == "ellipse":
-            return ellipse_mask(box, size), None, "ellipse"
+            return ellipse_block(box, size), None, "ellipse"
         if self.name == "obb" and obb is not None:
-            return polygon_mask(np.asarray(obb, dtype=np.float64).reshape(4, 2), size), None, "obb"
-        return box_mask(box, size), None, "box"
+            return polygon_block(np.asarray(obb, dtype=np.float64).reshape(4, 2), size), None, "obb"
+        return box_block(box, size), None, "box"
 
 
 #: the fills and their one-line descriptions (``--model`` help)
@@ -241,15 +288,25 @@ class GrabCutModel:
         category: str = "",
     ) -> tuple[np.ndarray, float | None, str]:
         """See :class:`~box2mask.models.base.ShapeModel`; source ``"grabcut"`` or ``"ellipse"``."""
+        block, score, source = self.segment_block(crop, box, size, obb, category)
+        return block.to_array(size), score, source
+
+    def segment_block(
+        self,
+        crop: np.ndarray | WindowPixels | None,
+        box: np.ndarray,
+        size: int,
+        obb: np.ndarray | None = None,
+        category: str = "",
+    ) -> tuple[MaskBlock, float | None, str]:
+        """:meth:`segment` with the mask as a :class:`~box2mask.types.MaskBlock` in window
+        pixels; ``crop`` may be a :class:`~box2mask.geometry.WindowPixels` (only the
+        region around the box is cut)."""
         b = _check_box(box, size)
-        prior = ellipse_mask(b, size)
+        prior = ellipse_block(b, size)
         if crop is None:
             return prior, None, "ellipse"
-        crop = np.asarray(crop)
-        if crop.shape != (size, size, 3) or crop.dtype != np.uint8:
-            raise ValueError(
-                f"crop must be ({size}, {size}, 3) uint8, got {crop.shape} {crop.dtype}"
-            )
+        crop = _check_crop(crop, size)
         c0, c1 = _centres(b[0], b[2], size)
         r0, r1 = _centres(b[1], b[3], size)
         bw, bh = c1 - c0, r1 - r0
@@ -299,20 +356,19 @@ class GrabCutModel:
             small = cv2.resize(fg.astype(np.float32), (rw, rh), interpolation=cv2.INTER_AREA) >= 0.5
         else:
             small = fg.astype(bool)
-        out = np.zeros((size, size), dtype=bool)
-        out[y0:y1, x0:x1] = small
-        out &= box_mask(b, size)
+        # the cut within the box (bw, bh >= 2: the box's own pixels, rows r0:r1,
+        # columns c0:c1, all inside the region); nothing outside the box is kept
+        sub = small[r0 - y0 : r1 - y0, c0 - x0 : c1 - x0]
         # Plausible cuts are close to some shape that fills a tight box (the
         # ellipse, or a rotated rectangle for a thin diagonal object); a cut
         # far from all of them leaked into the background or shrank to the core.
-        sub = out[r0:r1, c0:c1]
         shapes = inscribed_shapes(b - np.array([c0, r0, c0, r0]), (r1 - r0, c1 - c0))
         agreement = max(
             np.count_nonzero(sub & m) / max(np.count_nonzero(sub | m), 1) for _, m in shapes
         )
         if agreement < self.min_agreement:
             return prior, None, "ellipse"
-        return out, float(agreement), "grabcut"
+        return MaskBlock(r0, c0, r1 - r0, c1 - c0, sub), float(agreement), "grabcut"
 
 
 #: Where the inscribed quadrilaterals touch the box sides, as shares of the side.
@@ -354,7 +410,7 @@ def inscribed_shapes(box: np.ndarray, hw: tuple[int, int]) -> list[tuple[str, np
 
 
 def fit_inscribed_shape(
-    crop: np.ndarray,
+    crop: np.ndarray | WindowPixels,
     box: np.ndarray,
     size: int,
     margin: float = 0.5,
@@ -370,7 +426,8 @@ def fit_inscribed_shape(
     ``gain`` more: with weak evidence the safe average shape wins.
 
     Args:
-        crop: ``(S, S, 3)`` uint8 RGB window.
+        crop: ``(S, S, 3)`` uint8 RGB window (or its
+            :class:`~box2mask.geometry.WindowPixels`: only the region is cut).
         box: ``(4,)`` xyxy in window pixels.
         size: ``S``.
         margin, min_margin: the region is the box grown by
@@ -380,11 +437,25 @@ def fit_inscribed_shape(
     Returns:
         ``((S, S) bool mask, name of the shape)``.
     """
+    block, name = fit_inscribed_block(crop, box, size, margin, min_margin, gain)
+    return block.to_array(size), name
+
+
+def fit_inscribed_block(
+    crop: np.ndarray | WindowPixels,
+    box: np.ndarray,
+    size: int,
+    margin: float = 0.5,
+    min_margin: int = 3,
+    gain: float = 0.05,
+) -> tuple[MaskBlock, str]:
+    """:func:`fit_inscribed_shape` with the mask as a :class:`~box2mask.types.MaskBlock`
+    over the region (the box plus its margin), at the region's cost."""
     b = _check_box(box, size)
     c0, c1 = _centres(b[0], b[2], size)
     r0, r1 = _centres(b[1], b[3], size)
     if c1 - c0 < 2 or r1 - r0 < 2:
-        return ellipse_mask(b, size), "ellipse"
+        return ellipse_block(b, size), "ellipse"
     m = max(min_margin, math.ceil(margin * max(c1 - c0, r1 - r0)))
     x0, x1 = max(c0 - m, 0), min(c1 + m, size)
     y0, y1 = max(r0 - m, 0), min(r1 + m, size)
@@ -404,9 +475,7 @@ def fit_inscribed_shape(
         best = int(np.argmax(score))
         if score[best] >= score[0] + gain:
             k = best
-    out = np.zeros((size, size), dtype=bool)
-    out[y0:y1, x0:x1] = cands[k][1]
-    return _ensure_nonempty(out, b), cands[k][0]
+    return _nonempty(MaskBlock(y0, x0, rh, rw, cands[k][1]), b, size), cands[k][0]
 
 
 @dataclass(frozen=True)
@@ -436,20 +505,29 @@ class ClassicalModel:
         category: str = "",
     ) -> tuple[np.ndarray, float | None, str]:
         """See :class:`~box2mask.models.base.ShapeModel`."""
+        block, score, source = self.segment_block(crop, box, size, obb, category)
+        return block.to_array(size), score, source
+
+    def segment_block(
+        self,
+        crop: np.ndarray | WindowPixels | None,
+        box: np.ndarray,
+        size: int,
+        obb: np.ndarray | None = None,
+        category: str = "",
+    ) -> tuple[MaskBlock, float | None, str]:
+        """:meth:`segment` with the mask as a :class:`~box2mask.types.MaskBlock` in window
+        pixels; ``crop`` may be a :class:`~box2mask.geometry.WindowPixels`."""
         b = _check_box(box, size)
         if crop is None:
-            return ellipse_mask(b, size), None, "ellipse"
-        crop = np.asarray(crop)
-        if crop.shape != (size, size, 3) or crop.dtype != np.uint8:
-            raise ValueError(
-                f"crop must be ({size}, {size}, 3) uint8, got {crop.shape} {crop.dtype}"
-            )
+            return ellipse_block(b, size), None, "ellipse"
+        crop = _check_crop(crop, size)
         c0, c1 = _centres(b[0], b[2], size)
         r0, r1 = _centres(b[1], b[3], size)
         if min(c1 - c0, r1 - r0) >= self.grabcut_min_side:
-            return self.grabcut.segment(crop, b, size, obb, category)
-        mask, shape = fit_inscribed_shape(crop, b, size, gain=self.gain)
-        return mask, None, "ellipse" if shape == "ellipse" else "shape"
+            return self.grabcut.segment_block(crop, b, size, obb, category)
+        block, shape = fit_inscribed_block(crop, b, size, gain=self.gain)
+        return block, None, "ellipse" if shape == "ellipse" else "shape"
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
