@@ -1,0 +1,187 @@
+"""``box2mask qa``: signals on planted faults, the ranking of a track's bad frame, reports, --gt-dataset."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+from typer.testing import CliRunner
+
+from box2mask.cli import app
+from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
+from box2mask.qa.score import recall_at
+from tests.data.make_eval_coco import make_eval_coco
+
+runner = CliRunner()
+HW = (200, 300)
+
+
+def _rle(m: np.ndarray) -> dict:
+    rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def _band(x: int, y: int, s: int, anti: bool = False) -> np.ndarray:
+    """A diagonal band across the ``s``x``s`` box at (x, y) (``anti``: the other diagonal)."""
+    rr, cc = np.mgrid[0:s, 0:s]
+    d = (cc - (s - 1 - rr)) if anti else (cc - rr)
+    m = np.zeros(HW, bool)
+    m[y : y + s, x : x + s] = np.abs(d) <= s // 5
+    return m
+
+
+def _coco(objects: list[tuple[str, int, int, str, list[float], np.ndarray]]) -> dict:
+    """``(sequence, frame_index, track_id, category, xywh, mask)`` -> a COCO dict."""
+    images: dict[tuple[str, int], int] = {}
+    anns = []
+    cats = sorted({o[3] for o in objects})
+    for seq, fi, tid, cat, box, m in objects:
+        iid = images.setdefault((seq, fi), len(images) + 1)
+        rle = _rle(m)
+        anns.append({"id": len(anns) + 1, "image_id": iid, "category_id": cats.index(cat) + 1,
+                     "segmentation": rle, "area": int(m.sum()),
+                     "bbox": [float(v) for v in mask_utils.toBbox(rle)], "iscrowd": 0,
+                     "track_id": tid, "score": 1.0, "prompt_box": box,
+                     "mask_source": "model"})  # fmt: skip
+    return {
+        "images": [{"id": i, "file_name": f"{s}/{f:04d}.png", "width": HW[1], "height": HW[0],
+                    "sequence": s, "frame_index": f} for (s, f), i in images.items()],  # fmt: skip
+        "annotations": anns,
+        "categories": [{"id": k + 1, "name": c, "supercategory": c} for k, c in enumerate(cats)],
+    }
+
+
+def _qa(tmp_path: Path, coco: dict, *extra: str) -> dict:
+    path = tmp_path / "pred.json"
+    path.write_text(json.dumps(coco))
+    r = runner.invoke(app, ["qa", "--out", str(path), "--no-images", *extra])
+    assert r.exit_code == 0, r.output
+    return json.loads((tmp_path / "qa" / "qa.json").read_text())
+
+
+def test_planted_bad_frame_of_a_track_ranks_first(tmp_path: Path) -> None:
+    objects = []
+    for f in range(10):
+        # a diagonal ship moving right; in frame 6 its mask flips to the other diagonal:
+        # same box, same area, one piece, inside its box: only the track sees it
+        x = 20 + 6 * f
+        objects.append(("v", f, 1, "ship", [x, 30, 40, 40], _band(x, 30, 40, anti=f == 6)))
+        # distractors the frame-local part ranks high: a large box, and a box nested in it
+        big = np.zeros(HW, bool)
+        big[100:190, 150:290] = True
+        objects.append(("v", f, 2, "harbor", [150, 100, 140, 90], big))
+        small = np.zeros(HW, bool)
+        small[120:140, 200:230] = True
+        objects.append(("v", f, 3, "ship", [200, 120, 30, 20], small))
+    rep = _qa(tmp_path, _coco(objects))
+    first = rep["ranked"][0]
+    assert (first["track_id"], first["frame_index"]) == (1, 6)
+    assert "track_jump" in first["flags"]
+    assert first["signals"]["track_iou"] < 0.3
+    # its good neighbours are close to their other neighbour, so they are not flagged
+    for r in rep["ranked"]:
+        if r["track_id"] == 1 and r["frame_index"] in (5, 7):
+            assert "track_jump" not in r["flags"] and r["signals"]["track_iou"] > 0.9
+    # without the track ids the same bad frame is not found first
+    coco = _coco(objects)
+    for a in coco["annotations"]:
+        del a["track_id"]
+    sub = tmp_path / "notrack"
+    sub.mkdir()
+    rep2 = _qa(sub, coco)
+    assert rep2["ranked"][0]["id"] != first["id"]
+
+
+def test_signals_and_flags_of_planted_faults(tmp_path: Path) -> None:
+    good = np.zeros(HW, bool)
+    good[20:40, 20:50] = True
+    leak = np.zeros(HW, bool)
+    leak[60:80, 20:50] = True
+    leak[60:80, 50:80] = True  # as much again outside the box
+    frag = np.zeros(HW, bool)
+    frag[100:120, 20:40] = True
+    frag[100:105, 45:50] = True  # a second piece
+    empty = np.zeros(HW, bool)
+    # a mask that reaches its crop window's edge: box (150..170, 150..170) has a
+    # 512-px window from x = -96 to 415, y = -96 to 415 with the default geometry;
+    # crop_size 40 (job identity) makes the window 40 px: x 140..179
+    cut = np.zeros(HW, bool)
+    cut[150:170, 150:180] = True
+    objects = [
+        ("s", 1, 1, "car", [20, 20, 30, 20], good),
+        ("s", 1, 2, "car", [20, 60, 30, 20], leak),
+        ("s", 1, 3, "car", [20, 100, 30, 20], frag),
+        ("s", 1, 4, "car", [200, 20, 30, 20], empty),
+        ("s", 1, 5, "car", [150, 150, 20, 20], cut),
+    ]
+    coco = _coco(objects)
+    (tmp_path / ".box2mask").mkdir()
+    (tmp_path / ".box2mask" / "job.json").write_text(json.dumps(
+        {"identity": {"crop_size": 40, "context": 1.25, "window": "centred", "model": "sam"}}))
+    rep = _qa(tmp_path, coco)
+    by_track = {r["track_id"]: r for r in rep["ranked"]}
+    assert by_track[1]["flags"] == []
+    assert by_track[2]["signals"]["outside"] == pytest.approx(0.5)
+    assert "leaks" in by_track[2]["flags"]
+    assert by_track[3]["signals"]["components"] == 2
+    assert by_track[3]["signals"]["fragment"] == pytest.approx(25 / 425, abs=1e-5)
+    assert "fragments" in by_track[3]["flags"]
+    assert by_track[4]["flags"][0] == "empty"
+    assert "cut_by_crop" in by_track[5]["flags"] and by_track[5]["signals"]["touches_crop"]
+    assert not by_track[1]["signals"]["touches_crop"]
+    # the good mask is the least suspicious, the empty one the most
+    assert rep["ranked"][-1]["track_id"] == 1 and rep["ranked"][0]["track_id"] == 4
+    # qa.csv: one row per object, same order and flags as qa.json
+    with open(tmp_path / "qa" / "qa.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["id"]) for r in rows] == [r["id"] for r in rep["ranked"]]
+    assert rows[0]["flags"].split() == rep["ranked"][0]["flags"]
+    # the cut mask also reaches past its box: two leaks
+    assert {r["track_id"] for r in rep["ranked"] if "leaks" in r["flags"]} == {2, 5}
+    assert rep["flag_counts"]["leaks"] == 2
+
+
+def test_gt_dataset_scores_the_flags(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    truth = make_eval_coco(root)
+    job = tmp_path / "job"
+    r = runner.invoke(app, ["convert", "-d", "coco", "--root", str(root), "--out", str(job),
+                            "--model", "box"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["qa", "--out", str(job), "--gt-dataset", "coco", "--gt-root",
+                            str(root)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "recall of the" in r.output and "random" in r.output
+    rep = json.loads((job / "qa" / "qa.json").read_text())
+    scored = json.loads((job / "qa" / "qa_gt.json").read_text())
+    # the objects' IoUs computed here with numpy: box fills against the known masks
+    ious = {}
+    for o in rep["ranked"]:
+        gt = truth.get((o["sequence"], o["frame_index"], o["track_id"]))
+        if gt is None:
+            continue
+        x, y, w, h = (int(v) for v in o["prompt_box"])
+        box = np.zeros_like(gt)
+        box[y : y + h, x : x + w] = True
+        ious[o["id"]] = (gt & box).sum() / (gt | box).sum()
+    bad_ids = {i for i, v in ious.items() if v < 0.5}
+    assert scored["objects"] == len(ious) and scored["bad"] == len(bad_ids) == 4
+    ranked = [o for o in rep["ranked"] if o["id"] in ious]
+    scores = [-k for k in range(len(ranked))]
+    bad = [o["id"] in bad_ids for o in ranked]
+    assert scored["suspicion"] == pytest.approx([recall_at(scores, bad, s) for s in (0.05, 0.1, 0.2)])
+    assert scored["random"] == [0.05, 0.1, 0.2]
+    assert set(scored["single"]) >= {"box area", "nested box", "track jump"}
+
+
+def test_bad_usage_is_one_message_exit_2(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["qa", "--out", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "no such job folder or COCO file" in r.output
+    (tmp_path / "x.json").write_text("[1, 2]")
+    r = runner.invoke(app, ["qa", "--out", str(tmp_path / "x.json")])
+    assert r.exit_code == 2 and "not a COCO JSON" in r.output
