@@ -35,18 +35,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pycocotools import mask as mask_utils
 
 from box2mask.errors import UsageError
 from box2mask.io import atomic_write_bytes
-from box2mask.qa.blocks import block_from_segmentation
-from box2mask.rle import encode_window_mask
-from box2mask.types import CropWindow
 from box2mask.writers.davis import (
     TrackKey,
     by_sequence,
     check_video_names,
+    index_runs,
     paint,
     part_hw,
+    pixel_index,
+    rle_runs,
     track_key,
     track_order,
 )
@@ -81,13 +82,10 @@ def class_ids(categories: list[dict[str, Any]]) -> dict[str, int]:
     return out
 
 
-def block_rle(mask: np.ndarray, top: int, left: int, hw: tuple[int, int]) -> str:
-    """COCO compressed RLE ``counts`` of a frame that is ``mask`` at ``(top, left)``, else 0."""
-    bh, bw = mask.shape
-    s = max(bh, bw, 1)
-    sq = np.zeros((s, s), dtype=bool)
-    sq[:bh, :bw] = mask
-    return encode_window_mask(sq, CropWindow(left, top, s), hw).rle["counts"]
+def compress(runs: list[int], hw: tuple[int, int]) -> str:
+    """COCO compressed ``counts`` string of run lengths ``runs`` over an ``(H, W)`` frame."""
+    rle = mask_utils.frPyObjects({"size": list(hw), "counts": runs}, *hw)
+    return rle["counts"].decode("ascii")
 
 
 def frame_lines(
@@ -95,27 +93,23 @@ def frame_lines(
 ) -> list[tuple[int, str]]:
     """``(id, line)`` of each object of a frame that keeps a pixel, in id order."""
     hw = part_hw(part)
+    n = hw[0] * hw[1]
     anns = part["annotations"]
     keys: dict[TrackKey, int] = {}
     for a in anns:
         keys.setdefault(track_key(a), len(keys) + 1)
-    blocks = [block_from_segmentation(a["segmentation"], hw) for a in anns]
+    pixels = [pixel_index(rle_runs(a["segmentation"])) for a in anns]
     values = [keys[track_key(a)] for a in anns]
-    owner = paint(blocks, [int(a["area"]) for a in anns], values, hw, np.int32)
+    owner = paint(pixels, [int(a["area"]) for a in anns], values, n, np.int32)
     frame = int(part["image"]["frame_index"])
     lines = []
     for key, v in keys.items():
-        mine = [b for b, val in zip(blocks, values, strict=True) if val == v and not b.empty]
-        if not mine:
-            continue
-        top = min(b.top for b in mine)
-        left = min(b.left for b in mine)
-        bottom = max(b.top + b.mask.shape[0] for b in mine)
-        right = max(b.left + b.mask.shape[1] for b in mine)
-        visible = owner[top:bottom, left:right] == v
-        if not visible.any():
-            continue  # wholly under smaller objects
-        counts = block_rle(visible, top, left, hw)
+        mine = [p for p, val in zip(pixels, values, strict=True) if val == v]
+        index = mine[0] if len(mine) == 1 else np.unique(np.concatenate(mine))
+        visible = index[owner[index] == v]
+        if visible.size == 0:
+            continue  # an empty mask, or wholly under smaller objects
+        counts = compress(index_runs(visible, n), hw)
         oid = ids[key]
         lines.append((oid, f"{frame} {oid} {classes[key[1]]} {hw[0]} {hw[1]} {counts}"))
     lines.sort()

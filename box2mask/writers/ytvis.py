@@ -41,13 +41,14 @@ from pycocotools import mask as mask_utils
 
 from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_open
-from box2mask.qa.blocks import block_from_segmentation, rle_counts
 from box2mask.writers.davis import (
     TrackKey,
     by_sequence,
     check_video_names,
-    paint,
+    index_runs,
     part_hw,
+    pixel_index,
+    rle_runs,
     track_key,
     track_order,
 )
@@ -65,20 +66,14 @@ def uncompressed(seg: dict[str, Any]) -> dict[str, Any]:
     >>> uncompressed(r)
     {'size': [4, 3], 'counts': [5, 2, 5]}
     """
-    counts = seg["counts"]
-    if isinstance(counts, bytes):
-        counts = counts.decode("ascii")
-    runs = rle_counts(counts) if isinstance(counts, str) else [int(c) for c in counts]
-    return {"size": [int(v) for v in seg["size"]], "counts": runs}
+    return {"size": [int(v) for v in seg["size"]], "counts": rle_runs(seg).tolist()}
 
 
 def _united(segs: list[dict[str, Any]], hw: tuple[int, int]) -> tuple[dict, int, list[float]]:
     """One track's masks in one frame (a duplicate track id) united: RLE, area, bbox."""
-    blocks = [block_from_segmentation(s, hw) for s in segs]
-    full = paint(blocks, [b.area for b in blocks], [1] * len(blocks), hw, np.uint8)
-    rle = mask_utils.encode(np.asfortranarray(full))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle, int(mask_utils.area(rle)), [float(v) for v in mask_utils.toBbox(rle)]
+    index = np.unique(np.concatenate([pixel_index(rle_runs(s)) for s in segs]))
+    rle = {"size": list(hw), "counts": index_runs(index, hw[0] * hw[1])}
+    return rle, int(index.size), [float(v) for v in mask_utils.toBbox(mask_utils.frPyObjects(rle, *hw))]
 
 
 def write_ytvis(
