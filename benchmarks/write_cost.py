@@ -9,9 +9,10 @@ of one side 8..12 px and the other 16..24 px, moving up to 2 px a frame;
 tracks end after 40..260 frames and are replaced by new ids, so the sequence
 has a few hundred tracks (the DAVIS writer splits it past 255). Each
 object's mask is a filled box in its real crop window (``window_for_box``:
-512 px, context 1.25, centred), made as the engine makes it.
+512 px, context 1.25, centred), kept as its block (``ObjectMask.from_block``)
+as the engine makes box fills.
 
-Timed per format, on one core, files written to a temp folder:
+Timed per format, in one process, files written (and fsynced) to a temp folder:
 
 - ``per frame``: what runs for every frame in the workers: the COCO part
   (``frame_part`` + its JSON file, the input of every assembled format), the
@@ -42,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from box2mask.geometry import window_for_box  # noqa: E402
 from box2mask.io import atomic_write_json  # noqa: E402
 from box2mask.layout import part_path  # noqa: E402
-from box2mask.types import Frame, FrameMasks, ObjectMask  # noqa: E402
+from box2mask.types import Frame, FrameMasks, MaskBlock, ObjectMask  # noqa: E402
 from box2mask.writers.coco import category_table, frame_part, read_parts, write_coco  # noqa: E402
 from box2mask.writers.davis import write_davis  # noqa: E402
 from box2mask.writers.mots import write_mots  # noqa: E402
@@ -79,9 +80,8 @@ def dense_frames(frames: int, per_frame: int, seed: int = 0):
         for i in range(per_frame):
             win = window_for_box(boxes[i], HW, 512, 1.25, "centred")
             x1, y1, x2, y2 = (int(v) for v in boxes[i])
-            m = np.zeros((win.size, win.size), bool)
-            m[y1 - win.y0 : y2 - win.y0, x1 - win.x0 : x2 - win.x0] = True
-            masks.append(ObjectMask(int(tid[i]), "car", win, m, boxes[i], None, "box"))
+            block = MaskBlock(y1 - win.y0, x1 - win.x0, y2 - y1, x2 - x1)  # a filled box
+            masks.append(ObjectMask.from_block(int(tid[i]), "car", win, block, boxes[i], None, "box"))  # fmt: skip
         yield FrameMasks(frame, tuple(masks))
 
 
@@ -140,7 +140,7 @@ def main() -> None:
         videos = json.loads((out / "davis" / "objects.json").read_text())["videos"]
         tracks = sum(len(v["objects"]) for v in videos)
         print(f"{args.frames} frames of {HW[1]}x{HW[0]}, {n_obj} objects, {tracks} tracks "
-              f"(DAVIS videos: {len(videos)}); one core, files in {tmp}")  # fmt: skip
+              f"(DAVIS videos: {len(videos)}); files in {tmp}")  # fmt: skip
         print()
         head = f"{'format':<7}{'per frame s':>12}{'at the end s':>14}{'total s':>9}{'µs/object':>11}{'with parts':>12}{'vs coco':>9}{'MB':>8}"  # fmt: skip
         print(head)

@@ -44,6 +44,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from box2mask.geometry import frame_block
 from box2mask.io import atomic_write_bytes
 from box2mask.layout import output_stem
 from box2mask.types import FrameMasks, ObjectMask
@@ -127,18 +128,12 @@ def mask_polygon(block: np.ndarray, top: int, left: int) -> np.ndarray | None:
 
 
 def object_block(om: ObjectMask, hw: tuple[int, int]) -> tuple[np.ndarray, int, int]:
-    """The tight block of the part of an object's mask inside the frame, and its ``(top, left)``."""
-    ov = om.window.overlap(hw)
-    if ov is None:
-        return np.zeros((0, 0), bool), 0, 0
-    fr, fc, cr, cc = ov
-    visible = om.mask[cr, cc]
-    rows = np.flatnonzero(visible.any(axis=1))
-    if rows.size == 0:
-        return np.zeros((0, 0), bool), 0, 0
-    cols = np.flatnonzero(visible.any(axis=0))
-    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    return visible[r0:r1, c0:c1], fr.start + r0, fc.start + c0
+    """The tight block of the part of an object's mask inside the frame, and its ``(top, left)``.
+
+    Read from the mask's :class:`~box2mask.types.MaskBlock`: costs the block, not the window.
+    """
+    fb = frame_block(om.block, om.window, hw)
+    return fb.pixels(), fb.top, fb.left
 
 
 def label_text(fm: FrameMasks, class_index: dict[str, int]) -> str:
