@@ -2,8 +2,10 @@
 
 Formats read (see ``docs/models.md``):
 
-- ``sam``: the official ``sam_vit_{b,l,h}_*.pth`` (a flat torch state dict).
-- ``hq-sam``: the official ``sam_hq_vit_{b,l,h}.pth`` (SAM keys plus the HQ decoder).
+- ``sam``: the official ``sam_vit_{b,l,h}_*.pth`` (a flat torch state dict), and
+  MobileSAM's ``mobile_sam.pt`` (the same layout with a TinyViT encoder).
+- ``hq-sam``: the official ``sam_hq_vit_{b,l,h}.pth`` (SAM keys plus the HQ decoder),
+  and Light HQ-SAM's ``sam_hq_vit_tiny.pth`` (TinyViT encoder).
 - ``ros-sam``: box2mask's own ROS-SAM file, one ``.safetensors`` with HQ-SAM key
   names, LoRA folded or unfolded, and metadata ``format = box2mask.ros-sam``
   (written by :func:`save_ros_sam`).
@@ -28,8 +30,9 @@ import torch
 
 from box2mask.errors import CheckpointError
 from box2mask.models.lora import LORA_SUFFIXES, lora_rank_of
+from box2mask.models.tiny_vit import STRIDE1_WIDTHS
 
-CheckpointKind = Literal["sam", "hq-sam", "ros-sam", "ros-sam-folder"]
+CheckpointKind = Literal["sam", "hq-sam", "ros-sam", "ros-sam-folder", "sam2"]
 
 #: ``format`` value in the metadata of box2mask's ROS-SAM file
 ROS_SAM_FORMAT = "box2mask.ros-sam"
@@ -89,6 +92,154 @@ class EncoderArch:
         return "custom"
 
 
+#: MobileSAM's TinyViT-5M (``build_sam_vit_t``), also Light HQ-SAM's encoder
+TINYVIT_5M: dict[str, tuple[int, ...]] = {
+    "embed_dims": (64, 128, 160, 320),
+    "depths": (2, 2, 6, 2),
+    "num_heads": (2, 4, 5, 10),
+    "window_sizes": (7, 7, 14, 7),
+}
+_TINYVIT_KEY = _ENC + "patch_embed.seq.0.c.weight"
+
+
+@dataclass(frozen=True)
+class TinyViTArch:
+    """The shape of a TinyViT image encoder (MobileSAM, Light HQ-SAM), read from its tensors.
+
+    Stage 0 is convolutional (MBConv), stages 1.. are windowed-attention blocks;
+    each stage but the last ends in a patch merging to the next width.
+
+    Attributes:
+        embed_dims: width of each stage.
+        depths: blocks per stage.
+        num_heads: attention heads per stage (stage 0 has no attention: 1 is recorded).
+        window_sizes: attention window side per stage (stage 0: 7 is recorded, unused).
+        mlp_ratio: block MLP hidden width over the stage width.
+        mbconv_expand_ratio: stage 0's MBConv hidden width over its width.
+        local_conv_size: kernel of the depthwise conv between attention and MLP.
+        num_classes: outputs of the stored (unused) ImageNet classifier head; 0 if none.
+        in_chans, img_size, out_chans: 3, 1024, 256 in SAM.
+    """
+
+    embed_dims: tuple[int, ...]
+    depths: tuple[int, ...]
+    num_heads: tuple[int, ...]
+    window_sizes: tuple[int, ...]
+    mlp_ratio: float = 4.0
+    mbconv_expand_ratio: float = 4.0
+    local_conv_size: int = 3
+    num_classes: int = 1000
+    in_chans: int = 3
+    img_size: int = 1024
+    out_chans: int = 256
+
+    @property
+    def name(self) -> str:
+        """``"vit_t"`` (MobileSAM's TinyViT-5M) or ``"tinyvit"`` (another TinyViT)."""
+        ref = TINYVIT_5M
+        five_m = (self.embed_dims, self.depths, self.num_heads[1:], self.window_sizes[1:]) == (
+            ref["embed_dims"], ref["depths"], ref["num_heads"][1:], ref["window_sizes"][1:]
+        )  # fmt: skip
+        return "vit_t" if five_m and (self.img_size, self.mlp_ratio) == (1024, 4.0) else "tinyvit"
+
+    @property
+    def grid(self) -> int:
+        """Side of the token grid of the output (64)."""
+        return self.img_size // 16
+
+    @property
+    def interm_dim(self) -> int:
+        """Width of stage 1's output (after its merging), the HQ decoder's early feature (160)."""
+        return self.embed_dims[2]
+
+
+def is_tinyvit(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    """Whether the image encoder in ``state_dict`` is a TinyViT (MobileSAM's layout)."""
+    return _TINYVIT_KEY in state_dict
+
+
+def infer_tinyvit_arch(state_dict: Mapping[str, torch.Tensor], source: str = "") -> TinyViTArch:
+    """Read a TinyViT encoder's shape from its tensors (``image_encoder.`` prefix).
+
+    Widths from the stem and the patch mergings' convs, depths from the block
+    count per stage, heads from ``attention_biases`` ``(heads, window²)``, the
+    window from its offsets (``window²``), the MLP and MBConv ratios from
+    ``fc1`` / ``conv1``, the classifier size from ``head.weight``.
+    """
+    where = f" in {source}" if source else ""
+    sd = state_dict
+
+    def get(key: str) -> torch.Tensor:
+        t = sd.get(_ENC + key)
+        if t is None:
+            raise CheckpointError(f"TinyViT encoder{where}: {_ENC + key} missing")
+        return t
+
+    stages = sorted(
+        {int(m.group(1)) for k in sd if (m := re.match(r"image_encoder\.layers\.(\d+)\.", k))}
+    )
+    if len(stages) < 4 or stages != list(range(len(stages))):
+        raise CheckpointError(
+            f"TinyViT encoder{where}: stages are not numbered 0..3 (found {stages[:8]})"
+        )
+    dims: list[int] = [int(get("patch_embed.seq.2.c.weight").shape[0])]
+    depths, heads, windows = [], [], []
+    for i in stages:
+        blocks = sorted(
+            {
+                int(m.group(1))
+                for k in sd
+                if (m := re.match(rf"image_encoder\.layers\.{i}\.blocks\.(\d+)\.", k))
+            }
+        )
+        if not blocks or blocks != list(range(len(blocks))):
+            raise CheckpointError(
+                f"TinyViT encoder{where}: blocks of stage {i} are not numbered 0..N-1: {blocks[:8]}"
+            )
+        depths.append(len(blocks))
+        if i == 0:
+            heads.append(1)
+            windows.append(7)
+        else:
+            bias = get(f"layers.{i}.blocks.0.attn.attention_biases")
+            side = round(int(bias.shape[1]) ** 0.5)
+            if side * side != int(bias.shape[1]):
+                raise CheckpointError(
+                    f"TinyViT encoder{where}: layers.{i} attention_biases {tuple(bias.shape)} "
+                    "is not (heads, window²)"
+                )
+            heads.append(int(bias.shape[0]))
+            windows.append(side)
+        if i < len(stages) - 1:
+            dims.append(int(get(f"layers.{i}.downsample.conv1.c.weight").shape[0]))
+    dim1 = dims[1]
+    fc1 = get("layers.1.blocks.0.mlp.fc1.weight")
+    conv1 = get("layers.0.blocks.0.conv1.c.weight")
+    local = get("layers.1.blocks.0.local_conv.c.weight")
+    head = sd.get(_ENC + "head.weight")
+    neck = get("neck.0.weight")
+    arch = TinyViTArch(
+        embed_dims=tuple(dims),
+        depths=tuple(depths),
+        num_heads=tuple(heads),
+        window_sizes=tuple(windows),
+        mlp_ratio=int(fc1.shape[0]) / dim1,
+        mbconv_expand_ratio=int(conv1.shape[0]) / dims[0],
+        local_conv_size=int(local.shape[-1]),
+        num_classes=int(head.shape[0]) if head is not None else 0,
+        in_chans=int(get("patch_embed.seq.0.c.weight").shape[1]),
+        out_chans=int(neck.shape[0]),
+    )
+    # The original keeps a 64x64 grid only when the last merging has stride 1,
+    # which it decides by width (320 / 448 / 576) and hard-codes the 64x64 view.
+    if len(dims) != 4 or dims[-1] not in STRIDE1_WIDTHS or set(dims[1:3]) & set(STRIDE1_WIDTHS):
+        raise CheckpointError(
+            f"TinyViT encoder{where} has stage widths {dims}: MobileSAM's TinyViT needs 4 "
+            f"stages, the last {' / '.join(map(str, STRIDE1_WIDTHS))} wide (64x64 output grid)"
+        )
+    return arch
+
+
 @dataclass(frozen=True)
 class CheckpointInfo:
     """What :func:`inspect_checkpoint` finds in a checkpoint.
@@ -97,12 +248,17 @@ class CheckpointInfo:
         path: the file or folder.
         kind: ``"sam"``, ``"hq-sam"``, ``"ros-sam"`` (box2mask's file) or
             ``"ros-sam-folder"`` (the authors' training folder).
-        arch: ``"vit_b"``, ``"vit_l"``, ``"vit_h"`` or ``"custom"``.
+        arch: ``"vit_b"``, ``"vit_l"``, ``"vit_h"``, ``"custom"``; ``"vit_t"``
+            (MobileSAM's TinyViT-5M) or ``"tinyvit"`` (another TinyViT).
         embed_dim, depth, num_heads, global_attn_indexes: the encoder's shape.
         lora_rank: LoRA rank for ROS-SAM checkpoints (``None`` otherwise, and for
             a box2mask file whose LoRA is folded and whose metadata gives none).
         lora_folded: whether LoRA is already folded into the qkv weights.
         num_params: number of stored parameters (elements), LoRA included.
+        encoder: the full shape (:class:`EncoderArch` or :class:`TinyViTArch`).
+            For a TinyViT (``arch`` ``"vit_t"``), ``embed_dim`` / ``num_heads`` are
+            the last stage's, ``depth`` the number of blocks of all stages and
+            ``global_attn_indexes`` empty.
         model: the ``--model`` name that loads it.
     """
 
@@ -116,6 +272,7 @@ class CheckpointInfo:
     lora_rank: int | None
     lora_folded: bool
     num_params: int
+    encoder: EncoderArch | TinyViTArch | None = None
 
     @property
     def model(self) -> str:
@@ -173,6 +330,8 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             if "mmap" not in str(exc):  # legacy (non-zip) files cannot be mapped
                 raise
             obj = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
+            obj = obj["model"]  # SAM 2's layout: torch.save({"model": state_dict})
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if reason.startswith("Weights only load failed"):
@@ -273,6 +432,14 @@ def infer_encoder_arch(state_dict: Mapping[str, torch.Tensor], source: str = "")
     key = _ENC + "patch_embed.proj.weight"
     if key not in state_dict:
         raise CheckpointError(
+    if key not in state_dict and is_tinyvit(state_dict):
+        raise CheckpointError(
+            f"the image encoder{where} is a TinyViT (MobileSAM / Light HQ-SAM), not a ViT: "
+            "it loads with --model sam / hq-sam; ROS-SAM's LoRA (q/v of the ViT blocks) "
+            "needs a ViT-B/L/H checkpoint"
+        )
+    if key not in state_dict:
+        raise CheckpointError(
             f"no SAM image encoder{where}: {key} missing "
             f"(keys start: {', '.join(sorted(state_dict)[:3]) or 'none'})"
         )
@@ -324,6 +491,15 @@ def infer_encoder_arch(state_dict: Mapping[str, torch.Tensor], source: str = "")
     )
 
 
+def infer_arch(
+    state_dict: Mapping[str, torch.Tensor], source: str = ""
+) -> EncoderArch | TinyViTArch:
+    """The encoder's shape, ViT (:func:`infer_encoder_arch`) or TinyViT (:func:`infer_tinyvit_arch`)."""
+    if is_tinyvit(state_dict):
+        return infer_tinyvit_arch(state_dict, source)
+    return infer_encoder_arch(state_dict, source)
+
+
 def detect_kind(
     state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, str], source: str = ""
 ) -> CheckpointKind:
@@ -336,6 +512,10 @@ def detect_kind(
     if metadata.get("format") == ROS_SAM_FORMAT:
         return "ros-sam"
     keys = set(state_dict)
+    from box2mask.models.sam2_arch import SAM2_KEY
+
+    if SAM2_KEY in keys:
+        return "sam2"
     has_lora = lora_rank_of(state_dict) is not None
     if "hf_token.weight" in keys or "module.hf_token.weight" in keys:
         raise CheckpointError(
@@ -437,18 +617,24 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointInfo
         if kind == "ros-sam":
             arch, rank, folded = check_ros_sam_metadata(state, metadata, str(path))
         else:
-            arch, rank, folded = infer_encoder_arch(state, str(path)), None, True
+            arch, rank, folded = infer_arch(state, str(path)), None, True
+    if isinstance(arch, TinyViTArch):
+        dim, depth, heads, glob = arch.embed_dims[-1], sum(arch.depths), arch.num_heads[-1], ()
+    else:
+        dim, depth, heads = arch.embed_dim, arch.depth, arch.num_heads
+        glob = arch.global_attn_indexes
     info = CheckpointInfo(
         path=path,
         kind=kind,
         arch=arch.name,
-        embed_dim=arch.embed_dim,
-        depth=arch.depth,
+        embed_dim=dim,
+        depth=depth,
         num_params=sum(int(t.numel()) for t in state.values()),
-        num_heads=arch.num_heads,
-        global_attn_indexes=arch.global_attn_indexes,
+        num_heads=heads,
+        global_attn_indexes=glob,
         lora_rank=rank,
         lora_folded=folded,
+        encoder=arch,
     )
     return state, info
 
@@ -496,7 +682,8 @@ def kind_mismatch_message(model: str, kind: CheckpointKind, path: Path) -> str |
         return (
             f"{path} is a plain SAM checkpoint, it has no HQ decoder ({_HQ_KEY}, "
             "mask_decoder.hf_mlp.*, mask_decoder.compress_vit_feat.* missing); "
-            "use --model sam, or an official HQ-SAM checkpoint (hq-sam-vit-b, hq-sam-vit-l, hq-sam-vit-h)"
+            "use --model sam, or an official HQ-SAM checkpoint (hq-sam-vit-b, hq-sam-vit-l, "
+            "hq-sam-vit-h, hq-sam-vit-t)"
         )
     return (
         f"{path} is a plain SAM checkpoint, it has no HQ decoder and no LoRA; use --model sam, "
@@ -604,8 +791,11 @@ __all__ = [
     "EncoderArch",
     "check_keys",
     "detect_kind",
+    "infer_arch",
     "infer_encoder_arch",
+    "infer_tinyvit_arch",
     "inspect_checkpoint",
+    "is_tinyvit",
     "kind_mismatch_message",
     "load_checkpoint",
     "read_tensors",

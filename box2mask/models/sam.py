@@ -12,7 +12,9 @@ differ in the checkpoint they load and the mask they return:
   LoRA (folded into the weights at load).
 
 The architecture is read from the checkpoint tensors, so ViT-B/L/H and tiny
-test models go through the same code (:func:`load_prompt_model`).
+test models go through the same code (:func:`load_prompt_model`); so do
+MobileSAM (``sam``) and Light HQ-SAM (``hq-sam``), whose image encoder is a
+TinyViT (:mod:`box2mask.models.tiny_vit`) in place of the ViT.
 """
 
 from __future__ import annotations
@@ -43,13 +45,15 @@ from box2mask.errors import CheckpointError, UsageError
 from box2mask.models.base import ImageFeatures
 from box2mask.models.checkpoint import (
     EncoderArch,
+    TinyViTArch,
     check_keys,
-    infer_encoder_arch,
+    infer_arch,
     kind_mismatch_message,
     load_checkpoint,
 )
 from box2mask.models.hq_decoder import MaskDecoderHQ, MaskOutput, decode_single_mask
 from box2mask.models.lora import add_lora, fold_lora_state_dict
+from box2mask.models.tiny_vit import TinyViT
 
 #: SAM's pixel normalisation (RGB, 0..255)
 PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -114,7 +118,7 @@ def _block_sdpa(blk: Block, x: torch.Tensor) -> torch.Tensor:
 
 
 def encoder_forward(
-    encoder: ImageEncoderViT,
+    encoder: ImageEncoderViT | TinyViT,
     x: torch.Tensor,
     attention: AttentionImpl = "sdpa",
     return_interm: bool = False,
@@ -122,16 +126,20 @@ def encoder_forward(
     """Run a SAM image encoder, optionally keeping the first global block's output.
 
     Args:
-        encoder: ``segment_anything``'s ``ImageEncoderViT``.
+        encoder: ``segment_anything``'s ``ImageEncoderViT``, or a
+            :class:`~box2mask.models.tiny_vit.TinyViT`.
         x: ``(B, 3, 1024, 1024)`` normalised images.
         attention: ``"sdpa"`` (:func:`attention_sdpa`) or ``"reference"``
             (the module's own attention).
         return_interm: also return the output of the first global-attention
-            block (HQ decoder input), as HQ-SAM's encoder does.
+            block (HQ decoder input), as HQ-SAM's encoder does; for a TinyViT,
+            the output of its stage 1, as Light HQ-SAM's does.
 
     Returns:
         ``(embeddings (B, 256, 64, 64), interm (B, 64, 64, D) or None)``.
     """
+    if isinstance(encoder, TinyViT):
+        return encoder.forward_features(x, attention, return_interm)
     x = encoder.patch_embed(x)
     if encoder.pos_embed is not None:
         x = x + encoder.pos_embed
@@ -166,7 +174,7 @@ class SamModel(nn.Module):
     def __init__(
         self,
         name: str,
-        image_encoder: ImageEncoderViT,
+        image_encoder: ImageEncoderViT | TinyViT,
         prompt_encoder: PromptEncoder,
         mask_decoder: MaskDecoder,
         output: MaskOutput = "sam",
@@ -338,20 +346,29 @@ class SamModel(nn.Module):
 
 
 def build_modules(
-    arch: EncoderArch,
+    arch: EncoderArch | TinyViTArch,
     hq: bool,
     lora_rank: int | None = None,
     device: torch.device | str | None = None,
-) -> tuple[ImageEncoderViT, PromptEncoder, MaskDecoder]:
+) -> tuple[ImageEncoderViT | TinyViT, PromptEncoder, MaskDecoder]:
     """Fresh (randomly initialised) SAM modules of a given architecture.
 
     Args:
-        arch: the encoder's shape (prompt encoder and decoder are always SAM's,
-            256 channels).
-        hq: build a :class:`MaskDecoderHQ` instead of SAM's ``MaskDecoder``.
-        lora_rank: wrap every encoder qkv in an unfolded LoRA of this rank.
+        arch: the encoder's shape, a ViT or a TinyViT (prompt encoder and
+            decoder are always SAM's, 256 channels).
+        hq: build a :class:`MaskDecoderHQ` instead of SAM's ``MaskDecoder``
+            (its early-feature input is the ViT width, or a TinyViT's stage-1 width).
+        lora_rank: wrap every encoder qkv in an unfolded LoRA of this rank (ViT only).
         device: where to create the parameters (``"meta"`` for no memory).
     """
+    if isinstance(arch, TinyViTArch):
+        if lora_rank is not None:
+            raise CheckpointError("LoRA is for ViT encoders; a TinyViT encoder takes none")
+        with torch.device(device) if device is not None else nullcontext():
+            tiny = TinyViT(arch)
+        prompt, decoder = _prompt_and_decoder(arch.out_chans, arch.grid, arch.img_size,
+                                              hq, arch.interm_dim, device)  # fmt: skip
+        return tiny, prompt, decoder
     with torch.device(device) if device is not None else nullcontext():
         grid = arch.img_size // arch.patch_size
         encoder = ImageEncoderViT(
@@ -368,25 +385,32 @@ def build_modules(
             global_attn_indexes=arch.global_attn_indexes,
             window_size=arch.window_size,
         )
-        prompt = PromptEncoder(
-            embed_dim=arch.out_chans,
-            image_embedding_size=(grid, grid),
-            input_image_size=(arch.img_size, arch.img_size),
-            mask_in_chans=16,
-        )
-        transformer = TwoWayTransformer(
-            depth=2, embedding_dim=arch.out_chans, mlp_dim=2048, num_heads=8
-        )
-        decoder: MaskDecoder
-        if hq:
-            decoder = MaskDecoderHQ(
-                transformer_dim=arch.out_chans, transformer=transformer, vit_dim=arch.embed_dim
-            )
-        else:
-            decoder = MaskDecoder(transformer_dim=arch.out_chans, transformer=transformer)
         if lora_rank is not None:
             add_lora(encoder, lora_rank)
+    prompt, decoder = _prompt_and_decoder(
+        arch.out_chans, grid, arch.img_size, hq, arch.embed_dim, device
+    )
     return encoder, prompt, decoder
+
+
+def _prompt_and_decoder(
+    chans: int, grid: int, img_size: int, hq: bool, vit_dim: int, device: torch.device | str | None
+) -> tuple[PromptEncoder, MaskDecoder]:
+    """SAM's prompt encoder and (HQ) mask decoder, the same for every encoder."""
+    with torch.device(device) if device is not None else nullcontext():
+        prompt = PromptEncoder(
+            embed_dim=chans,
+            image_embedding_size=(grid, grid),
+            input_image_size=(img_size, img_size),
+            mask_in_chans=16,
+        )
+        transformer = TwoWayTransformer(depth=2, embedding_dim=chans, mlp_dim=2048, num_heads=8)
+        decoder: MaskDecoder
+        if hq:
+            decoder = MaskDecoderHQ(transformer_dim=chans, transformer=transformer, vit_dim=vit_dim)
+        else:
+            decoder = MaskDecoder(transformer_dim=chans, transformer=transformer)
+    return prompt, decoder
 
 
 _OUTPUTS: dict[str, MaskOutput] = {"sam": "sam", "hq-sam": "sum", "ros-sam": "hq"}
@@ -436,7 +460,7 @@ def load_prompt_model(
         except KeyError as exc:
             raise CheckpointError(f"checkpoint {checkpoint}: {exc.args[0]}") from None
     keep_lora = not fold and not info.lora_folded and info.lora_rank is not None
-    arch = infer_encoder_arch(state, str(checkpoint))
+    arch = infer_arch(state, str(checkpoint))
     encoder, prompt, decoder = build_modules(
         arch, hq=model != "sam", lora_rank=info.lora_rank if keep_lora else None, device="meta"
     )
@@ -455,14 +479,15 @@ def load_prompt_model(
 def build_sam(
     checkpoint: Path, device: torch.device | str = "cpu", hq_token_only: bool = False
 ) -> SamModel:
-    """``--model sam``: official SAM (``sam_vit_{b,l,h}_*.pth``)."""
+    """``--model sam``: official SAM (``sam_vit_{b,l,h}_*.pth``) or MobileSAM (``mobile_sam.pt``)."""
     return load_prompt_model("sam", checkpoint, device, hq_token_only)
 
 
 def build_hq_sam(
     checkpoint: Path, device: torch.device | str = "cpu", hq_token_only: bool = False
 ) -> SamModel:
-    """``--model hq-sam``: official HQ-SAM (``sam_hq_vit_{b,l,h}.pth``), SAM + HQ logits."""
+    """``--model hq-sam``: official HQ-SAM (``sam_hq_vit_{b,l,h}.pth``) or Light HQ-SAM
+    (``sam_hq_vit_tiny.pth``), SAM + HQ logits."""
     return load_prompt_model("hq-sam", checkpoint, device, hq_token_only)
 
 

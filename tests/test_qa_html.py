@@ -1,0 +1,138 @@
+"""The ``box2mask qa --html`` review page in a real headless browser (Debian's chromium + chromedriver).
+
+The page is opened from disk (``file://``, no server); the test checks that
+the thumbnails decode, that a filter narrows the list, and that decisions
+made by clicking in the page, exported through the page's own download
+link, are what ``box2mask qa apply`` reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from box2mask.cli import app
+from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
+
+runner = CliRunner()
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "viso-mini"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or DRIVER is None,
+    reason="no headless browser: install Debian's chromium and chromium-driver "
+    "(apt-get install -y chromium chromium-driver; .ci/run does)",
+)
+
+
+@pytest.fixture()
+def browser(tmp_path: Path):
+    from selenium.webdriver.chrome.service import Service
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              f"--user-data-dir={tmp_path / 'profile'}"):  # fmt: skip
+        opts.add_argument(a)
+    opts.add_experimental_option("prefs", {
+        "download.default_directory": str(downloads), "download.prompt_for_download": False,
+    })  # fmt: skip
+    drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    drv.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow",
+                                                     "downloadPath": str(downloads)})  # fmt: skip
+    drv.downloads = downloads
+    yield drv
+    drv.quit()
+
+
+def _wait_file(folder: Path, timeout: float = 20.0) -> Path:
+    end = time.time() + timeout
+    while time.time() < end:
+        done = [p for p in folder.iterdir() if not p.name.endswith(".crdownload")]
+        if done:
+            return done[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no download appeared in {folder}")
+
+
+def test_review_page_in_headless_chromium(browser, tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    r = runner.invoke(app, ["convert", "-d", "viso", "--root", str(EXAMPLE), "--out", str(job),
+                            "--model", "ellipse", "--format", "coco,png"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    page = tmp_path / "review"
+    r = runner.invoke(app, ["qa", "--out", str(job), "--html", str(page), "--html-top", "60"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((job / "qa" / "qa.json").read_text())
+
+    browser.get((page / "index.html").as_uri())
+    cards = browser.find_elements(By.CSS_SELECTOR, ".card")
+    assert len(cards) == 60
+    # most suspicious first, as in qa.json
+    first_ids = [int(c.get_attribute("data-id")) for c in cards[:5]]
+    assert first_ids == [o["id"] for o in rep["ranked"][:5]]
+    # every thumbnail decoded (a missing or broken file has naturalWidth 0)
+    widths = browser.execute_script(
+        "return [...document.images].map(i => i.complete ? i.naturalWidth : -1)")
+    assert len(widths) == 60 and min(widths) > 0
+
+    # a category filter narrows the list to that category
+    cats = {o["category"] for o in rep["ranked"][:60]}
+    assert len(cats) > 1
+    cat = sorted(cats)[0]
+    Select(browser.find_element(By.ID, "f-category")).select_by_value(cat)
+    shown = browser.find_elements(By.CSS_SELECTOR, ".card")
+    want = [o["id"] for o in rep["ranked"][:60] if o["category"] == cat]
+    assert 0 < len(shown) < 60
+    assert [int(c.get_attribute("data-id")) for c in shown] == want
+    Select(browser.find_element(By.ID, "f-category")).select_by_value("")
+    # a sequence filter too
+    seq = rep["ranked"][0]["sequence"]
+    Select(browser.find_element(By.ID, "f-sequence")).select_by_value(seq)
+    shown = browser.find_elements(By.CSS_SELECTOR, ".card")
+    assert len(shown) == sum(o["sequence"] == seq for o in rep["ranked"][:60])
+    Select(browser.find_element(By.ID, "f-sequence")).select_by_value("")
+
+    # decide by clicking: reject the first object, box the second
+    cards = browser.find_elements(By.CSS_SELECTOR, ".card")
+    rej, boxed = (int(c.get_attribute("data-id")) for c in cards[:2])
+    cards[0].find_element(By.CSS_SELECTOR, "input[value=reject]").click()
+    cards[1].find_element(By.CSS_SELECTOR, "input[value=box]").click()
+    # export through the page's own link: a real download
+    browser.find_element(By.ID, "export").click()
+    dl = _wait_file(browser.downloads)
+    assert dl.name == "decisions.json"
+    exported = json.loads(dl.read_text())
+    assert exported == json.loads(browser.execute_script("return box2maskDecisions()"))
+    assert {d["id"]: d["action"] for d in exported["decisions"]} == {rej: "reject", boxed: "box"}
+
+    # qa apply reads the page's file back
+    before = json.loads((job / "annotations.json").read_text())
+    r = runner.invoke(app, ["qa", "apply", str(dl), "--out", str(job)])
+    assert r.exit_code == 0, r.output
+    assert "removed 1, replaced 1 by box" in r.output
+    after = json.loads((job / "annotations.json").read_text())
+    assert len(after["annotations"]) == len(before["annotations"]) - 1
+    byid = {a["id"]: a for a in before["annotations"]}
+    ims = {im["id"]: im for im in after["images"]}
+    keys = {(ims[a["image_id"]]["sequence"], ims[a["image_id"]]["frame_index"], a["track_id"]): a
+            for a in after["annotations"]}  # fmt: skip
+    bims = {im["id"]: im for im in before["images"]}
+
+    def key(a: dict) -> tuple:
+        return bims[a["image_id"]]["sequence"], bims[a["image_id"]]["frame_index"], a["track_id"]
+
+    assert key(byid[rej]) not in keys
+    assert keys[key(byid[boxed])]["mask_source"] == "box"
