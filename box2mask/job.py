@@ -27,8 +27,6 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +41,6 @@ from box2mask.layout import (
     STATE_DIR,
     part_path,
 )
-from box2mask.types import FrameMasks
 
 log = logging.getLogger(__name__)
 
@@ -243,30 +240,6 @@ class Job:
                 fh.truncate(cut)
                 fh.flush()
                 os.fsync(fh.fileno())
-
-    def write_frame(
-        self,
-        fm: FrameMasks,
-        formats: tuple[str, ...] | list[str],
-        timer: Callable[[str], AbstractContextManager[Any]] | None = None,
-    ) -> None:
-        """Write a finished frame's files atomically (COCO part, PNG + sidecar); no ledger line.
-
-        ``timer(stage)`` (e.g. :meth:`box2mask.engine.Profile.time`) times the
-        ``encode-rle`` and ``write`` stages separately for ``convert --profile``.
-        """
-        from box2mask.writers.coco import frame_part
-        from box2mask.writers.png import write_png_frame
-
-        time_ = timer or (lambda _stage: contextlib.nullcontext())
-        if "coco" in formats:
-            with time_("encode-rle"):
-                part = frame_part(fm)
-            with time_("write"):
-                atomic_write_json(self.part_path(fm.frame.sequence, fm.frame.frame_index), part)
-        if "png" in formats:
-            with time_("write"):
-                write_png_frame(fm, self.out)
 
     def mark_finished(self, frames_total: int, frames_done: int, skipped_inputs: int) -> None:
         """Say that a run went through every frame (read by ``box2mask merge``)."""

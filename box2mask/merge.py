@@ -1,4 +1,11 @@
-"""Join the outputs of jobs and shards into one COCO JSON (``box2mask merge``).
+"""Join the outputs of jobs and shards into one output (``box2mask merge``).
+
+``merge(inputs, dest)`` with a ``.json`` ``dest`` writes one COCO JSON (as
+before formats were pluggable); with ``formats`` it writes each format into
+the folder ``dest`` through the writer registry: formats assembled from the
+frames' parts (COCO, and those that declare ``needs_parts``) are assembled
+from all inputs at once, per-frame formats (``per_frame``) are copied from
+each job folder.
 
 Inputs are job folders (a ``--out`` of ``box2mask convert``: its
 ``.box2mask/job.json`` and per-frame parts are read, not its
@@ -24,6 +31,7 @@ the first two, never the last.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +40,7 @@ from typing import Any
 from box2mask.errors import UsageError
 from box2mask.job import diff_identity, format_diffs
 from box2mask.layout import FINISHED_FILE, JOB_FILE, PARTS_DIR, STATE_DIR, part_frame_index
+from box2mask.writers import WRITERS, Assembly, WriterContext
 from box2mask.writers.coco import write_coco as write_coco_stream
 
 #: identity keys that only choose which share of a dataset a job converts
@@ -52,6 +61,8 @@ class MergeSummary:
     inputs: list[str]
     #: differences accepted under ``force`` (for the CLI to print)
     warnings: list[str] = field(default_factory=list)
+    #: the files and folders written (a folder ``dest``: one or more per format)
+    written: list[Path] = field(default_factory=list)
 
 
 _Loader = Callable[[], dict[str, Any]]
@@ -72,6 +83,7 @@ class _Source:
 class _JobSource(_Source):
     def __init__(self, out: Path) -> None:
         self.label = str(out)
+        self.out = Path(out)
         self.state = out / STATE_DIR
         try:
             saved = json.loads((self.state / JOB_FILE).read_text(encoding="utf-8"))
@@ -184,12 +196,25 @@ def unify_categories(tables: Sequence[list[dict[str, Any]]]) -> list[dict[str, A
     return out
 
 
-def merge(inputs: Sequence[Path | str], dest: Path | str, force: bool = False) -> MergeSummary:
-    """Merge job folders and/or COCO files into one COCO JSON at ``dest`` (atomically).
+def merge(
+    inputs: Sequence[Path | str],
+    dest: Path | str,
+    force: bool = False,
+    formats: Sequence[str] | None = None,
+) -> MergeSummary:
+    """Merge job folders and/or COCO files into ``dest`` (each file written atomically).
+
+    Args:
+        inputs: job folders (``--out`` of ``convert``) and/or COCO JSON files.
+        dest: a ``.json`` file (one COCO JSON, when ``formats`` is ``None`` or
+            ``["coco"]``), or a folder that receives each format.
+        formats: ``--format`` names (``None``: COCO; with a folder ``dest``,
+            the formats of the first job).
 
     Raises:
         MergeError: different jobs or unfinished jobs (unless ``force``), a
-            frame in two inputs (always), an unreadable input.
+            frame in two inputs (always), an unreadable input, a per-frame
+            format asked of a plain COCO input.
     """
     if not inputs:
         raise MergeError("nothing to merge: give one or more job folders or COCO files")
@@ -215,15 +240,86 @@ def merge(inputs: Sequence[Path | str], dest: Path | str, force: bool = False) -
             "refusing to merge: " + "; ".join(problems) + ". Use --force to merge anyway."
         )
     warnings.extend(problems)
-    summary = write_coco(sources, Path(dest))
+    dest = Path(dest)
+    if dest.suffix.lower() == ".json" and list(formats or ["coco"]) == ["coco"]:
+        summary = write_coco(sources, dest)
+        summary.written = [dest]
+    else:
+        summary = _write_formats(sources, dest, formats)
     summary.warnings = warnings
     return summary
 
 
-def write_job_coco(out: Path, dest: Path) -> tuple[int, int]:
-    """A job's own COCO JSON from its parts (what ``convert`` writes at the end)."""
-    s = write_coco([_JobSource(Path(out))], Path(dest))
-    return s.images, s.annotations
+def _write_formats(
+    sources: list[_Source], dest: Path, formats: Sequence[str] | None
+) -> MergeSummary:
+    """Each format into the folder ``dest``: assembled ones from every input's parts at
+    once, per-frame ones copied from each job folder."""
+    jobs = [s for s in sources if isinstance(s, _JobSource)]
+    if formats is None:
+        formats = jobs[0].identity.get("formats", ["coco"]) if jobs else ["coco"]  # type: ignore[union-attr]
+    unknown = [f for f in formats if f not in WRITERS]
+    if unknown:
+        raise MergeError(
+            f"--format {unknown[0]!r} is not a format; known: {', '.join(WRITERS.names())}"
+        )
+    assembly = _assembly(sources)
+    root = Path(jobs[0].identity.get("root", ".")) if jobs else Path(".")  # type: ignore[union-attr]
+    ctx = WriterContext(dest, root, assembly.categories, assembly.sequences)
+    dest.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name in formats:
+        writer = WRITERS.get(name)(ctx)
+        if writer.per_frame:
+            plain = [s.label for s in sources if not isinstance(s, _JobSource)]
+            if plain:
+                raise MergeError(
+                    f"--format {name}: {plain[0]} is a COCO file; {name} is written per frame "
+                    "and can only be merged from job folders"
+                )
+            for job in jobs:
+                if name not in (job.identity or {}).get("formats", []):
+                    raise MergeError(f"--format {name}: {job.label} was not converted with it")
+                own = WRITERS.get(name)(WriterContext(job.out, root, [], job.sequences))
+                _copy_outputs(own, job.out, dest)
+        written.extend(writer.finalize(assembly, dest))
+        written.extend(dest / o for o in writer.outputs() if (dest / o).exists())
+    n_img = sum(1 for _ in assembly.parts())
+    n_ann = sum(len(p["annotations"]) for p in assembly.parts())
+    return MergeSummary(
+        dest, n_img, n_ann, [s.label for s in sources], written=sorted(set(written))
+    )
+
+
+def _copy_outputs(writer: object, src: Path, dest: Path) -> None:
+    """Copy a job's per-frame outputs (``writer.outputs()``) into ``dest``."""
+    for rel in writer.outputs():  # type: ignore[attr-defined]
+        a, b = src / rel, dest / rel
+        if a.is_dir():
+            shutil.copytree(a, b, dirs_exist_ok=True)
+        elif a.is_file():
+            b.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(a, b)
+
+
+def _assembly(sources: list[_Source]) -> Assembly:
+    """The inputs' frames as one :class:`Assembly` (dataset order, unified categories)."""
+    categories = unify_categories([s.categories for s in sources])
+    present = {seq for s in sources for seq in s.sequences}
+    order: dict[str, None] = {}
+    for s in sources:
+        for seq in [*getattr(s, "order", []), *s.sequences]:
+            if seq in present:
+                order.setdefault(seq, None)
+    return Assembly(categories, lambda: _ordered_frames(sources), list(order))
+
+
+def job_assembly(out: Path) -> Assembly:
+    """A job's own frames as an :class:`Assembly` (what ``convert``'s writers finalize from).
+
+    The job folder is read when :attr:`Assembly.parts` is called, not before.
+    """
+    return _assembly([_JobSource(Path(out))])
 
 
 def _ordered_frames(sources: list[_Source]) -> Iterator[dict[str, Any]]:

@@ -22,7 +22,18 @@ from box2mask.errors import UsageError
 
 #: classes given a box mask without running the model, as in the ROS-SAM paper
 DEFAULT_BOX_FILL_CLASSES = ("car",)
-FORMATS = ("coco", "png")
+
+
+def in_identity(how: str = "value") -> dict[str, str]:
+    """Field metadata: the option determines the output, so it is part of the job identity.
+
+    ``how``: ``"value"`` (as is), ``"sorted"`` (a list whose order does not
+    matter), ``"prompt"`` (only for prompt models; ``None`` for weight-free
+    ones, which it does not affect), ``"prompt-when-set"`` (only for prompt
+    models and only when not the default, so that jobs started before the
+    option existed still resume).
+    """
+    return {"identity": how}
 
 
 @dataclass
@@ -34,31 +45,39 @@ class ConvertOptions:
     present, else the best weight-free one (said in the run summary).
     """
 
+    # Fields marked ``in_identity`` determine the output: they form the job
+    # identity (job_identity) that a resumed run must match. The dataset, its
+    # root, the adapter's options, the model and its checkpoint's hash are
+    # added by ``convert``, which resolves them.
     dataset: str
     out: Path
     root: Path | None = None
     model: str = "auto"
     checkpoint: str | None = None
     device: str = "auto"
-    formats: tuple[str, ...] = ("coco",)
-    sequences: tuple[str, ...] = ()
-    classes: tuple[str, ...] = ()
+    executor: str = "auto"
+    formats: tuple[str, ...] = field(default=("coco",), metadata=in_identity("sorted"))
+    sequences: tuple[str, ...] = field(default=(), metadata=in_identity("sorted"))
+    classes: tuple[str, ...] = field(default=(), metadata=in_identity("sorted"))
     batch_size: int = 4
-    shard: str | None = None
+    shard: str | None = field(default=None, metadata=in_identity())
     overwrite: bool = False
     strict: bool = False
-    crop_size: int = 512
-    context: float = 1.25
-    window: str = "centred"
-    interpolation: str = "bicubic"
-    threshold: float = 0.0
-    hq_token_only: bool = False
-    box_fill_classes: tuple[str, ...] = DEFAULT_BOX_FILL_CLASSES
-    box_fill_area: float = 0.0
-    clip_to_obb: bool = False
-    precision: str = "auto"
+    crop_size: int = field(default=512, metadata=in_identity())
+    context: float = field(default=1.25, metadata=in_identity())
+    window: str = field(default="centred", metadata=in_identity())
+    interpolation: str = field(default="bicubic", metadata=in_identity())
+    threshold: float = field(default=0.0, metadata=in_identity())
+    hq_token_only: bool = field(default=False, metadata=in_identity("prompt"))
+    box_fill_classes: tuple[str, ...] = field(
+        default=DEFAULT_BOX_FILL_CLASSES, metadata=in_identity("sorted")
+    )
+    box_fill_area: float = field(default=0.0, metadata=in_identity())
+    clip_to_obb: bool = field(default=False, metadata=in_identity())
+    #: resolved (``auto`` -> bf16 on CUDA, else fp32) before it enters the identity
+    precision: str = field(default="auto", metadata=in_identity("prompt"))
     workers: int = 2
-    share_crops: float = 0.0
+    share_crops: float = field(default=0.0, metadata=in_identity("prompt-when-set"))
     compile: bool = False
     profile: bool = False
     adapter_options: dict[str, Any] = field(default_factory=dict)
@@ -72,11 +91,15 @@ class ConvertOptions:
         self.sequences = tuple(split_list(self.sequences))
         self.classes = tuple(split_list(self.classes))
         self.box_fill_classes = tuple(split_list(self.box_fill_classes))
-        bad = [f for f in self.formats if f not in FORMATS]
+        from box2mask.writers import WRITERS
+
+        bad = [f for f in self.formats if f not in WRITERS]
         if bad or not self.formats:
             raise UsageError(
-                f"--format must be one or more of {', '.join(FORMATS)}, got {','.join(self.formats) or 'nothing'}"
+                f"--format must be one or more of {', '.join(WRITERS.names())}, "
+                f"got {','.join(self.formats) or 'nothing'}"
             )
+        self.formats = tuple(dict.fromkeys(self.formats))  # coco,coco is coco
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.workers < 1:
@@ -112,6 +135,32 @@ class ConvertOptions:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
+
+
+def job_identity(opts: ConvertOptions, prompt_model: bool, precision: str) -> dict[str, Any]:
+    """The options that determine a job's output, from the fields marked :func:`in_identity`.
+
+    Args:
+        opts: the run's options.
+        prompt_model: the model is a prompt model (SAM family).
+        precision: ``opts.precision`` resolved (``auto`` -> the device's).
+    """
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(ConvertOptions):
+        how = f.metadata.get("identity")
+        if how is None:
+            continue
+        value = precision if f.name == "precision" else getattr(opts, f.name)
+        if how == "sorted":
+            out[f.name] = sorted(value)
+        elif how == "prompt":
+            out[f.name] = value if prompt_model else None
+        elif how == "prompt-when-set":
+            if prompt_model and value != f.default:
+                out[f.name] = value
+        else:
+            out[f.name] = value
+    return out
 
 
 def _flag(name: str) -> str:

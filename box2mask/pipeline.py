@@ -1,8 +1,11 @@
 """``box2mask.convert``: a whole conversion job, from options to files on disk.
 
-adapter → (shard, filters) → job (resume) → engine → writers → ledger → merged COCO JSON.
-Everything here is plain Python; progress goes to a callback, so the CLI's
-rich progress bar and a notebook's tqdm are both thin layers on top.
+adapter → (shard, filters) → job (resume) → executor (engines) → sink (files, then
+ledger) → writers' final assembly. The parts are found by registry: the
+adapter (``ADAPTERS``), the model (``MODELS``), the formats (``WRITERS``) and
+the executor (``EXECUTORS``); nothing here names one. Everything here is
+plain Python; progress goes to a callback, so the CLI's rich progress bar and
+a notebook's tqdm are both thin layers on top.
 """
 
 from __future__ import annotations
@@ -21,15 +24,17 @@ from typing import Any
 from box2mask.adapters import ADAPTERS, SequenceInfo, resolve_root
 from box2mask.adapters.base import check_selection
 from box2mask.checks import drop_outside_boxes
-from box2mask.engine import DeviceFailed, Profile, cuda_device_scope
+from box2mask.engine import DeviceFailed, Profile
 from box2mask.errors import Box2MaskError, UsageError
+from box2mask.executors import FrameEncoder, FrameSink, RunContext, choose_executor
 from box2mask.job import DISK_FULL, Job, JobInterrupted, JobStopped, WriteFailed
-from box2mask.layout import COCO_NAME, STATE_DIR
-from box2mask.merge import write_job_coco
-from box2mask.options import ConvertOptions, check_output_dir, parse_shard
+from box2mask.layout import STATE_DIR
+from box2mask.merge import job_assembly
+from box2mask.options import ConvertOptions, check_output_dir, job_identity, parse_shard
 from box2mask.problems import Problems
-from box2mask.runtime import build_engine, choose_model, file_sha256, parse_devices
-from box2mask.types import Frame, FrameMasks
+from box2mask.runtime import choose_model, file_sha256, parse_devices
+from box2mask.types import Frame
+from box2mask.writers import WRITERS, EncodedFrame, WriterContext
 from box2mask.writers.coco import category_table
 
 log = logging.getLogger("box2mask")
@@ -147,26 +152,12 @@ def convert(
         "adapter_options": adapter.output_options(),
         "model": spec.name,
         "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
-        "hq_token_only": opts.hq_token_only if spec.kind == "prompt" else None,
-        "precision": precision if spec.kind == "prompt" else None,
-        "crop_size": opts.crop_size,
-        "context": opts.context,
-        "window": opts.window,
-        "interpolation": opts.interpolation,
-        "threshold": opts.threshold,
-        "box_fill_classes": sorted(opts.box_fill_classes),
-        "box_fill_area": opts.box_fill_area,
-        "clip_to_obb": opts.clip_to_obb,
-        # only when on, so that jobs started before the option existed still resume
-        **({"share_crops": opts.share_crops} if opts.share_crops and spec.kind == "prompt" else {}),
-        "classes": sorted(opts.classes),
-        "sequences": sorted(opts.sequences),
-        "shard": opts.shard,
-        "formats": sorted(opts.formats),
+        **job_identity(opts, prompt_model=spec.kind == "prompt", precision=precision),
     }
-    outputs = ([COCO_NAME] if "coco" in opts.formats else []) + (
-        sorted({n.split("/")[0] for n in seq_names}) if "png" in opts.formats else []
-    )
+    writers = [
+        WRITERS.get(f)(WriterContext(opts.out, root, categories, seq_names)) for f in opts.formats
+    ]
+    outputs = [name for w in writers for name in w.outputs()]
     job = Job(opts.out, identity)
     check_output_dir(job.out)  # a file, a read-only or /proc path: one UsageError naming --out
     done = job.open(
@@ -188,48 +179,24 @@ def convert(
         if progress:
             progress(state)
 
-        def finished(sequence: str, frame_index: int, sources: Counter[str], **info: Any) -> None:
-            """A frame's files are in place: record it, count it, tell the caller."""
-            job.record(sequence, frame_index, **info)
-            by_source.update(sources)
+        def recorded(enc: EncodedFrame, _info: dict[str, Any]) -> None:
+            """A frame's files are in place and its ledger line written: count it, tell the caller."""
+            by_source.update(enc.sources)
             state.frames_done += 1
-            state.objects_done += sum(sources.values())
-            state.sequence = sequence
+            state.objects_done += sum(enc.sources.values())
+            state.sequence = enc.sequence
             if progress:
                 progress(state)
 
         stop = threading.Event()
         frames = _pending(drop_outside_boxes(adapter.frames(seq_names), problems), done, stop)
         skipped_before = len(problems)
+        sink = FrameSink(job, FrameEncoder(writers), recorded, timer=profile.time)
+        ctx = RunContext(opts, spec, checkpoint, devices, precision, problems, profile, stop)
+        executor = choose_executor(opts.executor, len(devices))()
         try:
             with _stop_on_signals(stop) as caught:
-                if len(devices) > 1:
-                    from box2mask.workers import run_workers
-
-                    run_workers(
-                        frames, options=opts, devices=devices, spec_name=spec.name,
-                        checkpoint=checkpoint, precision=precision, job=job, on_done=finished,
-                        problems=problems, stop=stop, profile=profile,
-                    )  # fmt: skip
-                else:
-                    with cuda_device_scope(devices[0] if spec.kind == "prompt" else None):
-                        engine = build_engine(
-                            opts, spec, checkpoint, devices[0], precision, problems, profile
-                        )
-
-                        def on_frame(fm: FrameMasks) -> None:
-                            try:
-                                job.write_frame(fm, opts.formats, timer=profile.time)
-                            except OSError as exc:
-                                raise WriteFailed(exc) from exc
-                            with profile.time("write"):  # the ledger line (fsync) and progress
-                                finished(
-                                    fm.frame.sequence,
-                                    fm.frame.frame_index,
-                                    Counter(om.source for om in fm.masks),
-                                )
-
-                        engine.run(frames, on_frame)
+                executor.run(frames, ctx, sink)
         except KeyboardInterrupt:
             if not stop.is_set():
                 raise
@@ -259,18 +226,15 @@ def convert(
             err.exit_code = 128 + (caught[1] if caught else 2)
             raise err
 
-        written: list[Path] = []
         try:
-            if "coco" in opts.formats:
-                write_job_coco(opts.out, opts.out / COCO_NAME)
-                written.append(opts.out / COCO_NAME)
+            assembly = job_assembly(opts.out)
+            for w in writers:
+                w.finalize(assembly, opts.out)
             job.mark_finished(total, state.frames_done, len(problems) - skipped_before)
         except OSError as exc:
             raise JobStopped(_stopped_message(exc, state, opts, merging=True)) from None
     finally:
         job.close()  # releases the job lock
-    if "png" in opts.formats:
-        written.extend(opts.out / n for n in sorted({n.split("/")[0] for n in seq_names}))
     return Summary(
         out=opts.out,
         model=spec.name,
@@ -282,7 +246,7 @@ def convert(
         objects_by_source=by_source,
         problems=problems,
         seconds=time.perf_counter() - t_start,
-        outputs=written,
+        outputs=[opts.out / name for name in outputs],
         profile=dict(profile.seconds),
     )
 
@@ -297,7 +261,7 @@ def _stopped_message(
         return (
             f"stopped: {what}{where}. Every frame is converted and recorded; "
             f"{'free some space' if full else 'fix the cause'} and run the same command again "
-            f"to write {COCO_NAME}."
+            f"to write {', '.join(opts.formats)}."
         )
     return (
         f"stopped: {what}{where}. {state.frames_done} of {state.frames_total} frames are done "

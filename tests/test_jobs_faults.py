@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 import box2mask
+import box2mask.executors.base
 import box2mask.job
 from box2mask.cli import app
 from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
@@ -139,17 +140,18 @@ def test_a_full_disk_stops_the_job_cleanly_and_a_rerun_completes_it(tmp_path, mo
     clean = tmp_path / "clean"
     assert runner.invoke(app, [str(a) for a in [*args, "--out", clean]]).exit_code == 0
 
-    real = box2mask.job.atomic_write_json
+    # every frame's files are written by the executors' sink
+    real = box2mask.executors.base.atomic_write_bytes
     writes = []
 
-    def full_after_4(path, obj, indent=None):
+    def full_after_4(path, data):
         if "parts" in str(path):
             writes.append(path)
             if len(writes) > 4:
                 raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real(path, obj, indent)
+        real(path, data)
 
-    monkeypatch.setattr(box2mask.job, "atomic_write_json", full_after_4)
+    monkeypatch.setattr(box2mask.executors.base, "atomic_write_bytes", full_after_4)
     out = tmp_path / "out"
     res = runner.invoke(app, [str(a) for a in [*args, "--out", out]])
     assert res.exit_code == 1, res.output
@@ -167,7 +169,7 @@ def test_a_full_disk_stops_the_job_cleanly_and_a_rerun_completes_it(tmp_path, mo
     ]
     assert not list(out.rglob("*.tmp")) and not (out / "annotations.json").exists()
 
-    monkeypatch.setattr(box2mask.job, "atomic_write_json", real)
+    monkeypatch.setattr(box2mask.executors.base, "atomic_write_bytes", real)
     res = runner.invoke(app, [str(a) for a in [*args, "--out", out]])
     assert res.exit_code == 0, res.output
     assert "7 converted, 4 already done" in " ".join(res.output.split())

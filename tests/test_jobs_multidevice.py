@@ -9,7 +9,6 @@ import torch
 from typer.testing import CliRunner
 
 import box2mask
-import box2mask.pipeline as pipeline
 import box2mask.runtime as runtime
 from box2mask.cli import app
 from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
@@ -73,7 +72,7 @@ def test_one_process_on_cuda_1_builds_and_runs_its_engine_on_cuda_1(
         seen.append(("build", fake_cuda["current"], str(device)))
         return StandIn()
 
-    monkeypatch.setattr(pipeline, "build_engine", build_engine)
+    monkeypatch.setattr(runtime, "build_engine", build_engine)  # what the executors call
     box2mask.convert(dataset="viso", root=tmp_path / "viso", out=tmp_path / "o", model="sam",
                      checkpoint=str(tiny_checkpoints["sam"]), device="cuda:1")  # fmt: skip
     assert seen == [("build", 1, "cuda:1"), ("run", 1)]

@@ -1,4 +1,4 @@
-"""``box2mask convert``: a dataset's boxes → instance masks (COCO JSON and/or PNG)."""
+"""``box2mask convert``: a dataset's boxes → instance masks, in the formats of ``--format``."""
 
 from __future__ import annotations
 
@@ -43,12 +43,14 @@ from box2mask.cli._common import (
     run_safely,
     setup_logging,
 )
+from box2mask.executors import EXECUTORS
 from box2mask.options import (
     DEFAULT_BOX_FILL_CLASSES,
     ConvertOptions,
     load_config,
     parse_key_values,
 )
+from box2mask.writers import WRITERS
 
 
 @app.command("convert")
@@ -86,8 +88,21 @@ def convert_command(
             rich_help_panel=RUN_PANEL,
         ),
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help=f"auto | {' | '.join(EXECUTORS.names())}: who converts the frames (auto: local "
+            "for one device, processes for several; see docs/extending.md) (default: auto).",
+            rich_help_panel=RUN_PANEL,
+        ),
+    ] = None,
     format: Annotated[
-        str | None, typer.Option("--format", help="coco | png | coco,png (default: coco).")
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"{' | '.join(WRITERS.names())}, or a comma list such as coco,png "
+            "(see docs/formats.md) (default: coco).",
+        ),
     ] = None,
     sequences: SequencesOption = None,
     classes: ClassesOption = None,
@@ -166,7 +181,7 @@ def convert_command(
     setup_logging(verbose)
     cli: dict[str, Any] = {
         "dataset": dataset, "out": out, "root": root, "model": model, "checkpoint": checkpoint,
-        "device": device, "formats": format, "sequences": sequences or None, "classes": classes or None,
+        "device": device, "executor": executor, "formats": format, "sequences": sequences or None, "classes": classes or None,
         "batch_size": batch_size, "shard": shard, "overwrite": overwrite or None, "strict": strict or None,
         "crop_size": crop_size, "context": context, "window": window, "interpolation": interpolation,
         "threshold": threshold, "hq_token_only": hq_token_only, "box_fill_classes": box_fill_classes,

@@ -1,4 +1,4 @@
-"""``box2mask merge``: join shard or job outputs into one COCO JSON."""
+"""``box2mask merge``: join shard or job outputs into one COCO JSON, or into a folder of formats."""
 
 from __future__ import annotations
 
@@ -21,7 +21,23 @@ def merge_command(
             show_default=False,
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The merged COCO JSON file.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="The merged COCO JSON file (a .json path), or a folder that receives every "
+            "--format.",
+        ),
+    ],
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="Formats to write into the --out folder, comma-separated (default: a .json "
+            "--out gets COCO; a folder gets the formats the jobs were converted with).",
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -31,16 +47,18 @@ def merge_command(
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    """Merge the outputs of several shards or jobs into one COCO JSON with unique ids.
+    """Merge the outputs of several shards or jobs into one output with unique ids.
 
     Images come in the full dataset's sequence order, so merging shards 1/N..N/N
-    gives the file an unsharded run writes. Categories are unified by name. A
-    frame present in two inputs is an error.
+    gives the files an unsharded run writes, in every format. Categories are
+    unified by name. A frame present in two inputs is an error.
     """
     setup_logging(False)
     from box2mask.merge import merge
+    from box2mask.options import split_list
 
-    summary = run_safely(lambda: merge(inputs, out, force=force), debug)
+    formats = split_list(format) or None
+    summary = run_safely(lambda: merge(inputs, out, force=force, formats=formats), debug)
     for w in summary.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(str(w))}", highlight=False, soft_wrap=True)
     console.print(

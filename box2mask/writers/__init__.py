@@ -1,0 +1,11 @@
+"""Output formats: one module per ``--format``, each a registered :class:`~box2mask.writers.base.Writer`.
+
+Importing this package registers every built-in format in :data:`WRITERS`;
+a new format is its module plus one import line here (docs/extending.md).
+"""
+
+from box2mask.writers import coco as coco
+from box2mask.writers import png as png
+from box2mask.writers.base import WRITERS, Assembly, EncodedFrame, FrameFile, Writer, WriterContext
+
+__all__ = ["WRITERS", "Assembly", "EncodedFrame", "FrameFile", "Writer", "WriterContext"]

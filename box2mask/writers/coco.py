@@ -25,8 +25,10 @@ from typing import Any
 
 from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_open
+from box2mask.layout import COCO_NAME
 from box2mask.rle import encode_window_mask
 from box2mask.types import FrameMasks
+from box2mask.writers.base import WRITERS, Assembly, Writer
 
 
 def xyxy_to_xywh(xyxy: Iterable[float]) -> list[float]:
@@ -122,11 +124,13 @@ def write_coco(
             n_img += 1
             fh.write(("\n" if n_img == 1 else ",\n") + json.dumps({"id": n_img, **part["image"]}))
             for ann in part["annotations"]:
-                name = ann.pop("category")
+                name = ann["category"]
                 if name not in cat_ids:
                     raise Box2MaskError(f"category {name!r} of a part is not in the category table")
                 n_ann += 1
-                rec = {"id": n_ann, "image_id": n_img, "category_id": cat_ids[name], **ann}
+                # the part is not changed: other formats may read the same parts after this one
+                rest = {k: v for k, v in ann.items() if k != "category"}
+                rec = {"id": n_ann, "image_id": n_img, "category_id": cat_ids[name], **rest}
                 spool.write(("\n" if n_ann == 1 else ",\n") + json.dumps(rec))
         fh.write('\n],"annotations":[')
         spool.seek(0)
@@ -140,3 +144,20 @@ def read_parts(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
     for p in paths:
         with open(p, encoding="utf-8") as fh:
             yield json.load(fh)
+
+
+@WRITERS.register("coco")
+class CocoWriter(Writer):
+    """``<out>/annotations.json``: assembled at the end from the frames' parts (ids in dataset order)."""
+
+    name = "coco"
+    help = "one COCO instance-segmentation JSON (RLE), read by pycocotools, detectron2, mmdet"
+    needs_parts = True
+
+    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
+        path = Path(dest) / COCO_NAME
+        write_coco(assembly.parts(), assembly.categories, path)
+        return [path]
+
+    def outputs(self) -> list[str]:
+        return [COCO_NAME]

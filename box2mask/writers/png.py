@@ -20,6 +20,7 @@ from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_write_bytes
 from box2mask.layout import output_stem
 from box2mask.types import FrameMasks
+from box2mask.writers.base import WRITERS, FrameFile, Writer, sequence_tops
 from box2mask.writers.coco import output_score
 
 MAX_INSTANCES = 65535
@@ -46,10 +47,9 @@ def instance_map(fm: FrameMasks) -> np.ndarray:
     return out
 
 
-def write_png_frame(fm: FrameMasks, out_dir: Path) -> list[Path]:
-    """Write a frame's PNG and JSON sidecar atomically; returns the paths written."""
-    seq_dir = Path(out_dir) / fm.frame.sequence
-    stem = output_stem(fm.frame)
+def png_frame_files(fm: FrameMasks) -> list[FrameFile]:
+    """A frame's PNG and JSON sidecar as :class:`FrameFile` s (paths relative to ``--out``)."""
+    stem = f"{fm.frame.sequence}/{output_stem(fm.frame)}"
     ok, buf = cv2.imencode(".png", instance_map(fm))
     if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
         raise Box2MaskError(
@@ -70,7 +70,31 @@ def write_png_frame(fm: FrameMasks, out_dir: Path) -> list[Path]:
             for k, om in enumerate(fm.masks)
         ],
     }
-    png_path, json_path = seq_dir / f"{stem}.png", seq_dir / f"{stem}.json"
-    atomic_write_bytes(png_path, buf.tobytes())
-    atomic_write_bytes(json_path, (json.dumps(sidecar, indent=1) + "\n").encode("utf-8"))
-    return [png_path, json_path]
+    return [
+        FrameFile(f"{stem}.png", buf.tobytes()),
+        FrameFile(f"{stem}.json", (json.dumps(sidecar, indent=1) + "\n").encode("utf-8")),
+    ]
+
+
+def write_png_frame(fm: FrameMasks, out_dir: Path) -> list[Path]:
+    """Write a frame's PNG and JSON sidecar atomically; returns the paths written."""
+    paths = []
+    for f in png_frame_files(fm):
+        atomic_write_bytes(Path(out_dir) / f.path, f.data)
+        paths.append(Path(out_dir) / f.path)
+    return paths
+
+
+@WRITERS.register("png")
+class PngWriter(Writer):
+    """``<out>/<sequence>/<frame>.png`` 16-bit instance maps and ``.json`` sidecars, per frame."""
+
+    name = "png"
+    help = "per-frame 16-bit instance-index PNG + JSON sidecar (track id, category, score)"
+    per_frame = True
+
+    def encode_frame(self, fm: FrameMasks) -> list[FrameFile]:
+        return png_frame_files(fm)
+
+    def outputs(self) -> list[str]:
+        return sequence_tops(self.ctx.sequences)

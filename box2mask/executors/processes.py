@@ -1,13 +1,15 @@
-"""Several devices in one job: ``--device cuda:0,cuda:1,...`` (DESIGN §6, §8).
+"""``--executor processes``: several devices in one job, ``--device cuda:0,cuda:1,...`` (DESIGN §6, §8).
 
 One worker process per device (``multiprocessing`` with *spawn*, as CUDA
 requires). The parent is the only reader of the dataset and the only writer
-of the ledger; workers never choose frames themselves.
+of files and of the ledger (through the :class:`~box2mask.executors.base.FrameSink`);
+workers convert and encode the frames they are sent and send the encoded
+outputs back. Workers never choose frames themselves.
 
 The protocol has no timeouts and cannot lose a message:
 
 - each worker has two one-way pipes of its own: frames from the parent,
-  messages (ready, want, done, problem, error, exit) to the parent;
+  typed messages (:class:`Ready`, :class:`Want`, :class:`Done`, ...) to the parent;
 - a worker asks for one frame at a time (``want``) when its engine wants one,
   and blocks until the parent answers with a frame or with the end marker
   ``None``; the parent's feeder thread answers every ``want``, once every
@@ -39,21 +41,25 @@ import os
 import queue
 import signal
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
-import torch
-
-from box2mask.engine import Profile
 from box2mask.errors import AnnotationError, Box2MaskError
-from box2mask.job import DISK_FULL, Job, JobStopped, WriteFailed
+from box2mask.executors.base import (
+    EXECUTORS,
+    Executor,
+    FrameEncoder,
+    FrameSink,
+    RunContext,
+)
+from box2mask.executors.wire import frame_from_wire, frame_to_wire
+from box2mask.job import DISK_FULL, JobStopped, WriteFailed
 from box2mask.options import ConvertOptions
 from box2mask.problems import Problems
-from box2mask.runtime import build_engine
 from box2mask.types import Frame, FrameMasks
+from box2mask.writers.base import EncodedFrame
 
 log = logging.getLogger("box2mask")
 
@@ -61,30 +67,83 @@ log = logging.getLogger("box2mask")
 QUEUE_PER_WORKER = 4
 
 
-def frame_to_wire(frame: Frame) -> dict[str, Any]:
-    """A picklable copy of a frame (no ground-truth provider: conversion does not use it)."""
-    return {
-        "sequence": frame.sequence,
-        "frame_index": frame.frame_index,
-        "image_path": str(frame.image_path),
-        "image_hw": frame.image_hw,
-        "xyxy": frame.xyxy,
-        "track_id": frame.track_id,
-        "category": [str(c) for c in frame.category],
-        "file_name": frame.file_name,
-        "obb": frame.obb,
-        "attributes": {k: list(v) for k, v in frame.attributes.items()},
-    }
+# -- messages from a worker to the parent (each carries the worker's id) -------
 
 
-def frame_from_wire(d: dict[str, Any]) -> Frame:
-    return Frame(**d)
+@dataclass(frozen=True)
+class Ready:
+    """The worker's model is loaded."""
+
+    wid: int
+
+
+@dataclass(frozen=True)
+class Want:
+    """The worker's engine wants one more frame (answered with a frame or ``None``)."""
+
+    wid: int
+
+
+@dataclass(frozen=True)
+class Done:
+    """A frame is converted and encoded; the parent commits it."""
+
+    wid: int
+    frame: EncodedFrame
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An input problem the worker's engine met (counted by the parent)."""
+
+    wid: int
+    kind: str
+    reason: str
+    path: str | None
+    line: int | None
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The worker failed: ``error`` is a Box2MaskError message, or an OSError's parts."""
+
+    wid: int
+    message: str
+    exit_code: int = 1
+    errno: int | None = None
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceLost:
+    """The worker's device failed (a sticky CUDA error)."""
+
+    wid: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Timings:
+    """The worker's ``--profile`` seconds per stage."""
+
+    wid: int
+    seconds: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Exit:
+    """The worker is ending normally (its last message)."""
+
+    wid: int
+
+
+Message = Ready | Want | Done | Problem | Failed | DeviceLost | Timings | Exit
 
 
 class _ForwardProblems(Problems):
     """A worker's problems go to the parent, which counts and reports them."""
 
-    def __init__(self, send: Callable[..., None], wid: int, strict: bool) -> None:
+    def __init__(self, send: Callable[[Message], None], wid: int, strict: bool) -> None:
         super().__init__(strict=strict)
         self._send = send
         self._wid = wid
@@ -93,7 +152,7 @@ class _ForwardProblems(Problems):
         if self.strict:
             raise error
         path = None if error.path is None else str(error.path)
-        self._send("problem", self._wid, kind, error.reason, path, error.line)
+        self._send(Problem(self._wid, kind, error.reason, path, error.line))
 
 
 class _Sender:
@@ -103,7 +162,7 @@ class _Sender:
         self._conn = conn
         self._lock = threading.Lock()
 
-    def __call__(self, *msg: Any) -> None:
+    def __call__(self, msg: Message) -> None:
         with self._lock:
             self._conn.send(msg)
 
@@ -114,16 +173,20 @@ def _worker_main(
     frames_conn: Connection,
     msg_conn: Connection,
 ) -> None:
-    """One worker process: build the model on its device, convert the frames it is sent."""
+    """One worker process: build the model on its device, convert and encode the frames it is sent."""
     # Ctrl-C reaches the whole process group: the parent decides, workers finish their frames
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     send = _Sender(msg_conn)
     try:
+        import torch
+
         import box2mask.models  # noqa: F401  (registers the models)
-        from box2mask.engine import DeviceFailed, cuda_device_scope
+        from box2mask.engine import DeviceFailed, Profile, cuda_device_scope
         from box2mask.models.registry import MODELS
+        from box2mask.runtime import build_engine
 
         opts: ConvertOptions = payload["options"]
+        encoder: FrameEncoder = payload["encoder"]
         device = torch.device(payload["device"])
         if device.type == "cpu":
             torch.set_num_threads(payload["threads"])
@@ -139,12 +202,11 @@ def _worker_main(
                 problems,
                 profile,
             )
-            job = Job(opts.out, {})
-            send("ready", wid)
+            send(Ready(wid))
 
             def frames() -> Iterable[Frame]:
                 while True:
-                    send("want", wid)
+                    send(Want(wid))
                     try:
                         item = frames_conn.recv()
                     except (EOFError, OSError):
@@ -154,61 +216,57 @@ def _worker_main(
                     yield frame_from_wire(item)
 
             def on_frame(fm: FrameMasks) -> None:
-                with profile.time("write"):
-                    job.write_frame(fm, opts.formats)
-                sources = Counter(om.source for om in fm.masks)
-                send("done", wid, fm.frame.sequence, fm.frame.frame_index, dict(sources))
+                send(Done(wid, encoder.encode(fm, profile.time)))
 
             try:
                 engine.run(frames(), on_frame)
             except DeviceFailed as exc:
-                send("device", wid, str(exc))
+                send(DeviceLost(wid, str(exc)))
                 return
-        send("profile", wid, dict(profile.seconds))
+        send(Timings(wid, dict(profile.seconds)))
     except OSError as exc:
         with contextlib.suppress(OSError):
-            send("oserror", wid, exc.errno, exc.strerror or str(exc), exc.filename)
+            send(Failed(wid, exc.strerror or str(exc), 1, exc.errno, exc.filename))
     except Box2MaskError as exc:
         with contextlib.suppress(OSError):
-            send("error", wid, str(exc), exc.exit_code)
+            send(Failed(wid, str(exc), exc.exit_code))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the job
         with contextlib.suppress(OSError):
-            send("error", wid, f"{type(exc).__name__}: {exc}", 1)
+            send(Failed(wid, f"{type(exc).__name__}: {exc}", 1))
     finally:
         with contextlib.suppress(OSError):
-            send("exit", wid)
+            send(Exit(wid))
         msg_conn.close()
         frames_conn.close()
 
 
-def run_workers(
-    frames: Iterable[Frame],
-    *,
-    options: ConvertOptions,
-    devices: list[torch.device],
-    spec_name: str,
-    checkpoint: Path | None,
-    precision: str,
-    job: Job,
-    on_done: Callable[..., None],
-    problems: Problems,
-    stop: threading.Event,
-    profile: Profile,
-) -> None:
-    """Convert ``frames`` on one worker process per device; ``on_done`` records each frame.
+@EXECUTORS.register("processes")
+class ProcessExecutor(Executor):
+    """One worker process per ``--device`` entry; the parent commits every frame."""
 
-    ``on_done(sequence, frame_index, sources, worker=k)`` is called in this
-    (the parent) process, after the worker has written the frame's files.
-    Setting ``stop`` makes workers finish the frames they hold and exit.
+    name = "processes"
+    help = "one worker process per --device entry (the default for several)"
+
+    def run(self, frames: Iterable[Frame], ctx: RunContext, sink: FrameSink) -> None:
+        run_workers(frames, ctx, sink)
+
+
+def run_workers(frames: Iterable[Frame], ctx: RunContext, sink: FrameSink) -> None:
+    """Convert ``frames`` on one worker process per device of ``ctx``; ``sink`` commits each.
+
+    ``sink.commit(frame, worker=k)`` is called in this (the parent) process.
+    Setting ``ctx.stop`` makes workers finish the frames they hold and exit.
 
     Raises:
-        JobStopped: a worker could not write (disk full) or died.
+        JobStopped: a worker died.
+        WriteFailed: a frame's files could not be written (disk full).
         DeviceFailed: a worker's device failed (a sticky CUDA error).
         Box2MaskError: a worker failed (its message, its exit code).
     """
     from box2mask.engine import DeviceFailed
 
-    ctx = mp.get_context("spawn")
+    devices, stop, problems, profile = ctx.devices, ctx.stop, ctx.problems, ctx.profile
+    mpctx = mp.get_context("spawn")
     n = len(devices)
     threads = max(1, (os.cpu_count() or 1) // n)
     procs: list[Any] = []
@@ -217,16 +275,17 @@ def run_workers(
     try:
         for wid, device in enumerate(devices):
             payload = {
-                "options": options,
+                "options": ctx.options,
+                "encoder": sink.encoder,
                 "device": str(device),
-                "model": spec_name,
-                "checkpoint": checkpoint,
-                "precision": precision,
+                "model": ctx.spec.name,
+                "checkpoint": ctx.checkpoint,
+                "precision": ctx.precision,
                 "threads": threads,
             }
-            frames_r, frames_w = ctx.Pipe(duplex=False)
-            msg_r, msg_w = ctx.Pipe(duplex=False)
-            p = ctx.Process(
+            frames_r, frames_w = mpctx.Pipe(duplex=False)
+            msg_r, msg_w = mpctx.Pipe(duplex=False)
+            p = mpctx.Process(
                 target=_worker_main,
                 args=(wid, payload, frames_r, msg_w),
                 name=f"box2mask-worker-{wid}",
@@ -302,40 +361,41 @@ def run_workers(
         while held:
             wants.put(held.pop())
 
-    def handle(wid: int, msg: tuple[Any, ...]) -> None:
-        kind = msg[0]
-        if kind == "want":
+    def handle(msg: Message) -> None:
+        wid = msg.wid
+        if isinstance(msg, Want):
             if len(ready) == n or halt.is_set():
                 wants.put(wid)
             else:
                 held.append(wid)
-        elif kind == "done":
-            try:
-                on_done(msg[2], msg[3], Counter(msg[4]), worker=wid)
-            except (OSError, Box2MaskError) as exc:
+        elif isinstance(msg, Done):
+            try:  # also after a failure elsewhere: finished work is kept
+                sink.commit(msg.frame, worker=wid)
+            except (OSError, WriteFailed, Box2MaskError) as exc:
                 fail(exc)
-        elif kind == "problem":
+        elif isinstance(msg, Problem):
             try:
-                problems.report(AnnotationError(msg[3], msg[4], msg[5]), kind=msg[2])
+                problems.report(AnnotationError(msg.reason, msg.path, msg.line), kind=msg.kind)
             except AnnotationError as exc:  # --strict
                 fail(exc)
-        elif kind == "oserror":
-            fail(OSError(msg[2], msg[3], msg[4]))
-        elif kind == "error":
-            err = Box2MaskError(f"worker {wid} ({devices[wid]}): {msg[2]}")
-            err.exit_code = msg[3]
-            fail(err)
-        elif kind == "device":
-            fail(DeviceFailed(f"worker {wid} ({devices[wid]}): {msg[2]}"))
-        elif kind == "profile":
-            for stage, secs in msg[2].items():
+        elif isinstance(msg, Failed):
+            if msg.errno is not None:
+                fail(OSError(msg.errno, msg.message, msg.filename))
+            else:
+                err = Box2MaskError(f"worker {wid} ({devices[wid]}): {msg.message}")
+                err.exit_code = msg.exit_code
+                fail(err)
+        elif isinstance(msg, DeviceLost):
+            fail(DeviceFailed(f"worker {wid} ({devices[wid]}): {msg.message}"))
+        elif isinstance(msg, Timings):
+            for stage, secs in msg.seconds.items():
                 profile.add(stage, secs)
-        elif kind == "ready":
+        elif isinstance(msg, Ready):
             ready.add(wid)
             if len(ready) == n:
                 while held:
                     wants.put(held.pop(0))
-        elif kind == "exit":
+        elif isinstance(msg, Exit):
             said_exit.add(wid)
 
     def drain(wid: int) -> bool:
@@ -343,7 +403,7 @@ def run_workers(
         conn = from_worker[wid]
         try:
             while conn.poll():
-                handle(wid, conn.recv())
+                handle(conn.recv())
         except (EOFError, OSError):
             return False
         return True
@@ -403,4 +463,4 @@ def run_workers(
         raise failure
 
 
-__all__ = ["frame_from_wire", "frame_to_wire", "run_workers"]
+__all__ = ["ProcessExecutor", "frame_from_wire", "frame_to_wire", "run_workers"]

@@ -1,0 +1,126 @@
+"""The writer seam: what an output format is, and the registry ``--format`` reads.
+
+A format is one :class:`Writer` subclass registered in :data:`WRITERS`
+(``@WRITERS.register("name")``) and imported once in ``writers/__init__.py``;
+``convert``, the executors, ``merge`` and ``--overwrite`` ask the registry and
+never name a format (docs/extending.md).
+
+A writer has two halves, either of which may be empty:
+
+- :meth:`Writer.encode_frame`: a finished frame's own files, as bytes (pure,
+  so it runs wherever the frame was converted: a worker process, a Ray actor);
+  the executor's :class:`~box2mask.executors.base.FrameSink` writes them
+  atomically and only then records the frame in the ledger;
+- :meth:`Writer.finalize`: files assembled at the end from every frame's COCO
+  part (:class:`Assembly`), after the last frame of a run, again on a resumed
+  run, and by ``box2mask merge`` over several jobs; idempotent.
+
+Paths in :class:`FrameFile` are relative to the job's ``--out`` folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from box2mask.registry import Registry
+from box2mask.types import FrameMasks
+
+
+@dataclass(frozen=True)
+class FrameFile:
+    """One file of a frame's outputs: ``path`` (posix, relative to ``--out``) and its bytes."""
+
+    path: str
+    data: bytes
+
+
+@dataclass
+class EncodedFrame:
+    """A frame's outputs, encoded but not yet on disk.
+
+    Picklable: it crosses process and Ray boundaries. Only the executor's
+    sink writes it (then records the frame).
+    """
+
+    sequence: str
+    frame_index: int
+    files: list[FrameFile]
+    #: objects by mask source (``"model"``, ``"box"``, ...), for the summary
+    sources: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WriterContext:
+    """What a job's writers know about it.
+
+    Attributes:
+        out: the ``--out`` folder.
+        root: the dataset root (a frame's ``file_name`` is relative to it).
+        categories: the COCO category table (ids 1..), as in ``job.json``.
+        sequences: the sequences the job converts, in dataset order.
+    """
+
+    out: Path
+    root: Path
+    categories: list[dict[str, Any]]
+    sequences: list[str]
+
+
+@dataclass
+class Assembly:
+    """What a format assembled at the end reads (``convert``'s last step and ``merge``).
+
+    Attributes:
+        categories: the (unified) COCO category table, ids 1..
+        parts: a fresh iterator over the frames' COCO parts
+            (:func:`box2mask.writers.coco.frame_part`: ``image`` and ``annotations``
+            without ids) in dataset order: sequence order, then frame order.
+            May be called more than once.
+        sequences: the sequences present, in that order.
+    """
+
+    categories: list[dict[str, Any]]
+    parts: Callable[[], Iterator[dict[str, Any]]]
+    sequences: list[str]
+
+
+class Writer:
+    """One ``--format``. Subclasses set :attr:`name` and :attr:`help` and
+    override :meth:`encode_frame` and/or :meth:`finalize`, and :meth:`outputs`."""
+
+    #: the ``--format`` value
+    name: ClassVar[str] = ""
+    #: one line for ``--help`` and docs
+    help: ClassVar[str] = ""
+    #: True: :meth:`finalize` reads the COCO parts, so the job writes them
+    needs_parts: ClassVar[bool] = False
+    #: True: :meth:`encode_frame` gives files; ``merge`` copies them from each job folder
+    per_frame: ClassVar[bool] = False
+
+    def __init__(self, ctx: WriterContext) -> None:
+        self.ctx = ctx
+
+    def encode_frame(self, fm: FrameMasks) -> list[FrameFile]:
+        """The frame's own files (paths relative to ``--out``); none by default."""
+        return []
+
+    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
+        """Write the files assembled from every frame under ``dest``; returns them."""
+        return []
+
+    def outputs(self) -> list[str]:
+        """Top-level names under ``--out`` this format owns: removed by
+        ``--overwrite``, listed in the summary, copied by ``merge`` from job folders."""
+        return []
+
+
+#: ``--format`` name -> writer class (plugins: entry-point group ``box2mask.writers``)
+WRITERS: Registry[type[Writer]] = Registry("format", entry_point_group="box2mask.writers")
+
+
+def sequence_tops(sequences: list[str]) -> list[str]:
+    """The top-level folders of per-sequence outputs (``car/001`` -> ``car``), sorted, unique."""
+    return sorted({s.split("/")[0] for s in sequences})
