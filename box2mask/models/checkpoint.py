@@ -32,7 +32,7 @@ from box2mask.errors import CheckpointError
 from box2mask.models.lora import LORA_SUFFIXES, lora_rank_of
 from box2mask.models.tiny_vit import STRIDE1_WIDTHS
 
-CheckpointKind = Literal["sam", "hq-sam", "ros-sam", "ros-sam-folder", "sam2"]
+CheckpointKind = Literal["sam", "hq-sam", "ros-sam", "ros-sam-folder"]
 
 #: ``format`` value in the metadata of box2mask's ROS-SAM file
 ROS_SAM_FORMAT = "box2mask.ros-sam"
@@ -330,8 +330,6 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             if "mmap" not in str(exc):  # legacy (non-zip) files cannot be mapped
                 raise
             obj = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
-            obj = obj["model"]  # SAM 2's layout: torch.save({"model": state_dict})
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if reason.startswith("Weights only load failed"):
@@ -430,8 +428,6 @@ def infer_encoder_arch(state_dict: Mapping[str, torch.Tensor], source: str = "")
     """
     where = f" in {source}" if source else ""
     key = _ENC + "patch_embed.proj.weight"
-    if key not in state_dict:
-        raise CheckpointError(
     if key not in state_dict and is_tinyvit(state_dict):
         raise CheckpointError(
             f"the image encoder{where} is a TinyViT (MobileSAM / Light HQ-SAM), not a ViT: "
@@ -512,10 +508,6 @@ def detect_kind(
     if metadata.get("format") == ROS_SAM_FORMAT:
         return "ros-sam"
     keys = set(state_dict)
-    from box2mask.models.sam2_arch import SAM2_KEY
-
-    if SAM2_KEY in keys:
-        return "sam2"
     has_lora = lora_rank_of(state_dict) is not None
     if "hf_token.weight" in keys or "module.hf_token.weight" in keys:
         raise CheckpointError(
@@ -789,6 +781,7 @@ __all__ = [
     "ROS_SAM_FORMAT",
     "CheckpointInfo",
     "EncoderArch",
+    "TinyViTArch",
     "check_keys",
     "detect_kind",
     "infer_arch",
