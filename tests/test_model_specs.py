@@ -25,14 +25,17 @@ def test_weights_kinds_are_the_prompt_models_that_name_them():
 
 
 def test_auto_order_and_fallback():
-    assert [s.name for s in auto_order()] == ["hq-sam", "sam"]
+    assert [s.name for s in auto_order()] == ["hq-sam", "sam", "sam2"]
     assert weight_free_default().name == "classical"
     assert weight_free_default().kind == "shape"
 
 
 @pytest.mark.parametrize(
     ("kind", "model"),
-    [("sam", "sam"), ("hq-sam", "hq-sam"), ("ros-sam", "ros-sam"), ("ros-sam-folder", "ros-sam")],
+    [
+        ("sam", "sam"), ("hq-sam", "hq-sam"), ("ros-sam", "ros-sam"),
+        ("ros-sam-folder", "ros-sam"), ("sam2", "sam2"),
+    ],
 )
 def test_each_checkpoint_kind_has_one_model(kind, model):
     assert for_checkpoint_kind(kind).name == model
@@ -42,9 +45,13 @@ def test_each_checkpoint_kind_has_one_model(kind, model):
 def test_capabilities_are_declared_for_prompt_models_only():
     for name, spec in MODELS.items():
         if spec.kind == "shape":
-            assert not (spec.hq_token_only or spec.int8 or spec.compile or spec.checkpoint_kinds), name
+            assert not (
+                spec.hq_token_only or spec.int8 or spec.compile or spec.checkpoint_kinds
+                or spec.temporal
+            ), name  # fmt: skip
             assert spec.auto_rank is None
     assert [n for n, s in MODELS.items() if s.hq_token_only] == ["hq-sam"]
+    assert [n for n, s in MODELS.items() if s.temporal] == ["sam2"]
 
 
 def test_a_weights_entry_of_an_unknown_model_is_refused():

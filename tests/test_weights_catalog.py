@@ -19,6 +19,10 @@ EXPECTED_NAMES = {
     "hq-sam-vit-l",
     "hq-sam-vit-h",
     "hq-sam-vit-tiny",
+    "sam2.1-hiera-tiny",
+    "sam2.1-hiera-small",
+    "sam2.1-hiera-base-plus",
+    "sam2.1-hiera-large",
 }
 
 
@@ -41,7 +45,7 @@ def test_official_entry_schema(entry: WeightsEntry) -> None:
 def test_catalog_names_files_and_hashes_are_unique() -> None:
     entries = list(CATALOG.values())
     assert set(CATALOG) == EXPECTED_NAMES
-    assert len({e.name for e in entries}) == len(OFFICIAL_ENTRIES)
+    assert len({e.name for e in entries}) == len(entries)
     assert len({e.file_name for e in entries}) == len(entries)
     assert len({e.sha256 for e in entries}) == len(entries)
     assert len({e.url for e in entries}) == len(entries)
@@ -57,6 +61,25 @@ def test_known_values_from_weights_md() -> None:
     assert h.url == "https://huggingface.co/lkeab/hq-sam/resolve/main/sam_hq_vit_h.pth"
     assert h.size == 2_570_940_653
     assert h.sha256.startswith("a7ac14a0")
+
+
+def test_sam2_entries() -> None:
+    # Meta's download script (URLs) and the hashes/sizes public projects pin for these files
+    from box2mask.weights.catalog import SAM2_ENTRIES
+
+    base = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
+    want = {
+        "tiny": ("hiera_t", 156_008_466, "7402e0d8"),
+        "small": ("hiera_s", 184_416_285, "6d1aa6f3"),
+        "base-plus": ("hiera_b+", 323_606_802, "a2345aed"),
+        "large": ("hiera_l", 898_083_611, "2647878d"),
+    }
+    assert [e.name for e in SAM2_ENTRIES] == [f"sam2.1-hiera-{k}" for k in want]
+    for e in SAM2_ENTRIES:
+        arch, size, sha = want[e.name.removeprefix("sam2.1-hiera-")]
+        assert (e.kind, e.arch, e.size, e.sha256[:8]) == ("sam2", arch, size, sha)
+        assert e.url == base + e.file_name and e.file_name.startswith("sam2.1_hiera_")
+        assert e.loadable and "facebook/" + e.name in e.sha256_source
 
 
 def test_lookups() -> None:

@@ -28,7 +28,7 @@ from box2mask.errors import UsageError
 #: the ``--model`` that loads an entry: a prompt model of :data:`box2mask.models.MODELS`
 Kind = str
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -79,7 +79,7 @@ class WeightsEntry:
             return ValueError(f"weights entry {self.name!r}: {what}")
 
         if not _NAME_RE.match(self.name):
-            raise bad("name must be lowercase letters, digits and '-'")
+            raise bad("name must be lowercase letters, digits, '.' and '-'")
         if self.kind not in prompt_models():
             raise bad(f"kind must be one of {prompt_models()}, got {self.kind!r}")
         if not self.arch:
@@ -215,5 +215,38 @@ OFFICIAL_ENTRIES: tuple[WeightsEntry, ...] = (
     ),
 )
 
-CATALOG = Catalog(OFFICIAL_ENTRIES)
+# SAM 2.1 (Meta, 2024-09-28): URLs from Meta's checkpoints/download_ckpts.sh
+# (facebookresearch/sam2 at 2b90b9f); Meta publishes no hashes. Sizes and sha256 as
+# pinned alike by several independent public projects that download these files (the
+# base-plus hash is also its LFS blob name in a Hugging Face cache of
+# facebook/sam2.1-hiera-base-plus); not re-checked by a download here (no network).
+_SAM2 = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
+_HF_SAM2 = (
+    "pinned alike by independent public projects that download {f} "
+    "(the Hugging Face facebook/{r} LFS object); Meta publishes none"
+)
+
+
+def _sam2(size_name: str, arch: str, size: int, sha256: str) -> WeightsEntry:
+    file_name = f"sam2.1_hiera_{size_name.replace('-', '_')}.pt"
+    return WeightsEntry(
+        name=f"sam2.1-hiera-{size_name}",
+        kind="sam2",
+        arch=arch,
+        file_name=file_name,
+        url=_SAM2 + file_name,
+        size=size,
+        sha256=sha256,
+        sha256_source=_HF_SAM2.format(r=f"sam2.1-hiera-{size_name}", f=file_name),
+    )
+
+
+SAM2_ENTRIES: tuple[WeightsEntry, ...] = (
+    _sam2("tiny", "hiera_t", 156_008_466, "7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69"),
+    _sam2("small", "hiera_s", 184_416_285, "6d1aa6f30de5c92224f8172114de081d104bbd23dd9dc5c58996f0cad5dc4d38"),
+    _sam2("base-plus", "hiera_b+", 323_606_802, "a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5"),
+    _sam2("large", "hiera_l", 898_083_611, "2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318"),
+)  # fmt: skip
+
+CATALOG = Catalog(OFFICIAL_ENTRIES + SAM2_ENTRIES)
 """The official checkpoints, smallest encoder first within each kind."""

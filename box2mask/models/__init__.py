@@ -60,3 +60,36 @@ for _spec in (
     ),
 ):  # fmt: skip
     MODELS.add(_spec.name, _spec)
+
+
+def _build_sam2(*args: Any, **kwargs: Any) -> Any:
+    """Lazy :func:`box2mask.models.sam2.build_sam2` (imports Meta's ``sam2``, an optional extra)."""
+    try:
+        from box2mask.models import sam2
+    except ImportError as exc:
+        from box2mask.errors import UsageError
+
+        raise UsageError(
+            f"--model sam2 needs Meta's SAM 2 package ({exc}); install it with "
+            "pip install 'box2mask[sam2]'"
+        ) from None
+    return sam2.build_sam2(*args, **kwargs)
+
+
+MODELS.add(
+    "sam2",
+    ModelSpec(
+        name="sam2",
+        kind="prompt",
+        description="SAM 2.1 (Hiera t/s/b+/l), zero-shot; --temporal propagate for track videos",
+        build=_build_sam2,
+        default_weights=(
+            "sam2.1-hiera-large", "sam2.1-hiera-base-plus", "sam2.1-hiera-small",
+            "sam2.1-hiera-tiny",
+        ),
+        checkpoint_kinds=("sam2",),
+        auto_rank=2,
+        compile=True,
+        temporal=True,
+    ),
+)  # fmt: skip

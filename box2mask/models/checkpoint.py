@@ -32,7 +32,7 @@ from box2mask.errors import CheckpointError
 from box2mask.models.lora import LORA_SUFFIXES, lora_rank_of
 from box2mask.models.tiny_vit import STRIDE1_WIDTHS
 
-CheckpointKind = Literal["sam", "hq-sam", "ros-sam", "ros-sam-folder"]
+CheckpointKind = Literal["sam", "hq-sam", "ros-sam", "ros-sam-folder", "sam2"]
 
 #: ``format`` value in the metadata of box2mask's ROS-SAM file
 ROS_SAM_FORMAT = "box2mask.ros-sam"
@@ -330,6 +330,9 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             if "mmap" not in str(exc):  # legacy (non-zip) files cannot be mapped
                 raise
             obj = torch.load(path, map_location="cpu", weights_only=True)
+        inner = obj.get("model") if isinstance(obj, Mapping) else None
+        if isinstance(inner, Mapping) and "image_encoder.trunk.patch_embed.proj.weight" in inner:
+            obj = inner  # SAM 2's layout: torch.save({"model": state_dict})
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if reason.startswith("Weights only load failed"):
@@ -508,6 +511,10 @@ def detect_kind(
     if metadata.get("format") == ROS_SAM_FORMAT:
         return "ros-sam"
     keys = set(state_dict)
+    from box2mask.models.sam2_arch import SAM2_KEY
+
+    if SAM2_KEY in keys:
+        return "sam2"
     has_lora = lora_rank_of(state_dict) is not None
     if "hf_token.weight" in keys or "module.hf_token.weight" in keys:
         raise CheckpointError(
@@ -608,6 +615,16 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointInfo
         kind = detect_kind(state, metadata, str(path))
         if kind == "ros-sam":
             arch, rank, folded = check_ros_sam_metadata(state, metadata, str(path))
+        elif kind == "sam2":
+            from box2mask.models.sam2_arch import infer_sam2_arch
+
+            a2 = infer_sam2_arch(state, str(path))
+            info = CheckpointInfo(
+                path=path, kind=kind, arch=a2.name, embed_dim=a2.embed_dim, depth=a2.depth,
+                num_heads=a2.num_heads, global_attn_indexes=a2.global_att_blocks, lora_rank=None,
+                lora_folded=True, num_params=sum(int(t.numel()) for t in state.values()),
+            )  # fmt: skip
+            return state, info
         else:
             arch, rank, folded = infer_arch(state, str(path)), None, True
     if isinstance(arch, TinyViTArch):
@@ -656,6 +673,14 @@ def kind_mismatch_message(model: str, kind: CheckpointKind, path: Path) -> str |
         return None
     if model == kind:
         return None
+    if kind == "sam2":
+        return f"{path} is a SAM 2 checkpoint (Hiera encoder, memory modules); use --model sam2"
+    if model == "sam2":
+        return (
+            f"{path} is a {kind} checkpoint, not SAM 2 (image_encoder.trunk.* missing); use "
+            f"--model {'ros-sam' if kind.startswith('ros-sam') else kind}, or an official SAM 2.1 "
+            "checkpoint (sam2.1-hiera-tiny, -small, -base-plus, -large)"
+        )
     if kind in ("ros-sam", "ros-sam-folder"):
         return f"{path} is a ROS-SAM checkpoint (SAM + LoRA + HQ decoder); use --model ros-sam"
     if kind == "hq-sam":

@@ -44,6 +44,7 @@ class ModelSpec:
         hq_token_only: ``--hq-token-only`` changes its masks.
         int8: ``--precision int8`` (dynamic int8 encoder) applies.
         compile: ``--compile`` (torch.compile of the encoder) applies.
+        temporal: ``--temporal propagate`` (a video memory along each track) applies.
     """
 
     name: str
@@ -57,6 +58,7 @@ class ModelSpec:
     hq_token_only: bool = False
     int8: bool = False
     compile: bool = False
+    temporal: bool = False
 
     @property
     def needs_checkpoint(self) -> bool:
