@@ -21,15 +21,17 @@ Timed per format, in one process, files written (and fsynced) to a temp folder:
   (``finalize``: ``annotations.json``, ``ytvis.json``, the DAVIS PNGs, the
   MOTS text, the YOLO links and ``data.yaml``), parts read back from disk.
 
-``µs/object`` is (per frame + at the end) / objects; an assembled format
-also needs the parts, so its ``with parts`` column adds the COCO part cost.
+``µs/object`` is (per frame + at the end) wall-clock time / objects; an
+assembled format also needs the parts, so its ``with parts`` column adds the
+COCO part cost. ``CPU`` columns: the same in process CPU time, which leaves
+out the waits for ``fsync`` (every file is written atomically) and for the
+other processes of a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -41,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from box2mask.geometry import window_for_box  # noqa: E402
-from box2mask.io import atomic_write_json  # noqa: E402
+from box2mask.io import atomic_write_bytes, atomic_write_json  # noqa: E402
 from box2mask.layout import part_path  # noqa: E402
 from box2mask.types import Frame, FrameMasks, MaskBlock, ObjectMask  # noqa: E402
 from box2mask.writers.coco import category_table, frame_part, read_parts, write_coco  # noqa: E402
@@ -94,24 +96,26 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="write_cost_"))
     out, state = tmp / "out", tmp / "out" / ".box2mask"
     per_frame = {"coco": 0.0, "png": 0.0, "yolo": 0.0}
+    cpu = {k: 0.0 for k in ("coco", "png", "ytvis", "davis", "mots", "yolo")}
     n_obj = 0
     try:
         for fm in dense_frames(args.frames, args.per_frame):
             n_obj += len(fm.masks)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             atomic_write_json(part_path(state, fm.frame.sequence, fm.frame.frame_index), frame_part(fm))
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             write_png_frame(fm, out / "png")
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             rel, data = encode_labels(fm, cats)
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            with open(out / rel, "wb") as fh:  # as the sink writes it, atomically
-                fh.write(data)
-                os.fsync(fh.fileno())
-            t3 = time.perf_counter()
+            atomic_write_bytes(out / rel, data)  # as the sink writes a frame file
+            t3, c3 = time.perf_counter(), time.process_time()
             per_frame["coco"] += t1 - t0
             per_frame["png"] += t2 - t1
             per_frame["yolo"] += t3 - t2
+            cpu["coco"] += c1 - c0
+            cpu["png"] += c2 - c1
+            cpu["yolo"] += c3 - c2
+        part_cpu = cpu["coco"]  # the per-frame parts' CPU time (before the COCO assembly)
         files = sorted((state / "parts" / SEQ).glob("*.json"))
 
         def parts():
@@ -126,9 +130,10 @@ def main() -> None:
         }
         at_end = {}
         for name, fn in finals.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             at_end[name] = time.perf_counter() - t0
+            cpu[name] += time.process_time() - c0
         sizes = {
             "coco": (out / "annotations.json").stat().st_size,
             "png": _size(out / "png"),
@@ -142,7 +147,8 @@ def main() -> None:
         print(f"{args.frames} frames of {HW[1]}x{HW[0]}, {n_obj} objects, {tracks} tracks "
               f"(DAVIS videos: {len(videos)}); files in {tmp}")  # fmt: skip
         print()
-        head = f"{'format':<7}{'per frame s':>12}{'at the end s':>14}{'total s':>9}{'µs/object':>11}{'with parts':>12}{'vs coco':>9}{'MB':>8}"  # fmt: skip
+        head = (f"{'format':<7}{'per frame s':>12}{'at the end s':>14}{'total s':>9}{'µs/object':>11}"
+                f"{'with parts':>12}{'vs coco':>9}{'CPU µs/obj':>12}{'CPU w/ parts':>14}{'MB':>7}")  # fmt: skip
         print(head)
         print("-" * len(head))
         coco_us = (per_frame["coco"] + at_end["coco"]) / n_obj * 1e6
@@ -152,8 +158,10 @@ def main() -> None:
             us = total / n_obj * 1e6
             needs_parts = name in ("ytvis", "davis", "mots", "yolo")
             with_parts = us + (per_frame["coco"] / n_obj * 1e6 if needs_parts else 0.0)
+            cus = cpu[name] / n_obj * 1e6
+            cwith = cus + (part_cpu / n_obj * 1e6 if needs_parts else 0.0)
             print(f"{name:<7}{pf:>12.2f}{end:>14.2f}{total:>9.2f}{us:>11.1f}{with_parts:>12.1f}"
-                  f"{with_parts / coco_us:>9.2f}{sizes[name] / 1e6:>8.1f}")  # fmt: skip
+                  f"{with_parts / coco_us:>9.2f}{cus:>12.1f}{cwith:>14.1f}{sizes[name] / 1e6:>7.1f}")  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
