@@ -70,6 +70,7 @@ class ApplySummary:
     already_removed: int = 0
     frames: int = 0
     files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         rep = ", ".join(f"{v} by {k}" for k, v in sorted(self.replaced.items())) or "none"
@@ -78,7 +79,7 @@ class ApplySummary:
             f"already applied: {self.already_removed} removed before, {self.unchanged} unchanged",
             f"frames rewritten: {self.frames}; files written: {len(self.files)}",
         ]
-        return out + [f"  {p}" for p in self.files]
+        return out + [f"  {p}" for p in self.files] + self.notes
 
 
 def read_decisions(path: Path) -> list[Decision]:
@@ -190,6 +191,7 @@ def apply_decisions(decisions_path: Path, out: Path) -> ApplySummary:
             summary.replaced[d.action] = summary.replaced.get(d.action, 0) + 1
     if not changed_images:
         return summary
+    summary.notes += _other_formats(out)
     kept = [a for k, a in enumerate(anns) if k not in remove]
     for i, a in enumerate(kept, start=1):
         a["id"] = i
@@ -216,6 +218,22 @@ def apply_decisions(decisions_path: Path, out: Path) -> ApplySummary:
             _rewrite_part(part, frame_anns, cats)
             summary.files.append(part)
     return summary
+
+
+def _other_formats(out: Path) -> list[str]:
+    """Notes for the job's formats that apply does not rewrite itself (docs/qa.md)."""
+    try:
+        job = json.loads((state_dir(out) / "job.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    others = [f for f in job.get("identity", {}).get("formats", []) if f not in ("coco", "png")]
+    if not others:
+        return []
+    return [
+        f"note: format(s) {', '.join(others)} not rewritten here: the job's parts are, so run "
+        f"`box2mask convert` on {out} again (it resumes and re-assembles the outputs built from "
+        "the parts); per-frame files of other formats keep the old masks (docs/qa.md)"
+    ]
 
 
 def _sidecar_index(out: Path, sequences: set[str]) -> dict[tuple[str, int], Path]:
