@@ -99,7 +99,7 @@ def run_cli(src: Path, root: Path, out: Path, fmt: str, extra: list[str]) -> dic
     """Convert with the CLI of source tree ``src``; wall clock, peak RSS and its output."""
     cmd = [sys.executable, "-c", BOOTSTRAP, str(src), "convert", "--dataset", "viso"]
     cmd += ["--root", str(root), "--out", str(out), "--format", fmt, "--profile", *extra]
-    env = {**os.environ, "COLUMNS": "120", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "COLUMNS": "120"}
     env.pop("PYTHONPATH", None)
     log = out.parent / f"{out.name}.log"
     with open(log, "w") as fh:

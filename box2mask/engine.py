@@ -497,7 +497,7 @@ class MaskEngine:
                 raise ValueError(f"mask must have the window's shape ({s}, {s}), got {m.shape}")
             block = MaskBlock.from_mask(m)
         if self.opts.clip_to_obb and frame.obb is not None and source not in ("obb", "box"):
-            block = _clip_block_to_polygon(block, frame.obb[i] - (window.x0, window.y0))
+            block = _clip_block_to_polygon(block, frame.obb[i] - (window.x0, window.y0), window.size)
         return ObjectMask.from_block(
             int(frame.track_id[i]),
             str(frame.category[i]),
@@ -778,18 +778,33 @@ def _frame_error_text(frame: Frame, failure: str) -> AnnotationError:
     )
 
 
-def _clip_block_to_polygon(block: MaskBlock, poly_xy: np.ndarray) -> MaskBlock:
-    """``block`` AND the polygon (window pixels), rasterised by OpenCV over the block only.
+def _clip_block_to_polygon(
+    block: MaskBlock, poly_xy: np.ndarray, size: int
+) -> MaskBlock:
+    """``block`` AND the polygon (window pixels), as ``cv2.fillPoly`` on the whole window gives it.
 
     The corners are rounded to OpenCV's 1/16-pixel fixed point in window
-    pixels first and then moved by the block's whole-pixel origin, so the
-    polygon's pixels are exactly those of ``cv2.fillPoly`` on the whole window.
+    pixels first, as before. OpenCV draws the polygon's outline with lines
+    clipped to the canvas, so a canvas that cut the polygon where the window
+    does not would move a few outline pixels: the canvas here is the
+    polygon's own bounding pixels (a pixel of margin) within the window, moved
+    by whole pixels; its sides are either the window's or clear of the polygon.
+    Costs in proportion to the polygon, not the window.
     """
     if block.height == 0 or block.width == 0:
         return block
     poly = np.round(np.asarray(poly_xy, dtype=np.float64) * 16).astype(np.int32)
-    poly -= np.array([block.left * 16, block.top * 16], dtype=np.int32)
-    clip = np.zeros((block.height, block.width), dtype=np.uint8)
-    cv2.fillPoly(clip, [poly], 1, lineType=cv2.LINE_8, shift=4)
-    return MaskBlock(block.top, block.left, block.height, block.width,
-                     block.pixels() & clip.astype(bool))  # fmt: skip
+    lo, hi = poly.min(axis=0) // 16, poly.max(axis=0) // 16
+    x0, y0 = max(int(lo[0]) - 1, 0), max(int(lo[1]) - 1, 0)
+    x1, y1 = min(int(hi[0]) + 2, size), min(int(hi[1]) + 2, size)
+    if x1 <= x0 or y1 <= y0:
+        return MaskBlock.empty()
+    canvas = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    cv2.fillPoly(canvas, [poly - np.array([x0 * 16, y0 * 16], np.int32)], 1,
+                 lineType=cv2.LINE_8, shift=4)  # fmt: skip
+    clip = MaskBlock(y0, x0, y1 - y0, x1 - x0, canvas.astype(bool))
+    part = block.clip(clip.top, clip.left, clip.bottom, clip.right)
+    if part.height == 0:
+        return part
+    inside = clip.data[part.top - y0 : part.bottom - y0, part.left - x0 : part.right - x0]  # type: ignore[index]
+    return MaskBlock(part.top, part.left, part.height, part.width, part.pixels() & inside)
