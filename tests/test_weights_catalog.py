@@ -18,7 +18,8 @@ EXPECTED_NAMES = {
     "hq-sam-vit-b",
     "hq-sam-vit-l",
     "hq-sam-vit-h",
-    "hq-sam-vit-tiny",
+    "hq-sam-vit-t",
+    "mobile-sam-vit-t",
     "sam2.1-hiera-tiny",
     "sam2.1-hiera-small",
     "sam2.1-hiera-base-plus",
@@ -35,10 +36,12 @@ def test_official_entry_schema(entry: WeightsEntry) -> None:
     assert isinstance(entry.size, int) and entry.size > 0
     assert entry.sha256_source
     assert entry.kind in ("sam", "hq-sam")
-    assert entry.name == f"{entry.kind}-{entry.arch.replace('_', '-')}"
-    assert entry.file_name.endswith(".pth")
-    assert entry.loadable == (entry.arch in ("vit_b", "vit_l", "vit_h"))
-    if not entry.loadable:
+    family = "mobile-sam" if entry.file_name == "mobile_sam.pt" else entry.kind
+    assert entry.name == f"{family}-{entry.arch.replace('_', '-')}"
+    assert entry.file_name.endswith((".pth", ".pt"))
+    assert entry.arch in ("vit_b", "vit_l", "vit_h", "vit_t")
+    assert entry.loadable  # TinyViT (vit_t) included: box2mask loads every official file
+    if entry.arch == "vit_t":
         assert "TinyViT" in entry.note
 
 
@@ -80,6 +83,19 @@ def test_sam2_entries() -> None:
         assert (e.kind, e.arch, e.size, e.sha256[:8]) == ("sam2", arch, size, sha)
         assert e.url == base + e.file_name and e.file_name.startswith("sam2.1_hiera_")
         assert e.loadable and "facebook/" + e.name in e.sha256_source
+
+
+def test_tinyvit_entries() -> None:
+    # MobileSAM: size and sha256 from the Git-LFS pointer of dhkim2810/MobileSAM on Hugging
+    # Face; Light HQ-SAM: WEIGHTS.md (lkeab/hq-sam's pointer)
+    m = CATALOG.entry("mobile-sam-vit-t")
+    assert (m.kind, m.arch, m.file_name, m.size) == ("sam", "vit_t", "mobile_sam.pt", 40_728_226)
+    assert m.url == "https://huggingface.co/dhkim2810/MobileSAM/resolve/main/mobile_sam.pt"
+    assert m.sha256.startswith("6dbb9052") and m.sha256.endswith("4e37d6c2f")
+    h = CATALOG.entry("hq-sam-vit-t")
+    assert (h.kind, h.arch, h.file_name, h.size) == ("hq-sam", "vit_t", "sam_hq_vit_tiny.pth", 42_526_881)
+    assert h.url == "https://huggingface.co/lkeab/hq-sam/resolve/main/sam_hq_vit_tiny.pth"
+    assert h.sha256.startswith("0f32c075")
 
 
 def test_lookups() -> None:

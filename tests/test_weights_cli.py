@@ -73,7 +73,7 @@ def test_list_shows_every_entry_and_where_files_are(homes: Path) -> None:
     assert r.exit_code == 0, r.output
     for name in CATALOG:
         assert name in r.output
-    assert "375.0 MB" in r.output and "not loadable" in r.output
+    assert "375.0 MB" in r.output and "40.7 MB" in r.output  # sam-vit-b, mobile-sam-vit-t
     assert str(present) in r.output
     assert f"{homes}/" in r.output  # the search dirs and the download target
 

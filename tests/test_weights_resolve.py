@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -93,8 +94,10 @@ def test_name_of_any_kind_resolves_unloadable_is_refused(homes) -> None:
     e = CATALOG.entry("hq-sam-vit-b")
     p = _place(homes[1], e.file_name, e.size)
     assert resolve_checkpoint("hq-sam-vit-b", "sam") == p
-    with pytest.raises(CheckpointError, match="TinyViT"):
-        resolve_checkpoint("hq-sam-vit-tiny", "hq-sam")
+    listed_only = replace(e, name="hq-sam-listed", file_name="x.pth", url=e.url[: -len(e.file_name)] + "x.pth",
+                          loadable=False, note="listed, not loadable")  # fmt: skip
+    with pytest.raises(CheckpointError, match="hq-sam-listed cannot be used: listed, not loadable"):
+        resolve_checkpoint("hq-sam-listed", "hq-sam", catalog=catalog_of(listed_only))
 
 
 def test_injected_catalog_and_dirs(tmp_path: Path) -> None:

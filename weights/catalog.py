@@ -52,7 +52,7 @@ class WeightsEntry:
         kind: the ``--model`` that loads it (``"sam"``, ``"hq-sam"``: a prompt
             model of the model registry).
         arch: image-encoder architecture (``"vit_b"``, ``"vit_l"``,
-            ``"vit_h"``; ``"vit_tiny"`` for Light HQ-SAM's TinyViT).
+            ``"vit_h"``; ``"vit_t"`` for the TinyViT-5M of MobileSAM and Light HQ-SAM).
         file_name: the file's name on disk; always the last path segment of ``url``.
         url: where the publisher serves it (https).
         size: size in bytes.
@@ -206,12 +206,38 @@ OFFICIAL_ENTRIES: tuple[WeightsEntry, ...] = (
     _hq("vit_b", 379_335_069, "14a9d662cd6f5a9c2dba6d40ab0058d88d287e4a18fd6fdc6ad5fb1a3fdeaa57"),
     _hq("vit_l", 1_254_865_805, "e1a6c385d62bf005ded91a54d5ec55c985cfc4103ef89c08d90f39f04934c343"),
     _hq("vit_h", 2_570_940_653, "a7ac14a085326d9fa6199c8c698c4f0e7280afdbb974d2c4660ec60877b45e35"),
-    _hq(
-        "vit_tiny",
-        42_526_881,
-        "0f32c075ccdd870ae54db2f7630e7a0878ede5a2b06d05d6fe02c65a82fb7196",
-        loadable=False,
-        note="Light HQ-SAM with a TinyViT encoder; box2mask loads ViT encoders only",
+    # Light HQ-SAM (TinyViT-5M encoder, HQ decoder): HQ-SAM's README links this file.
+    WeightsEntry(
+        name="hq-sam-vit-t",
+        kind="hq-sam",
+        arch="vit_t",
+        file_name="sam_hq_vit_tiny.pth",
+        url=_HQ + "sam_hq_vit_tiny.pth",
+        size=42_526_881,
+        sha256="0f32c075ccdd870ae54db2f7630e7a0878ede5a2b06d05d6fe02c65a82fb7196",
+        sha256_source=_HF_HQ.format(f="sam_hq_vit_tiny.pth"),
+        note="Light HQ-SAM: TinyViT-5M encoder, for CPUs",
+    ),
+    # MobileSAM (TinyViT-5M encoder, SAM's decoder). Its GitHub repository
+    # (ChaoningZhang/MobileSAM) ships the file as weights/mobile_sam.pt, committed on
+    # 2023-06-29 by its contributor Donghoon Kim (dhkim2810), who uploaded it the same
+    # day to his Hugging Face repository dhkim2810/MobileSAM (commit 87955d8); that
+    # repository's Git-LFS pointer gives the size and sha256 below, and the same pointer
+    # is in the HF demo space dhkim2810/MobileSAM that MobileSAM's README links. The
+    # URL is that repository's, so the file served is the one hashed.
+    WeightsEntry(
+        name="mobile-sam-vit-t",
+        kind="sam",
+        arch="vit_t",
+        file_name="mobile_sam.pt",
+        url="https://huggingface.co/dhkim2810/MobileSAM/resolve/main/mobile_sam.pt",
+        size=40_728_226,
+        sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
+        sha256_source=(
+            "Git-LFS pointer of the Hugging Face repository dhkim2810/MobileSAM "
+            "(mobile_sam.pt; MobileSAM publishes no hash)"
+        ),
+        note="MobileSAM: TinyViT-5M encoder, for CPUs",
     ),
 )
 

@@ -46,12 +46,14 @@ def _sam_family(name: str, description: str, builder: str, **capabilities: Any) 
 for _spec in (
     _sam_family(
         "sam", "Segment Anything, zero-shot (official SAM checkpoints)", "build_sam",
-        default_weights=("sam-vit-b", "sam-vit-l", "sam-vit-h"), checkpoint_kinds=("sam",),
+        default_weights=("sam-vit-b", "sam-vit-l", "sam-vit-h", "mobile-sam-vit-t"),
+        checkpoint_kinds=("sam",),
         auto_rank=1,
     ),
     _sam_family(
         "hq-sam", "HQ-SAM, zero-shot: SAM + HQ-token mask logits (--hq-token-only for HQ alone)",
-        "build_hq_sam", default_weights=("hq-sam-vit-b", "hq-sam-vit-l", "hq-sam-vit-h"),
+        "build_hq_sam",
+        default_weights=("hq-sam-vit-b", "hq-sam-vit-l", "hq-sam-vit-h", "hq-sam-vit-t"),
         checkpoint_kinds=("hq-sam",), auto_rank=0, hq_token_only=True,
     ),
     _sam_family(
