@@ -32,7 +32,7 @@ from box2mask.types import CropWindow, Frame, FrameMasks, ObjectMask
 from box2mask.writers.coco import category_table, frame_part, write_coco
 from box2mask.writers.davis import MAX_OBJECTS, davis_palette, write_davis
 from box2mask.writers.mots import class_ids, write_mots
-from box2mask.writers.yolo import encode_labels, finalize_yolo, mask_polygon, merge_multi_segment
+from box2mask.writers.yolo import mask_polygon, merge_multi_segment, write_yolo
 from box2mask.writers.ytvis import to_trackeval, write_ytvis
 
 H, W = 40, 56
@@ -107,11 +107,7 @@ def clip(tmp_path_factory):
     write_ytvis(parts, CATEGORIES, out / "ytvis.json")
     write_davis(parts, root, out)
     write_mots(parts, CATEGORIES, out)
-    for fm in fms:
-        rel, data = encode_labels(fm, CATEGORIES)
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        (out / rel).write_bytes(data)
-    finalize_yolo(parts, CATEGORIES, root, out)
+    write_yolo(parts, CATEGORIES, root, out)
     return {"truth": truth, "fms": fms, "parts": parts, "root": root, "out": out, "dir": d}
 
 

@@ -53,6 +53,7 @@ from box2mask.errors import UsageError
 from box2mask.io import atomic_write_bytes
 from box2mask.layout import output_stem
 from box2mask.types import Frame
+from box2mask.writers.base import WRITERS, Assembly, Writer
 
 DAVIS_DIR = "davis"
 #: objects one palette PNG can hold (index 0 is the background)
@@ -322,3 +323,19 @@ def write_davis(
         base / "objects.json", (json.dumps({"videos": videos}, indent=1) + "\n").encode("utf-8")
     )
     return len(videos), n_png
+
+
+@WRITERS.register("davis")
+class DavisWriter(Writer):
+    """``<out>/davis/``: the DAVIS 2017 layout, assembled at the end from the parts."""
+
+    name = "davis"
+    help = "DAVIS 2017 layout: davis/Annotations palette PNGs (an index per track), JPEGImages links"
+    needs_parts = True
+
+    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
+        write_davis(assembly.parts(), self.ctx.root, Path(dest))
+        return [Path(dest) / DAVIS_DIR]
+
+    def outputs(self) -> list[str]:
+        return [DAVIS_DIR]

@@ -39,6 +39,7 @@ from pycocotools import mask as mask_utils
 
 from box2mask.errors import UsageError
 from box2mask.io import atomic_write_bytes
+from box2mask.writers.base import WRITERS, Assembly, Writer
 from box2mask.writers.davis import (
     TrackKey,
     by_sequence,
@@ -174,3 +175,19 @@ def write_mots(
     }
     atomic_write_bytes(base / "tracks.json", (json.dumps(table, indent=1) + "\n").encode("utf-8"))
     return len(videos), n_lines
+
+
+@WRITERS.register("mots")
+class MotsWriter(Writer):
+    """``<out>/mots/``: MOTS Challenge text per sequence, assembled at the end from the parts."""
+
+    name = "mots"
+    help = "MOTS Challenge / KITTI MOTS text (mots/<video>.txt): non-overlapping RLE per object"
+    needs_parts = True
+
+    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
+        write_mots(assembly.parts(), assembly.categories, Path(dest))
+        return [Path(dest) / MOTS_DIR]
+
+    def outputs(self) -> list[str]:
+        return [MOTS_DIR]

@@ -29,9 +29,13 @@ writes for the object's mask:
 - coordinates are ``x / W`` and ``y / H`` written with ``%g``; a frame
   without objects has an empty label file (a background image).
 
-Masks may overlap (YOLO-seg instances are independent). Labels are encoded
-per frame from the crop-local masks (in the workers, in parallel); the image
-links and ``data.yaml`` are written at the end.
+Masks may overlap (YOLO-seg instances are independent).
+
+Assembled at the end from the job's COCO parts, like the other track
+formats, not written per frame: the image links must be made at the end
+anyway (a frame file is bytes, not a link), and ``box2mask merge`` copies
+per-frame outputs folder by folder, which would copy every linked image.
+Contours cost ~60 µs per small object (benchmarks/write_cost.py).
 """
 
 from __future__ import annotations
@@ -44,11 +48,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from box2mask.geometry import frame_block
 from box2mask.io import atomic_write_bytes
-from box2mask.layout import output_stem
-from box2mask.types import FrameMasks, ObjectMask
-from box2mask.writers.davis import link, part_stem
+from box2mask.writers.base import WRITERS, Assembly, Writer
+from box2mask.writers.davis import link, part_hw, part_stem, pixel_index, rle_runs
 
 YOLO_DIR = "yolo"
 
@@ -127,26 +129,23 @@ def mask_polygon(block: np.ndarray, top: int, left: int) -> np.ndarray | None:
     return polys[0].astype(np.float64)
 
 
-def object_block(om: ObjectMask, hw: tuple[int, int]) -> tuple[np.ndarray, int, int]:
-    """The tight block of the part of an object's mask inside the frame, and its ``(top, left)``.
-
-    Read from the mask's :class:`~box2mask.types.MaskBlock`: costs the block, not the window.
-    """
-    fb = frame_block(om.block, om.window, hw)
-    return fb.pixels(), fb.top, fb.left
-
-
-def label_text(fm: FrameMasks, class_index: dict[str, int]) -> str:
-    """A frame's YOLO-seg label file: one ``cls x1 y1 ...`` line per object with a pixel."""
-    h, w = fm.frame.image_hw
+def part_label_text(part: dict[str, Any], class_index: dict[str, int]) -> str:
+    """A frame's YOLO-seg label file from its COCO part: one ``cls x1 y1 ...`` line per object."""
+    h, w = part_hw(part)
     scale = np.array([w, h], dtype=np.float64)
     rows: dict[str, None] = {}
-    for om in fm.masks:
-        block, top, left = object_block(om, (h, w))
+    for ann in part["annotations"]:
+        index = pixel_index(rle_runs(ann["segmentation"]))
+        if index.size == 0:
+            continue  # an empty mask: no line, as ultralytics' converter
+        cols, rr = np.divmod(index, h)
+        top, left = int(rr.min()), int(cols.min())
+        block = np.zeros((int(rr.max()) - top + 1, int(cols.max()) - left + 1), dtype=bool)
+        block[rr - top, cols - left] = True
         poly = mask_polygon(block, top, left)
-        if poly is None:
+        if poly is None:  # pragma: no cover - the block has a pixel
             continue
-        vals = (class_index[om.category], *(poly / scale).reshape(-1).tolist())
+        vals = (class_index[ann["category"]], *(poly / scale).reshape(-1).tolist())
         rows.setdefault(("%g " * len(vals)).rstrip() % vals)  # duplicates once, as ultralytics
     return "".join(r + "\n" for r in rows)
 
@@ -154,12 +153,6 @@ def label_text(fm: FrameMasks, class_index: dict[str, int]) -> str:
 def class_indices(categories: list[dict[str, Any]]) -> dict[str, int]:
     """``{category name: class index}``: the category id minus one."""
     return {str(c["name"]): int(c["id"]) - 1 for c in categories}
-
-
-def encode_labels(fm: FrameMasks, categories: list[dict[str, Any]]) -> tuple[str, bytes]:
-    """``(path relative to --out, bytes)`` of a frame's label file."""
-    path = label_path(fm.frame.sequence, output_stem(fm.frame))
-    return path, label_text(fm, class_indices(categories)).encode("ascii")
 
 
 def data_yaml(categories: list[dict[str, Any]]) -> str:
@@ -176,19 +169,38 @@ def data_yaml(categories: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def finalize_yolo(
+def write_yolo(
     parts: Iterable[dict[str, Any]], categories: list[dict[str, Any]], root: Path, dest: Path
 ) -> int:
-    """Link each frame's image beside its labels and write ``data.yaml``; returns the links made.
+    """Write ``dest/yolo``: each frame's label file and image link, then ``data.yaml``.
 
-    Idempotent: a link already pointing at its image is left alone.
+    Idempotent: files are rewritten atomically with the same bytes, and a link
+    already pointing at its image is left alone. Returns the frames written.
     """
+    classes = class_indices(categories)
     n = 0
     for part in parts:
         img = part["image"]
-        stem = part_stem(part)
-        rel = image_link_path(str(img["sequence"]), stem, str(img["file_name"]))
-        link(Path(root) / str(img["file_name"]), Path(dest) / rel)
+        seq, stem = str(img["sequence"]), part_stem(part)
+        text = part_label_text(part, classes)
+        atomic_write_bytes(Path(dest) / label_path(seq, stem), text.encode("ascii"))
+        link(Path(root) / str(img["file_name"]), Path(dest) / image_link_path(seq, stem, str(img["file_name"])))  # fmt: skip
         n += 1
     atomic_write_bytes(Path(dest) / YOLO_DIR / "data.yaml", data_yaml(categories).encode("utf-8"))
     return n
+
+
+@WRITERS.register("yolo")
+class YoloWriter(Writer):
+    """``<out>/yolo/``: ultralytics YOLO-seg labels, image links and ``data.yaml``."""
+
+    name = "yolo"
+    help = "ultralytics YOLO-seg: yolo/labels (a polygon per object), yolo/images links, data.yaml"
+    needs_parts = True
+
+    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
+        write_yolo(assembly.parts(), assembly.categories, self.ctx.root, Path(dest))
+        return [Path(dest) / YOLO_DIR]
+
+    def outputs(self) -> list[str]:
+        return [YOLO_DIR]

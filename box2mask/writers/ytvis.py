@@ -41,6 +41,7 @@ from pycocotools import mask as mask_utils
 
 from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_open
+from box2mask.writers.base import WRITERS, Assembly, Writer
 from box2mask.writers.davis import (
     TrackKey,
     by_sequence,
@@ -205,3 +206,20 @@ def to_trackeval(
             }
         )
     return gt, results
+
+
+@WRITERS.register("ytvis")
+class YtvisWriter(Writer):
+    """``<out>/ytvis.json``: YouTube-VIS, assembled at the end from the parts."""
+
+    name = "ytvis"
+    help = "YouTube-VIS JSON (ytvis.json): a track per annotation, masks per frame, for VIS trainers"
+    needs_parts = True
+
+    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
+        path = Path(dest) / YTVIS_NAME
+        write_ytvis(assembly.parts(), assembly.categories, path)
+        return [path]
+
+    def outputs(self) -> list[str]:
+        return [YTVIS_NAME]

@@ -1,0 +1,132 @@
+"""Every format resumes and shards like COCO (issue 12): a killed and resumed `convert`, and
+shards joined by `box2mask merge`, write the files of an uninterrupted run, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import box2mask
+from box2mask.cli import app
+from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
+from tests.data.make_viso_many import make_viso_many
+
+REPO = Path(__file__).resolve().parent.parent
+FORMATS = "coco,png,ytvis,davis,mots,yolo"
+ASSEMBLED = ("ytvis.json", "davis", "mots", "yolo/data.yaml")
+LENGTHS = (40, 25, 18, 12)  # 95 frames, 4 sequences (plane, ship, car, plane)
+runner = CliRunner()
+
+
+def tree(out: Path) -> dict[str, bytes | str]:
+    """Every output (the job state aside): file bytes, or ``-> target`` for a symbolic link."""
+    got: dict[str, bytes | str] = {}
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out)
+        if rel.parts[0] == ".box2mask" or p.is_dir() and not p.is_symlink():
+            continue
+        got[rel.as_posix()] = f"-> {os.readlink(p)}" if p.is_symlink() else p.read_bytes()
+    return got
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """The dataset and the outputs of an uninterrupted run in every format."""
+    d = tmp_path_factory.mktemp("formats_jobs")
+    make_viso_many(d / "viso", LENGTHS, objects=4)
+    box2mask.convert(dataset="viso", root=d / "viso", out=d / "ref", model="ellipse",
+                     formats=FORMATS, workers=1)  # fmt: skip
+    return d
+
+
+def test_the_reference_run_wrote_every_format(data):
+    ref = tree(data / "ref")
+    for name in ("annotations.json", "ytvis.json", "mots/tracks.json", "mots/car_003.txt",
+                 "davis/objects.json", "davis/ImageSets/all.txt",
+                 "davis/Annotations/plane_001/000001.png", "davis/JPEGImages/plane_001/000001.jpg",
+                 "yolo/data.yaml", "yolo/labels/plane/001/000001.txt",
+                 "yolo/images/plane/001/000001.jpg", "plane/001/000001.png"):  # fmt: skip
+        assert name in ref, name
+    ytvis = json.loads(ref["ytvis.json"])
+    assert [v["name"] for v in ytvis["videos"]] == ["car/003", "plane/001", "plane/004", "ship/002"]
+    assert len(ytvis["annotations"]) == 4 * len(LENGTHS)
+    assert ref["davis/JPEGImages/plane_001/000001.jpg"] == f"-> {data / 'viso' / 'mot/plane/001/img/000001.jpg'}"  # fmt: skip
+
+
+def _start(root: Path, out: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "box2mask", "convert", "--dataset", "viso", "--root", str(root),
+           "--out", str(out), "--model", "ellipse", "--format", FORMATS, "--workers", "1"]  # fmt: skip
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _ledger_lines(out: Path) -> int:
+    try:
+        return (out / ".box2mask" / "ledger.jsonl").read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def test_killed_and_resumed_job_writes_every_format_as_an_uninterrupted_run(data):
+    total = sum(LENGTHS)
+    out = data / "killed"
+    rng = random.Random(12)
+    kills = 0
+    # two kills mid-frames, one once every frame is recorded (in the assembly, or just before)
+    for target in [*sorted(rng.sample(range(5, total - 5), 2)), total]:
+        proc = _start(data / "viso", out)
+        t0 = time.monotonic()
+        while _ledger_lines(out) < target and proc.poll() is None:
+            assert time.monotonic() - t0 < 60, "the conversion made no progress"
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.02))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+    assert kills >= 2
+    proc = _start(data / "viso", out)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert not list(out.rglob(".*.tmp"))
+    ref, got = tree(data / "ref"), tree(out)
+    assert got.keys() == ref.keys()
+    assert [k for k in ref if got[k] != ref[k]] == []
+
+
+def test_a_rerun_rewrites_lost_or_damaged_assembled_files_identically(data, tmp_path):
+    import shutil
+
+    out = tmp_path / "job"
+    shutil.copytree(data / "ref", out, symlinks=True)
+    (out / "ytvis.json").write_text("{")
+    shutil.rmtree(out / "davis" / "Annotations" / "car_003")
+    (out / "mots" / "ship_002.txt").unlink()
+    (out / "yolo" / "images" / "plane" / "004" / "000003.jpg").unlink()
+    (out / "yolo" / "data.yaml").write_text("names: {}\n")
+    box2mask.convert(dataset="viso", root=data / "viso", out=out, model="ellipse",
+                     formats=FORMATS, workers=1)  # fmt: skip
+    assert tree(out) == tree(data / "ref")
+
+
+def test_merged_shards_write_every_format_as_the_unsharded_run(data, tmp_path):
+    base = dict(dataset="viso", root=data / "viso", model="ellipse", formats=FORMATS, workers=1)
+    for k in (1, 2, 3):
+        box2mask.convert(out=tmp_path / f"s{k}", shard=f"{k}/3", **base)
+    shares = [json.loads((tmp_path / f"s{k}" / "ytvis.json").read_text()) for k in (1, 2, 3)]
+    assert all(0 < len(s["videos"]) < len(LENGTHS) for s in shares)  # each did a real share
+    res = runner.invoke(app, ["merge", *(str(tmp_path / f"s{k}") for k in (3, 1, 2)),
+                              "--out", str(tmp_path / "merged"), "--format", FORMATS])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    ref, got = tree(data / "ref"), tree(tmp_path / "merged")
+    assert got.keys() == ref.keys()
+    assert [k for k in ref if got[k] != ref[k]] == []
