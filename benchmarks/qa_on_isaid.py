@@ -71,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
                    source=f"fold != {f}") for f in (0, 1)}  # fmt: skip
     cross = np.array([logit(s, cals[int(k)]) for s, k in zip(sig, fold, strict=True)])
     shipped = np.array([logit(s, DEFAULT) for s in sig])
-    print(f"model {model}; {len(sig)} objects on {len({s.image_id for s in sig})} tiles; "
-          f"{int(bad.sum())} with IoU < 0.5 ({100 * bad.mean():.1f}%); unread images {unread}")
+    print(
+        f"model {model}; {len(sig)} objects on {len({s.image_id for s in sig})} tiles; "
+        f"{int(bad.sum())} with IoU < 0.5 ({100 * bad.mean():.1f}%); unread images {unread}"
+    )
     print(f"folds (crc32(file_name) % 2): objects {np.bincount(fold).tolist()}, "
           f"bad {[int(bad[fold == f].sum()) for f in (0, 1)]}")  # fmt: skip
     head = f"| {'ranking':<38} | " + " | ".join(f"top {int(100 * s)}%" for s in SHARES) + " |"
@@ -100,8 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         m = fold == f
         per = [max(recall_at(np.array([fn(s) for s, k in zip(sig, m, strict=True) if k]),
                              bad[m], sh) for fn in SINGLE.values()) for sh in SHARES]  # fmt: skip
-        print(f"| {'  best single signal, fold ' + str(f):<38} | "
-              + " | ".join(f"{100 * v:6.1f}%" for v in per) + " |")
+        print(
+            f"| {'  best single signal, fold ' + str(f):<38} | "
+            + " | ".join(f"{100 * v:6.1f}%" for v in per)
+            + " |"
+        )
     print(f"\ncross-fitted suspicion vs random at 10%: {rs[1] / 0.10:.2f}x; "
           f"vs best single signal: " + ", ".join(
               f"{100 * a:.1f}% vs {100 * b:.1f}% at {int(100 * s)}%"

@@ -174,7 +174,9 @@ def track_pairs(
         prev: tuple[int, Mapping[str, Any], Block] | None = None
         for fi, a in items:
             im = ims[a["image_id"]]
-            blk = block_from_segmentation(a.get("segmentation"), (int(im["height"]), int(im["width"])))
+            blk = block_from_segmentation(
+                a.get("segmentation"), (int(im["height"]), int(im["width"]))
+            )
             if prev is not None:
                 pfi, pa, pblk = prev
                 iou = aligned_iou(pblk, annotation_box(pa), blk, annotation_box(a))
@@ -192,4 +194,8 @@ def temporal_consistency(coco: Mapping[str, Any]) -> dict[str, float | int]:
     if not ious:
         return {"pairs": 0, "mean": float("nan"), "below_0.5": float("nan")}
     arr = np.asarray(ious)
-    return {"pairs": int(arr.size), "mean": float(arr.mean()), "below_0.5": float((arr < 0.5).mean())}
+    return {
+        "pairs": int(arr.size),
+        "mean": float(arr.mean()),
+        "below_0.5": float((arr < 0.5).mean()),
+    }

@@ -55,9 +55,7 @@ def test_aligned_iou_undoes_box_motion_and_scale() -> None:
     # a mask that leaked to twice its width is caught
     c = b.copy()
     c[41:61, 0:35] = True
-    assert aligned_iou(a, [10, 10, 30, 20], c, [35, 41, 75, 61]) == pytest.approx(
-        b.sum() / c.sum()
-    )
+    assert aligned_iou(a, [10, 10, 30, 20], c, [35, 41, 75, 61]) == pytest.approx(b.sum() / c.sum())
     # RLEs and arrays give the same answer; empty cases
     assert aligned_iou(_rle(a), [10, 10, 30, 20], _rle(c), [35, 41, 75, 61]) == aligned_iou(
         a, [10, 10, 30, 20], c, [35, 41, 75, 61]

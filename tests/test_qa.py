@@ -49,8 +49,17 @@ def _coco(objects: list[tuple[str, int, int, str, list[float], np.ndarray]]) -> 
                      "track_id": tid, "score": 1.0, "prompt_box": box,
                      "mask_source": "model"})  # fmt: skip
     return {
-        "images": [{"id": i, "file_name": f"{s}/{f:04d}.png", "width": HW[1], "height": HW[0],
-                    "sequence": s, "frame_index": f} for (s, f), i in images.items()],  # fmt: skip
+        "images": [
+            {
+                "id": i,
+                "file_name": f"{s}/{f:04d}.png",
+                "width": HW[1],
+                "height": HW[0],
+                "sequence": s,
+                "frame_index": f,
+            }
+            for (s, f), i in images.items()
+        ],  # fmt: skip
         "annotations": anns,
         "categories": [{"id": k + 1, "name": c, "supercategory": c} for k, c in enumerate(cats)],
     }
@@ -121,8 +130,11 @@ def test_signals_and_flags_of_planted_faults(tmp_path: Path) -> None:
     ]
     coco = _coco(objects)
     (tmp_path / ".box2mask").mkdir()
-    (tmp_path / ".box2mask" / "job.json").write_text(json.dumps(
-        {"identity": {"crop_size": 40, "context": 1.25, "window": "centred", "model": "sam"}}))
+    (tmp_path / ".box2mask" / "job.json").write_text(
+        json.dumps(
+            {"identity": {"crop_size": 40, "context": 1.25, "window": "centred", "model": "sam"}}
+        )
+    )
     rep = _qa(tmp_path, coco)
     by_track = {r["track_id"]: r for r in rep["ranked"]}
     assert by_track[1]["flags"] == []
@@ -174,7 +186,9 @@ def test_gt_dataset_scores_the_flags(tmp_path: Path) -> None:
     ranked = [o for o in rep["ranked"] if o["id"] in ious]
     scores = [-k for k in range(len(ranked))]
     bad = [o["id"] in bad_ids for o in ranked]
-    assert scored["suspicion"] == pytest.approx([recall_at(scores, bad, s) for s in (0.05, 0.1, 0.2)])
+    assert scored["suspicion"] == pytest.approx(
+        [recall_at(scores, bad, s) for s in (0.05, 0.1, 0.2)]
+    )
     assert scored["random"] == [0.05, 0.1, 0.2]
     assert set(scored["single"]) >= {"box area", "nested box", "track jump"}
 

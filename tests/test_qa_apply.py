@@ -62,8 +62,10 @@ def test_apply_removes_and_replaces_consistently(jobs: dict[str, Path], tmp_path
     assert len(anns) >= 3
     rej, boxed, ell, acc = anns[0], anns[1], anns[2], anns[-1]
     dec = {"box2mask_qa_decisions": 1, "source": str(job / "annotations.json"), "decisions": [
-        {"id": a["id"], "sequence": seq, "frame_index": fi, "track_id": a["track_id"], "action": act}
-        for a, act in ((rej, "reject"), (boxed, "box"), (ell, "ellipse"), (acc, "accept"))]}  # fmt: skip
+        {"id": a["id"], "sequence": seq, "frame_index": fi, "track_id": a["track_id"],
+         "action": act}
+        for a, act in ((rej, "reject"), (boxed, "box"), (ell, "ellipse"), (acc, "accept"))
+    ]}  # fmt: skip
     dpath = tmp_path / "decisions.json"
     dpath.write_text(json.dumps(dec))
     untouched = _snapshot(job)
@@ -104,7 +106,9 @@ def test_apply_removes_and_replaces_consistently(jobs: dict[str, Path], tmp_path
     side_path = next(p for p in (job / seq).glob("*.json")
                      if json.loads(p.read_text())["frame_index"] == fi)  # fmt: skip
     side = json.loads(side_path.read_text())
-    assert [i["track_id"] for i in side["instances"]] == [a["track_id"] for a in _frames(after)[key]]
+    assert [i["track_id"] for i in side["instances"]] == [
+        a["track_id"] for a in _frames(after)[key]
+    ]
     inst = cv2.imread(str(side_path.with_suffix(".png")), cv2.IMREAD_UNCHANGED)
     assert inst.max() == len(side["instances"])
     k = [i["track_id"] for i in side["instances"]].index(boxed["track_id"]) + 1
@@ -132,7 +136,8 @@ def test_apply_removes_and_replaces_consistently(jobs: dict[str, Path], tmp_path
 def test_bad_decisions_file_is_one_message(jobs: dict[str, Path], tmp_path: Path) -> None:
     p = tmp_path / "d.json"
     p.write_text(json.dumps({"box2mask_qa_decisions": 1, "decisions": [
-        {"sequence": "plane/001", "frame_index": 1, "track_id": 1, "action": "delete"}]}))  # fmt: skip
+        {"sequence": "plane/001", "frame_index": 1, "track_id": 1, "action": "delete"},
+    ]}))  # fmt: skip
     r = runner.invoke(app, ["qa", "apply", str(p), "--out", str(jobs["box"])])
     assert r.exit_code == 2 and "decisions[0]" in r.output and "action must be one of" in r.output
     p.write_text(json.dumps({"box2mask_qa_decisions": 1, "decisions": [

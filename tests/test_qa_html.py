@@ -19,7 +19,9 @@ from typer.testing import CliRunner
 from box2mask.cli import app
 from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
+webdriver = pytest.importorskip(
+    "selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')"
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
@@ -85,7 +87,8 @@ def test_review_page_in_headless_chromium(browser, tmp_path: Path) -> None:
     assert first_ids == [o["id"] for o in rep["ranked"][:5]]
     # every thumbnail decoded (a missing or broken file has naturalWidth 0)
     widths = browser.execute_script(
-        "return [...document.images].map(i => i.complete ? i.naturalWidth : -1)")
+        "return [...document.images].map(i => i.complete ? i.naturalWidth : -1)"
+    )
     assert len(widths) == 60 and min(widths) > 0
 
     # a category filter narrows the list to that category

@@ -33,7 +33,9 @@ def qa_command(
     ] = None,
     report: Annotated[
         Path | None,
-        typer.Option(help="Folder for qa.json and qa.csv (default: <job>/qa, or qa/ beside the file)."),
+        typer.Option(
+            help="Folder for qa.json and qa.csv (default: <job>/qa, or qa/ beside the file)."
+        ),
     ] = None,
     html: Annotated[
         Path | None,
@@ -52,8 +54,11 @@ def qa_command(
     top: Annotated[int, typer.Option(help="Print the N most suspicious objects.")] = 10,
     gt_dataset: Annotated[
         str | None,
-        typer.Option(help="Dataset adapter with ground-truth masks: print the recall of "
-                     "IoU<0.5 objects among the top 5/10/20% flagged.", rich_help_panel=_GT),
+        typer.Option(
+            help="Dataset adapter with ground-truth masks: print the recall of "
+            "IoU<0.5 objects among the top 5/10/20% flagged.",
+            rich_help_panel=_GT,
+        ),
     ] = None,
     gt_root: Annotated[
         Path | None, typer.Option(help="Root of the ground-truth dataset.", rich_help_panel=_GT)
@@ -137,7 +142,8 @@ def qa_command(
 def _print_scored(scored: dict) -> None:
     shares = scored["shares"]
     t = Table(title=f"recall of the {scored['bad']} objects with IoU < {scored['bad_iou']} "
-              f"(of {scored['objects']}) among the top k% flagged", title_justify="left")  # fmt: skip
+              f"(of {scored['objects']}) among the top k% flagged",
+              title_justify="left")  # fmt: skip
     t.add_column("ranking")
     for sh in shares:
         t.add_column(f"top {100 * sh:g}%", justify="right")
@@ -154,7 +160,9 @@ def _print_scored(scored: dict) -> None:
 
 @qa_app.command("apply")
 def apply_command(
-    decisions: Annotated[Path, typer.Argument(help="decisions.json exported from the review page.")],
+    decisions: Annotated[
+        Path, typer.Argument(help="decisions.json exported from the review page.")
+    ],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="The `box2mask convert` job folder to rewrite.")
     ],

@@ -91,10 +91,10 @@ def read_decisions(path: Path) -> list[Decision]:
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: not readable JSON ({exc})") from None
     if not isinstance(data, dict) or data.get(FORMAT_KEY) != 1:
-        raise UsageError(f"{path}: not a box2mask qa decisions file (no \"{FORMAT_KEY}\": 1)")
+        raise UsageError(f'{path}: not a box2mask qa decisions file (no "{FORMAT_KEY}": 1)')
     items = data.get("decisions")
     if not isinstance(items, list):
-        raise UsageError(f"{path}: \"decisions\" must be a list")
+        raise UsageError(f'{path}: "decisions" must be a list')
     out: list[Decision] = []
     for k, d in enumerate(items):
         where = f"{path}: decisions[{k}]"

@@ -51,7 +51,7 @@ class Block:
 
 
 def rle_counts(counts: str) -> list[int]:
-    """Uncompressed run lengths of a COCO compressed ``counts`` string (pycocotools' ``rleFrString``)."""
+    """Run lengths of a COCO compressed ``counts`` string (pycocotools' ``rleFrString``)."""
     out: list[int] = []
     p, n = 0, len(counts)
     while p < n:

@@ -70,7 +70,9 @@ def score_flags(
     sc = np.asarray([scores[k] for k in keep], dtype=np.float64)
     bad = np.array([ious[s.id] < BAD_IOU for s in sig], dtype=bool)
     single = {
-        name: [recall_at(np.array([fn(s) for s in sig], dtype=np.float64), bad, sh) for sh in shares]
+        name: [
+            recall_at(np.array([fn(s) for s in sig], dtype=np.float64), bad, sh) for sh in shares
+        ]
         for name, fn in SINGLE.items()
     }
     return {

@@ -46,7 +46,7 @@ def _cov(x: np.ndarray) -> np.ndarray:
 
 
 def image_disagreement(lab: np.ndarray, block: Block, box_xyxy: list[float]) -> float | None:
-    """``1 - IoU`` of the mask with the box pixels whose colour is closer to the mask's than to the ring's.
+    """``1 - IoU`` of the mask with the box pixels coloured more like the mask than like the ring.
 
     Args:
         lab: ``(H, W, 3)`` Lab image of the frame.

@@ -54,7 +54,9 @@ def load_output(path: Path | str) -> Output:
     if path.is_dir():
         coco_path = path / COCO_NAME
         if not coco_path.is_file():
-            raise UsageError(f"--out {path}: no {COCO_NAME} (a `box2mask convert --format coco` job)")
+            raise UsageError(
+                f"--out {path}: no {COCO_NAME} (a `box2mask convert --format coco` job)"
+            )
         job_dir: Path | None = path
     elif path.is_file():
         coco_path, job_dir = path, path.parent
@@ -88,8 +90,9 @@ class RankedObject:
 
     def as_dict(self) -> dict[str, Any]:
         s = self.signals.as_dict()
-        head = {k: s.pop(k) for k in ("id", "image_id", "file_name", "sequence", "frame_index",
-                                      "track_id", "category", "mask_source", "prompt_box")}  # fmt: skip
+        keys = ("id", "image_id", "file_name", "sequence", "frame_index", "track_id",
+                "category", "mask_source", "prompt_box")  # fmt: skip
+        head = {k: s.pop(k) for k in keys}
         return {
             "rank": self.rank,
             **head,

@@ -168,6 +168,7 @@ def fit(
     w[0] = math.log(max(y.mean(), 1e-6) / max(1 - y.mean(), 1e-6))
     ridge = l2 * np.eye(z.shape[1])
     ridge[0, 0] = 0.0
+
     def loss(v: np.ndarray) -> float:
         t = z @ v
         return float(np.sum(np.logaddexp(0.0, t) - y * t) + 0.5 * v @ ridge @ v)

@@ -137,7 +137,8 @@ def _pixels_in_box(blk: Block, box: tuple[float, float, float, float]) -> int:
 def _touches_window(blk: Block, box: list[float], geom: CropGeometry) -> bool:
     """Whether a mask pixel lies on the border of the prompt's crop window (inside the frame)."""
     fh, fw = blk.frame_hw
-    win = window_for_box(np.asarray(box), (fh, fw), geom.crop_size, geom.context, geom.window)  # type: ignore[arg-type]
+    mode = geom.window  # "centred" | "clamped"
+    win = window_for_box(np.asarray(box), (fh, fw), geom.crop_size, geom.context, mode)  # type: ignore[arg-type]
     x1, y1, x2, y2 = blk.xyxy()
     wx0, wy0, wx1, wy1 = win.x0, win.y0, win.x0 + win.size, win.y0 + win.size
     # the window's border lines that lie inside the frame
@@ -217,8 +218,12 @@ def _crowding(frame: list[ObjectSignals], blocks: list[Block]) -> None:
     b = np.array([s.prompt_box for s in frame], dtype=np.float64)
     b[:, 2:] += b[:, :2]
     areas = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
-    iw = np.clip(np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]), 0, None)
+    iw = np.clip(
+        np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]), 0, None
+    )
+    ih = np.clip(
+        np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]), 0, None
+    )
     inter = iw * ih
     np.fill_diagonal(inter, 0.0)
     nested = np.clip(inter / areas[None, :], 0, 1).max(axis=1)  # share of box j inside box i
@@ -274,7 +279,9 @@ def signals(
     for k, ann in enumerate(anns):
         im = images.get(ann.get("image_id"))
         if im is None:
-            raise ValueError(f"annotation id {ann.get('id')}: no image with id {ann.get('image_id')}")
+            raise ValueError(
+                f"annotation id {ann.get('id')}: no image with id {ann.get('image_id')}"
+            )
         hw = (int(im["height"]), int(im["width"]))
         blk = block_from_segmentation(ann.get("segmentation"), hw)
         blocks.append(blk)
@@ -294,9 +301,13 @@ def signals(
             continue
         for k in ks:
             if not blocks[k].empty:
-                out[k].image_disagreement = image_disagreement(lab, blocks[k], annotation_box(anns[k]))
+                out[k].image_disagreement = image_disagreement(
+                    lab, blocks[k], annotation_box(anns[k])
+                )
     _track_signals(out, blocks, anns)
     return out, unread
+
+
 def _track_signals(
     sig: list[ObjectSignals], blocks: list[Block], anns: Iterable[Mapping[str, Any]]
 ) -> None:
@@ -309,6 +320,8 @@ def _track_signals(
     for ks in tracks.values():
         ks.sort(key=lambda k: sig[k].frame_index)
         for a, b in zip(ks, ks[1:], strict=False):
-            iou = aligned_iou(blocks[a], annotation_box(anns[a]), blocks[b], annotation_box(anns[b]))
+            iou = aligned_iou(
+                blocks[a], annotation_box(anns[a]), blocks[b], annotation_box(anns[b])
+            )
             sig[b].prev_iou = iou
             sig[a].next_iou = iou
