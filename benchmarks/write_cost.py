@@ -12,20 +12,20 @@ object's mask is a filled box in its real crop window (``window_for_box``:
 512 px, context 1.25, centred), kept as its block (``ObjectMask.from_block``)
 as the engine makes box fills.
 
-Timed per format, in one process, files written (and fsynced) to a temp folder:
+Timed per format through its registered writer (``WRITERS``), files written
+(atomically, fsynced) to a temp folder:
 
-- ``per frame``: what runs for every frame in the workers: the COCO part
-  (``frame_part`` + its JSON file, the input of every assembled format), the
-  PNG map, the YOLO label file;
-- ``at the end``: what runs once after the last frame from the parts
-  (``finalize``: ``annotations.json``, ``ytvis.json``, the DAVIS PNGs, the
-  MOTS text, the YOLO links and ``data.yaml``), parts read back from disk.
+- ``per frame``: ``encode_frame`` and writing its files, as the executor's
+  sink does (the PNG map; nothing for the assembled formats);
+- ``at the end``: ``finalize`` from the frames' COCO parts read back from
+  disk (``annotations.json``, ``ytvis.json``, the DAVIS PNGs and links, the
+  MOTS text, the YOLO labels, links and ``data.yaml``).
 
-``µs/object`` is (per frame + at the end) wall-clock time / objects; an
-assembled format also needs the parts, so its ``with parts`` column adds the
-COCO part cost. ``CPU`` columns: the same in process CPU time, which leaves
-out the waits for ``fsync`` (every file is written atomically) and for the
-other processes of a shared machine.
+Every assembled format (COCO included) needs the COCO parts, which the job
+writes per frame once for all of them (``frame_part``): ``with parts`` adds
+their cost. ``µs/object``: wall clock / objects; ``CPU`` columns: process CPU
+time, which leaves out the waits for ``fsync`` and for the other processes of
+a shared machine.
 """
 
 from __future__ import annotations
@@ -42,16 +42,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from box2mask.executors.base import part_bytes  # noqa: E402
 from box2mask.geometry import window_for_box  # noqa: E402
-from box2mask.io import atomic_write_bytes, atomic_write_json  # noqa: E402
-from box2mask.layout import part_path  # noqa: E402
+from box2mask.io import atomic_write_bytes  # noqa: E402
+from box2mask.layout import STATE_DIR, part_path  # noqa: E402
 from box2mask.types import Frame, FrameMasks, MaskBlock, ObjectMask  # noqa: E402
-from box2mask.writers.coco import category_table, frame_part, read_parts, write_coco  # noqa: E402
-from box2mask.writers.davis import write_davis  # noqa: E402
-from box2mask.writers.mots import write_mots  # noqa: E402
-from box2mask.writers.png import write_png_frame  # noqa: E402
-from box2mask.writers.yolo import encode_labels, finalize_yolo  # noqa: E402
-from box2mask.writers.ytvis import write_ytvis  # noqa: E402
+from box2mask.writers import WRITERS, Assembly, FrameFile, WriterContext  # noqa: E402
+from box2mask.writers.coco import category_table, frame_part, read_parts  # noqa: E402
 
 HW = (1024, 1024)
 SEQ = "car/001"
@@ -87,6 +84,9 @@ def dense_frames(frames: int, per_frame: int, seed: int = 0):
         yield FrameMasks(frame, tuple(masks))
 
 
+FORMATS = ("coco", "png", "ytvis", "davis", "mots", "yolo")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("--frames", type=int, default=260)
@@ -94,74 +94,67 @@ def main() -> None:
     args = ap.parse_args()
     cats = category_table([("airplane", "vehicle"), ("ship", "vessel"), ("train", "vehicle"), ("car", "vehicle")])  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix="write_cost_"))
-    out, state = tmp / "out", tmp / "out" / ".box2mask"
-    per_frame = {"coco": 0.0, "png": 0.0, "yolo": 0.0}
-    cpu = {k: 0.0 for k in ("coco", "png", "ytvis", "davis", "mots", "yolo")}
+    out = tmp / "out"
+    ctx = WriterContext(out, Path("/nonexistent"), cats, [SEQ])
+    writers = {name: WRITERS.get(name)(ctx) for name in FORMATS}
+    wall = {k: [0.0, 0.0] for k in ("parts", *FORMATS)}  # [per frame, at the end]
+    cpu = {k: [0.0, 0.0] for k in ("parts", *FORMATS)}
     n_obj = 0
+
+    def timed(key: str, slot: int, fn) -> None:
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        wall[key][slot] += time.perf_counter() - t
+        cpu[key][slot] += time.process_time() - c
+
+    def write(files) -> None:
+        for f in files:  # as the executor's FrameSink writes a frame's files
+            atomic_write_bytes(out / f.path, f.data)
+
     try:
         for fm in dense_frames(args.frames, args.per_frame):
             n_obj += len(fm.masks)
-            t0, c0 = time.perf_counter(), time.process_time()
-            atomic_write_json(part_path(state, fm.frame.sequence, fm.frame.frame_index), frame_part(fm))
-            t1, c1 = time.perf_counter(), time.process_time()
-            write_png_frame(fm, out / "png")
-            t2, c2 = time.perf_counter(), time.process_time()
-            rel, data = encode_labels(fm, cats)
-            atomic_write_bytes(out / rel, data)  # as the sink writes a frame file
-            t3, c3 = time.perf_counter(), time.process_time()
-            per_frame["coco"] += t1 - t0
-            per_frame["png"] += t2 - t1
-            per_frame["yolo"] += t3 - t2
-            cpu["coco"] += c1 - c0
-            cpu["png"] += c2 - c1
-            cpu["yolo"] += c3 - c2
-        part_cpu = cpu["coco"]  # the per-frame parts' CPU time (before the COCO assembly)
-        files = sorted((state / "parts" / SEQ).glob("*.json"))
-
-        def parts():
-            return read_parts(files)
-
-        finals = {
-            "coco": lambda: write_coco(parts(), cats, out / "annotations.json"),
-            "ytvis": lambda: write_ytvis(parts(), cats, out / "ytvis.json"),
-            "davis": lambda: write_davis(parts(), Path("/nonexistent"), out),
-            "mots": lambda: write_mots(parts(), cats, out),
-            "yolo": lambda: finalize_yolo(parts(), cats, Path("/nonexistent"), out),
-        }
-        at_end = {}
-        for name, fn in finals.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            fn()
-            at_end[name] = time.perf_counter() - t0
-            cpu[name] += time.process_time() - c0
+            rel = part_path(Path(STATE_DIR), fm.frame.sequence, fm.frame.frame_index).as_posix()
+            timed("parts", 0, lambda: write([FrameFile(rel, part_bytes(frame_part(fm)))]))  # noqa: B023
+            for name, w in writers.items():
+                timed(name, 0, lambda w=w: write(w.encode_frame(fm)))  # noqa: B023
+        files = sorted((out / STATE_DIR / "parts" / SEQ).glob("*.json"))
+        assembly = Assembly(cats, lambda: read_parts(files), [SEQ])
+        for name, w in writers.items():
+            timed(name, 1, lambda w=w: w.finalize(assembly, out))
         sizes = {
             "coco": (out / "annotations.json").stat().st_size,
-            "png": _size(out / "png"),
+            "png": _size(out / "car"),
             "ytvis": (out / "ytvis.json").stat().st_size,
-            "davis": _size(out / "davis" / "Annotations") + (out / "davis" / "objects.json").stat().st_size,  # fmt: skip
+            "davis": _size(out / "davis"),
             "mots": _size(out / "mots"),
-            "yolo": _size(out / "yolo" / "labels"),
+            "yolo": _size(out / "yolo"),
         }
         videos = json.loads((out / "davis" / "objects.json").read_text())["videos"]
         tracks = sum(len(v["objects"]) for v in videos)
         print(f"{args.frames} frames of {HW[1]}x{HW[0]}, {n_obj} objects, {tracks} tracks "
               f"(DAVIS videos: {len(videos)}); files in {tmp}")  # fmt: skip
+        print(f"COCO parts (what the assembled formats read): {wall['parts'][0]:.2f} s wall, "
+              f"{cpu['parts'][0] / n_obj * 1e6:.1f} µs CPU per object")  # fmt: skip
         print()
-        head = (f"{'format':<7}{'per frame s':>12}{'at the end s':>14}{'total s':>9}{'µs/object':>11}"
-                f"{'with parts':>12}{'vs coco':>9}{'CPU µs/obj':>12}{'CPU w/ parts':>14}{'MB':>7}")  # fmt: skip
+        head = (f"{'format':<7}{'per frame s':>12}{'at the end s':>14}{'µs/object':>11}"
+                f"{'with parts':>12}{'vs coco':>9}{'CPU µs/obj':>12}{'CPU w/ parts':>14}"
+                f"{'CPU vs coco':>13}{'MB':>7}")  # fmt: skip
         print(head)
         print("-" * len(head))
-        coco_us = (per_frame["coco"] + at_end["coco"]) / n_obj * 1e6
-        for name in ("coco", "png", "ytvis", "davis", "mots", "yolo"):
-            pf, end = per_frame.get(name, 0.0), at_end.get(name, 0.0)
-            total = pf + end
-            us = total / n_obj * 1e6
-            needs_parts = name in ("ytvis", "davis", "mots", "yolo")
-            with_parts = us + (per_frame["coco"] / n_obj * 1e6 if needs_parts else 0.0)
-            cus = cpu[name] / n_obj * 1e6
-            cwith = cus + (part_cpu / n_obj * 1e6 if needs_parts else 0.0)
-            print(f"{name:<7}{pf:>12.2f}{end:>14.2f}{total:>9.2f}{us:>11.1f}{with_parts:>12.1f}"
-                  f"{with_parts / coco_us:>9.2f}{cus:>12.1f}{cwith:>14.1f}{sizes[name] / 1e6:>7.1f}")  # fmt: skip
+
+        def cost(table, name):
+            own = sum(table[name]) / n_obj * 1e6
+            parts = sum(table["parts"]) / n_obj * 1e6 if writers[name].needs_parts else 0.0
+            return own, own + parts
+
+        coco_wall, coco_cpu = cost(wall, "coco")[1], cost(cpu, "coco")[1]
+        for name in FORMATS:
+            us, us_parts = cost(wall, name)
+            cus, cus_parts = cost(cpu, name)
+            print(f"{name:<7}{wall[name][0]:>12.2f}{wall[name][1]:>14.2f}{us:>11.1f}{us_parts:>12.1f}"
+                  f"{us_parts / coco_wall:>9.2f}{cus:>12.1f}{cus_parts:>14.1f}"
+                  f"{cus_parts / coco_cpu:>13.2f}{sizes[name] / 1e6:>7.1f}")  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
