@@ -56,6 +56,10 @@ class ConvertOptions:
     checkpoint: str | None = None
     device: str = "auto"
     executor: str = "auto"
+    #: --executor ray: the cluster (None: $RAY_ADDRESS, else a private local one) and the
+    #: actor count (0: one per GPU, else one per 2 CPUs); not in the identity (docs/ray.md)
+    ray_address: str | None = None
+    ray_actors: int = 0
     formats: tuple[str, ...] = field(default=("coco",), metadata=in_identity("sorted"))
     sequences: tuple[str, ...] = field(default=(), metadata=in_identity("sorted"))
     classes: tuple[str, ...] = field(default=(), metadata=in_identity("sorted"))
@@ -131,6 +135,13 @@ class ConvertOptions:
             raise UsageError(f"--box-fill-area must be >= 0, got {self.box_fill_area}")
         if self.shard is not None:
             parse_shard(self.shard)
+        if self.ray_actors < 0:
+            raise UsageError(f"--ray-actors must be >= 0 (0: auto), got {self.ray_actors}")
+        if (self.ray_address or self.ray_actors) and self.executor != "ray":
+            flag = "--ray-address" if self.ray_address else "--ray-actors"
+            raise UsageError(
+                f"{flag} is an option of --executor ray (got --executor {self.executor})"
+            )
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -96,6 +96,23 @@ def convert_command(
             rich_help_panel=RUN_PANEL,
         ),
     ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="--executor ray: auto (the `ray start` cluster here), HOST:6379 or "
+            "ray://HOST:10001 (default: $RAY_ADDRESS, else a private Ray on this machine; "
+            "see docs/ray.md).",
+            rich_help_panel=RUN_PANEL,
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int | None,
+        typer.Option(
+            help="--executor ray: number of actors (default: 0 = one per GPU of the cluster, "
+            "else one per 2 CPUs).",
+            rich_help_panel=RUN_PANEL,
+        ),
+    ] = None,
     format: Annotated[
         str | None,
         typer.Option(
@@ -187,7 +204,7 @@ def convert_command(
         "threshold": threshold, "hq_token_only": hq_token_only, "box_fill_classes": box_fill_classes,
         "box_fill_area": box_fill_area, "clip_to_obb": clip_to_obb, "precision": precision,
         "workers": workers, "profile": profile or None, "share_crops": share_crops,
-        "compile": compile_ or None,
+        "compile": compile_ or None, "ray_address": ray_address, "ray_actors": ray_actors,
     }  # fmt: skip
 
     def build() -> ConvertOptions:
@@ -341,7 +358,16 @@ def _print_summary(summary, options: ConvertOptions) -> None:  # noqa: ANN001
         prof.add_column("seconds", justify="right")
         prof.add_column("share of wall time", justify="right")
         order = {s: k for k, s in enumerate(STAGES)}
-        for stage, secs in sorted(summary.profile.items(), key=lambda kv: order.get(kv[0], 99)):
+        # "actor-K <figure>" entries (--executor ray) go to a table of their own
+        actors: dict[str, dict[str, float]] = {}
+        stages = {}
+        for key, value in summary.profile.items():
+            name, _, figure = key.partition(" ")
+            if name.startswith("actor-") and figure:
+                actors.setdefault(name, {})[figure] = value
+            else:
+                stages[key] = value
+        for stage, secs in sorted(stages.items(), key=lambda kv: order.get(kv[0], 99)):
             prof.add_row(stage, f"{secs:.2f}", f"{100 * secs / summary.seconds:.0f}%")
         model_s = sum(summary.profile.get(s, 0.0) for s in MODEL_STAGES)
         if model_s:
@@ -351,3 +377,13 @@ def _print_summary(summary, options: ConvertOptions) -> None:  # noqa: ANN001
                 f"{100 * model_s / summary.seconds:.0f}%",
             )
         console.print(prof)
+        if actors:
+            per = Table(title="Ray actors (rates while busy)", title_justify="left")
+            figures = ("busy", "frames/s", "objects/s", "peak RSS MiB")
+            per.add_column("actor")
+            for col in figures:
+                per.add_column("busy (s)" if col == "busy" else col, justify="right")
+            for name in sorted(actors, key=lambda n: int(n.split("-")[1])):
+                row = actors[name]
+                per.add_row(name, *(f"{row[f]:.1f}" if f in row else "-" for f in figures))
+            console.print(per)

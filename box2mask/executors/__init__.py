@@ -8,6 +8,7 @@
 
 from box2mask.executors import local as local
 from box2mask.executors import processes as processes
+from box2mask.executors import ray as ray
 from box2mask.executors.base import (
     EXECUTORS,
     Executor,
