@@ -214,7 +214,24 @@ def build_engine(
             model.compile_encoder()
     else:
         model = spec.build()
-    return MaskEngine(
+    engine_cls, extra = MaskEngine, {}
+    temporal = getattr(opts, "temporal", "off")
+    if temporal != "off":  # --temporal propagate: box2mask.temporal (a window per track)
+        if not spec.temporal:
+            raise UsageError(
+                f"--temporal {temporal} needs a model with a video memory (--model sam2), "
+                f"not --model {spec.name}"
+            )
+        from box2mask.temporal import TemporalEngine, dataset_window_frames
+
+        engine_cls = TemporalEngine
+        extra = {
+            "prompt_every": getattr(opts, "prompt_every", 1),
+            "window_frames": dataset_window_frames(opts.dataset, opts.root, opts.adapter_options)
+            if opts.dataset
+            else None,
+        }
+    return engine_cls(
         model,
         engine_options(opts),
         box_filler=MODELS.get("box").build(),
@@ -222,4 +239,5 @@ def build_engine(
         autocast_dtype=autocast_dtype,
         problems=problems,
         profile=profile,
+        **extra,
     )
