@@ -22,7 +22,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "viso-mini"
 
 def _convert(out: Path, model: str) -> None:
     r = runner.invoke(app, ["convert", "-d", "viso", "--root", str(EXAMPLE), "--out", str(out),
-                            "--model", model, "--format", "coco,png",
+                            "--model", model, "--format", "coco,png,ytvis",
                             "--sequences", "plane/001"])  # fmt: skip
     assert r.exit_code == 0, r.output
 
@@ -117,8 +117,20 @@ def test_apply_removes_and_replaces_consistently(jobs: dict[str, Path], tmp_path
     # other frames' files are untouched
     changed = {n for n, b in _snapshot(job).items() if untouched.get(n) != b}
     stem = side_path.stem
-    assert changed <= {"annotations.json", f"{seq}/{stem}.png", f"{seq}/{stem}.json",
-                       f".box2mask/parts/{seq}/{fi:06d}.json"}  # fmt: skip
+    assert changed <= {"annotations.json", "ytvis.json", f"{seq}/{stem}.png",
+                       f"{seq}/{stem}.json", f".box2mask/parts/{seq}/{fi:06d}.json"}  # fmt: skip
+
+    # a format assembled from the parts (ytvis) is re-derived through its writer
+    yt = json.loads((job / "ytvis.json").read_text())
+    frame_no = next(im["frame_index"] for im in after["images"] if im["id"] == rej["image_id"])
+    frames_of_video = sorted(im["frame_index"] for im in after["images"]
+                             if im["sequence"] == seq)  # fmt: skip
+    t = frames_of_video.index(frame_no)
+    tracks = {a["track_id"]: a for a in yt["annotations"]}
+    assert tracks[rej["track_id"]]["segmentations"][t] is None
+    yt_box = tracks[boxed["track_id"]]["segmentations"][t]
+    assert np.array_equal(mask_utils.decode(mask_utils.frPyObjects(yt_box, *yt_box["size"])),
+                          mask_utils.decode(new[boxed["track_id"]]["segmentation"]))  # fmt: skip
 
     # idempotent: the same decisions again change no byte
     snap = _snapshot(job)
@@ -131,6 +143,28 @@ def test_apply_removes_and_replaces_consistently(jobs: dict[str, Path], tmp_path
     _convert(job, "ellipse")
     again = json.loads((job / "annotations.json").read_text())
     assert again["annotations"] == after["annotations"]
+
+
+def test_apply_waits_for_a_running_job(jobs: dict[str, Path], tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    job = tmp_path / "job"
+    shutil.copytree(jobs["box"], job)
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps({"box2mask_qa_decisions": 1, "decisions": [
+        {"sequence": "plane/001", "frame_index": 1, "track_id": 1, "action": "reject"}]}))  # fmt: skip
+    fd = os.open(job / ".box2mask" / "lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a running convert holds it
+    try:
+        snap = _snapshot(job)
+        r = runner.invoke(app, ["qa", "apply", str(p), "--out", str(job)])
+        assert r.exit_code == 2 and "is running this job" in r.output
+        assert _snapshot(job) == snap
+    finally:
+        os.close(fd)
+    r = runner.invoke(app, ["qa", "apply", str(p), "--out", str(job)])
+    assert r.exit_code == 0 and "removed 1" in r.output
 
 
 def test_bad_decisions_file_is_one_message(jobs: dict[str, Path], tmp_path: Path) -> None:

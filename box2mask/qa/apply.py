@@ -12,15 +12,18 @@ the annotation ``id`` when there is no track id) and an action:
 
 What is rewritten, each file atomically, nothing else touched:
 
-- ``<out>/annotations.json``: annotations removed or replaced; ``area`` and
-  ``bbox`` from the new mask; ids renumbered 1.. in the file's order (as the
-  COCO writer numbers them);
-- the png format, when the job has it: the affected frames' instance maps
-  and sidecars, re-painted from the frame's remaining masks by the png
-  writer's rule (largest first, index = position in the frame);
-- the job's per-frame COCO parts (``.box2mask/parts``), so a later resume or
-  ``box2mask merge`` assembles the reviewed output, and formats assembled
-  from the parts are re-derived by re-running the job's finalize step.
+- the job's per-frame COCO parts (``.box2mask/parts``) of the affected
+  frames; then every format of the job that is assembled from the parts
+  (``needs_parts`` in the writer registry: coco, ytvis, davis, mots, yolo)
+  is re-derived by its own writer's ``finalize``, exactly as a resumed
+  ``convert`` would (COCO ids 1.., ``area``/``bbox`` from the masks); a
+  later resume or ``box2mask merge`` assembles the reviewed output too;
+- the png format (per-frame), when the job has it: the affected frames'
+  instance maps and sidecars, re-painted from the frame's remaining masks by
+  the png writer's rule (largest first, index = position in the frame);
+- without parts (a job folder whose ``.box2mask/parts`` is gone), only
+  ``annotations.json`` (rewritten directly, ids renumbered 1..) and the png
+  format.
 
 Applying the same decisions again changes nothing: a removed object is not
 found again (counted as already applied), a replaced one already has the
@@ -29,9 +32,12 @@ new mask.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +47,7 @@ import numpy as np
 
 from box2mask.errors import UsageError
 from box2mask.io import atomic_open, atomic_write_bytes, atomic_write_json
-from box2mask.layout import COCO_NAME, PARTS_DIR, part_path, state_dir
+from box2mask.layout import COCO_NAME, JOB_FILE, LOCK_FILE, PARTS_DIR, part_path, state_dir
 from box2mask.qa.blocks import block_from_segmentation
 from box2mask.rle import encode_window_mask
 from box2mask.types import CropWindow
@@ -136,9 +142,34 @@ def _key(seq: str, fi: int, tid: int | None, aid: int | None) -> tuple:
     return (seq, fi, "t", tid) if tid is not None else (seq, fi, "id", aid)
 
 
+@contextlib.contextmanager
+def _job_locked(out: Path) -> Iterator[None]:
+    """Hold the job's ``.box2mask/lock`` (the flock a running convert holds) while applying."""
+    lock = state_dir(out) / LOCK_FILE
+    if not lock.parent.is_dir():
+        yield
+        return
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError(
+                f"--out {out}: a box2mask process is running this job; apply the decisions "
+                "when it has ended"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def apply_decisions(decisions_path: Path, out: Path) -> ApplySummary:
     """Apply a decisions file to the job folder ``out`` (see the module docstring)."""
-    out = Path(out)
+    with _job_locked(Path(out)):
+        return _apply(decisions_path, Path(out))
+
+
+def _apply(decisions_path: Path, out: Path) -> ApplySummary:
     coco_path = out / COCO_NAME
     if not coco_path.is_file():
         raise UsageError(f"--out {out}: no {COCO_NAME} (a `box2mask convert --format coco` job)")
@@ -191,49 +222,66 @@ def apply_decisions(decisions_path: Path, out: Path) -> ApplySummary:
             summary.replaced[d.action] = summary.replaced.get(d.action, 0) + 1
     if not changed_images:
         return summary
-    summary.notes += _other_formats(out)
     kept = [a for k, a in enumerate(anns) if k not in remove]
-    for i, a in enumerate(kept, start=1):
-        a["id"] = i
-    coco["annotations"] = kept
-    with atomic_open(coco_path) as fh:
-        json.dump(coco, fh)
-        fh.write("\n")
-    summary.files.append(coco_path)
     per_image: dict[Any, list[dict]] = {}
     for a in kept:
         per_image.setdefault(a["image_id"], []).append(a)
     cats = {c["id"]: c["name"] for c in coco.get("categories", [])}
-    sidecars = _sidecar_index(out, {str(images[i].get("sequence", "")) for i in changed_images})
+    job = _job_file(out)
+    keys = {iid: (str(images[iid].get("sequence", "")),
+                  int(images[iid].get("frame_index", images[iid]["id"]))) for iid in images}  # fmt: skip
+    parts = {iid: part_path(state_dir(out), *keys[iid]) for iid in changed_images}
+    assembled = job is not None and all(p.is_file() for p in parts.values())
     for iid in sorted(changed_images, key=str):
-        im = images[iid]
-        seq, fi = str(im.get("sequence", "")), int(im.get("frame_index", im["id"]))
-        frame_anns = per_image.get(iid, [])
+        if assembled:
+            _rewrite_part(parts[iid], per_image.get(iid, []), cats)
+            summary.files.append(parts[iid])
+    if assembled:
+        # every format assembled from the parts, COCO included, re-derived by its own writer
+        summary.files += _finalize(out, job)
+    else:
+        for i, a in enumerate(kept, start=1):
+            a["id"] = i
+        coco["annotations"] = kept
+        with atomic_open(coco_path) as fh:
+            json.dump(coco, fh)
+            fh.write("\n")
+        summary.files.append(coco_path)
+        summary.notes.append(
+            "note: the job has no parts for these frames (no .box2mask/parts): only "
+            f"{COCO_NAME} and the png format were rewritten"
+        )
+    sidecars = _sidecar_index(out, {keys[i][0] for i in changed_images})
+    for iid in sorted(changed_images, key=str):
         summary.frames += 1
-        side = sidecars.get((seq, fi))
+        side = sidecars.get(keys[iid])
         if side is not None:
-            summary.files += _rewrite_png(side, im, frame_anns, cats)
-        part = part_path(state_dir(out), seq, fi)
-        if part.is_file():
-            _rewrite_part(part, frame_anns, cats)
-            summary.files.append(part)
+            summary.files += _rewrite_png(side, images[iid], per_image.get(iid, []), cats)
     return summary
 
 
-def _other_formats(out: Path) -> list[str]:
-    """Notes for the job's formats that apply does not rewrite itself (docs/qa.md)."""
+def _job_file(out: Path) -> dict[str, Any] | None:
     try:
-        job = json.loads((state_dir(out) / "job.json").read_text(encoding="utf-8"))
+        return json.loads((state_dir(out) / JOB_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return []
-    others = [f for f in job.get("identity", {}).get("formats", []) if f not in ("coco", "png")]
-    if not others:
-        return []
-    return [
-        f"note: format(s) {', '.join(others)} not rewritten here: the job's parts are, so run "
-        f"`box2mask convert` on {out} again (it resumes and re-assembles the outputs built from "
-        "the parts); per-frame files of other formats keep the old masks (docs/qa.md)"
-    ]
+        return None
+
+
+def _finalize(out: Path, job: dict[str, Any]) -> list[Path]:
+    """Run the finalize step of the job's formats that are assembled from the parts."""
+    from box2mask.merge import job_assembly
+    from box2mask.writers import WRITERS, WriterContext
+
+    ident = job.get("identity", {})
+    ctx = WriterContext(out, Path(ident.get("root") or "."), list(job.get("categories", [])),
+                        list(job.get("sequences", [])))  # fmt: skip
+    assembly = job_assembly(out)
+    written: list[Path] = []
+    for name in ident.get("formats", []):
+        writer = WRITERS.get(name)(ctx)
+        if writer.needs_parts:
+            written += writer.finalize(assembly, out)
+    return written
 
 
 def _sidecar_index(out: Path, sequences: set[str]) -> dict[tuple[str, int], Path]:
