@@ -10,6 +10,7 @@ it), and that whole process group is killed at the end. Every wait has a deadlin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ ray = pytest.importorskip(
 
 import box2mask  # noqa: E402
 import tests.ray_cli  # noqa: E402,F401  (registers the slow-fill test model)
+from box2mask.job import JobInterrupted  # noqa: E402
 from tests.data.make_viso_many import make_viso_many  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -172,34 +174,72 @@ def test_a_job_started_locally_is_finished_on_ray(cluster, slow_root, slow_ref, 
     assert got.keys() == slow_ref.keys() and all(got[k] == slow_ref[k] for k in slow_ref)
 
 
+def _session(args: list[str], env: dict, timeout: float) -> tuple[int, str]:
+    """Run the CLI in a session of its own; whatever it leaves (its Ray processes) is killed."""
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)  # fmt: skip
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    return proc.returncode, out
+
+
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups")
 def test_a_driver_killed_mid_job_is_resumed_by_the_same_command(slow_root, slow_ref, tmp_path):
     out = tmp_path / "driver"
     args = [sys.executable, str(CLI), "convert", "--dataset", "viso", "--root", str(slow_root),
             "--out", str(out), "--model", "slow-fill", "--format", "coco,png", "--workers", "1",
-            "--executor", "ray", "--ray-actors", "2"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+            "--executor", "ray", "--ray-actors", "2", "--profile"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     env.pop("RAY_ADDRESS", None)  # a private local Ray instance, a child of the driver
     proc = subprocess.Popen(args, env={**env, "BOX2MASK_TEST_SLOW": "0.3"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
     try:
         _wait_for_lines(out / STATE / "ledger.jsonl", 3, 90, alive=lambda: proc.poll() is None)
-        os.kill(proc.pid, signal.SIGKILL)
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only, at once
         proc.wait(timeout=30)
     finally:
         # the killed driver's Ray processes (its session): stopped by their group id
-        with __import__("contextlib").suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     done = len(_ledger(out))
     assert 3 <= done < 22
-    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=150,
-                           start_new_session=True)  # fmt: skip
-    assert again.returncode == 0, again.stdout + again.stderr
-    text = " ".join(again.stdout.split())
+    code, text = _session(args, env, timeout=150)
+    assert code == 0, text
+    text = " ".join(text.split())
     assert f"{22 - done} converted, {done} already done" in text, text
+    assert "Ray actors" in text and "actor-0" in text  # --profile: the per-actor table
     assert len(_ledger(out)) == 22
+    got = _files(out)
+    assert got.keys() == slow_ref.keys() and all(got[k] == slow_ref[k] for k in slow_ref)
+
+
+def test_ctrl_c_finishes_the_frames_in_flight_and_the_job_resumes_locally(
+    cluster, slow_root, slow_ref, tmp_path
+):
+    """SIGINT as Ctrl-C sends it: no new frames, those in flight committed, exit 130; the rest
+    is then done by the local executor (a Ray job resumed without Ray), to the same files."""
+    out = tmp_path / "stopped"
+
+    def interrupt() -> None:
+        _wait_for_lines(out / STATE / "ledger.jsonl", 3, 60)
+        os.kill(os.getpid(), signal.SIGINT)  # convert's handler is in place while it runs
+
+    t = threading.Thread(target=interrupt, daemon=True)
+    t.start()
+    with pytest.raises(JobInterrupted) as info:
+        box2mask.convert(**_slow(slow_root, out, executor="ray", ray_actors=2))
+    t.join(timeout=10)
+    assert info.value.exit_code == 130 and "finished the frames in flight" in str(info.value)
+    done = len(_ledger(out))
+    assert 3 < done < 22  # more than when it was sent: the frames in flight were committed
+    summary = box2mask.convert(**_slow(slow_root, out, executor="local"))
+    assert summary.frames_resumed == done and summary.frames_done == 22 - done
     got = _files(out)
     assert got.keys() == slow_ref.keys() and all(got[k] == slow_ref[k] for k in slow_ref)
 
