@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from box2mask.adapters import ADAPTERS, resolve_root
+from box2mask.choices import Interpolation, Window
 from box2mask.errors import Box2MaskError, UsageError
 from box2mask.geometry import crop_mask, mask_to_xyxy, paste_mask
 from box2mask.metrics import DEFAULT_BIOU_RATIO, QualityAccumulator
@@ -671,9 +672,9 @@ def _typed(axis: str, text: str) -> Any:
         raise ValueError(text)
     if axis == "box_fill_classes":
         return "" if text.lower() in ("", "none", "off") else text.replace("+", ",")
-    if axis == "interpolation" and text not in ("bicubic", "bilinear"):
+    if axis == "interpolation" and text not in Interpolation.values():
         raise ValueError(text)
-    if axis == "window" and text not in ("centred", "clamped"):
+    if axis == "window" and text not in Window.values():
         raise ValueError(text)
     return text
 

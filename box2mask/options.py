@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from box2mask.choices import Interpolation, Precision, Window
 from box2mask.errors import UsageError
 
 #: classes given a box mask without running the model, as in the ROS-SAM paper
@@ -117,16 +118,9 @@ class ConvertOptions:
                 )
         if self.context < 0:
             raise UsageError(f"--context must be >= 0, got {self.context}")
-        if self.window not in ("centred", "clamped"):
-            raise UsageError(f"--window must be 'centred' or 'clamped', got {self.window!r}")
-        if self.interpolation not in ("bicubic", "bilinear"):
-            raise UsageError(
-                f"--interpolation must be 'bicubic' or 'bilinear', got {self.interpolation!r}"
-            )
-        if self.precision not in ("auto", "fp32", "bf16", "int8"):
-            raise UsageError(
-                f"--precision must be auto, fp32, bf16 or int8, got {self.precision!r}"
-            )
+        self.window = Window.parse(self.window, "--window")
+        self.interpolation = Interpolation.parse(self.interpolation, "--interpolation")
+        self.precision = Precision.parse(self.precision, "--precision")
         if not 0 <= self.share_crops <= 1:
             raise UsageError(
                 f"--share-crops takes a window IoU in 0..1 (0: off), got {self.share_crops}"

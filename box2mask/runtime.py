@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from box2mask.choices import DeviceType
 from box2mask.engine import EngineOptions, MaskEngine, Profile
 from box2mask.errors import CheckpointError, UsageError
 from box2mask.models.registry import (
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     import torch
 
 #: the device types ``--device`` takes
-DEVICE_TYPES = ("cpu", "cuda", "mps")
+DEVICE_TYPES = DeviceType.values()
 #: what ``torch.device`` accepts of those: ``type`` or ``type:index``
 _DEVICE_NAME = re.compile(r"(cpu|cuda|mps)(?::(0|[1-9][0-9]*))?")
 

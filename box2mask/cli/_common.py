@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
+from box2mask.choices import Interpolation, Window
 from box2mask.errors import Box2MaskError
 
 T = TypeVar("T")
@@ -126,7 +129,8 @@ ContextOption = Annotated[
 WindowOption = Annotated[
     str | None,
     typer.Option(
-        help="centred (box2mask) | clamped (the authors' code) (default: centred).",
+        help=f"{' | '.join(Window.values())}: centred on the box (box2mask) or kept inside "
+        "the frame (the authors' code) (default: centred).",
         rich_help_panel=GEOM_PANEL,
     ),
 ]
@@ -134,7 +138,8 @@ WindowOption = Annotated[
 InterpolationOption = Annotated[
     str | None,
     typer.Option(
-        help="bicubic | bilinear crop upsampling (default: bicubic).", rich_help_panel=GEOM_PANEL
+        help=f"{' | '.join(Interpolation.values())} crop upsampling (default: bicubic).",
+        rich_help_panel=GEOM_PANEL,
     ),
 ]
 
@@ -167,3 +172,94 @@ WorkersOption = Annotated[
         help="Threads decoding frames and cutting crops (default: 2).", rich_help_panel=RUN_PANEL
     ),
 ]
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        help="A model (see `box2mask weights list`: ros-sam, hq-sam, sam, sam2, classical, "
+        "grabcut, box, ellipse, obb) or auto: the best model whose weights are present, else "
+        "the weight-free default (default: auto)."
+    ),
+]
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(help="YAML file of convert options (names as here); command-line options win."),
+]
+
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+
+#: the options ``convert`` and ``eval`` take with one meaning, by ConvertOptions field
+#: name (``opt`` is the adapter's ``--opt KEY=VALUE``); added by :func:`with_run_options`
+RUN_OPTIONS: dict[str, Any] = {
+    "root": RootOption,
+    "opt": DatasetOptOption,
+    "model": ModelOption,
+    "checkpoint": CheckpointOption,
+    "config": ConfigOption,
+    "sequences": SequencesOption,
+    "classes": ClassesOption,
+    "batch_size": BatchSizeOption,
+    "crop_size": CropSizeOption,
+    "context": ContextOption,
+    "window": WindowOption,
+    "interpolation": InterpolationOption,
+    "threshold": ThresholdOption,
+    "hq_token_only": HqTokenOnlyOption,
+    "box_fill_area": BoxFillAreaOption,
+    "clip_to_obb": ClipToObbOption,
+    "workers": WorkersOption,
+}
+
+
+def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a typer command the :data:`RUN_OPTIONS`, declared once for convert and eval.
+
+    The command declares its own options and a parameter ``run: dict``; it is
+    called with ``run`` holding the shared options' values (``None`` where
+    not given, lists as given), keyed by ConvertOptions field name. typer
+    reads the command's signature, so the shared options appear in
+    ``--help`` as if declared there.
+    """
+    sig = inspect.signature(command, eval_str=True)  # the Annotated objects, not strings
+    own = [p for p in sig.parameters.values() if p.name != "run"]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+        for name, kind in RUN_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        run = {name: kwargs.pop(name) for name in RUN_OPTIONS}
+        return command(**kwargs, run=run)
+
+    wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **RUN_OPTIONS}
+    first = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+    last = [p for p in first if p.name in ("verbose", "debug")]  # --verbose/--debug at the end
+    first = [p for p in first if p not in last]
+    wrapper.__signature__ = sig.replace(parameters=[*first, *shared, *last])  # type: ignore[attr-defined]
+    return wrapper
+
+
+def gather_options(
+    run: dict[str, Any], own: dict[str, Any], drop: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The ConvertOptions keyword arguments of a command line: ``--config`` first, then the
+    options given (``None``/empty: not given), then ``--opt`` over the config's adapter options.
+
+    ``drop``: config keys the command does not use (eval drops ``out``, ``formats`` ...).
+    """
+    from box2mask.options import load_config, parse_key_values
+
+    merged = load_config(run["config"]) if run.get("config") else {}
+    for key in drop:
+        merged.pop(key, None)
+    given = {**{k: v for k, v in run.items() if k not in ("config", "opt")}, **own}
+    merged.update({k: v for k, v in given.items() if v is not None and v != []})
+    if run.get("opt"):
+        merged["adapter_options"] = {
+            **merged.get("adapter_options", {}),
+            **parse_key_values(run["opt"]),
+        }
+    return merged

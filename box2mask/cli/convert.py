@@ -23,37 +23,22 @@ from box2mask.cli import app
 from box2mask.cli._common import (
     RUN_PANEL,
     SMALL_PANEL,
-    BatchSizeOption,
-    BoxFillAreaOption,
-    CheckpointOption,
-    ClassesOption,
-    ClipToObbOption,
-    ContextOption,
-    CropSizeOption,
-    DatasetOptOption,
-    HqTokenOnlyOption,
-    InterpolationOption,
-    RootOption,
-    SequencesOption,
-    ThresholdOption,
-    WindowOption,
-    WorkersOption,
+    DebugOption,
+    VerboseOption,
     console,
     err_console,
+    gather_options,
     run_safely,
     setup_logging,
+    with_run_options,
 )
 from box2mask.executors import EXECUTORS
-from box2mask.options import (
-    DEFAULT_BOX_FILL_CLASSES,
-    ConvertOptions,
-    load_config,
-    parse_key_values,
-)
+from box2mask.options import DEFAULT_BOX_FILL_CLASSES, ConvertOptions
 from box2mask.writers import WRITERS
 
 
 @app.command("convert")
+@with_run_options
 def convert_command(
     dataset: Annotated[
         str | None,
@@ -72,14 +57,6 @@ def convert_command(
             ".box2mask/). Required (here or in --config).",
         ),
     ] = None,
-    root: RootOption = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="ros-sam | hq-sam | sam | classical | grabcut | box | ellipse | obb | auto (best model whose weights are present, else weight-free) (default: auto)."
-        ),
-    ] = None,
-    checkpoint: CheckpointOption = None,
     device: Annotated[
         str | None,
         typer.Option(
@@ -121,9 +98,6 @@ def convert_command(
             "(see docs/formats.md) (default: coco).",
         ),
     ] = None,
-    sequences: SequencesOption = None,
-    classes: ClassesOption = None,
-    batch_size: BatchSizeOption = None,
     shard: Annotated[
         str | None,
         typer.Option(
@@ -140,17 +114,6 @@ def convert_command(
             help="Fail (exit 2) on the first bad annotation or frame, before writing anything.",
         ),
     ] = False,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="YAML file of options (names as here); command-line options win."),
-    ] = None,
-    opt: DatasetOptOption = None,
-    crop_size: CropSizeOption = None,
-    context: ContextOption = None,
-    window: WindowOption = None,
-    interpolation: InterpolationOption = None,
-    threshold: ThresholdOption = None,
-    hq_token_only: HqTokenOnlyOption = None,
     box_fill_classes: Annotated[
         str | None,
         typer.Option(
@@ -158,8 +121,6 @@ def convert_command(
             rich_help_panel=SMALL_PANEL,
         ),
     ] = None,
-    box_fill_area: BoxFillAreaOption = None,
-    clip_to_obb: ClipToObbOption = None,
     precision: Annotated[
         str | None,
         typer.Option(
@@ -186,35 +147,26 @@ def convert_command(
             rich_help_panel=RUN_PANEL,
         ),
     ] = False,
-    workers: WorkersOption = None,
     profile: Annotated[
         bool,
         typer.Option("--profile", help="Print where the time went.", rich_help_panel=RUN_PANEL),
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    verbose: VerboseOption = False,
+    debug: DebugOption = False,
+    run: dict[str, Any] | None = None,
 ) -> None:
     """Convert a dataset's boxes into instance masks, resuming a job already in --out."""
     setup_logging(verbose)
-    cli: dict[str, Any] = {
-        "dataset": dataset, "out": out, "root": root, "model": model, "checkpoint": checkpoint,
-        "device": device, "executor": executor, "formats": format, "sequences": sequences or None, "classes": classes or None,
-        "batch_size": batch_size, "shard": shard, "overwrite": overwrite or None, "strict": strict or None,
-        "crop_size": crop_size, "context": context, "window": window, "interpolation": interpolation,
-        "threshold": threshold, "hq_token_only": hq_token_only, "box_fill_classes": box_fill_classes,
-        "box_fill_area": box_fill_area, "clip_to_obb": clip_to_obb, "precision": precision,
-        "workers": workers, "profile": profile or None, "share_crops": share_crops,
-        "compile": compile_ or None, "ray_address": ray_address, "ray_actors": ray_actors,
+    own: dict[str, Any] = {
+        "dataset": dataset, "out": out, "device": device, "executor": executor,
+        "formats": format, "shard": shard, "overwrite": overwrite or None,
+        "strict": strict or None, "box_fill_classes": box_fill_classes, "precision": precision,
+        "share_crops": share_crops, "compile": compile_ or None, "profile": profile or None,
+        "ray_address": ray_address, "ray_actors": ray_actors,
     }  # fmt: skip
 
     def build() -> ConvertOptions:
-        merged = load_config(config) if config else {}
-        merged.update({k: v for k, v in cli.items() if v is not None})
-        if opt:
-            merged["adapter_options"] = {
-                **merged.get("adapter_options", {}),
-                **parse_key_values(opt),
-            }
+        merged = gather_options(run or {}, own)
         for required in ("dataset", "out"):
             if not merged.get(required):
                 from box2mask.errors import UsageError

@@ -19,47 +19,27 @@ from box2mask.cli import app
 from box2mask.cli._common import (
     RUN_PANEL,
     SMALL_PANEL,
-    BatchSizeOption,
-    BoxFillAreaOption,
-    CheckpointOption,
-    ClassesOption,
-    ClipToObbOption,
-    ContextOption,
-    CropSizeOption,
-    DatasetOptOption,
-    HqTokenOnlyOption,
-    InterpolationOption,
-    RootOption,
-    SequencesOption,
-    ThresholdOption,
-    WindowOption,
-    WorkersOption,
+    DebugOption,
+    VerboseOption,
     console,
     err_console,
+    gather_options,
     run_safely,
     setup_logging,
+    with_run_options,
 )
-from box2mask.options import load_config, parse_key_values
 
 _OUT = "Reports"
 _SWEEP = "Sweep (ablations)"
 
 
 @app.command("eval")
+@with_run_options
 def eval_command(
     dataset: Annotated[
         str | None,
         typer.Option("--dataset", "-d", help="Dataset adapter name (see `box2mask datasets`)."),
     ] = None,
-    root: RootOption = None,
-    opt: DatasetOptOption = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="ros-sam | hq-sam | sam | classical | grabcut | box | ellipse | obb | auto (default: auto)."
-        ),
-    ] = None,
-    checkpoint: CheckpointOption = None,
     predictions: Annotated[
         Path | None,
         typer.Option(
@@ -70,21 +50,6 @@ def eval_command(
         str | None,
         typer.Option(help="auto | cpu | cuda | cuda:N (default: auto).", rich_help_panel=RUN_PANEL),
     ] = None,
-    sequences: SequencesOption = None,
-    classes: ClassesOption = None,
-    batch_size: BatchSizeOption = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            help="YAML file of convert options (names as here); command-line options win."
-        ),
-    ] = None,
-    crop_size: CropSizeOption = None,
-    context: ContextOption = None,
-    window: WindowOption = None,
-    interpolation: InterpolationOption = None,
-    threshold: ThresholdOption = None,
-    hq_token_only: HqTokenOnlyOption = None,
     box_fill_classes: Annotated[
         str | None,
         typer.Option(
@@ -92,15 +57,12 @@ def eval_command(
             rich_help_panel=SMALL_PANEL,
         ),
     ] = None,
-    box_fill_area: BoxFillAreaOption = None,
-    clip_to_obb: ClipToObbOption = None,
     precision: Annotated[
         str | None,
         typer.Option(
             help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16.", rich_help_panel=RUN_PANEL
         ),
     ] = None,
-    workers: WorkersOption = None,
     biou_ratio: Annotated[
         float,
         typer.Option(
@@ -142,19 +104,17 @@ def eval_command(
             rich_help_panel=_SWEEP,
         ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    verbose: VerboseOption = False,
+    debug: DebugOption = False,
+    run: dict[str, Any] | None = None,
 ) -> None:
     """Score masks against the dataset's ground-truth masks: mean IoU and Boundary IoU, per
     object and per frame (the ROS-SAM authors' convention), per category and overall."""
     setup_logging(verbose)
-    cli: dict[str, Any] = {
-        "dataset": dataset, "root": root, "model": model, "checkpoint": checkpoint,
-        "device": device, "sequences": sequences or None, "classes": classes or None,
-        "batch_size": batch_size, "crop_size": crop_size, "context": context, "window": window,
-        "interpolation": interpolation, "threshold": threshold, "hq_token_only": hq_token_only,
-        "box_fill_classes": box_fill_classes, "box_fill_area": box_fill_area,
-        "clip_to_obb": clip_to_obb, "precision": precision, "workers": workers,
+    run = run or {}
+    own: dict[str, Any] = {
+        "dataset": dataset, "device": device, "box_fill_classes": box_fill_classes,
+        "precision": precision,
     }  # fmt: skip
     do_sweep = sweep or sweep_axes is not None or bool(sweep_values)
 
@@ -162,21 +122,13 @@ def eval_command(
         from box2mask.errors import UsageError
         from box2mask.evaluate import eval_options, parse_sweep
 
-        merged = load_config(config) if config else {}
-        for unused in ("out", "formats", "shard", "overwrite"):
-            merged.pop(unused, None)
-        merged.update({k: v for k, v in cli.items() if v is not None})
-        if opt:
-            merged["adapter_options"] = {
-                **merged.get("adapter_options", {}),
-                **parse_key_values(opt),
-            }
+        merged = gather_options(run, own, drop=("out", "formats", "shard", "overwrite"))
         if not merged.get("dataset"):
             raise UsageError("--dataset is required (on the command line or in --config)")
         if predictions is not None:
             if do_sweep:
                 raise UsageError("--sweep runs a model per setting; it cannot score --predictions")
-            if model is not None or checkpoint is not None:
+            if run["model"] is not None or run["checkpoint"] is not None:
                 raise UsageError("--predictions scores a file: drop --model/--checkpoint")
         axes = parse_sweep(sweep_axes, sweep_values or ()) if do_sweep else None
         return eval_options(**merged), axes
