@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py --arch vit_b --objects 4           # CPU here
     python benchmarks/speed.py --arch vit_l --objects 200 --device cuda --batch-size 16
+    python benchmarks/speed.py --arch vit_t --objects 4           # TinyViT (MobileSAM's shape)
 
 One run times, on one synthetic clip and one set of random weights of a real
 SAM shape (saved in the official ``sam_vit_*.pth`` layout and loaded by both):
@@ -11,6 +12,10 @@ SAM shape (saved in the official ``sam_vit_*.pth`` layout and loaded by both):
   ``segment_anything``'s own ``Sam`` (its ``ImageEncoderViT`` with its own
   attention) through ``SamPredictor.set_image`` / ``predict(box=...)``, batch 1,
   fp32, mask 1024 → window size (nearest), pasted into a frame-sized mask.
+  For ``--arch vit_t`` the model is MobileSAM's (``build_sam_vit_t``:
+  ``segment_anything``'s ``Sam`` with the original TinyViT encoder, taken from
+  ``segment_anything_hq``'s copy of MobileSAM's ``tiny_vit_sam.py``), loaded from
+  a ``mobile_sam.pt``-layout file.
 - box2mask: :class:`~box2mask.engine.MaskEngine` with ``--model sam`` loaded
   from the same file (SDPA attention, batched crops, ``--precision``,
   optional ``--compile``), decode and crop on worker threads.
@@ -48,7 +53,7 @@ import torch
 from box2mask import geometry
 from box2mask.engine import EngineOptions, MaskEngine, Profile
 from box2mask.hostmem import keep_freed_memory
-from box2mask.models.checkpoint import OFFICIAL_ARCHS, EncoderArch
+from box2mask.models.checkpoint import OFFICIAL_ARCHS, TINYVIT_5M, EncoderArch, TinyViTArch
 from box2mask.models.classical import FillModel
 from box2mask.models.sam import build_modules, load_prompt_model
 from box2mask.types import Frame
@@ -57,18 +62,21 @@ from box2mask.types import Frame
 TINY = EncoderArch(embed_dim=32, depth=2, num_heads=2, global_attn_indexes=(1,), mlp_dim=128)
 
 
-def arch_of(name: str) -> EncoderArch:
+def arch_of(name: str) -> EncoderArch | TinyViTArch:
     if name == "tiny":
         return TINY
+    if name == "vit_t":  # MobileSAM's / Light HQ-SAM's TinyViT-5M
+        return TinyViTArch(**TINYVIT_5M)  # type: ignore[arg-type]
     dim, depth, heads, glob = OFFICIAL_ARCHS[name]
     return EncoderArch(dim, depth, heads, glob, mlp_dim=4 * dim)
 
 
-def write_random_sam(path: Path, arch: EncoderArch, seed: int = 0) -> Path:
+def write_random_sam(path: Path, arch: EncoderArch | TinyViTArch, seed: int = 0) -> Path:
     """A random SAM of ``arch`` saved as an official ``sam_vit_*.pth`` (flat state dict).
 
     The relative-position tables, which SAM initialises to zero, get random
-    values, so the attention paths really differ if they disagree.
+    values, so the attention paths really differ if they disagree (for a
+    TinyViT, ``mobile_sam.pt``'s layout, its attention biases do).
     """
     torch.manual_seed(seed)
     enc, prompt, dec = build_modules(arch, hq=False)
@@ -82,7 +90,7 @@ def write_random_sam(path: Path, arch: EncoderArch, seed: int = 0) -> Path:
             state[prefix + k] = v
     gen = torch.Generator().manual_seed(seed + 1)
     for k, v in state.items():
-        if k.endswith(("rel_pos_h", "rel_pos_w")):
+        if k.endswith(("rel_pos_h", "rel_pos_w", "attention_biases")):
             state[k] = 0.5 * torch.randn(v.shape, generator=gen)
     torch.save(state, path)
     return path
@@ -186,7 +194,9 @@ def run_reference(
     from segment_anything import SamPredictor, sam_model_registry
     from segment_anything.build_sam import _build_sam
 
-    if arch == "tiny":
+    if arch == "vit_t":
+        sam = mobile_sam_reference(checkpoint)
+    elif arch == "tiny":
         sam = _build_sam(
             TINY.embed_dim,
             TINY.depth,
@@ -227,6 +237,46 @@ def run_reference(
     del predictor, sam
     gc.collect()
     return masks, lowres, seconds, mem.peak_bytes
+
+
+def mobile_sam_reference(checkpoint: Path) -> torch.nn.Module:
+    """MobileSAM's ``build_sam_vit_t`` model, loaded strictly, as its README runs it.
+
+    ``segment_anything``'s ``Sam``, prompt encoder and decoder (MobileSAM's copies
+    differ only in comments) with the original TinyViT: ``segment_anything_hq``'s
+    ``tiny_vit_sam.TinyViT``, line for line MobileSAM's but for also returning the
+    stage-1 features, which MobileSAM's ``forward`` does not.
+    """
+    import warnings
+
+    import segment_anything.modeling as sa
+
+    with warnings.catch_warnings():  # timm's deprecation and registry notices
+        warnings.simplefilter("ignore")
+        from segment_anything_hq.modeling.tiny_vit_sam import TinyViT as _TinyViT
+
+    class MobileSamTinyViT(_TinyViT):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x)[0]
+
+    encoder = MobileSamTinyViT(
+        img_size=1024, in_chans=3, num_classes=1000, embed_dims=[64, 128, 160, 320],
+        depths=[2, 2, 6, 2], num_heads=[2, 4, 5, 10], window_sizes=[7, 7, 14, 7],
+        mlp_ratio=4.0, drop_rate=0.0, drop_path_rate=0.0, use_checkpoint=False,
+        mbconv_expand_ratio=4.0, local_conv_size=3, layer_lr_decay=0.8,
+    )  # fmt: skip
+    transformer = sa.TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8)
+    sam = sa.Sam(
+        image_encoder=encoder,
+        prompt_encoder=sa.PromptEncoder(256, (64, 64), (1024, 1024), 16),
+        mask_decoder=sa.MaskDecoder(num_multimask_outputs=3, transformer=transformer,
+                                    transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256),
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    )  # fmt: skip
+    sam.eval()
+    sam.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    return sam.eval()  # eval after loading (README): TinyViT caches its attention biases there
 
 
 def run_engine(
@@ -393,7 +443,8 @@ def resampling_agreement(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--arch", default="vit_b", choices=["tiny", "vit_b", "vit_l", "vit_h"])
+    p.add_argument("--arch", default="vit_b", choices=["tiny", "vit_t", "vit_b", "vit_l", "vit_h"],
+                   help="encoder: ViT-B/L/H, TinyViT-5M (vit_t: MobileSAM), or a tiny test ViT")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--objects", type=int, default=4, help="objects in the clip (two per frame)")
     p.add_argument("--batch-size", type=int, default=4)
