@@ -130,3 +130,19 @@ def test_merged_shards_write_every_format_as_the_unsharded_run(data, tmp_path):
     ref, got = tree(data / "ref"), tree(tmp_path / "merged")
     assert got.keys() == ref.keys()
     assert [k for k in ref if got[k] != ref[k]] == []
+
+
+def test_mots_past_999_tracks_stops_the_job_naming_the_sequence_and_how_to_write_the_rest(tmp_path):
+    make_viso_many(tmp_path / "viso", (1,), objects=1000, hw=(64, 96))
+    res = runner.invoke(app, ["convert", "--dataset", "viso", "--root", str(tmp_path / "viso"),
+                              "--out", str(tmp_path / "job"), "--model", "box",
+                              "--format", "coco,mots,ytvis"])  # fmt: skip
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    assert "--format mots: sequence 'plane/001' has more than 999 'airplane' tracks" in text
+    assert f"box2mask merge {tmp_path / 'job'} --force --out DIR --format coco,ytvis" in text
+    res = runner.invoke(app, ["merge", str(tmp_path / "job"), "--force", "--out",
+                              str(tmp_path / "rest"), "--format", "coco,ytvis"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    ytvis = json.loads((tmp_path / "rest" / "ytvis.json").read_text())
+    assert len(ytvis["annotations"]) == 1000

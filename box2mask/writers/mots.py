@@ -39,6 +39,7 @@ from pycocotools import mask as mask_utils
 
 from box2mask.errors import UsageError
 from box2mask.io import atomic_write_bytes
+from box2mask.layout import JOB_FILE, STATE_DIR
 from box2mask.writers.base import WRITERS, Assembly, Writer
 from box2mask.writers.davis import (
     TrackKey,
@@ -54,6 +55,15 @@ from box2mask.writers.davis import (
 )
 
 MOTS_DIR = "mots"
+
+
+def assembly_formats(out: Path) -> list[str]:
+    """The ``--format`` list of the job in ``out`` (for a hint), empty if unreadable."""
+    try:
+        saved = json.loads((Path(out) / STATE_DIR / JOB_FILE).read_text(encoding="utf-8"))
+        return list(saved.get("identity", {}).get("formats", []))
+    except (OSError, ValueError, AttributeError):
+        return []
 #: instances one class can have in a sequence (``id = class * 1000 + instance``)
 MAX_INSTANCES = 999
 #: the MOTS class id of ignore regions; never given to a category
@@ -150,7 +160,7 @@ def write_mots(
                 raise UsageError(
                     f"--format mots: sequence {seq!r} has more than {MAX_INSTANCES} {key[1]!r} "
                     f"tracks; MOTS ids (class_id * 1000 + instance) hold {MAX_INSTANCES} per class "
-                    "and sequence. Use another --format for this sequence (ytvis, davis, coco)."
+                    "and sequence: leave mots out of --format for this dataset"
                 )
             ids[key] = cls * 1000 + per_class[cls]
         text = []
@@ -186,7 +196,18 @@ class MotsWriter(Writer):
     needs_parts = True
 
     def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
-        write_mots(assembly.parts(), assembly.categories, Path(dest))
+        try:
+            write_mots(assembly.parts(), assembly.categories, Path(dest))
+        except UsageError as exc:
+            job_formats = assembly_formats(self.ctx.out)
+            if not job_formats:  # not a convert job (merge): the message as is
+                raise
+            others = sorted(set(job_formats) - {self.name}) or ["coco"]
+            raise UsageError(
+                f"{exc}. Every frame is converted and recorded in {self.ctx.out}; "
+                f"`box2mask merge {self.ctx.out} --force --out DIR --format {','.join(others)}` "
+                "writes them in the other formats"
+            ) from None
         return [Path(dest) / MOTS_DIR]
 
     def outputs(self) -> list[str]:
