@@ -210,6 +210,8 @@ class Scorer:
         self.objects_without_gt = 0
         self.missing_predictions = 0
         self.sources: Counter[str] = Counter()
+        #: per (sequence, track): (frame_index, predicted block, ground-truth block, box)
+        self.tracks: dict[tuple[str, int], list[tuple[int, Any, Any, np.ndarray]]] = {}
 
     def score_frame(
         self,
@@ -279,6 +281,7 @@ class Scorer:
                 pred_union |= pred_full
             if sources is not None:
                 source = sources[k]
+            self._add_to_track(frame, int(i), pred if pred_full is None else pred_full, gt)
             if pred_full is not None:
                 self.by_source.add_object(source, pred_full, gt, hw)
             self.sources[source] += 1
@@ -301,13 +304,65 @@ class Scorer:
                 )
         return scored
 
+    def _add_to_track(
+        self, frame: Frame, i: int, pred: ObjectMask | np.ndarray, gt: np.ndarray
+    ) -> None:
+        from box2mask.qa.blocks import block_from_mask
+
+        hw = frame.image_hw
+        if isinstance(pred, ObjectMask):
+            ov = pred.window.overlap(hw)
+            if ov is None:
+                pb = block_from_mask(np.zeros((0, 0), bool), frame_hw=hw)
+            else:
+                fr, fc, cr, cc = ov
+                pb = block_from_mask(pred.mask[cr, cc], fr.start, fc.start, hw)
+        else:
+            pb = block_from_mask(pred)
+        key = (frame.sequence, int(frame.track_id[i]))
+        self.tracks.setdefault(key, []).append(
+            (frame.frame_index, pb, block_from_mask(gt), frame.xyxy[i].copy())
+        )
+
+    def consistency(self) -> dict[str, Any]:
+        """Temporal consistency along each track (:func:`box2mask.consistency.aligned_iou`).
+
+        For every track, each scored frame's predicted mask against the
+        previous scored frame's, moved and scaled as the track's box moved;
+        the same for the ground truth (how consistent the true masks are).
+
+        Returns:
+            ``{"pairs", "mean", "below_0.5", "gt_mean", "tracks"}``; NaN without pairs.
+        """
+        from box2mask.consistency import aligned_iou
+
+        pred, gt = [], []
+        for items in self.tracks.values():
+            items.sort(key=lambda t: t[0])
+            for (_, pp, pg, pbox), (_, cp, cg, cbox) in zip(items, items[1:], strict=False):
+                pred.append(aligned_iou(pp, pbox, cp, cbox))
+                gt.append(aligned_iou(pg, pbox, cg, cbox))
+        if not pred:
+            nan = math.nan
+            return {"pairs": 0, "mean": nan, "below_0.5": nan, "gt_mean": nan, "tracks": 0}
+        p = np.asarray(pred)
+        return {
+            "pairs": int(p.size),
+            "mean": float(p.mean()),
+            "below_0.5": float((p < 0.5).mean()),
+            "gt_mean": float(np.mean(gt)),
+            "tracks": sum(1 for v in self.tracks.values() if len(v) > 1),
+        }
+
     def summary(self) -> dict[str, Any]:
-        """The accumulator's summary plus ``per_frame_by_category`` and ``per_object_by_source``."""
+        """The accumulator's summary plus ``per_frame_by_category``, ``per_object_by_source``
+        and ``temporal_consistency`` (:meth:`consistency`)."""
         s = self.acc.summary()
         s["per_frame_by_category"] = {
             cat: self.frame_by_cat[cat].summary()["per_frame"] for cat in sorted(self.frame_by_cat)
         }
         s["per_object_by_source"] = self.by_source.summary()["per_object"]["by_category"]
+        s["temporal_consistency"] = self.consistency()
         return s
 
 

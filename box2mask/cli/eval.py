@@ -272,6 +272,14 @@ def _print_report(rep) -> None:  # noqa: ANN001
             end_section=len(rows) > 1 and row is rows[-2],
         )
     console.print(table)
+    tc = rep.summary.get("temporal_consistency") or {}
+    if tc.get("pairs"):
+        console.print(
+            f"Temporal consistency (IoU of consecutive masks along a track, aligned by the box "
+            f"motion): [bold]{_pct(tc['mean'])}%[/] over {tc['pairs']} pairs of {tc['tracks']} "
+            f"tracks, {_pct(tc['below_0.5'])}% below 50; the true masks: {_pct(tc['gt_mean'])}%",
+            highlight=False,
+        )
     by_src = rep.summary.get("per_object_by_source", {})
     if len(by_src) > 1:
         t = Table(title="Per object, by mask source", title_justify="left")
@@ -292,7 +300,7 @@ def _print_sweep(result) -> None:  # noqa: ANN001
         highlight=False,
     )
     table = Table(title="Ablations (%, one setting changed at a time)", title_justify="left")
-    for col in ("setting", "objects", "IoU", "BIoU", "fIoU", "fBIoU", "s"):
+    for col in ("setting", "objects", "IoU", "BIoU", "fIoU", "fBIoU", "cons", "s"):
         table.add_column(col, justify="left" if col == "setting" else "right", no_wrap=True)
     for r in result.rows:
         s = r.report.summary
@@ -304,6 +312,7 @@ def _print_sweep(result) -> None:  # noqa: ANN001
             _pct(po["biou"]),
             _pct(pf["iou"]),
             _pct(pf["biou"]),
+            _pct(s.get("temporal_consistency", {}).get("mean", math.nan)),
             f"{r.report.seconds:.1f}",
         )
     console.print(table)
@@ -326,6 +335,7 @@ def _sweep_csv_row(r) -> dict[str, Any]:  # noqa: ANN001
         "frames": pf["count"],
         "frame_iou": pf["iou"],
         "frame_biou": pf["biou"],
+        "consistency": s.get("temporal_consistency", {}).get("mean", math.nan),
         "seconds": round(r.report.seconds, 3),
     }
 
