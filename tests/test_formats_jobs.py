@@ -62,6 +62,22 @@ def test_the_reference_run_wrote_every_format(data):
     assert ref["davis/JPEGImages/plane_001/000001.jpg"] == f"-> {data / 'viso' / 'mot/plane/001/img/000001.jpg'}"  # fmt: skip
 
 
+def test_ultralytics_checks_every_image_and_label_of_a_converted_job(data, tmp_path):
+    import shutil
+
+    from ultralytics.data.dataset import YOLODataset
+    from ultralytics.data.utils import check_det_dataset
+
+    yolo = tmp_path / "yolo"  # a copy (links as links): ultralytics writes its cache beside labels
+    shutil.copytree(data / "ref" / "yolo", yolo, symlinks=True)
+    cfg = check_det_dataset(str(yolo / "data.yaml"))
+    ds = YOLODataset(img_path=cfg["train"], data={**cfg, "channels": 3}, task="segment",
+                     imgsz=64, augment=False, cache=False)  # fmt: skip
+    nf, nm, ne, nc, n = ds.cache_labels(tmp_path / "check.cache")["results"]
+    assert (nf, nm, ne, nc, n) == (sum(LENGTHS), 0, 0, 0, sum(LENGTHS))  # found, none corrupt
+    assert sum(len(lb["segments"]) for lb in ds.labels) == 4 * sum(LENGTHS)
+
+
 def _start(root: Path, out: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "box2mask", "convert", "--dataset", "viso", "--root", str(root),
