@@ -131,7 +131,9 @@ def _block_from_runs(runs: np.ndarray, frame_hw: tuple[int, int]) -> Block:
     r0, r1 = int(r_s.min()), int(r_e.max())
     c0, c1 = int(cols.min()), int(cols.max()) + 1
     acc = np.zeros((r1 - r0 + 1, c1 - c0), dtype=np.int32)
-    np.add.at(acc, (r_s - r0, cols - c0), 1)
-    np.add.at(acc, (r_e - r0, cols - c0), -1)
-    mask = np.cumsum(acc, axis=0)[:-1] > 0
-    return block_from_mask(mask, r0, c0, (h, w))
+    # runs never share a start or an end (a 0-run lies between two 1-runs)
+    acc[r_s - r0, cols - c0] += 1
+    acc[r_e - r0, cols - c0] -= 1
+    mask = np.cumsum(acc, axis=0, dtype=np.int32)[:-1] > 0
+    # the runs' extent is the tight block already
+    return Block(mask, r0, c0, (h, w))
