@@ -467,6 +467,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="write the figures to this file")
+    # --model sam2: SAM 2.1 against SAM2ImagePredictor per object (benchmarks/speed_sam2.py)
+    p.add_argument("--model", default="sam", choices=["sam", "sam2"],
+                   help="sam: --arch against SamPredictor; sam2: --hiera against SAM2ImagePredictor")  # fmt: skip
+    p.add_argument("--hiera", default="t", choices=["t", "s", "b+", "l", "tiny"],
+                   help="--model sam2: the SAM 2.1 Hiera shape (tiny: the tests' shape)")  # fmt: skip
+    p.add_argument("--temporal", action="store_true",
+                   help="--model sam2: also time --temporal propagate")  # fmt: skip
+    p.add_argument("--prompt-every", type=int, default=1, help="with --temporal: prompt every K")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -490,6 +498,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["gpu"] = torch.cuda.get_device_name(device)
     print(f"box2mask speed benchmark: {args.arch}, {args.objects} objects, {device} ({result.get('gpu') or result['cpu']}), "
           f"torch {torch.__version__}, {args.threads} CPU thread(s)", flush=True)  # fmt: skip
+    if args.model == "sam2":
+        import speed_sam2
+
+        with tempfile.TemporaryDirectory(prefix="b2m-speed-") as tmp:
+            result.update(speed_sam2.run(args, device, precision, Path(tmp)))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
+        return result
 
     with tempfile.TemporaryDirectory(prefix="b2m-speed-") as tmp:
         ckpt = write_random_sam(Path(tmp) / f"sam_{args.arch}_random.pth", arch, args.seed)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import sam2.sam2_video_predictor as _video_module
 import torch
 from sam2.modeling.backbones.hieradet import Hiera
 from sam2.modeling.backbones.image_encoder import FpnNeck, ImageEncoder
@@ -39,6 +40,15 @@ from box2mask.errors import CheckpointError, UsageError
 from box2mask.models.base import ImageFeatures
 from box2mask.models.checkpoint import check_keys, kind_mismatch_message, load_checkpoint
 from box2mask.models.sam2_arch import Sam2Arch, infer_sam2_arch
+
+
+def _no_progress_bar(iterable, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    return iterable
+
+
+# propagate_in_video draws a tqdm bar per call; box2mask makes one call per track and
+# window, under its own progress display
+_video_module.tqdm = _no_progress_bar
 
 #: SAM 2's pixel normalisation (ImageNet, on 0..1 values)
 IMG_MEAN = (0.485, 0.456, 0.406)
