@@ -48,6 +48,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_write_bytes
 from box2mask.writers.base import WRITERS, Assembly, Writer
 from box2mask.writers.davis import link, part_hw, part_stem, pixel_index, rle_runs
@@ -145,6 +146,8 @@ def part_label_text(part: dict[str, Any], class_index: dict[str, int]) -> str:
         poly = mask_polygon(block, top, left)
         if poly is None:  # pragma: no cover - the block has a pixel
             continue
+        if ann["category"] not in class_index:
+            raise Box2MaskError(f"category {ann['category']!r} of a part is not in the category table")
         vals = (class_index[ann["category"]], *(poly / scale).reshape(-1).tolist())
         rows.setdefault(("%g " * len(vals)).rstrip() % vals)  # duplicates once, as ultralytics
     return "".join(r + "\n" for r in rows)

@@ -89,15 +89,12 @@ def write_ytvis(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     n_vid = n_ann = 0
-    names: list[str] = []
     with (
         atomic_open(dest) as fh,
         tempfile.TemporaryFile("w+", encoding="utf-8", dir=dest.parent) as spool,
     ):
         fh.write('{"videos":[')
         for seq, seq_parts in by_sequence(parts):
-            names.append(seq)
-            check_video_names(names, "ytvis")
             n_vid += 1
             hw = part_hw(seq_parts[0])
             for p in seq_parts:
