@@ -17,6 +17,9 @@ weight-free ``classical``; cars are box-filled by the default
 - peak RSS of the command (``ru_maxrss`` of the child from ``wait4``);
 - the ``--profile`` stage table as the CLI printed it.
 
+``--no-fsync`` is a diagnostic: ``os.fsync`` becomes a no-op in the child, to
+show what the per-frame fsyncs (part file, ledger line) cost. Not a safe mode.
+
 With ``--before DIR`` (e.g. ``git worktree add /tmp/before <commit>``) the
 same dataset is converted by that checkout too, and the output files
 (``annotations.json``, and the PNG maps with ``--format coco,png``) are
@@ -56,6 +59,10 @@ class _Tree:
         return importlib.util.spec_from_file_location(
             name, d / "__init__.py", submodule_search_locations=[str(d)])
 sys.meta_path.insert(0, _Tree)
+if sys.argv[1] == "--no-fsync":  # diagnostic only: what the per-frame fsyncs cost
+    import os
+    sys.argv.pop(1)
+    os.fsync = lambda fd: None
 sys.argv[0] = "box2mask"
 runpy.run_module("box2mask", run_name="__main__", alter_sys=True)
 """
@@ -95,9 +102,12 @@ def write_dense_viso(
     return len(lines)
 
 
-def run_cli(src: Path, root: Path, out: Path, fmt: str, extra: list[str]) -> dict:
+def run_cli(
+    src: Path, root: Path, out: Path, fmt: str, extra: list[str], no_fsync: bool = False
+) -> dict:
     """Convert with the CLI of source tree ``src``; wall clock, peak RSS and its output."""
-    cmd = [sys.executable, "-c", BOOTSTRAP, str(src), "convert", "--dataset", "viso"]
+    cmd = [sys.executable, "-c", BOOTSTRAP, str(src), *(["--no-fsync"] if no_fsync else [])]
+    cmd += ["convert", "--dataset", "viso"]
     cmd += ["--root", str(root), "--out", str(out), "--format", fmt, "--profile", *extra]
     env = {**os.environ, "COLUMNS": "120"}
     env.pop("PYTHONPATH", None)
@@ -141,6 +151,9 @@ def main() -> None:
     ap.add_argument("--src", type=Path, default=REPO, help="the tree measured as 'after'")
     ap.add_argument("--repeat", type=int, default=1, help="runs per tree (the best is shown)")
     ap.add_argument("--keep", type=Path, help="keep the dataset and outputs in this folder")
+    ap.add_argument("--no-fsync", action="store_true",
+                    help="diagnostic: os.fsync made a no-op in the child, to see what the "
+                    "per-frame fsyncs of the part files and the ledger cost (not a safe mode)")  # fmt: skip
     ap.add_argument("extra", nargs="*", help="more convert options, after --")
     args = ap.parse_args()
     if "coco" not in args.format.split(","):
@@ -160,7 +173,8 @@ def main() -> None:
             best = None
             for k in range(args.repeat):
                 out = base / f"out-{name}-{k}"
-                r = run_cli(src.resolve(), root, out, args.format, ["--overwrite", *args.extra])
+                r = run_cli(src.resolve(), root, out, args.format, ["--overwrite", *args.extra],
+                            args.no_fsync)  # fmt: skip
                 r["out"] = out
                 if best is None or r["wall"] < best["wall"]:
                     best = r

@@ -402,12 +402,18 @@ class MaskEngine:
         hw = frame.image_hw
         model_slots: list[int] = []
         model_windows: list[CropWindow] = []
-        for slot, i in enumerate(int(k) for k in keep):
-            box = frame.xyxy[i]
-            window = geometry.window_for_box(
-                box, hw, self.opts.crop_size, self.opts.context, self.opts.window
-            )  # type: ignore[arg-type]
-            if self._box_filled(frame, i):
+        # plain Python numbers per object (a dense frame has hundreds): same values
+        # as the arrays' float64, without a numpy scalar per operation
+        boxes = frame.xyxy.tolist()
+        categories = frame.category.tolist()
+        fill_classes, fill_area = self.opts.box_fill_classes, self.opts.box_fill_area
+        opts = self.opts
+        shape_seconds, shaped = 0.0, False
+        for slot, i in enumerate(keep.tolist()):
+            box = boxes[i]
+            window = geometry.window_for_box(box, hw, opts.crop_size, opts.context, opts.window)  # type: ignore[arg-type]
+            x1, y1, x2, y2 = box
+            if categories[i] in fill_classes or (x2 - x1) * (y2 - y1) < fill_area:  # _box_filled
                 model: ShapeModel | None = self.box_filler
             elif self.is_prompt:
                 model = None
@@ -416,9 +422,13 @@ class MaskEngine:
             else:
                 model = self.model  # type: ignore[assignment]
             if model is not None:
-                with self.profile.time("shape"):
-                    mask, score, source = self._segment_shape(model, state.image, frame, i, window)
+                t0 = time.perf_counter()
+                mask, score, source = self._segment_shape(model, state.image, frame, i, window, box)
+                shape_seconds += time.perf_counter() - t0
+                shaped = True
                 state.results[slot] = self._object_mask(frame, i, window, mask, score, source)
+        if shaped:
+            self.profile.add("shape", shape_seconds)
         if model_slots:
             boxes = frame.xyxy[keep[model_slots]]
             state.model_groups = [
@@ -437,12 +447,17 @@ class MaskEngine:
         frame: Frame,
         i: int,
         window: CropWindow,
+        xyxy: list[float],
     ) -> tuple[MaskBlock | np.ndarray, float | None, str]:
         """One object's weight-free mask: a block from ``segment_block`` where the model
         has it (fills, grabcut, classical: the window's pixels are cut only where the
-        model looks), else the ``(S, S)`` mask of ``segment`` (any third-party ShapeModel)."""
+        model looks), else the ``(S, S)`` mask of ``segment`` (any third-party ShapeModel).
+
+        ``xyxy``: the object's box in frame pixels (``frame.xyxy[i]`` as floats).
+        """
         obb = None if frame.obb is None else frame.obb[i] - (window.x0, window.y0)
-        box = window.box_to_crop(frame.xyxy[i])
+        x0, y0 = window.x0, window.y0
+        box = np.array([xyxy[0] - x0, xyxy[1] - y0, xyxy[2] - x0, xyxy[3] - y0])  # box_to_crop
         category = str(frame.category[i])
         needs_image = getattr(model, "needs_image", False)
         segment_block = getattr(model, "segment_block", None)

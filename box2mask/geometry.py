@@ -77,8 +77,9 @@ def window_for_box(
     Returns:
         The window, origin ``floor(c - S/2 + 0.5)`` for each axis (centred).
     """
-    s = crop_side(xyxy, crop_size, context)
     x1, y1, x2, y2 = (float(v) for v in xyxy)
+    # crop_side, inlined (one call per object of a dense frame)
+    s = max(int(crop_size), math.ceil(round(context * max(x2 - x1, y2 - y1, 0.0), 6)))
     x0 = math.floor((x1 + x2) / 2 - s / 2 + 0.5)
     y0 = math.floor((y1 + y2) / 2 - s / 2 + 0.5)
     if mode == "clamped":

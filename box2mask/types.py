@@ -198,11 +198,17 @@ class MaskBlock:
     data: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        for name in ("top", "left", "height", "width"):
-            v = getattr(self, name)
-            if int(v) != v or v < 0:
-                raise ValueError(f"MaskBlock.{name} must be an integer >= 0, got {v!r}")
-            object.__setattr__(self, name, int(v))
+        t, lf, h, w = self.top, self.left, self.height, self.width
+        # fast path (one per small object): plain ints >= 0 need no conversion
+        if not (
+            type(t) is int and type(lf) is int and type(h) is int and type(w) is int
+            and t >= 0 and lf >= 0 and h >= 0 and w >= 0
+        ):  # fmt: skip
+            for name in ("top", "left", "height", "width"):
+                v = getattr(self, name)
+                if int(v) != v or v < 0:
+                    raise ValueError(f"MaskBlock.{name} must be an integer >= 0, got {v!r}")
+                object.__setattr__(self, name, int(v))
         if self.data is not None:
             d = np.asarray(self.data)
             if d.shape != (self.height, self.width):

@@ -266,6 +266,48 @@ def test_mask_block_rle_equals_pycocotools(h, w, s, x0, y0, top, left, bh, bw, d
     assert encode_window_mask(block.to_array(s), win, (h, w)) == enc
 
 
+def test_box_string_equals_pycocotools_for_every_box_of_small_frames():
+    """box2mask's own string code for boxes, against pycocotools on every box of every
+    frame up to 7x7 (top, left, height, width all tried) and on random big ones."""
+    from box2mask.rle import _box_string
+
+    n = 0
+    for h in range(1, 8):
+        for w in range(1, 8):
+            for top in range(h):
+                for left in range(w):
+                    for bh in range(1, h - top + 1):
+                        for bw in range(1, w - left + 1):
+                            full = np.zeros((h, w), np.uint8, order="F")
+                            full[top : top + bh, left : left + bw] = 1
+                            want = mask_utils.encode(full)["counts"].decode("ascii")
+                            assert _box_string(top, left, bh, bw, h, w) == want, (h, w, top, left, bh, bw)
+                            n += 1
+    assert n == sum((h * (h + 1) // 2) * (w * (w + 1) // 2) for h in range(1, 8) for w in range(1, 8))
+    rng = np.random.default_rng(5)
+    for _ in range(300):  # counts up to millions: several characters per count
+        h, w = (int(v) for v in rng.integers(1, 3000, 2))
+        top, left = int(rng.integers(0, h)), int(rng.integers(0, w))
+        bh, bw = int(rng.integers(1, min(h - top, 60) + 1)), int(rng.integers(1, min(w - left, 60) + 1))
+        if rng.random() < 0.1:
+            top, bh = 0, h  # full height: one run
+        full = np.zeros((h, w), np.uint8, order="F")
+        full[top : top + bh, left : left + bw] = 1
+        want = mask_utils.encode(full)["counts"].decode("ascii")
+        assert _box_string(top, left, bh, bw, h, w) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(counts=st.lists(st.integers(0, 5_000_000), min_size=1, max_size=30))
+def test_counts_string_equals_pycocotools(counts):
+    from box2mask.rle import _counts_string
+
+    counts = [counts[0]] + [max(c, 1) for c in counts[1:]]  # only the first run may be empty
+    total = sum(counts)
+    ref = mask_utils.frPyObjects({"size": [total, 1], "counts": counts}, total, 1)
+    assert _counts_string(counts) == ref["counts"].decode("ascii")
+
+
 def test_box_rle_of_a_dense_frame_decodes_to_the_boxes():
     """A 1024x1024 frame of ~10x20 px boxes, as in the dense benchmark, edges included."""
     rng = np.random.default_rng(3)

@@ -93,11 +93,23 @@ def _box_span(box: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int, i
 def box_block(box: np.ndarray, size: int) -> MaskBlock:
     """:func:`box_mask` as a :class:`~box2mask.types.MaskBlock` (a filled rectangle, no pixels stored).
 
+    Plain float arithmetic for a ``(4,)`` float array (the engine's case: one
+    call per box-filled object), the same numbers as :func:`_check_box`'s.
+
     >>> box_block(np.array([1.0, 0.0, 3.0, 2.0]), 4)
     MaskBlock(top=0, left=1, height=2, width=2, data=None)
     """
-    b, (r0, r1, c0, c1) = _box_span(box, size)
-    return _nonempty(MaskBlock(r0, c0, r1 - r0, c1 - c0), b, size)
+    if isinstance(box, np.ndarray) and box.shape == (4,) and box.dtype == np.float64 and size > 0:
+        x1, y1, x2, y2 = box.tolist()
+        if not (math.isfinite(x1) and math.isfinite(y1) and math.isfinite(x2) and math.isfinite(y2)):
+            _check_box(box, size)  # raises the usual message
+    else:
+        x1, y1, x2, y2 = _check_box(box, size).tolist()
+    c0, c1 = _centres(x1, x2, size)
+    r0, r1 = _centres(y1, y2, size)
+    if c1 > c0 and r1 > r0:
+        return MaskBlock(r0, c0, r1 - r0, c1 - c0)
+    return _nonempty(MaskBlock.empty(), (x1, y1, x2, y2), size)  # type: ignore[arg-type]
 
 
 def box_mask(box: np.ndarray, size: int) -> np.ndarray:
