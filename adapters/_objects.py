@@ -7,16 +7,13 @@ reports it: boxes entirely outside the image and repeated track ids.
 
 from __future__ import annotations
 
-import math
-import os
-import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from box2mask.adapters.base import is_absent, read_text_lines, split_fields
+from box2mask.adapters._files import first_image_hw
 
 #: ``report(message, path, line)``: an adapter's :meth:`Adapter.report`.
 Reporter = Callable[[str, "Path | str | None", "int | None"], None]
@@ -98,50 +95,6 @@ def frame_arrays(objs: list[Obj]) -> dict[str, Any]:
     return out
 
 
-def printf_regex(pattern: str) -> re.Pattern[str]:
-    """A regex for file names made by a printf pattern with one integer field.
-
-    ``%06d.jpg`` matches ``000001.jpg`` (group 1 = the number); ``%d`` and
-    ``%0Nd``/``%Nd`` are accepted; ``%%`` is a literal ``%``.
-
-    >>> printf_regex("img%04d.png").fullmatch("img0012.png").group(1)
-    '0012'
-
-    Raises:
-        ValueError: the pattern has no integer field, or more than one.
-    """
-    fields = list(re.finditer(r"%(0?)(\d*)d", pattern.replace("%%", "\0")))
-    if len(fields) != 1:
-        raise ValueError(f"frame pattern {pattern!r} must hold exactly one %d field (such as %06d)")
-    f = fields[0]
-    text = pattern.replace("%%", "\0")
-    width = f.group(2)
-    if f.group(1) == "0" and width:
-        num = rf"(\d{{{width}}}|\d{{{int(width) + 1},}})"
-    else:
-        num = r"\s*(\d+)"
-    before = re.escape(text[: f.start()].replace("\0", "%"))
-    after = re.escape(text[f.end() :].replace("\0", "%"))
-    return re.compile(before + num + after)
-
-
-def scan_frames(folder: Path, regex: re.Pattern[str]) -> dict[int, str]:
-    """``{frame number: file name}`` of the files in ``folder`` whose names match ``regex``.
-
-    One directory listing, no per-file stat. A missing folder gives ``{}``.
-    """
-    try:
-        names = [e.name for e in os.scandir(folder)]
-    except (FileNotFoundError, NotADirectoryError):
-        return {}
-    out: dict[int, str] = {}
-    for name in sorted(names):
-        m = regex.fullmatch(name)
-        if m:
-            out.setdefault(int(m.group(1)), name)
-    return out
-
-
 def report_missing(report: Reporter, path: Path, missing: dict[int, int], last_image: int) -> None:
     """Report annotated frames that have no image.
 
@@ -169,66 +122,19 @@ def report_missing(report: Reporter, path: Path, missing: dict[int, int], last_i
         )
 
 
-def absent_rows_note(lines: list[int]) -> str:
-    """The message that counts the absent rows (``w <= 0``, ``h <= 0``, NaN) of one file."""
-    shown = ", ".join(str(n) for n in lines[:10])
-    more = f" and {len(lines) - 10} more" if len(lines) > 10 else ""
-    return f"{len(lines)} row(s) with w <= 0, h <= 0 or NaN skipped as absent targets: line(s) {shown}{more}"
+def first_size(
+    folder: Path, images: dict[int, str | None], report: Callable[..., None]
+) -> tuple[int, int] | None:
+    """Size of the first readable image; unreadable ones before it are reported and dropped.
 
-
-def read_mot_rows(
-    path: Path, report: Reporter, note: Callable[..., None] | None = None
-) -> Iterator[tuple[int, int, int, float, float, float, float, list[str]]]:
-    """The present boxes of a MOTChallenge-style file ``frame,id,x,y,w,h,...``.
-
-    Blank and ``#`` lines are skipped; absent targets (``none``, zeros) are
-    skipped; rows with ``w <= 0``, ``h <= 0`` or NaN are skipped and, when
-    ``note`` is given (an :meth:`Adapter.note`), counted in one note per file
-    naming their lines (once the file is read to its end); malformed lines
-    are reported with file and line and skipped.
-
-    Yields:
-        ``(line_no, frame, track_id, x, y, w, h, fields)`` with ``x, y`` the
-        top-left corner in pixels and ``fields`` the whole split line.
+    ``report`` is the adapter's :meth:`Adapter.report` (kind ``image``); a
+    dropped frame's name becomes ``None`` in ``images`` (it is not yielded).
     """
-    absent: list[int] = []
-    for ln, line in enumerate(read_text_lines(path), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        fields, lead = split_fields(line)
-        if lead:
-            report("line starts with an empty field; dropped it", path, ln)
-        if len(fields) < 6:
-            report(f"expected at least 6 fields frame,id,x,y,w,h, got {len(fields)}", path, ln)
-            continue
-        # Numbers first, the absent-target forms only when they fail: a clean
-        # 30,000-line file then costs one float() per field and no string tests.
-        try:
-            box = [float(v) for v in fields[2:6]]
-        except ValueError:
-            box = None
-        if box is None or any(math.isnan(v) for v in box):
-            if is_absent(fields[2:6]):
-                if box is not None:  # NaN
-                    absent.append(ln)
-                continue
-            box = None
-        elif not any(box):
-            continue  # all zeros: absent (FORMATS.md)
-        try:
-            frame, tid = int(float(fields[0])), int(float(fields[1]))
-        except ValueError:
-            box = None
-        if box is None:
-            report(f"cannot read numbers from {line.strip()!r}", path, ln)
-            continue
-        if not all(math.isfinite(v) for v in box):
-            report(f"non-finite box in {line.strip()!r}", path, ln)
-            continue
-        x, y, w, h = box
-        if w <= 0 or h <= 0:
-            absent.append(ln)
-            continue
-        yield ln, frame, tid, x, y, w, h, fields
-    if absent and note is not None:
-        note(absent_rows_note(absent), path, absent[0], count=len(absent))
+
+    def unreadable(k: int, path: Path, exc: Exception) -> None:
+        report(
+            f"frame {k}: unreadable image ({exc.__class__.__name__}); skipped", path, kind="image"
+        )
+        images[k] = None
+
+    return first_image_hw(folder, images.items(), unreadable)

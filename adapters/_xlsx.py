@@ -12,6 +12,8 @@ import zipfile
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from box2mask.adapters.base import number_text
+
 _NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 _PKG = "{http://schemas.openxmlformats.org/package/2006/relationships}"
@@ -30,14 +32,6 @@ def _text(el: ET.Element | None) -> str:
     if el is None:
         return ""
     return "".join(t.text or "" for t in el.iter(f"{_NS}t") if t is not None)
-
-
-def _number(value: str) -> str:
-    try:
-        f = float(value)
-    except ValueError:
-        return value
-    return str(int(f)) if f.is_integer() else value
 
 
 def read_xlsx(path: Path) -> dict[str, list[list[str]]]:
@@ -101,7 +95,7 @@ def _read_sheet(root: ET.Element, shared: list[str]) -> list[list[str]]:
             elif kind == "inlineStr":
                 value = _text(c.find(f"{_NS}is"))
             elif v is not None and v.text is not None:
-                value = v.text if kind in ("str", "e") else _number(v.text)
+                value = v.text if kind in ("str", "e") else number_text(v.text)
             else:
                 value = ""
             cells[col] = value.strip()

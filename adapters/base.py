@@ -17,17 +17,24 @@ A new adapter is a subclass registered by name::
 
 Bad annotation lines are reported through ``self.problems`` (an
 :class:`~box2mask.problems.Problems`) with file and line, and skipped.
+
+Frame listing, natural order, image sizes and the shared categories are in
+the toolkit :mod:`box2mask.adapters._files`; the MOT-style row reader is
+:mod:`box2mask.adapters._mot_rows`; this module holds the adapter base and the
+text-line helpers.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
+
+from box2mask.adapters._files import SHARED_CATEGORIES, first_image_hw
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
 from box2mask.problems import Problems
@@ -35,16 +42,6 @@ from box2mask.registry import Registry
 from box2mask.types import Frame
 
 ADAPTERS: Registry[type[Adapter]] = Registry("dataset", entry_point_group="box2mask.adapters")
-
-#: Category names shared across datasets, with their COCO supercategory, in the
-#: order of their COCO ids (1-based). Adapters map their classes onto these so
-#: that outputs of different datasets merge; other names get ids after these.
-SHARED_CATEGORIES: tuple[tuple[str, str], ...] = (
-    ("airplane", "vehicle"),
-    ("ship", "vessel"),
-    ("train", "vehicle"),
-    ("car", "vehicle"),
-)
 
 
 @dataclass(frozen=True)
@@ -156,6 +153,62 @@ class Adapter:
         noted.add(key)
         self.problems.note(AnnotationError(message, path, line), kind=kind, count=count)
 
+    def first_time(self, *key: object) -> bool:
+        """True the first time this adapter sees ``key`` (listing twice reports once)."""
+        seen: set[tuple[object, ...]] = self.__dict__.setdefault("_once", set())
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    def report_once(
+        self, key: tuple[object, ...], message: str, path: Path, line: int | None = None
+    ) -> None:
+        """:meth:`report`, the first time ``key`` comes (see :meth:`first_time`)."""
+        if self.first_time(*key):
+            self.report(message, path, line)
+
+    def first_readable_hw(
+        self, folder: Path, images: list[tuple[int, str]]
+    ) -> tuple[int, int] | None:
+        """``(H, W)`` of the first image of a sequence whose header can be read.
+
+        A sequence shares one size, so only one header is read; an unreadable
+        image is reported (``cannot read image size``, kind ``image``) and the
+        next one tried; its frame is still yielded (the engine reports it when
+        it decodes it).
+        """
+
+        def unreadable(_k: int, path: Path, exc: Exception) -> None:
+            self.report(f"cannot read image size: {exc}", path, kind="image")
+
+        return first_image_hw(folder, images, unreadable)
+
+    def file_name(self, path: Path) -> str:
+        """``Frame.file_name``: the image path relative to the root (posix), else its name."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.name
+
+    def frame(
+        self,
+        sequence: str,
+        frame_index: int,
+        image_path: Path,
+        image_hw: tuple[int, int],
+        **fields: Any,
+    ) -> Frame:
+        """A :class:`Frame` of this dataset, its ``file_name`` by :meth:`file_name`."""
+        return Frame(
+            sequence=sequence,
+            frame_index=frame_index,
+            image_path=image_path,
+            image_hw=image_hw,
+            file_name=self.file_name(image_path),
+            **fields,
+        )
+
 
 def check_selection(
     adapter: Adapter, sequences: list[SequenceInfo], classes: tuple[str, ...] | list[str]
@@ -255,16 +308,32 @@ def read_text_lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
 
 
-@lru_cache(maxsize=4096)
-def image_hw(path: Path) -> tuple[int, int]:
-    """``(H, W)`` of an image file, read from its header (no decode)."""
-    from PIL import Image
+def to_number(text: str) -> float:
+    """``float(text)``; raises ``ValueError`` for non-numbers and infinities."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(text)
+    return value
 
+
+def first_non_numeric(fields: list[str]) -> tuple[int, str] | None:
+    """``(1-based column, text)`` of the first field that is not a number, or ``None``."""
+    for i, text in enumerate(fields):
+        try:
+            to_number(text)
+        except ValueError:
+            return i + 1, text
+    return None
+
+
+def number_text(value: str) -> str:
+    """A whole number as its integer text (``"1.0"`` → ``"1"``), any other text as written.
+
+    >>> number_text("3.0"), number_text("2.5"), number_text("car")
+    ('3', '2.5', 'car')
+    """
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # PIL raises many types for corrupt files
-        raise AnnotationError(f"cannot read image size: {exc}", path) from exc
-    return int(h), int(w)
+        f = float(value)
+    except ValueError:
+        return value
+    return str(int(f)) if f.is_integer() else value

@@ -24,8 +24,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+from box2mask.adapters._files import image_hw
 from box2mask.adapters._objects import Obj, checked, fmt_box, frame_arrays
-from box2mask.adapters.base import ADAPTERS, Adapter, Option, SequenceInfo, image_hw
+from box2mask.adapters.base import ADAPTERS, Adapter, Option, SequenceInfo
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
 from box2mask.types import Frame, GtMaskProvider
@@ -228,15 +229,7 @@ class COCO(Adapter):
                 if any(s is not None for s in kept_segs)
                 else None
             )
-            yield Frame(
-                sequence=sequence,
-                frame_index=k,
-                image_path=path,
-                image_hw=hw,
-                file_name=path.relative_to(self.root).as_posix(),
-                gt_mask=gt,
-                **frame_arrays(keep),
-            )
+            yield self.frame(sequence, k, path, hw, gt_mask=gt, **frame_arrays(keep))
 
     def _size(self, im: dict[str, Any], path: Path, k: int, check: bool) -> tuple[int, int] | None:
         """The JSON's size when given (the first frame of a sequence is checked against its header)."""

@@ -20,24 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from box2mask.adapters._objects import (
-    Obj,
-    checked,
-    frame_arrays,
-    printf_regex,
-    read_mot_rows,
-    report_missing,
-    scan_frames,
-)
-from box2mask.adapters.base import (
-    ADAPTERS,
-    Adapter,
-    Option,
-    SequenceInfo,
-    image_hw,
-)
+from box2mask.adapters._files import printf_regex, scan_frames
+from box2mask.adapters._mot_rows import read_mot_rows
+from box2mask.adapters._objects import Obj, checked, first_size, frame_arrays, report_missing
+from box2mask.adapters.base import ADAPTERS, Adapter, Option, SequenceInfo, number_text
 
-from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
+from box2mask.errors import DatasetNotFound, UsageError
 from box2mask.types import Frame
 
 #: Category of every object when no ``classes`` mapping is given.
@@ -59,7 +47,7 @@ def parse_classes(text: str | dict | None) -> dict[str, str]:
     if not text:
         return {}
     if isinstance(text, dict):
-        return {_norm_key(str(k)): str(v) for k, v in text.items()}
+        return {number_text(str(k)): str(v) for k, v in text.items()}
     out: dict[str, str] = {}
     for item in str(text).split(","):
         if not item.strip():
@@ -69,16 +57,8 @@ def parse_classes(text: str | dict | None) -> dict[str, str]:
             raise UsageError(
                 f"mot option classes: {item.strip()!r} is not VALUE:NAME (such as 1:car,2:airplane)"
             )
-        out[_norm_key(key.strip())] = name.strip()
+        out[number_text(key.strip())] = name.strip()
     return out
-
-
-def _norm_key(value: str) -> str:
-    try:
-        f = float(value)
-    except ValueError:
-        return value
-    return str(int(f)) if f.is_integer() else value
 
 
 @ADAPTERS.register("mot")
@@ -168,18 +148,7 @@ class MOT(Adapter):
         if not gt.is_file():
             self.report("annotation file not found; sequence skipped", gt, kind="missing")
             return
-        hw = None
-        for k, name in images.items():
-            try:
-                hw = image_hw(folder / name)
-                break
-            except (AnnotationError, OSError) as exc:
-                self.report(
-                    f"frame {k}: unreadable image ({exc.__class__.__name__}); skipped",
-                    folder / name,
-                    kind="image",
-                )
-                images[k] = None
+        hw = first_size(folder, images, self.report)
         if hw is None:
             return
         per_frame = self._read_gt(gt, images)
@@ -188,27 +157,21 @@ class MOT(Adapter):
                 continue
             keep = checked(per_frame.get(k, []), hw, k, self.report)
             path = folder / name
-            yield Frame(
-                sequence=sequence,
-                frame_index=k,
-                image_path=path,
-                image_hw=hw,
-                file_name=path.relative_to(self.root).as_posix()
-                if self.root in path.parents
-                else name,
-                **frame_arrays(keep),
-            )
+            yield self.frame(sequence, k, path, hw, **frame_arrays(keep))
 
     def _read_gt(self, path: Path, images: dict[int, str | None]) -> dict[int, list[Obj]]:
         per_frame: dict[int, list[Obj]] = {}
         missing: dict[int, int] = {}
         col = self._class_col - 1
-        for ln, frame, tid, x, y, w, h, fields in read_mot_rows(path, self.report, self.note):
+        rows = read_mot_rows(path, self.report, note=self.note)
+        for i, ln, frame, tid, x, y, w, h in rows.boxes():
             category = DEFAULT_CATEGORY
-            if self._classes and col < len(fields):
-                category = self._classes.get(_norm_key(fields[col]))
-                if category is None:
-                    continue  # a class the user did not ask for
+            if self._classes:
+                fields = rows.fields(i)
+                if col < len(fields):
+                    category = self._classes.get(number_text(fields[col]))
+                    if category is None:
+                        continue  # a class the user did not ask for
             if frame not in images:
                 missing.setdefault(frame, ln)
                 continue

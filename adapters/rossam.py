@@ -21,21 +21,19 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from box2mask.adapters.base import (
-    ADAPTERS,
-    SHARED_CATEGORIES,
-    Adapter,
-    Option,
-    SequenceInfo,
+from box2mask.adapters._files import (
+    folder_listing,
     image_hw,
+    is_image_name,
+    natural_key,
+    shared_category,
+    with_shared,
 )
-from box2mask.adapters.viso import IMAGE_SUFFIXES, _Once, natural_key, shared_category
+from box2mask.adapters.base import ADAPTERS, Adapter, Option, SequenceInfo
 
 from box2mask.errors import AnnotationError, DatasetNotFound
-from box2mask.problems import Problems
 from box2mask.types import Frame, GtMaskProvider
 
 _NAME = re.compile(r"^([A-Za-z][A-Za-z_-]*?)[_-]?(\d+)$")
@@ -75,10 +73,6 @@ class RosSam(Adapter):
     layout = "data/{train,val}/img/<class><n>.png + boxes/<class><n>.npy [N,4] xyxy + onehotmask/<class><n>.npy [N,H,W]"
     options = {"split": Option("all", "which split to read", choices=("train", "val", "all"))}
 
-    def __init__(self, root: Path | str, problems: Problems | None = None, **options: Any) -> None:
-        self._once = _Once()
-        super().__init__(root, problems, **options)
-
     # -- layout ---------------------------------------------------------------
     @property
     def base(self) -> Path:
@@ -93,7 +87,6 @@ class RosSam(Adapter):
 
     def check_root(self) -> None:
         if not self._splits():
-            found = sorted(p.name for p in self.root.iterdir())[:10]
             want = (
                 "train/img or val/img"
                 if self.opts["split"] == "all"
@@ -101,7 +94,7 @@ class RosSam(Adapter):
             )
             raise DatasetNotFound(
                 f"rossam root {self.root} has no {want} (also looked in {self.root / 'data'}); "
-                f"found: {', '.join(found) or 'nothing'}"
+                f"found: {folder_listing(self.root)}"
             )
 
     def _images(self, split: str) -> dict[str, list[tuple[int, str]]]:
@@ -110,12 +103,12 @@ class RosSam(Adapter):
         groups: dict[str, list[tuple[int, str]]] = {}
         seen: dict[tuple[str, int], str] = {}
         for entry in sorted(os.scandir(img_dir), key=lambda e: natural_key(e.name)):
-            stem, suffix = os.path.splitext(entry.name)
-            if suffix.lower() not in IMAGE_SUFFIXES:
+            if not is_image_name(entry.name):
                 continue
+            stem = os.path.splitext(entry.name)[0]
             m = _NAME.match(stem)
             if m is None:
-                if self._once.first("name", split, entry.name):
+                if self.first_time("name", split, entry.name):
                     self.report(
                         "image name is not <class><number>; skipped", Path(entry.path), kind="image"
                     )
@@ -123,7 +116,7 @@ class RosSam(Adapter):
             cls, num = m.group(1), int(m.group(2))
             other = seen.get((cls, num))
             if other is not None:
-                if self._once.first("dup", split, entry.name):
+                if self.first_time("dup", split, entry.name):
                     self.report(
                         f"frame number {num} of class {cls} is already used by {other}; skipped",
                         Path(entry.path),
@@ -146,15 +139,9 @@ class RosSam(Adapter):
         return out
 
     def categories(self) -> list[tuple[str, str]]:
-        cats = list(SHARED_CATEGORIES)
-        known = {c for c, _ in cats}
-        for split in self._splits():
-            for cls in sorted(self._images(split)):
-                cat = shared_category(cls)
-                if cat not in known:
-                    known.add(cat)
-                    cats.append((cat, cat))
-        return cats
+        return with_shared(
+            shared_category(cls) for split in self._splits() for cls in sorted(self._images(split))
+        )
 
     # -- reading ----------------------------------------------------------------
     def read_sequence(self, sequence: str) -> Iterator[Frame]:
@@ -250,14 +237,13 @@ class RosSam(Adapter):
             def sub_provider(j: int) -> np.ndarray | None:
                 return base_provider(int(keep[j]))
 
-        return Frame(
-            sequence=sequence,
-            frame_index=number,
-            image_path=img,
-            image_hw=hw,
+        return self.frame(
+            sequence,
+            number,
+            img,
+            hw,
             xyxy=boxes[keep],
             track_id=track_ids,
             category=[category] * len(keep),
-            file_name=img.relative_to(self.root).as_posix(),
             gt_mask=sub_provider,
         )

@@ -29,14 +29,9 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 import numpy as np
-from box2mask.adapters._objects import (
-    Obj,
-    checked,
-    frame_arrays,
-    read_mot_rows,
-    report_missing,
-    scan_frames,
-)
+from box2mask.adapters._files import FRAME_IMAGE, folder_listing, scan_frames
+from box2mask.adapters._mot_rows import read_mot_rows
+from box2mask.adapters._objects import Obj, checked, first_size, frame_arrays, report_missing
 from box2mask.adapters._polygons import (
     greedy_match,
     polygon_parts,
@@ -44,14 +39,7 @@ from box2mask.adapters._polygons import (
     rasterize_polygons,
 )
 from box2mask.adapters._xlsx import read_xlsx
-from box2mask.adapters.base import (
-    ADAPTERS,
-    SHARED_CATEGORIES,
-    Adapter,
-    Option,
-    SequenceInfo,
-    image_hw,
-)
+from box2mask.adapters.base import ADAPTERS, Adapter, Option, SequenceInfo
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
 from box2mask.types import Frame, GtMaskProvider
@@ -86,7 +74,6 @@ _ALIASES = {
     "airplanes": "airplane",
 }
 
-_IMAGE = re.compile(r"(\d+)\.(?:png|jpe?g|tiff?|bmp)", re.IGNORECASE)
 _XML = re.compile(r"(\d+)\.xml", re.IGNORECASE)
 _JSON = re.compile(r"(\d+)\.json", re.IGNORECASE)
 #: Seg-JSON annotation keys that may carry the object's track id.
@@ -230,10 +217,9 @@ class SatMTB(Adapter):
             base = base / "SAT-MTB"
         self.base = base
         if not any(self._sequence_dirs()):
-            found = sorted(p.name for p in base.iterdir())[:10]
             raise DatasetNotFound(
                 f"satmtb: no sequence folders <class>/<NN>/img under {base} "
-                f"(class one of {', '.join(CLASSES)}); found: {', '.join(found) or 'nothing'}"
+                f"(class one of {', '.join(CLASSES)}); found: {folder_listing(base)}"
             )
         self._split: set[str] | None = None
         if self.opts["split"] != "all":
@@ -296,11 +282,8 @@ class SatMTB(Adapter):
             if self._split is not None and name not in self._split:
                 continue
             if self._has_source(d):
-                out.append(SequenceInfo(name, len(scan_frames(d / "img", _IMAGE))))
+                out.append(SequenceInfo(name, len(scan_frames(d / "img", FRAME_IMAGE))))
         return out
-
-    def categories(self) -> list[tuple[str, str]]:
-        return list(SHARED_CATEGORIES)
 
     # -- reading --------------------------------------------------------------
     def read_sequence(self, sequence: str) -> Iterator[Frame]:
@@ -316,8 +299,8 @@ class SatMTB(Adapter):
                 f"satmtb has no sequence {sequence!r}; sequences look like airplane/01"
             )
         cls = sequence.split("/")[0]
-        images = scan_frames(seq_dir / "img", _IMAGE)
-        hw = self._first_size(seq_dir / "img", images)
+        images = scan_frames(seq_dir / "img", FRAME_IMAGE)
+        hw = first_size(seq_dir / "img", images, self.report)
         if hw is None:
             return
         seg_files = scan_frames(seq_dir / "seg", _JSON)
@@ -368,30 +351,7 @@ class SatMTB(Adapter):
             attrs = {}
             if src != "mot":
                 attrs["fine_class"] = [o.extra.get("fine_class", o.category) for o in keep]
-            yield Frame(
-                sequence=sequence,
-                frame_index=k,
-                image_path=img,
-                image_hw=hw,
-                file_name=img.relative_to(self.root).as_posix(),
-                gt_mask=gt,
-                attributes=attrs,
-                **arrays,
-            )
-
-    def _first_size(self, folder: Path, images: dict[int, str | None]) -> tuple[int, int] | None:
-        """Size of the first readable image; unreadable ones before it are reported and dropped."""
-        for k, name in list(images.items()):
-            try:
-                return image_hw(folder / name)
-            except (AnnotationError, OSError) as exc:
-                self.report(
-                    f"frame {k}: unreadable image ({exc.__class__.__name__}); skipped",
-                    folder / name,
-                    kind="image",
-                )
-                images[k] = None
-        return None
+            yield self.frame(sequence, k, img, hw, gt_mask=gt, attributes=attrs, **arrays)
 
     def _report_unmatched(self, folder: Path, ann: dict[int, str], images: dict[int, Any]) -> None:
         for k in sorted(set(ann) - set(images)):
@@ -400,8 +360,10 @@ class SatMTB(Adapter):
     def _read_mot(self, path: Path, cls: str, images: dict[int, Any]) -> dict[int, list[Obj]]:
         per_frame: dict[int, list[Obj]] = {}
         missing: dict[int, int] = {}
-        for ln, frame, tid, x, y, w, h, fields in read_mot_rows(path, self.report, self.note):
+        rows = read_mot_rows(path, self.report, note=self.note)
+        for i, ln, frame, tid, x, y, w, h in rows.boxes():
             category = cls
+            fields = rows.fields(i)
             if len(fields) >= 8:
                 with contextlib.suppress(ValueError):  # a non-numeric cls keeps the folder's class
                     category = MOT_CLASSES.get(int(float(fields[7])), cls)

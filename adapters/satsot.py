@@ -16,35 +16,32 @@ to frame ``k`` (``img/%04d.jpg``).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from box2mask.adapters._files import (
+    count_frame_images,
+    folder_listing,
+    list_frame_images,
+    shared_category,
+    subfolders,
+    with_shared,
+)
 from box2mask.adapters.base import (
     ADAPTERS,
-    SHARED_CATEGORIES,
     Adapter,
     SequenceInfo,
+    first_non_numeric,
     is_absent,
     read_text_lines,
     split_fields,
-)
-from box2mask.adapters.viso import (
-    _Once,
-    count_frame_images,
-    first_non_numeric,
-    first_readable_hw,
-    list_frame_images,
-    natural_key,
-    shared_category,
     to_number,
 )
 
 from box2mask.errors import DatasetNotFound
-from box2mask.problems import Problems
 from box2mask.types import Frame
 
 #: the class part of a sequence name: ``car_01``, ``plane3``, ``1_Car_01`` (a
@@ -67,10 +64,6 @@ class SingleTargetAdapter(Adapter):
     values_per_line: ClassVar[int] = 4
     value_names: ClassVar[str] = "x,y,w,h"
 
-    def __init__(self, root: Path | str, problems: Problems | None = None, **options: Any) -> None:
-        self._once = _Once()
-        super().__init__(root, problems, **options)
-
     # -- layout ---------------------------------------------------------------
     #: image-folder names accepted, the layout's own first (copies in
     #: circulation use ``imgs/``; FORMATS.md)
@@ -90,18 +83,15 @@ class SingleTargetAdapter(Adapter):
         return None
 
     def _sequence_dirs(self) -> list[tuple[str, Path]]:
-        out = [
+        return [
             (e.name, Path(e.path))
-            for e in os.scandir(self.root)
-            if e.is_dir() and not e.name.startswith(".") and self._img_dir(Path(e.path)) is not None
+            for e in subfolders(self.root, hidden=False)
+            if self._img_dir(Path(e.path)) is not None
         ]
-        out.sort(key=lambda t: natural_key(t[0]))
-        return out
 
     def check_root(self) -> None:
         if self._sequence_dirs():
             return
-        found = sorted(p.name for p in self.root.iterdir())[:10]
         expected = f"expected <seq>/img/0001.jpg and <seq>/{self.gt_name}"
         if self._img_dir(self.root) is not None or self._gt_path(self.root) is not None:
             hint = f"{self.root} looks like one sequence folder: pass its parent, --root {self.root.parent}"
@@ -114,7 +104,7 @@ class SingleTargetAdapter(Adapter):
             )
         raise DatasetNotFound(
             f"{self.name} root {self.root} has no sequence folders ({expected}; "
-            f"found: {', '.join(found) or 'nothing'}). {hint}"
+            f"found: {folder_listing(self.root)}). {hint}"
         )
 
     def _holds_sequences(self, folder: Path) -> bool:
@@ -126,21 +116,15 @@ class SingleTargetAdapter(Adapter):
         except OSError:  # unreadable: not the dataset
             return False
 
-    def _report_once(
-        self, key: tuple[object, ...], message: str, path: Path, line: int | None = None
-    ) -> None:
-        if self._once.first(*key):
-            self.report(message, path, line)
-
     def _note_variants(self, name: str, seq_dir: Path, img_dir: Path, gt: Path | None) -> None:
         """Say (once per adapter and variant) which layout variant was accepted."""
-        if img_dir.name != "img" and self._once.first("variant-img", img_dir.name):
+        if img_dir.name != "img" and self.first_time("variant-img", img_dir.name):
             self.note(
                 f"images read from {img_dir.name}/ (the layout says img/), first in sequence {name}",
                 seq_dir,
                 kind="assumed",
             )
-        if gt is not None and gt.name != self.gt_name and self._once.first("variant-gt", gt.name):
+        if gt is not None and gt.name != self.gt_name and self.first_time("variant-gt", gt.name):
             self.note(
                 f"ground truth read from {gt.name!r} without extension (the layout says "
                 f"{self.gt_name}), first in sequence {name}",
@@ -159,7 +143,7 @@ class SingleTargetAdapter(Adapter):
             img_dir = self._img_dir(seq_dir)
             gt = self._gt_path(seq_dir)
             if gt is None:
-                self._report_once(
+                self.report_once(
                     ("nogt", name), f"sequence {name} has no {self.gt_name}; skipped", seq_dir
                 )
                 continue
@@ -170,14 +154,7 @@ class SingleTargetAdapter(Adapter):
 
     def categories(self) -> list[tuple[str, str]]:
         """The shared categories, then those of the sequences found (``bus_01`` → ``bus``)."""
-        cats = list(SHARED_CATEGORIES)
-        known = {c for c, _ in cats}
-        for name, _ in self._sequence_dirs():
-            cat = self.sequence_category(name)
-            if cat not in known:
-                known.add(cat)
-                cats.append((cat, cat))
-        return cats
+        return with_shared(self.sequence_category(name) for name, _ in self._sequence_dirs())
 
     # -- per-dataset hooks ------------------------------------------------------
     def sequence_category(self, sequence: str) -> str:
@@ -210,7 +187,7 @@ class SingleTargetAdapter(Adapter):
             )
         gt = self._gt_path(seq_dir)
         if gt is None:
-            self._report_once(
+            self.report_once(
                 ("nogt", sequence), f"sequence {sequence} has no {self.gt_name}; skipped", seq_dir
             )
             return
@@ -218,7 +195,7 @@ class SingleTargetAdapter(Adapter):
         images = list_frame_images(img_dir)
         if not images:
             return
-        hw = first_readable_hw(self, img_dir, images)
+        hw = self.first_readable_hw(img_dir, images)
         if hw is None:
             return
 
@@ -231,7 +208,7 @@ class SingleTargetAdapter(Adapter):
             parsed = self._parse_line(line, hw, gt, lineno)
             if parsed is not None:
                 boxes[k] = parsed
-        if k < len(images) and k and self._once.first("count", sequence):
+        if k < len(images) and k and self.first_time("count", sequence):
             # a circulating SatSOT copy has 705 lines for 750 images (FORMATS.md): accepted
             # and said in the summary (kind "assumed"), not an error under --strict
             self.note(
@@ -241,7 +218,7 @@ class SingleTargetAdapter(Adapter):
                 kind="assumed",
             )
         elif k != len(images):
-            self._report_once(
+            self.report_once(
                 ("count", sequence),
                 f"frame-count mismatch: {k} ground-truth lines but {len(images)} images in {img_dir.name}/ "
                 + (
@@ -258,15 +235,14 @@ class SingleTargetAdapter(Adapter):
             entry = boxes.get(number)
             n = 0 if entry is None else 1
             path = img_dir / fname
-            yield Frame(
-                sequence=sequence,
-                frame_index=number,
-                image_path=path,
-                image_hw=hw,
+            yield self.frame(
+                sequence,
+                number,
+                path,
+                hw,
                 xyxy=np.array([entry[0]] if entry else [], dtype=np.float64).reshape(-1, 4),
                 track_id=np.ones(n, dtype=np.int64),
                 category=[category] * n,
-                file_name=path.relative_to(self.root).as_posix(),
                 obb=None if entry is None or entry[1] is None else entry[1][None],
                 attributes={key: [value] * n for key, value in attrs.items()},
             )

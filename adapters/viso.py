@@ -21,132 +21,40 @@ box2mask's own extension: when ``<root>/masks/<cat>/<NNN>/<frame>.png`` exists
 from __future__ import annotations
 
 import logging
-import math
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from box2mask.adapters._files import (
+    count_frame_images,
+    folder_listing,
+    list_frame_images,
+    natural_key,
+    shared_category,
+    subfolders,
+    with_shared,
+)
+from box2mask.adapters._mot_rows import VISO, absent_rows_note, read_mot_rows
 from box2mask.adapters.base import (
     ADAPTERS,
-    SHARED_CATEGORIES,
     Adapter,
     Option,
     SequenceInfo,
-    detect_delimiter,
-    image_hw,
+    first_non_numeric,
     is_absent,
     read_text_lines,
     split_fields,
+    to_number,
 )
 
 from box2mask.errors import AnnotationError, DatasetNotFound
-from box2mask.problems import Problems
 from box2mask.types import Frame
 
 log = logging.getLogger("box2mask")
 
-#: Dataset class names (folder names, name prefixes) → shared category names.
-CATEGORY_ALIASES: dict[str, str] = {
-    "car": "car",
-    "cars": "car",
-    "vehicle": "car",
-    "plane": "airplane",
-    "planes": "airplane",
-    "airplane": "airplane",
-    "aircraft": "airplane",
-    "ship": "ship",
-    "ships": "ship",
-    "boat": "ship",
-    "train": "train",
-    "trains": "train",
-}
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
-
-_DIGITS = re.compile(r"(\d+)")
 _SOT_NAME = re.compile(r"^(\d+)_(\d+)_(\d+)\.txt$")
-
-
-def shared_category(name: str) -> str:
-    """The shared category for a dataset class name (``plane`` → ``airplane``).
-
-    Unknown names are kept (lower-cased), so a dataset's extra classes still
-    come through.
-
-    >>> shared_category("Plane"), shared_category("bus")
-    ('airplane', 'bus')
-    """
-    key = name.strip().lower()
-    return CATEGORY_ALIASES.get(key, key)
-
-
-def natural_key(name: str) -> tuple[object, ...]:
-    """Sort key that orders ``car_2`` before ``car_10``."""
-    return tuple(int(p) if p.isdigit() else p for p in _DIGITS.split(name))
-
-
-def list_frame_images(folder: Path) -> list[tuple[int, str]]:
-    """``(frame_number, file_name)`` of the images in ``folder``, by frame number.
-
-    The frame number is the integer value of the file stem (``000012.jpg`` →
-    12); files whose stem is not a number, and non-image files, are ignored.
-    One directory scan, no file is opened.
-    """
-    out: list[tuple[int, str]] = []
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return out
-    for entry in entries:
-        stem, suffix = os.path.splitext(entry.name)
-        if suffix.lower() in IMAGE_SUFFIXES and stem.isdigit():
-            out.append((int(stem), entry.name))
-    out.sort()
-    return out
-
-
-def count_frame_images(folder: Path) -> int:
-    """How many frame images ``folder`` holds (see :func:`list_frame_images`)."""
-    return len(list_frame_images(folder))
-
-
-def to_number(text: str) -> float:
-    """``float(text)``; raises ``ValueError`` for non-numbers and infinities."""
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(text)
-    return value
-
-
-def first_non_numeric(fields: list[str]) -> tuple[int, str] | None:
-    """``(1-based column, text)`` of the first field that is not a number, or ``None``."""
-    for i, text in enumerate(fields):
-        try:
-            to_number(text)
-        except ValueError:
-            return i + 1, text
-    return None
-
-
-def first_readable_hw(
-    adapter: Adapter, folder: Path, images: list[tuple[int, str]]
-) -> tuple[int, int] | None:
-    """``(H, W)`` of the first image of a sequence whose header can be read.
-
-    A sequence shares one size, so only one header is read; an unreadable
-    image is reported and the next one tried.
-    """
-    for _, name in images:
-        path = folder / name
-        try:
-            return image_hw(path)
-        except (AnnotationError, OSError) as exc:
-            adapter.report(f"cannot read image size: {exc}", path, kind="image")
-    return None
 
 
 def instance_map_provider(path: Path, track_ids: np.ndarray) -> Callable[[int], np.ndarray | None]:
@@ -180,19 +88,6 @@ class _Box:
     line: int
 
 
-class _Once:
-    """Keys of reports already made, so listing twice does not report twice."""
-
-    def __init__(self) -> None:
-        self.seen: set[tuple[object, ...]] = set()
-
-    def first(self, *key: object) -> bool:
-        if key in self.seen:
-            return False
-        self.seen.add(key)
-        return True
-
-
 @ADAPTERS.register("viso")
 class Viso(Adapter):
     """VISO: MOT part (default) or SOT part, with option ``part``."""
@@ -211,10 +106,6 @@ class Viso(Adapter):
     #: invalid as corners).
     CORNER_OVERFLOW_SHARE = 0.05
 
-    def __init__(self, root: Path | str, problems: Problems | None = None, **options: Any) -> None:
-        self._once = _Once()
-        super().__init__(root, problems, **options)
-
     # -- layout ---------------------------------------------------------------
     @property
     def part_dir(self) -> Path:
@@ -223,21 +114,18 @@ class Viso(Adapter):
     def check_root(self) -> None:
         part = self.opts["part"]
         if not self.part_dir.is_dir():
-            found = sorted(p.name for p in self.root.iterdir())[:10]
             raise DatasetNotFound(
                 f"viso root {self.root} has no {part}/ folder (expected {part}/<cat>/<NNN>/img/...; "
-                f"found: {', '.join(found) or 'nothing'}). Point --root at the folder that holds mot/ and sot/."
+                f"found: {folder_listing(self.root)}). Point --root at the folder that holds mot/ and sot/."
             )
 
     def _sequence_dirs(self) -> list[tuple[str, Path]]:
-        out: list[tuple[str, Path]] = []
-        for cat in sorted(os.scandir(self.part_dir), key=lambda e: natural_key(e.name)):
-            if not cat.is_dir() or cat.name.startswith("."):
-                continue
-            for seq in sorted(os.scandir(cat.path), key=lambda e: natural_key(e.name)):
-                if seq.is_dir() and (Path(seq.path) / "img").is_dir():
-                    out.append((f"{cat.name}/{seq.name}", Path(seq.path)))
-        return out
+        return [
+            (f"{cat.name}/{seq.name}", Path(seq.path))
+            for cat in subfolders(self.part_dir, hidden=False)
+            for seq in subfolders(cat.path)
+            if (Path(seq.path) / "img").is_dir()
+        ]
 
     def _gt_files(self, seq_dir: Path) -> list[Path]:
         gt_dir = seq_dir / "gt"
@@ -250,12 +138,6 @@ class Viso(Adapter):
             (p for p in gt_dir.iterdir() if p.suffix == ".txt"), key=lambda p: natural_key(p.name)
         )
 
-    def _report_once(
-        self, key: tuple[object, ...], message: str, path: Path, line: int | None = None
-    ) -> None:
-        if self._once.first(*key):
-            self.report(message, path, line)
-
     def list_sequences(self) -> list[SequenceInfo]:
         """Sequences with annotations, with their image counts.
 
@@ -267,7 +149,7 @@ class Viso(Adapter):
         for name, seq_dir in self._sequence_dirs():
             if not self._gt_files(seq_dir):
                 want = "gt/gt.txt" if self.opts["part"] == "mot" else "gt/<track>_<start>_<end>.txt"
-                self._report_once(
+                self.report_once(
                     ("nogt", name), f"sequence {name} has no {want}; skipped", seq_dir
                 )
                 continue
@@ -275,15 +157,8 @@ class Viso(Adapter):
         return out
 
     def categories(self) -> list[tuple[str, str]]:
-        cats = list(SHARED_CATEGORIES)
-        known = {c for c, _ in cats}
-        for entry in sorted(os.scandir(self.part_dir), key=lambda e: e.name):
-            if entry.is_dir() and not entry.name.startswith("."):
-                cat = shared_category(entry.name)
-                if cat not in known:
-                    known.add(cat)
-                    cats.append((cat, cat))
-        return cats
+        folders = subfolders(self.part_dir, hidden=False, key=str)
+        return with_shared(shared_category(e.name) for e in folders)
 
     # -- reading ----------------------------------------------------------------
     def read_sequence(self, sequence: str) -> Iterator[Frame]:
@@ -300,14 +175,14 @@ class Viso(Adapter):
         category = shared_category(cat_folder)
         gt_files = self._gt_files(seq_dir)
         if not gt_files:
-            self._report_once(
+            self.report_once(
                 ("nogt", sequence), f"sequence {sequence} has no annotations; skipped", seq_dir
             )
             return
         images = list_frame_images(img_dir)
         if not images:
             return
-        hw = first_readable_hw(self, img_dir, images)
+        hw = self.first_readable_hw(img_dir, images)
         if hw is None:
             return
         frame_numbers = {n for n, _ in images}
@@ -330,15 +205,14 @@ class Viso(Adapter):
                 mpath = mask_dir / (Path(fname).stem + ".png")
                 if mpath.is_file():
                     provider = instance_map_provider(mpath, tids)
-            yield Frame(
-                sequence=sequence,
-                frame_index=number,
-                image_path=path,
-                image_hw=hw,
+            yield self.frame(
+                sequence,
+                number,
+                path,
+                hw,
                 xyxy=xyxy,
                 track_id=tids,
                 category=[category] * len(tids),
-                file_name=path.relative_to(self.root).as_posix(),
                 gt_mask=provider,
             )
 
@@ -353,13 +227,11 @@ class Viso(Adapter):
         ``absent`` with their lines. ``None`` (reported) when the file has no
         readable row at all: empty, or not one line parses.
         """
-        lines = read_text_lines(gt)
-        delim = detect_delimiter(lines[:5])
-        values, linenos = self._mot_rows_fast(lines, delim)
-        if values is None:
-            values, linenos = self._mot_rows_checked(lines, gt)
+        rows = read_mot_rows(gt, self.report, VISO)
+        values, linenos, delim = rows.values, rows.line, rows.delimiter
         if len(values) == 0:
-            what = "is empty" if not any(line.strip() for line in lines) else "has no readable row"
+            empty = not any(line.strip() for line in rows.lines)
+            what = "is empty" if empty else "has no readable row"
             self.report(f"gt.txt {what}; sequence skipped (no boxes to convert)", gt)
             return None
         frame, tid = values[:, 0].astype(np.int64), values[:, 1].astype(np.int64)
@@ -376,17 +248,9 @@ class Viso(Adapter):
             # w<=0 or h<=0 (x2<=x1, y2<=y1 as corners): an absent target (FORMATS.md)
             keep = finite & (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
         absent = np.flatnonzero(~keep)
-        if len(absent) and self._once.first("absent", gt):
-            shown = ", ".join(str(int(linenos[i])) for i in absent[:10])
-            more = f" and {len(absent) - 10} more" if len(absent) > 10 else ""
-            only = (
-                " (all rows of the file: its frames have no boxes)"
-                if len(absent) == len(keep)
-                else ""
-            )
+        if len(absent) and self.first_time("absent", gt):
             self.note(
-                f"{len(absent)} row(s) with w <= 0, h <= 0 or NaN skipped as absent targets{only}: "
-                f"line(s) {shown}{more}",
+                absent_rows_note(linenos[absent].tolist(), all_rows=len(absent) == len(keep)),
                 gt,
                 int(linenos[absent[0]]),
                 count=len(absent),
@@ -440,80 +304,6 @@ class Viso(Adapter):
             for s, e in zip(starts, ends, strict=True)
         }
 
-    @staticmethod
-    def _mot_rows_fast(lines: list[str], delim: str) -> tuple[np.ndarray | None, np.ndarray]:
-        """All rows at once with numpy when the file is clean, else ``(None, _)``.
-
-        Clean means: every non-blank line has the same number (≥ 6) of plain
-        numbers, integer frame and id. Anything else goes through the checked
-        per-line path, which reports each bad line.
-        """
-        nonblank = [i for i, line in enumerate(lines, 1) if line.strip()]
-        if not nonblank:
-            return np.zeros((0, 6)), np.zeros(0, np.int64)
-        try:
-            arr = np.loadtxt(
-                [lines[i - 1] for i in nonblank],
-                delimiter="," if delim == "," else None,
-                dtype=np.float64,
-                ndmin=2,
-                comments=None,  # a "#" line is malformed, as on the checked path
-            )
-        except ValueError:
-            return None, np.zeros(0, np.int64)
-        if arr.shape[1] < 6 or np.isinf(arr[:, 2:6]).any():
-            return None, np.zeros(0, np.int64)
-        ids = arr[:, :2]
-        if not (np.isfinite(ids).all() and (ids == np.round(ids)).all()):
-            return None, np.zeros(0, np.int64)
-        return arr[:, :6], np.asarray(nonblank, dtype=np.int64)
-
-    def _mot_rows_checked(self, lines: list[str], gt: Path) -> tuple[np.ndarray, np.ndarray]:
-        """Rows line by line, reporting every bad one; ``((M, 6) float64, (M,) line numbers)``."""
-        rows: list[tuple[float, float, float, float, float, float]] = []
-        linenos: list[int] = []
-        for lineno, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            fields, lead = split_fields(line)
-            if lead:
-                self.report(
-                    "line starts with an empty field (known VISO corruption); dropped it",
-                    gt,
-                    lineno,
-                )
-            if len(fields) < 6:
-                self.report(
-                    f"expected at least 6 values (frame,id,x,y,w,h), got {len(fields)}: {line.strip()!r}",
-                    gt,
-                    lineno,
-                )
-                continue
-            try:
-                frame_f, tid_f, x, y, w, h = map(float, fields[:6])
-            except ValueError:
-                self._check_mot_fields(fields, gt, lineno)
-                continue
-            if not (frame_f.is_integer() and tid_f.is_integer()):
-                self.report(
-                    f"frame and id must be integers, got {fields[0]!r}, {fields[1]!r}", gt, lineno
-                )
-                continue
-            if any(math.isinf(v) for v in (x, y, w, h)):
-                self.report(f"infinite box value in {fields[2:6]}", gt, lineno)
-                continue
-            rows.append((frame_f, tid_f, x, y, w, h))
-            linenos.append(lineno)
-        return np.asarray(rows, np.float64).reshape(-1, 6), np.asarray(linenos, np.int64)
-
-    def _check_mot_fields(self, fields: list[str], gt: Path, lineno: int) -> None:
-        """A row that is not six plain numbers: an absent box (``none``), or reported."""
-        bad = first_non_numeric(fields[:2])
-        if bad is None and is_absent(fields[2:6]):
-            return
-        col, text = bad or first_non_numeric(fields[:6]) or (0, "")
-        self.report(f"non-numeric value {text!r} in column {col}", gt, lineno)
-
     def _looks_like_corners(
         self, box: np.ndarray, hw: tuple[int, int], gt: Path, delim: str
     ) -> bool:
@@ -550,7 +340,7 @@ class Viso(Adapter):
         for gt in gt_files:
             m = _SOT_NAME.match(gt.name)
             if m is None:
-                self._report_once(
+                self.report_once(
                     ("sotname", gt),
                     "SOT gt file name is not <track>_<start>_<end>.txt; file skipped",
                     gt,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from box2mask.adapters import ADAPTERS
-from box2mask.adapters._objects import printf_regex
+from box2mask.adapters._files import printf_regex
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
 from box2mask.problems import Problems
