@@ -199,3 +199,21 @@ def test_bad_usage_is_one_message_exit_2(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text("[1, 2]")
     r = runner.invoke(app, ["qa", "--out", str(tmp_path / "x.json")])
     assert r.exit_code == 2 and "not a COCO JSON" in r.output
+
+
+def test_model_score_and_unscored_fills(tmp_path: Path) -> None:
+    m = np.zeros(HW, bool)
+    m[20:40, 20:50] = True
+    objects = [("s", 1, t, "car", [20, 20, 30, 20], m) for t in (1, 2, 3)]
+    coco = _coco(objects)
+    coco["annotations"][0]["score"] = 0.3  # the model doubts this one
+    coco["annotations"][1]["score"] = 0.95
+    coco["annotations"][2]["score"] = 0.3
+    coco["annotations"][2]["mask_source"] = "ellipse"  # a fill's score is no estimate
+    rep = _qa(tmp_path, coco)
+    by_track = {r["track_id"]: r for r in rep["ranked"]}
+    assert rep["ranked"][0]["track_id"] == 1 and "low_score" in by_track[1]["flags"]
+    assert by_track[3]["signals"]["score"] is None and "low_score" not in by_track[3]["flags"]
+    assert by_track[2]["suspicion"] == by_track[3]["suspicion"]
+    # one frame per track: no track signal
+    assert by_track[1]["signals"]["track_iou"] is None
