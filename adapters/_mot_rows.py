@@ -25,12 +25,12 @@ The formats disagree on details that are part of each adapter's behaviour
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from box2mask.adapters._objects import Reporter
+from box2mask.adapters._objects import Obj, Reporter, report_missing
 from box2mask.adapters.base import (
     detect_delimiter,
     first_non_numeric,
@@ -289,3 +289,37 @@ def _rows_checked(
         np.asarray(rows, np.float64).reshape(-1, 6),
         absent,
     )
+
+
+def mot_objects(
+    path: Path,
+    images: Mapping[int, object],
+    category: Callable[[MotRows, int], str | None],
+    report: Reporter,
+    note: Callable[..., None] | None = None,
+) -> dict[int, list[Obj]]:
+    """The boxes of a MOT-dialect file as :class:`Obj` per frame (the mot and satmtb adapters).
+
+    Args:
+        path: the file.
+        images: the sequence's frames (``{frame number: ...}``); rows of other
+            frames are reported with :func:`report_missing`.
+        category: ``category(rows, i)``: row ``i``'s category, or ``None`` to
+            leave the row out (a class not asked for).
+        report, note: the adapter's :meth:`Adapter.report` and :meth:`Adapter.note`.
+    """
+    per_frame: dict[int, list[Obj]] = {}
+    missing: dict[int, int] = {}
+    rows = read_mot_rows(path, report, note=note)
+    for i, ln, frame, tid, x, y, w, h in rows.boxes():
+        cat = category(rows, i)
+        if cat is None:
+            continue
+        if frame not in images:
+            missing.setdefault(frame, ln)
+            continue
+        per_frame.setdefault(frame, []).append(
+            Obj(np.array([x, y, x + w, y + h]), tid, cat, path, ln)
+        )
+    report_missing(report, path, missing, max(images, default=0))
+    return per_frame

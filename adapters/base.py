@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -324,6 +324,57 @@ def first_non_numeric(fields: list[str]) -> tuple[int, str] | None:
         except ValueError:
             return i + 1, text
     return None
+
+
+def read_values(
+    line: str,
+    want: int,
+    names: str,
+    path: Path,
+    lineno: int,
+    report: Callable[..., None],
+    *,
+    lead_warning: str = "line starts with an empty field",
+    absent_first: bool = True,
+) -> list[float] | None:
+    """The ``want`` numbers of a one-box line (SatSOT, OOTB, VISO SOT), or ``None``.
+
+    FORMATS.md's common rules: a line that starts with an empty field keeps
+    the rest when exactly ``want`` values remain (a warning, ``lead_warning``
+    first), else it is reported and skipped; an absent target (``none``,
+    NaN, all zeros) gives ``None`` silently — tested before the value count
+    when ``absent_first`` (SatSOT, OOTB), after it otherwise (VISO SOT, where
+    a lone ``none`` is a short line); a wrong count or a non-number
+    (infinities included) is reported with its column and gives ``None``.
+
+    Args:
+        names: the values' names for messages (``"x,y,w,h"``).
+        report: the adapter's :meth:`Adapter.report`.
+    """
+    fields, lead = split_fields(line)
+    if lead:
+        if len(fields) != want:
+            report(
+                f"line starts with an empty field and has {len(fields)} values left, "
+                f"expected {want} ({names}); skipped",
+                path,
+                lineno,
+            )
+            return None
+        report(f"{lead_warning}; read the remaining {want} values as {names}", path, lineno)
+    if absent_first and is_absent(fields):
+        return None
+    if len(fields) != want:
+        report(f"expected {want} values ({names}), got {len(fields)}: {line.strip()!r}", path, lineno)
+        return None
+    if not absent_first and is_absent(fields):
+        return None
+    try:
+        return [to_number(v) for v in fields]
+    except ValueError:
+        col, text = first_non_numeric(fields) or (0, "")
+        report(f"non-numeric value {text!r} in column {col}", path, lineno)
+        return None
 
 
 def number_text(value: str) -> str:

@@ -19,10 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 from box2mask.adapters._files import printf_regex, scan_frames
-from box2mask.adapters._mot_rows import read_mot_rows
-from box2mask.adapters._objects import Obj, checked, first_size, frame_arrays, report_missing
+from box2mask.adapters._mot_rows import MotRows, mot_objects
+from box2mask.adapters._objects import Obj, checked, first_size, frame_arrays
 from box2mask.adapters.base import ADAPTERS, Adapter, Option, SequenceInfo, number_text
 
 from box2mask.errors import DatasetNotFound, UsageError
@@ -160,23 +159,14 @@ class MOT(Adapter):
             yield self.frame(sequence, k, path, hw, **frame_arrays(keep))
 
     def _read_gt(self, path: Path, images: dict[int, str | None]) -> dict[int, list[Obj]]:
-        per_frame: dict[int, list[Obj]] = {}
-        missing: dict[int, int] = {}
         col = self._class_col - 1
-        rows = read_mot_rows(path, self.report, note=self.note)
-        for i, ln, frame, tid, x, y, w, h in rows.boxes():
-            category = DEFAULT_CATEGORY
-            if self._classes:
-                fields = rows.fields(i)
-                if col < len(fields):
-                    category = self._classes.get(number_text(fields[col]))
-                    if category is None:
-                        continue  # a class the user did not ask for
-            if frame not in images:
-                missing.setdefault(frame, ln)
-                continue
-            per_frame.setdefault(frame, []).append(
-                Obj(np.array([x, y, x + w, y + h]), tid, category, path, ln)
-            )
-        report_missing(self.report, path, missing, max(images, default=0))
-        return per_frame
+
+        def category(rows: MotRows, i: int) -> str | None:
+            if not self._classes:
+                return DEFAULT_CATEGORY
+            fields = rows.fields(i)
+            if col >= len(fields):
+                return DEFAULT_CATEGORY  # a line too short to hold the class column
+            return self._classes.get(number_text(fields[col]))  # None: a class not asked for
+
+        return mot_objects(path, images, category, self.report, self.note)

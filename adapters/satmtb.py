@@ -30,8 +30,8 @@ from xml.etree import ElementTree as ET
 
 import numpy as np
 from box2mask.adapters._files import FRAME_IMAGE, folder_listing, scan_frames
-from box2mask.adapters._mot_rows import read_mot_rows
-from box2mask.adapters._objects import Obj, checked, first_size, frame_arrays, report_missing
+from box2mask.adapters._mot_rows import MotRows, mot_objects
+from box2mask.adapters._objects import Obj, checked, first_size, frame_arrays
 from box2mask.adapters._polygons import (
     greedy_match,
     polygon_parts,
@@ -358,23 +358,14 @@ class SatMTB(Adapter):
             self.report(f"frame {k}: no image for this annotation file; skipped", folder / ann[k])
 
     def _read_mot(self, path: Path, cls: str, images: dict[int, Any]) -> dict[int, list[Obj]]:
-        per_frame: dict[int, list[Obj]] = {}
-        missing: dict[int, int] = {}
-        rows = read_mot_rows(path, self.report, note=self.note)
-        for i, ln, frame, tid, x, y, w, h in rows.boxes():
-            category = cls
+        def category(rows: MotRows, i: int) -> str:
             fields = rows.fields(i)
             if len(fields) >= 8:
                 with contextlib.suppress(ValueError):  # a non-numeric cls keeps the folder's class
-                    category = MOT_CLASSES.get(int(float(fields[7])), cls)
-            if frame not in images:
-                missing.setdefault(frame, ln)
-                continue
-            per_frame.setdefault(frame, []).append(
-                Obj(np.array([x, y, x + w, y + h]), tid, category, path, ln)
-            )
-        report_missing(self.report, path, missing, max(images, default=0))
-        return per_frame
+                    return MOT_CLASSES.get(int(float(fields[7])), cls)
+            return cls
+
+        return mot_objects(path, images, category, self.report, self.note)
 
     # -- det XML ----------------------------------------------------------------
     def _read_det(self, seq_dir: Path, k: int, cls: str, hw: tuple[int, int]) -> _Parsed | None:

@@ -34,11 +34,8 @@ from box2mask.adapters.base import (
     ADAPTERS,
     Adapter,
     SequenceInfo,
-    first_non_numeric,
-    is_absent,
     read_text_lines,
-    split_fields,
-    to_number,
+    read_values,
 )
 
 from box2mask.errors import DatasetNotFound
@@ -249,38 +246,10 @@ class SingleTargetAdapter(Adapter):
 
     def _parse_line(self, line: str, hw: tuple[int, int], path: Path, lineno: int) -> Parsed | None:
         """Common rules (FORMATS.md) for one line; reports and returns ``None`` when bad."""
-        want = self.values_per_line
-        fields, lead = split_fields(line)
-        if lead:
-            if len(fields) != want:
-                self.report(
-                    f"line starts with an empty field and has {len(fields)} values left, "
-                    f"expected {want} ({self.value_names}); skipped",
-                    path,
-                    lineno,
-                )
-                return None
-            self.report(
-                f"line starts with an empty field; read the remaining {want} values as {self.value_names}",
-                path,
-                lineno,
-            )
-        if is_absent(fields):
-            return None
-        if len(fields) != want:
-            self.report(
-                f"expected {want} values ({self.value_names}), got {len(fields)}: {line.strip()!r}",
-                path,
-                lineno,
-            )
-            return None
-        try:
-            values = [to_number(v) for v in fields]
-        except ValueError:
-            col, text = first_non_numeric(fields) or (0, "")
-            self.report(f"non-numeric value {text!r} in column {col}", path, lineno)
-            return None
-        return self.parse_values(values, hw, path, lineno)
+        values = read_values(
+            line, self.values_per_line, self.value_names, path, lineno, self.report
+        )
+        return None if values is None else self.parse_values(values, hw, path, lineno)
 
 
 @ADAPTERS.register("satsot")

@@ -42,11 +42,8 @@ from box2mask.adapters.base import (
     Adapter,
     Option,
     SequenceInfo,
-    first_non_numeric,
-    is_absent,
     read_text_lines,
-    split_fields,
-    to_number,
+    read_values,
 )
 
 from box2mask.errors import AnnotationError, DatasetNotFound
@@ -392,34 +389,19 @@ class Viso(Adapter):
         self, line: str, gt: Path, lineno: int
     ) -> tuple[float, float, float, float] | None:
         """One SOT ``x,y,w,h`` line → ``xyxy``, or ``None`` (absent or reported)."""
-        fields, lead = split_fields(line)
-        if lead:
-            if len(fields) != 4:
-                self.report(
-                    f"line starts with an empty field and has {len(fields)} values left, "
-                    f"expected 4 (x,y,w,h); skipped",
-                    gt,
-                    lineno,
-                )
-                return None
-            self.report(
-                "line starts with an empty field (known VISO corruption); read the remaining 4 values as x,y,w,h",
-                gt,
-                lineno,
-            )
-        if len(fields) != 4:
-            self.report(
-                f"expected 4 values (x,y,w,h), got {len(fields)}: {line.strip()!r}", gt, lineno
-            )
+        values = read_values(
+            line,
+            4,
+            "x,y,w,h",
+            gt,
+            lineno,
+            self.report,
+            lead_warning="line starts with an empty field (known VISO corruption)",
+            absent_first=False,
+        )
+        if values is None:
             return None
-        if is_absent(fields):
-            return None
-        try:
-            x, y, w, h = (to_number(v) for v in fields)
-        except ValueError:
-            col, text = first_non_numeric(fields) or (0, "")
-            self.report(f"non-numeric value {text!r} in column {col}", gt, lineno)
-            return None
+        x, y, w, h = values
         if w <= 0 or h <= 0:
             return None
         return (x, y, x + w, y + h)
