@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check in one script: on a CUDA machine it runs
 #   1. the gpu-marked tests            (pytest -m gpu tests/)
-#   2. the speed benchmark              (benchmarks/speed.py, vit_b, two batch sizes,
-#                                        with and without --compile)
+#   2. the speed benchmark              (benchmarks/speed.py, vit_b and TinyViT vit_t, two
+#                                        batch sizes each, with and without --compile)
 #   3. a 2-process NCCL training smoke  (torchrun --nproc-per-node 2 box2mask train on
 #                                        the tiny SAM of tests/tiny_sam.py; only with >= 2 GPUs)
 # and writes one report, REPORT_DIR/report.md (logs and JSON next to it).
@@ -105,30 +105,43 @@ else
     step pytest-gpu 200 "$PY" -m pytest -q -m gpu -p no:cacheprovider -rs tests/
 fi
 
-# 2. speed benchmark: two batch sizes, with and without --compile
+# 2. speed benchmark: ViT-B and TinyViT (vit_t) at two batch sizes each, with and without
+#    --compile. The runs are named speed-bs<N>[-compile] (vit_b) and speed-vit_t-bs<N>[-compile].
+#    speed_runs ARCH PREFIX NOCOMPILE_LIMIT COMPILE_LIMIT ARGS -- SIZES...
+speed_runs() {
+    local arch="$1" prefix="$2" lim0="$3" lim1="$4"
+    shift 4
+    local args=() sizes=()
+    while [ "$1" != "--" ]; do args+=("$1"); shift; done
+    shift
+    sizes=("$@")
+    local ref=$REF c bs name extra limit
+    for c in "${COMPILES[@]}"; do
+        for bs in "${sizes[@]}"; do
+            name="speed-$prefix""bs$bs$( [ "$c" = 1 ] && echo -compile)"
+            extra=()
+            [ "$c" = 1 ] && extra+=(--compile)
+            [ "$ref" = 1 ] || extra+=(--skip-reference)
+            limit=$( [ "$c" = 1 ] && echo "$lim1" || echo "$lim0" )
+            step "$name" "$limit" "$PY" benchmarks/speed.py --arch "$arch" "${args[@]}" \
+                --batch-size "$bs" --json "$OUT/$name.json" ${extra[@]+"${extra[@]}"}
+            ref=0
+        done
+    done
+}
 if [ "$DRY" = 1 ]; then
-    SPEED_ARGS=(--arch tiny --device cpu --objects 2 --threads 2)
-    SIZES=(1 2)
     COMPILES=(0)
     REF=0
+    speed_runs tiny "" 90 90 --device cpu --objects 2 --threads 2 -- 1 2
+    # the real TinyViT-5M shape on CPU, two objects: proves the vit_t path
+    speed_runs vit_t vit_t- 150 150 --device cpu --objects 2 --threads 2 -- 2
 else
-    SPEED_ARGS=(--arch vit_b --device cuda --objects 96)
-    SIZES=(8 32)
     COMPILES=(0 1)
-    REF=1  # the authors' pipeline once (it does not depend on batch size or --compile)
+    REF=1  # the authors' pipeline once per arch (it does not depend on batch size or --compile)
+    # a vit_b Inductor compile: about a minute; TinyViT's: less, its runs take seconds
+    speed_runs vit_b "" 90 150 --device cuda --objects 96 -- 8 32
+    speed_runs vit_t vit_t- 60 120 --device cuda --objects 192 -- 8 64
 fi
-for c in "${COMPILES[@]}"; do
-    for bs in "${SIZES[@]}"; do
-        name="speed-bs$bs$( [ "$c" = 1 ] && echo -compile)"
-        extra=()
-        [ "$c" = 1 ] && extra+=(--compile)
-        [ "$REF" = 1 ] || extra+=(--skip-reference)
-        limit=$( [ "$c" = 1 ] && echo 150 || echo 90 )  # a vit_b Inductor compile: about a minute
-        step "$name" "$limit" "$PY" benchmarks/speed.py "${SPEED_ARGS[@]}" \
-            --batch-size "$bs" --json "$OUT/$name.json" ${extra[@]+"${extra[@]}"}
-        REF=0
-    done
-done
 [ "$DRY" = 1 ] && skip speed-compile "dry run (a CPU Inductor compile takes minutes)"
 
 # 3. 2-process training smoke: NCCL on 2 GPUs (Gloo on CPU in the dry run)

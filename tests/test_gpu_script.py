@@ -19,13 +19,14 @@ def test_gpu_script_parses() -> None:
 def test_gpu_script_dry_run_writes_one_report(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--out", str(tmp_path / "rep")],
-                         capture_output=True, text=True, timeout=400, env=env)  # fmt: skip
+                         capture_output=True, text=True, timeout=500, env=env)  # fmt: skip
     report = (tmp_path / "rep" / "report.md").read_text()
     assert res.returncode == 0, res.stdout + res.stderr + report
     for row in ("| pytest-gpu | passed", "| speed-bs1 | passed", "| speed-bs2 | passed",
-                "| train-2proc-gloo | passed"):  # fmt: skip
+                "| speed-vit_t-bs2 | passed", "| train-2proc-gloo | passed"):  # fmt: skip
         assert row in report, report
     assert "| speed-bs2 | tiny | 2 (2) |" in report  # the speed figures, batch size used
+    assert "| speed-vit_t-bs2 | vit_t | 2 (2) |" in report  # TinyViT-5M, the real shape
     assert (tmp_path / "rep" / "train-run" / "model.safetensors").is_file()
 
 
