@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from box2mask.adapters._files import SHARED_CATEGORIES, first_image_hw
+from box2mask.adapters._files import SHARED_CATEGORIES, first_image_hw, list_frame_images
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
 from box2mask.problems import Problems
@@ -168,21 +168,23 @@ class Adapter:
         if self.first_time(*key):
             self.report(message, path, line)
 
-    def first_readable_hw(
-        self, folder: Path, images: list[tuple[int, str]]
-    ) -> tuple[int, int] | None:
-        """``(H, W)`` of the first image of a sequence whose header can be read.
+    def frame_images(self, folder: Path) -> tuple[list[tuple[int, str]], tuple[int, int]] | None:
+        """``(frames, (H, W))`` of a folder of frame images named by number, or ``None``.
 
-        A sequence shares one size, so only one header is read; an unreadable
-        image is reported (``cannot read image size``, kind ``image``) and the
-        next one tried; its frame is still yielded (the engine reports it when
-        it decodes it).
+        ``frames`` is :func:`~box2mask.adapters._files.list_frame_images`; the
+        size is the first readable image's (a video shares one size, so one
+        header is read). Each unreadable header before it is reported
+        (``cannot read image size``, kind ``image``); its frame is still
+        yielded (the engine reports it when it decodes it). ``None`` when the
+        folder holds no frame image or none is readable.
         """
 
         def unreadable(_k: int, path: Path, exc: Exception) -> None:
             self.report(f"cannot read image size: {exc}", path, kind="image")
 
-        return first_image_hw(folder, images, unreadable)
+        images = list_frame_images(folder)
+        hw = first_image_hw(folder, images, unreadable) if images else None
+        return None if hw is None else (images, hw)
 
     def file_name(self, path: Path) -> str:
         """``Frame.file_name``: the image path relative to the root (posix), else its name."""

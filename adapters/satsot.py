@@ -25,7 +25,6 @@ import numpy as np
 from box2mask.adapters._files import (
     count_frame_images,
     folder_listing,
-    list_frame_images,
     shared_category,
     subfolders,
     with_shared,
@@ -189,12 +188,10 @@ class SingleTargetAdapter(Adapter):
             )
             return
         self._note_variants(sequence, seq_dir, img_dir, gt)
-        images = list_frame_images(img_dir)
-        if not images:
+        found = self.frame_images(img_dir)
+        if found is None:
             return
-        hw = self.first_readable_hw(img_dir, images)
-        if hw is None:
-            return
+        images, hw = found
 
         boxes: dict[int, Parsed] = {}
         k = 0  # non-blank lines so far: line k <-> frame k

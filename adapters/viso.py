@@ -30,7 +30,6 @@ import numpy as np
 from box2mask.adapters._files import (
     count_frame_images,
     folder_listing,
-    list_frame_images,
     natural_key,
     shared_category,
     subfolders,
@@ -176,12 +175,10 @@ class Viso(Adapter):
                 ("nogt", sequence), f"sequence {sequence} has no annotations; skipped", seq_dir
             )
             return
-        images = list_frame_images(img_dir)
-        if not images:
+        found = self.frame_images(img_dir)
+        if found is None:
             return
-        hw = self.first_readable_hw(img_dir, images)
-        if hw is None:
-            return
+        images, hw = found
         frame_numbers = {n for n, _ in images}
         if self.opts["part"] == "mot":
             mot = self._read_mot(gt_files[0], cat_folder, hw, frame_numbers)

@@ -69,8 +69,20 @@ def make_coco(root: Path) -> tuple[dict, dict[int, np.ndarray | None]]:
         },
         {"id": 30, "file_name": "single.png", "width": HW[1], "height": HW[0], "sequence": "other"},
     ]
-    anns, masks = [], {}
-    aid = 1
+    anns: list[dict] = []
+    masks: dict[int, np.ndarray | None] = {}
+
+    def add(image_id: int, category_id: int, bbox: list[int], mask: np.ndarray | None, **rest):
+        """One annotation (id in order), with ``rest`` (segmentation, track_id) in place."""
+        aid = len(anns) + 1
+        ann = {"id": aid, "image_id": image_id, "category_id": category_id, "bbox": bbox}
+        seg = rest.pop("segmentation", None)
+        if seg is not None:
+            ann["segmentation"] = seg
+        area = int(mask.sum()) if mask is not None else bbox[2] * bbox[3]
+        anns.append({**ann, "area": area, "iscrowd": 0, **rest})
+        masks[aid] = mask
+
     for im in images:
         _png(root / "images" / im["file_name"], seed=im["id"])
         k = im["id"] % 10
@@ -80,65 +92,17 @@ def make_coco(root: Path) -> tuple[dict, dict[int, np.ndarray | None]]:
         for x1, y1, x2, y2 in parts:
             m[y1:y2, x1:x2] = True
         seg = [[x1, y1, x2, y1, x2, y2, x1, y2] for x1, y1, x2, y2 in parts]
-        anns.append(
-            {
-                "id": aid,
-                "image_id": im["id"],
-                "category_id": 1,
-                "bbox": [2 + k, 2, 10, 7],
-                "segmentation": seg,
-                "area": int(m.sum()),
-                "iscrowd": 0,
-            }
-        )
-        masks[aid] = m
-        aid += 1
+        add(im["id"], 1, [2 + k, 2, 10, 7], m, segmentation=seg)
         m = np.zeros(HW, bool)
         m[12:20, 20:26] = True
         m[14, 26] = True
-        anns.append(
-            {
-                "id": aid,
-                "image_id": im["id"],
-                "category_id": 2,
-                "bbox": [20, 12, 7, 8],
-                "segmentation": _uncompressed_rle(m),
-                "area": int(m.sum()),
-                "iscrowd": 0,
-            }
-        )
-        masks[aid] = m
-        aid += 1
+        add(im["id"], 2, [20, 12, 7, 8], m, segmentation=_uncompressed_rle(m))
         m = np.zeros(HW, bool)
         m[1:5, 30:38] = True
         rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
         rle["counts"] = rle["counts"].decode()
-        anns.append(
-            {
-                "id": aid,
-                "image_id": im["id"],
-                "category_id": 2,
-                "bbox": [30, 1, 8, 4],
-                "segmentation": rle,
-                "area": int(m.sum()),
-                "iscrowd": 0,
-                "track_id": 77,
-            }
-        )
-        masks[aid] = m
-        aid += 1
-        anns.append(
-            {
-                "id": aid,
-                "image_id": im["id"],
-                "category_id": 2,
-                "bbox": [0, 15, 5, 5],
-                "area": 25,
-                "iscrowd": 0,
-            }
-        )
-        masks[aid] = None
-        aid += 1
+        add(im["id"], 2, [30, 1, 8, 4], m, segmentation=rle, track_id=77)
+        add(im["id"], 2, [0, 15, 5, 5], None)  # no segmentation: no ground truth
     anns.append(
         {
             "id": 99,
