@@ -15,6 +15,16 @@ One way, used by every adapter, to:
   (:data:`SHARED_CATEGORIES`, :func:`shared_category`) and declare the shared
   categories followed by a dataset's own (:func:`with_shared`).
 
+Hidden files need no rule of their own in frame listings: a name such as
+``._000001.jpg`` (macOS metadata) has no number for a stem and is not a
+frame; :func:`subfolders` leaves out hidden folders where asked.
+
+Two category tables stay with their adapters on purpose: COCO keeps a user's
+category names as written except the airplane synonyms
+(``coco.CATEGORY_ALIASES``), and SAT-MTB maps its fine classes onto coarse ones
+(``satmtb.FINE_TO_COARSE``); folding them into :data:`CATEGORY_ALIASES` would
+rename categories in their outputs (``vehicle`` would become ``car``).
+
 Nothing here reports by itself: the callers word their own reports (the
 messages are part of each adapter's behaviour), through callbacks where a
 loop needs one.
@@ -35,8 +45,11 @@ from box2mask.errors import AnnotationError
 #: Suffixes of frame image files (compared lower-cased).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 
-#: A frame image named by its number alone (``000001.png``, any case), for :func:`scan_frames`.
-FRAME_IMAGE = re.compile(r"(\d+)\.(?:png|jpe?g|tiff?|bmp)", re.IGNORECASE)
+#: A frame image named by its number alone (``000001.png``, any suffix of
+#: :data:`IMAGE_SUFFIXES`, any case), for :func:`scan_frames`.
+FRAME_IMAGE = re.compile(
+    r"(\d+)(?:" + "|".join(re.escape(s) for s in sorted(IMAGE_SUFFIXES)) + ")", re.IGNORECASE
+)
 
 _DIGITS = re.compile(r"(\d+)")
 
