@@ -331,10 +331,10 @@ def _print_summary(summary, options: ConvertOptions) -> None:  # noqa: ANN001
         console.print(prof)
         if actors:
             per = Table(title="Ray actors (rates while busy)", title_justify="left")
-            figures = ("busy", "frames/s", "objects/s", "peak RSS MiB")
+            figures = ("start", "busy", "frames/s", "objects/s", "peak RSS MiB")
             per.add_column("actor")
             for col in figures:
-                per.add_column("busy (s)" if col == "busy" else col, justify="right")
+                per.add_column(f"{col} (s)" if col in ("start", "busy") else col, justify="right")
             for name in sorted(actors, key=lambda n: int(n.split("-")[1])):
                 row = actors[name]
                 per.add_row(name, *(f"{row[f]:.1f}" if f in row else "-" for f in figures))

@@ -19,8 +19,10 @@ do, so the outputs are byte-identical to a local run.
   as fast as actors take frames, so memory does not grow with the job.
 - An actor that is lost (``ray.kill``, its node gone, killed for memory, a
   device that failed) has its unfinished frames put back, one frame per task,
-  for the other actors; a replacement actor is started. A frame that was in
-  flight on :data:`MAX_ATTEMPTS` lost actors is skipped and listed, as a
+  for the other actors; a replacement actor is started. The lost actor's
+  oldest task is the one it was running: its frames are charged an attempt
+  (those queued behind it are not), and a frame charged :data:`MAX_ATTEMPTS`
+  times (a frame that kills whoever converts it) is skipped and listed, as a
   frame the engine cannot convert is. A frame is committed once: a late
   duplicate is ignored.
 - The job's ledger, not Ray, is the state: a driver killed at any moment is
@@ -228,6 +230,7 @@ class _Actor:
     frames: int = 0
     objects: int = 0
     busy: float = 0.0
+    started: float = 0.0  # seconds from asking Ray for the actor to its model loaded
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -254,7 +257,13 @@ class RayExecutor(Executor):
 
     def run(self, frames: Iterable[Frame], ctx: RunContext, sink: FrameSink) -> None:
         ray = _import_ray()
-        started = _connect(ray, getattr(ctx.options, "ray_address", None))
+        if ctx.options.device != "auto":
+            log.warning(
+                "--device %s is not used by --executor ray: each actor uses the GPU Ray gives "
+                "it, else its CPUs",
+                ctx.options.device,
+            )
+        started = _connect(ray, ctx.options.ray_address)
         pool = _Pool(ray, ctx, sink)
         try:
             pool.run(iter(frames))
@@ -307,7 +316,10 @@ class _Pool:
         self.actors: list[_Actor] = []
         self.inflight: dict[Any, tuple[_Actor, _Task]] = {}
         self.retry: collections.deque[_Task] = collections.deque()
-        self.committed: set[tuple[str, int]] = set()
+        # A frame is handed out once, unless it was put back after an actor was lost: only
+        # those can come back twice, so only those are remembered (memory stays bounded)
+        self.put_back: set[tuple[str, int]] = set()
+        self.put_back_done: set[tuple[str, int]] = set()
         self.losses = 0
         self.exhausted = False
         self.payload: dict[str, Any] = {}
@@ -325,7 +337,7 @@ class _Pool:
         cluster = self.ray.cluster_resources()
         gpus = int(cluster.get("GPU", 0))
         cpus = float(cluster.get("CPU", 1)) or 1.0
-        wanted = int(getattr(opts, "ray_actors", 0) or 0)
+        wanted = opts.ray_actors
         if self.ctx.spec.kind == "prompt" and gpus >= 1:
             return wanted or gpus, {"num_gpus": 1, "num_cpus": 1}, 1
         n = wanted or max(1, int(cpus) // 2)
@@ -372,8 +384,6 @@ class _Pool:
             return None
         wires = []
         for frame in self.feed:
-            if frame.key in self.committed:
-                continue
             wires.append(frame_to_wire(frame))
             if len(wires) == FRAMES_PER_TASK:
                 break
@@ -389,8 +399,9 @@ class _Pool:
         """
         for wire in reversed(task.wires):
             key = (wire["sequence"], int(wire["frame_index"]))
-            if key in self.committed:
+            if key in self.put_back_done:
                 continue
+            self.put_back.add(key)
             attempts = task.attempts + (1 if charge else 0)
             if attempts >= MAX_ATTEMPTS:
                 self.ctx.problems.report(
@@ -436,12 +447,14 @@ class _Pool:
                 err = Box2MaskError(f"{where} could not load the model: {_short(cause)}")
             raise err from None
         actor.ready = True
+        actor.started = time.monotonic() - actor.created
         log.info(
-            "ray actor %d ready on %s (%s, pid %s) in %.1f s",
+            "ray actor %d ready on %s (%s, pid %s) %.1f s after it was asked for (model %.1f s)",
             actor.index,
             actor.info["node"],
             actor.info["device"],
             actor.info["pid"],
+            actor.started,
             actor.info["seconds"],
         )
 
@@ -503,10 +516,12 @@ class _Pool:
         actor.busy += result["seconds"]
         for enc in result["frames"]:
             key = (enc.sequence, int(enc.frame_index))
-            if key in self.committed:
+            if key in self.put_back_done:
                 continue  # a late duplicate: the frame is in the output once
             self.sink.commit(enc, worker=actor.index)
-            self.committed.add(key)
+            if key in self.put_back:
+                self.put_back.discard(key)
+                self.put_back_done.add(key)
             actor.frames += 1
             actor.objects += sum(enc.sources.values())
 
@@ -585,6 +600,7 @@ class _Pool:
         for actor in self.actors:
             if actor.frames:
                 name = f"actor-{actor.index}"
+                self.ctx.profile.add(f"{name} start", actor.started)
                 self.ctx.profile.add(f"{name} busy", actor.busy)
                 if actor.busy > 0:
                     self.ctx.profile.add(f"{name} frames/s", actor.frames / actor.busy)
