@@ -30,7 +30,6 @@ import torch
 
 from box2mask.errors import CheckpointError
 from box2mask.models.lora import LORA_SUFFIXES, lora_rank_of
-from box2mask.models.tiny_vit import STRIDE1_WIDTHS
 
 CheckpointKind = Literal["sam", "hq-sam", "ros-sam", "ros-sam-folder", "sam2"]
 
@@ -100,6 +99,9 @@ TINYVIT_5M: dict[str, tuple[int, ...]] = {
     "window_sizes": (7, 7, 14, 7),
 }
 _TINYVIT_KEY = _ENC + "patch_embed.seq.0.c.weight"
+#: last-stage widths whose final patch merging keeps the 64×64 grid (stride 1), as
+#: the original TinyViT decides it (``out_dim in (320, 448, 576)``)
+STRIDE1_WIDTHS = (320, 448, 576)
 
 
 @dataclass(frozen=True)

@@ -22,18 +22,12 @@ checkpoint's tensors.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-if TYPE_CHECKING:
-    from box2mask.models.checkpoint import TinyViTArch
-
-#: last-stage widths whose final patch merging keeps the 64×64 grid (stride 1),
-#: as in the original (``out_dim in (320, 448, 576)``)
-STRIDE1_WIDTHS = (320, 448, 576)
+from box2mask.models.checkpoint import STRIDE1_WIDTHS, TinyViTArch
 
 
 class Conv2d_BN(nn.Sequential):  # noqa: N801 (the original's name: checkpoint keys)
