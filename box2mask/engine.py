@@ -40,6 +40,7 @@ from box2mask.errors import AnnotationError, Box2MaskError
 from box2mask.hostmem import keep_freed_memory
 from box2mask.io import read_image
 from box2mask.models.base import PromptModel, ShapeModel
+from box2mask.options import EngineOptions
 from box2mask.problems import Problems
 from box2mask.types import CropWindow, Frame, FrameMasks, MaskBlock, ObjectMask
 
@@ -147,30 +148,6 @@ def cuda_device_scope(device: torch.device | None) -> Iterator[None]:
             restore = getattr(torch.cuda, "_maybe_exchange_device", None)
             if restore is not None:
                 restore(previous)
-
-
-@dataclass
-class EngineOptions:
-    """The options the engine itself uses (a subset of :class:`~box2mask.options.ConvertOptions`)."""
-
-    batch_size: int = 4
-    crop_size: int = 512
-    context: float = 1.25
-    window: str = "centred"
-    interpolation: str = "bicubic"
-    threshold: float = 0.0
-    box_fill_classes: tuple[str, ...] = ("car",)
-    box_fill_area: float = 0.0
-    classes: tuple[str, ...] = ()
-    clip_to_obb: bool = False
-    workers: int = 2
-    #: frames decoded ahead of the model
-    prefetch_frames: int = 4
-    #: objects of one frame whose windows have the same side and IoU >= this share
-    #: one encoder pass (0: off, every object gets its own crop)
-    share_crops: float = 0.0
-    #: finished frames queued for the writer thread (0: ``on_frame`` runs inline)
-    write_queue: int = 8
 
 
 class Profile:

@@ -296,7 +296,7 @@ def _copy_outputs(writer: object, src: Path, dest: Path) -> None:
     for rel in writer.outputs():  # type: ignore[attr-defined]
         a, b = src / rel, dest / rel
         if a.is_dir():
-            shutil.copytree(a, b, dirs_exist_ok=True)
+            shutil.copytree(a, b, symlinks=True, dirs_exist_ok=True)  # links stay links
         elif a.is_file():
             b.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(a, b)

@@ -38,12 +38,43 @@ def in_identity(how: str = "value") -> dict[str, str]:
 
 
 @dataclass
-class ConvertOptions:
+class EngineOptions:
+    """The options the engine itself uses (DESIGN §4, §6); :class:`ConvertOptions` extends them.
+
+    Declared once here: ``convert``, ``eval`` and the engine read the same
+    fields, and those marked :func:`in_identity` enter the job identity.
+    """
+
+    batch_size: int = 4
+    crop_size: int = field(default=512, metadata=in_identity())
+    context: float = field(default=1.25, metadata=in_identity())
+    window: str = field(default="centred", metadata=in_identity())
+    interpolation: str = field(default="bicubic", metadata=in_identity())
+    threshold: float = field(default=0.0, metadata=in_identity())
+    box_fill_classes: tuple[str, ...] = field(
+        default=DEFAULT_BOX_FILL_CLASSES, metadata=in_identity("sorted")
+    )
+    box_fill_area: float = field(default=0.0, metadata=in_identity())
+    classes: tuple[str, ...] = field(default=(), metadata=in_identity("sorted"))
+    clip_to_obb: bool = field(default=False, metadata=in_identity())
+    workers: int = 2
+    #: frames decoded ahead of the model
+    prefetch_frames: int = 4
+    #: objects of one frame whose windows have the same side and IoU >= this share
+    #: one encoder pass (0: off, every object gets its own crop)
+    share_crops: float = field(default=0.0, metadata=in_identity("prompt-when-set"))
+    #: finished frames queued for the writer thread (0: ``on_frame`` runs inline)
+    write_queue: int = 8
+
+
+@dataclass(kw_only=True)
+class ConvertOptions(EngineOptions):
     """Options of ``box2mask convert`` (see ``box2mask convert --help`` for each).
 
-    Geometry options (crop_size, context, window, interpolation, threshold)
-    follow DESIGN §4; ``model="auto"`` picks the best model whose weights are
-    present, else the best weight-free one (said in the run summary).
+    The engine's options (crop geometry, small objects, batching) come from
+    :class:`EngineOptions`; geometry follows DESIGN §4. ``model="auto"`` picks
+    the best model whose weights are present, else the best weight-free one
+    (said in the run summary). Keyword arguments only.
     """
 
     # Fields marked ``in_identity`` determine the output: they form the job
@@ -57,35 +88,19 @@ class ConvertOptions:
     checkpoint: str | None = None
     device: str = "auto"
     executor: str = "auto"
-    #: --executor ray: the cluster (None: $RAY_ADDRESS, else a private local one) and the
-    #: actor count (0: one per GPU, else one per 2 CPUs); not in the identity (docs/ray.md)
-    ray_address: str | None = None
-    ray_actors: int = 0
     formats: tuple[str, ...] = field(default=("coco",), metadata=in_identity("sorted"))
     sequences: tuple[str, ...] = field(default=(), metadata=in_identity("sorted"))
-    classes: tuple[str, ...] = field(default=(), metadata=in_identity("sorted"))
-    batch_size: int = 4
     shard: str | None = field(default=None, metadata=in_identity())
     overwrite: bool = False
     strict: bool = False
-    crop_size: int = field(default=512, metadata=in_identity())
-    context: float = field(default=1.25, metadata=in_identity())
-    window: str = field(default="centred", metadata=in_identity())
-    interpolation: str = field(default="bicubic", metadata=in_identity())
-    threshold: float = field(default=0.0, metadata=in_identity())
     hq_token_only: bool = field(default=False, metadata=in_identity("prompt"))
-    box_fill_classes: tuple[str, ...] = field(
-        default=DEFAULT_BOX_FILL_CLASSES, metadata=in_identity("sorted")
-    )
-    box_fill_area: float = field(default=0.0, metadata=in_identity())
-    clip_to_obb: bool = field(default=False, metadata=in_identity())
     #: resolved (``auto`` -> bf16 on CUDA, else fp32) before it enters the identity
     precision: str = field(default="auto", metadata=in_identity("prompt"))
-    workers: int = 2
-    share_crops: float = field(default=0.0, metadata=in_identity("prompt-when-set"))
     compile: bool = False
     profile: bool = False
     adapter_options: dict[str, Any] = field(default_factory=dict)
+    ray_address: str | None = None
+    ray_actors: int = 0
 
     def __post_init__(self) -> None:
         check_types({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})

@@ -171,7 +171,7 @@ def test_hq_sam_and_ros_sam_checkpoints_run_through_convert(viso_root, tiny_chec
         (["--model", "sam", "--checkpoint", "/nonexistent/sam.pth"], "/nonexistent/sam.pth"),
         (["--model", "sam"], "sam_vit_h_4b8939.pth"),
         (["--model", "nosuch"], "unknown model 'nosuch'"),
-        (["--format", "tiff"], "--format must be one or more of coco, png"),
+        (["--format", "tiff"], "--format must be one or more of coco, davis, mots, png, yolo, ytvis"),
         (["--shard", "4/3"], "--shard K/N needs 1 <= K <= N"),
         (["--sequences", "car/999"], "viso has no sequence 'car/999'"),
         (["--opt", "part=xyz"], "part='xyz' is not one of"),
