@@ -14,6 +14,8 @@ weight-free ``classical``; cars are box-filled by the default
 
 - objects/s end to end: objects / wall clock of the whole command, Python
   start-up and imports included;
+- its CPU time (user + sys, from ``wait4``: less sensitive than the wall
+  clock to other processes on a shared machine);
 - peak RSS of the command (``ru_maxrss`` of the child from ``wait4``);
 - the ``--profile`` stage table as the CLI printed it.
 
@@ -121,7 +123,8 @@ def run_cli(
     text = log.read_text()
     if proc.returncode != 0:
         raise SystemExit(f"{src}: convert failed ({proc.returncode}):\n{text}")
-    return {"wall": wall, "peak_mib": usage.ru_maxrss / 1024, "log": text}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"wall": wall, "cpu": cpu, "peak_mib": usage.ru_maxrss / 1024, "log": text}
 
 
 def digest(out: Path) -> dict[str, str]:
@@ -182,11 +185,12 @@ def main() -> None:
             results[name] = best
             print(f"\n== {name}: {src} ==")
             print(best["log"].rstrip())
-        print("\n| tree | objects | wall s | objects/s | peak RSS MiB |")
-        print("|---|---:|---:|---:|---:|")
+        print("\n| tree | objects | wall s | objects/s | CPU s (user+sys) | peak RSS MiB |")
+        print("|---|---:|---:|---:|---:|---:|")
         for name, r in results.items():
             rate = r["objects"] / r["wall"]
-            print(f"| {name} | {r['objects']} | {r['wall']:.2f} | {rate:,.0f} | {r['peak_mib']:.0f} |")
+            print(f"| {name} | {r['objects']} | {r['wall']:.2f} | {rate:,.0f} | {r['cpu']:.2f} "
+                  f"| {r['peak_mib']:.0f} |")  # fmt: skip
         if args.before:
             a, b = digest(results["before"]["out"]), digest(results["after"]["out"])
             same = a == b

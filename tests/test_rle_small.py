@@ -447,6 +447,22 @@ def test_classical_shape_fit_equals_the_previous_output(x, y, bw, bh, seed):
     assert src == ("ellipse" if want_name == "ellipse" else "shape") and score is None
 
 
+def test_shape_fit_with_repeated_geometry_equals_the_previous_output():
+    """Whole-pixel boxes of a few sizes, in many places and images (a dense sequence's
+    tracks): the candidate shapes made once per geometry give the old masks every time."""
+    rng = np.random.default_rng(11)
+    size = 64
+    sizes = [(9, 18), (12, 8), (20, 11), (6, 6)]
+    for k in range(60):
+        bw, bh = sizes[k % len(sizes)]
+        x, y = (float(v) for v in rng.integers(-3, size - 5, 2))
+        box = np.array([x, y, x + bw, y + bh])
+        crop = _scene(size, k, np.clip(box, 0, size))
+        want = _OLD_fit_inscribed_shape(crop, box, size)
+        got = fit_inscribed_shape(crop, box, size)
+        assert got[1] == want[1] and np.array_equal(got[0], want[0]), k
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_grabcut_block_equals_its_full_window_mask(seed):
     """GrabCut (boxes >= 32 px in classical) gives the same mask from pixels cut on demand."""

@@ -26,6 +26,7 @@ in proportion to the object, not the window; the ``*_mask`` functions and
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -473,8 +474,8 @@ def fit_inscribed_block(
     y0, y1 = max(r0 - m, 0), min(r1 + m, size)
     rh, rw = y1 - y0, x1 - x0
     pix = crop[y0:y1, x0:x1].astype(np.float64).reshape(-1, 3)
-    cands = inscribed_shapes(b - np.array([x0, y0, x0, y0]), (rh, rw))
-    masks = np.stack([c[1].reshape(-1) for c in cands]).astype(np.float64)
+    names, stacked = _candidate_masks(tuple((b - np.array([x0, y0, x0, y0])).tolist()), (rh, rw))
+    masks = stacked.astype(np.float64)
     total = float(((pix - pix.mean(axis=0)) ** 2).sum())
     k = 0
     if total > 1e-9:
@@ -487,7 +488,41 @@ def fit_inscribed_block(
         best = int(np.argmax(score))
         if score[best] >= score[0] + gain:
             k = best
-    return _nonempty(MaskBlock(y0, x0, rh, rw, cands[k][1]), b, size), cands[k][0]
+    shape = stacked[k].reshape(rh, rw).copy()
+    return _nonempty(MaskBlock(y0, x0, rh, rw, shape), b, size), names[k]
+
+
+#: regions up to this many pixels have their candidate shapes kept (62 x 4096 bytes each at most)
+_CACHED_REGION_PX = 4096
+
+
+def _candidate_masks(
+    box: tuple[float, float, float, float], hw: tuple[int, int]
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """:func:`inscribed_shapes` as ``(names, (K, h*w) bool)``, kept for small regions.
+
+    The candidates depend only on the box's place in its region, not on the
+    image: in a dense sequence each track's box has the same size and place
+    frame after frame (whole-pixel boxes sit at the margin of a region the
+    window does not cut), so the 62 rasterisations are made once per
+    geometry instead of once per object. The same numbers in give the same
+    masks out: the result does not change.
+    """
+    if hw[0] * hw[1] <= _CACHED_REGION_PX:
+        return _candidate_masks_cached(box, hw)
+    return _candidate_masks_made(box, hw)
+
+
+def _candidate_masks_made(
+    box: tuple[float, float, float, float], hw: tuple[int, int]
+) -> tuple[tuple[str, ...], np.ndarray]:
+    cands = inscribed_shapes(np.array(box, dtype=np.float64), hw)
+    stacked = np.stack([c[1].reshape(-1) for c in cands])
+    stacked.flags.writeable = False
+    return tuple(c[0] for c in cands), stacked
+
+
+_candidate_masks_cached = functools.lru_cache(maxsize=256)(_candidate_masks_made)
 
 
 @dataclass(frozen=True)
