@@ -36,8 +36,6 @@ from segment_anything.modeling.image_encoder import (
     Attention,
     Block,
     get_rel_pos,
-    window_partition,
-    window_unpartition,
 )
 from torch import nn
 
@@ -66,6 +64,23 @@ AttentionImpl = Literal["sdpa", "reference"]
 # encoder forward with the first global block's output and an SDPA attention path
 
 
+def _rel_pos_mask(attn: Attention, q: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The decomposed relative-position term of ``q`` ``(B, nH, h·w, hd)`` as ``(B, nH, N, N)``."""
+    b, nh = q.shape[:2]
+    rh = get_rel_pos(h, h, attn.rel_pos_h).to(q.dtype)
+    rw = get_rel_pos(w, w, attn.rel_pos_w).to(q.dtype)
+    r_q = q.reshape(b, nh, h, w, -1)
+    rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, rh)
+    rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, rw)
+    # einsum's outputs are strided; a sum of them inherits that layout and the
+    # reshape to (B, nH, N, N) then copies the whole mask again (0.8 GB per
+    # global block of a ViT-B crop). Contiguous operands (B·nH·N·64 floats,
+    # small) give a contiguous sum, so the reshape is a view; autograd-safe.
+    return (rel_h.contiguous().unsqueeze(-1) + rel_w.contiguous().unsqueeze(-2)).reshape(
+        b, nh, h * w, h * w
+    )
+
+
 def attention_sdpa(attn: Attention, x: torch.Tensor) -> torch.Tensor:
     """``segment_anything``'s ``Attention.forward`` through ``scaled_dot_product_attention``.
 
@@ -84,35 +99,59 @@ def attention_sdpa(attn: Attention, x: torch.Tensor) -> torch.Tensor:
     nh = attn.num_heads
     qkv = attn.qkv(x).reshape(b, h * w, 3, nh, -1).permute(2, 0, 3, 1, 4)
     q, k, v = qkv.unbind(0)  # (B, nH, N, hd)
-    mask = None
-    if attn.use_rel_pos:
-        rh = get_rel_pos(h, h, attn.rel_pos_h).to(q.dtype)
-        rw = get_rel_pos(w, w, attn.rel_pos_w).to(q.dtype)
-        r_q = q.reshape(b, nh, h, w, -1)
-        rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, rh)
-        rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, rw)
-        # einsum's outputs are strided; a sum of them inherits that layout and the
-        # reshape to (B, nH, N, N) then copies the whole mask again (0.8 GB per
-        # global block of a ViT-B crop). Contiguous operands (B·nH·N·64 floats,
-        # small) give a contiguous sum, so the reshape is a view; autograd-safe.
-        mask = (rel_h.contiguous().unsqueeze(-1) + rel_w.contiguous().unsqueeze(-2)).reshape(
-            b, nh, h * w, h * w
-        )
+    mask = _rel_pos_mask(attn, q, h, w) if attn.use_rel_pos else None
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scale)
     out = out.reshape(b, nh, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
     return attn.proj(out)
 
 
+def windowed_attention_sdpa(attn: Attention, x: torch.Tensor, window: int) -> torch.Tensor:
+    """A windowed block's attention without projecting the padding tokens.
+
+    ``segment_anything`` pads the 64×64 token grid to 70×70 (windows of 14) and
+    runs ``qkv`` and ``proj`` on all 4,900 tokens; the 804 padding tokens are
+    zeros, so their ``qkv`` is the same row (the bias) and their outputs are
+    dropped. Here ``qkv`` runs on the 4,096 real tokens and the padding rows are
+    filled with that constant row, then ``proj`` runs on the real tokens only:
+    16 % less work in those two layers, the same result up to float rounding.
+
+    Args:
+        attn: the block's ``Attention``.
+        x: ``(B, H, W, D)`` normalised tokens (not partitioned).
+        window: the block's window size.
+
+    Returns:
+        ``(B, H, W, D)``, equal to ``window_unpartition(attn(window_partition(x)))``.
+    """
+    b, h, w, d = x.shape
+    nh = attn.num_heads
+    hd = d // nh
+    qkv = attn.qkv(x)  # (B, H, W, 3D)
+    hp, wp = h + (-h) % window, w + (-w) % window
+    if (hp, wp) != (h, w):
+        pad_row = attn.qkv(x.new_zeros(1, 1, 1, d))  # what a zero (padding) token projects to
+        padded = pad_row.expand(b, hp, wp, 3 * d).clone()
+        padded[:, :h, :w] = qkv
+        qkv = padded
+    nwh, nww = hp // window, wp // window
+    # (B, nWh, ws, nWw, ws, 3, nH, hd) -> (3, B·nW, nH, ws·ws, hd), one copy
+    qkv = qkv.view(b, nwh, window, nww, window, 3, nh, hd).permute(5, 0, 1, 3, 6, 2, 4, 7)
+    q, k, v = qkv.reshape(3, b * nwh * nww, nh, window * window, hd).unbind(0)
+    mask = _rel_pos_mask(attn, q, window, window) if attn.use_rel_pos else None
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scale)
+    out = out.view(b, nwh, nww, nh, window, window, hd).permute(0, 1, 4, 2, 5, 3, 6)
+    out = out.reshape(b, hp, wp, d)[:, :h, :w]
+    return attn.proj(out)
+
+
 def _block_sdpa(blk: Block, x: torch.Tensor) -> torch.Tensor:
-    """``Block.forward`` with :func:`attention_sdpa`."""
+    """``Block.forward`` with :func:`attention_sdpa` / :func:`windowed_attention_sdpa`."""
     shortcut = x
     x = blk.norm1(x)
     if blk.window_size > 0:
-        h, w = x.shape[1], x.shape[2]
-        x, pad_hw = window_partition(x, blk.window_size)
-    x = attention_sdpa(blk.attn, x)
-    if blk.window_size > 0:
-        x = window_unpartition(x, blk.window_size, pad_hw, (h, w))
+        x = windowed_attention_sdpa(blk.attn, x, blk.window_size)
+    else:
+        x = attention_sdpa(blk.attn, x)
     x = shortcut + x
     return x + blk.mlp(blk.norm2(x))
 
