@@ -239,6 +239,75 @@ def run_reference(
     return masks, lowres, seconds, mem.peak_bytes
 
 
+class ReferenceWorker:
+    """The authors' procedure in a process of its own, so it can be timed between box2mask's runs.
+
+    box2mask's engine tunes glibc malloc for its whole process
+    (:mod:`box2mask.hostmem`) and leaves GBs of freed heap behind; a reference
+    run in the same process afterwards would get both. A fresh
+    ``python speed.py --reference-worker`` process (malloc untouched unless
+    ``--tune-reference``) runs :func:`run_reference` on request, so the two
+    pipelines can alternate on a shared, noisy machine and be compared per pair.
+    Requests and results are pickled over the child's stdin/stdout.
+    """
+
+    def __init__(self, tune: bool) -> None:
+        import subprocess
+
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--reference-worker"]
+        env = {**os.environ, "BOX2MASK_SPEED_TUNE_REFERENCE": "1" if tune else "0"}
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+
+    def run(self, *args: Any) -> tuple[dict, dict, float, int]:
+        import pickle
+
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        ckpt, arch, frames, *rest = args
+        plain = [  # Frame holds a read-only mapping, which does not pickle
+            (f.sequence, f.frame_index, f.image_path, f.image_hw, f.xyxy, f.track_id, f.category)
+            for f in frames
+        ]
+        pickle.dump((ckpt, arch, plain, *rest), self.proc.stdin)
+        self.proc.stdin.flush()
+        try:
+            ok, value = pickle.load(self.proc.stdout)
+        except EOFError:
+            raise RuntimeError(f"the reference worker died (exit {self.proc.wait()})") from None
+        if not ok:
+            raise RuntimeError(f"reference run failed in the worker:\n{value}")
+        return value
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait()
+
+
+def _reference_worker() -> None:
+    """``--reference-worker``: answer :class:`ReferenceWorker` requests until stdin closes."""
+    import pickle
+    import traceback
+
+    if os.environ.get("BOX2MASK_SPEED_TUNE_REFERENCE") == "1":
+        keep_freed_memory()
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write to the result pipe
+    while True:
+        try:
+            args = pickle.load(stdin)
+        except EOFError:
+            return
+        ckpt, arch, plain, *rest, threads = args
+        torch.set_num_threads(threads)
+        frames = [Frame(*f) for f in plain]
+        try:
+            answer: tuple[bool, Any] = (True, run_reference(ckpt, arch, frames, *rest))
+        except Exception:  # noqa: BLE001 - reported to the parent
+            answer = (False, traceback.format_exc())
+        pickle.dump(answer, stdout)
+        stdout.flush()
+
+
 def mobile_sam_reference(checkpoint: Path) -> torch.nn.Module:
     """MobileSAM's ``build_sam_vit_t`` model, loaded strictly, as its README runs it.
 
@@ -512,27 +581,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         frames = make_clip(Path(tmp) / "clip", args.objects, args.seed)
         ref_s, ours_s, used = [], [], []
         ref_masks = ours = None
-        # All reference runs come first: box2mask's engine tunes glibc malloc for
-        # the whole process (box2mask.hostmem), which would speed up a later
-        # reference run too. --tune-reference applies it to the reference as well.
-        if args.tune_reference:
-            result["reference_malloc_tuned"] = keep_freed_memory()
-        for r in range(0 if args.skip_reference else args.repeat):
-            ref_masks, ref_low, s, ref_peak = run_reference(
-                ckpt, args.arch, frames, device, args.window, opts.context
-            )
-            ref_s.append(s)
-            print(
-                f"  [{r + 1}] reference: {s:.2f} s ({args.objects / s:.3f} objects/s)", flush=True
-            )
-        for r in range(args.repeat):
-            ours, our_low, s, our_peak, profile, t_warm, bs = run_engine(
-                ckpt, frames, device, opts, precision, args.compile, warmup if r == 0 else 0
-            )
-            ours_s.append(s)
-            used.append(bs)
-            print(f"  [{r + 1}] box2mask:  {s:.2f} s ({args.objects / s:.3f} objects/s)"
-                  + (f"; warm-up {t_warm:.1f} s" if t_warm else ""), flush=True)  # fmt: skip
+        ref_peak = our_peak = 0
+        # The reference runs in a worker process of its own, alternating with
+        # box2mask's runs: box2mask's engine tunes glibc malloc for the whole
+        # process (box2mask.hostmem), which would speed up a reference run in
+        # the same process too; alternating pairs keep a shared machine's load
+        # changes out of the ratio. --tune-reference tunes the worker as well.
+        worker = None if args.skip_reference else ReferenceWorker(args.tune_reference)
+        if worker is not None:
+            result["reference_malloc_tuned"] = args.tune_reference
+        try:
+            for r in range(args.repeat):
+                if worker is not None:
+                    ref_masks, ref_low, s, peak = worker.run(
+                        ckpt, args.arch, frames, device, args.window, opts.context, args.threads
+                    )
+                    ref_s.append(s)
+                    ref_peak = max(ref_peak, peak)
+                    print(f"  [{r + 1}] reference: {s:.2f} s ({args.objects / s:.3f} objects/s)",
+                          flush=True)  # fmt: skip
+                ours, our_low, s, peak, profile, t_warm, bs = run_engine(
+                    ckpt, frames, device, opts, precision, args.compile, warmup if r == 0 else 0
+                )
+                ours_s.append(s)
+                our_peak = max(our_peak, peak)
+                used.append(bs)
+                pair = f"; {ref_s[-1] / s:.2f}x the reference run before it" if ref_s else ""
+                print(f"  [{r + 1}] box2mask:  {s:.2f} s ({args.objects / s:.3f} objects/s)"
+                      + (f"; warm-up {t_warm:.1f} s" if t_warm else "") + pair, flush=True)  # fmt: skip
+        finally:
+            if worker is not None:
+                worker.close()
         result["box2mask_malloc_tuned"] = keep_freed_memory()
         # what the timed runs used: an out-of-memory lowers the batch size mid-run
         result["batch_size_used"] = min(used)
@@ -552,6 +631,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["reference_objects_per_s"] = args.objects / statistics.median(ref_s)
             result["reference_peak_mb"] = ref_peak / 2**20
             result["speedup"] = result["box2mask_objects_per_s"] / result["reference_objects_per_s"]
+            # each box2mask run against the reference run just before it (same load)
+            result["speedup_pairs"] = [a / b for a, b in zip(ref_s, ours_s, strict=True)]
             result["mask_iou_mean"], result["mask_iou_min"] = agreement(ref_masks, ours)
             result["model_mask_iou_mean"], result["model_mask_iou_min"] = lowres_agreement(
                 ref_low, our_low
@@ -624,7 +705,9 @@ def _print(r: dict[str, Any]) -> None:
         f"{'box2mask':24}{r['box2mask_objects_per_s']:12.3f}{r['box2mask_peak_mb']:10.0f}   {spread(r['box2mask_seconds'])}"
     )
     if "speedup" in r:
-        print(f"speed-up: {r['speedup']:.2f}x")
+        pairs = r["speedup_pairs"]
+        print(f"speed-up: {r['speedup']:.2f}x (ratio of the medians; per alternating pair: "
+              f"{', '.join(f'{x:.2f}x' for x in pairs)}, median {statistics.median(pairs):.2f}x)")  # fmt: skip
         on = {True: "on", False: "off"}
         print(f"glibc malloc tuning (box2mask.hostmem): reference "
               f"{on[bool(r.get('reference_malloc_tuned'))]}, box2mask {on[r['box2mask_malloc_tuned']]}")  # fmt: skip
@@ -649,4 +732,7 @@ def _print(r: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:] == ["--reference-worker"]:
+        _reference_worker()
+    else:
+        main(sys.argv[1:])
