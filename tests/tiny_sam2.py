@@ -3,8 +3,9 @@
 ``build_sam2`` / ``build_sam2_video_predictor`` (hydra, ``configs/sam2.1/sam2.1_hiera_t.yaml``)
 with overrides for a small Hiera (width 16, stages 1-1-2-1, global attention in
 block 3 = the last of stage 3, as box2mask's rule for non-official shapes says),
-one memory-attention layer and one fuser layer; the real 1024 px input, 256-channel
-decoder and 64-channel memory. Saved as ``torch.save({"model": state_dict})``,
+one memory-attention layer and one fuser layer, 64 channels where the published
+models have 256 (prompt encoder, decoder, memory attention); the real 1024 px input
+and 64-channel memory. Saved as ``torch.save({"model": state_dict})``,
 the layout of ``sam2.1_hiera_*.pt``. Everything is seeded.
 """
 
@@ -23,6 +24,16 @@ OVERRIDES = [
     "++model.memory_attention.num_layers=1",
     "++model.memory_attention.layer.dim_feedforward=256",
     "++model.memory_encoder.fuser.num_layers=1",
+    # a 64-channel model (the published ones are 256): prompt encoder, decoder, memory
+    "++model.image_encoder.neck.d_model=64",
+    "++model.image_encoder.neck.position_encoding.num_pos_feats=64",
+    "++model.memory_attention.d_model=64",
+    "++model.memory_attention.layer.d_model=64",
+    "++model.memory_attention.layer.self_attention.embedding_dim=64",
+    "++model.memory_attention.layer.cross_attention.embedding_dim=64",
+    "++model.memory_encoder.fuser.layer.dim=64",
+    "++model.memory_encoder.in_dim=64",
+    "++model.memory_encoder.mask_downsampler.embed_dim=64",
 ]
 
 
