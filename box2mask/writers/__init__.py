@@ -10,6 +10,14 @@ from box2mask.writers import mots as mots
 from box2mask.writers import png as png
 from box2mask.writers import yolo as yolo
 from box2mask.writers import ytvis as ytvis
-from box2mask.writers.base import WRITERS, Assembly, EncodedFrame, FrameFile, Writer, WriterContext
+from box2mask.writers.base import (
+    WRITERS,
+    AssembledWriter,
+    Assembly,
+    EncodedFrame,
+    FrameFile,
+    Writer,
+    WriterContext,
+)
 
-__all__ = ["WRITERS", "Assembly", "EncodedFrame", "FrameFile", "Writer", "WriterContext"]
+__all__ = ["WRITERS", "AssembledWriter", "Assembly", "EncodedFrame", "FrameFile", "Writer", "WriterContext"]

@@ -88,12 +88,13 @@ class Assembly:
 
 
 class Writer:
-    """One ``--format``. Subclasses set :attr:`name` and :attr:`help` and
-    override :meth:`encode_frame` and/or :meth:`finalize`, and :meth:`outputs`."""
+    """One ``--format``. Subclasses override :meth:`encode_frame` and/or
+    :meth:`finalize`, and :meth:`outputs`; the class docstring's first line
+    is the format's one-line description."""
 
-    #: the ``--format`` value
+    #: the ``--format`` value (set by ``@WRITERS.register(name)``)
     name: ClassVar[str] = ""
-    #: one line for ``--help`` and docs
+    #: one line for ``--help`` and docs (the docstring's first line unless set)
     help: ClassVar[str] = ""
     #: True: :meth:`finalize` reads the COCO parts, so the job writes them
     needs_parts: ClassVar[bool] = False
@@ -117,8 +118,41 @@ class Writer:
         return []
 
 
+class AssembledWriter(Writer):
+    """A format written at the end from the parts, as one file or folder ``output`` under ``--out``.
+
+    Subclasses set :attr:`output` and implement :meth:`assemble`.
+    """
+
+    needs_parts = True
+    #: the file or folder, relative to ``--out``
+    output: ClassVar[str] = ""
+
+    def assemble(self, assembly: Assembly, path: Path) -> None:
+        """Write the format at ``path`` (``dest / output``) from ``assembly``, atomically."""
+        raise NotImplementedError
+
+    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
+        path = Path(dest) / self.output
+        self.assemble(assembly, path)
+        return [path]
+
+    def outputs(self) -> list[str]:
+        return [self.output]
+
+
+class _WriterRegistry(Registry[type[Writer]]):
+    """Registers a writer class under its ``--format`` name, which it sets on the class."""
+
+    def add(self, name: str, obj: type[Writer]) -> None:
+        obj.name = name
+        if not obj.help and obj.__doc__:
+            obj.help = obj.__doc__.strip().splitlines()[0].rstrip(".")
+        super().add(name, obj)
+
+
 #: ``--format`` name -> writer class (plugins: entry-point group ``box2mask.writers``)
-WRITERS: Registry[type[Writer]] = Registry("format", entry_point_group="box2mask.writers")
+WRITERS: Registry[type[Writer]] = _WriterRegistry("format", entry_point_group="box2mask.writers")
 
 
 def sequence_tops(sequences: list[str]) -> list[str]:

@@ -28,7 +28,7 @@ from box2mask.io import atomic_open
 from box2mask.layout import COCO_NAME
 from box2mask.rle import encode_window_mask
 from box2mask.types import FrameMasks
-from box2mask.writers.base import WRITERS, Assembly, Writer
+from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 
 
 def xyxy_to_xywh(xyxy: Iterable[float]) -> list[float]:
@@ -147,17 +147,13 @@ def read_parts(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
 
 
 @WRITERS.register("coco")
-class CocoWriter(Writer):
-    """``<out>/annotations.json``: assembled at the end from the frames' parts (ids in dataset order)."""
+class CocoWriter(AssembledWriter):
+    """One COCO instance-segmentation JSON (RLE), read by pycocotools, detectron2, mmdet.
 
-    name = "coco"
-    help = "one COCO instance-segmentation JSON (RLE), read by pycocotools, detectron2, mmdet"
-    needs_parts = True
+    ``<out>/annotations.json``, assembled at the end from the frames' parts (ids in dataset order).
+    """
 
-    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
-        path = Path(dest) / COCO_NAME
+    output = COCO_NAME
+
+    def assemble(self, assembly: Assembly, path: Path) -> None:
         write_coco(assembly.parts(), assembly.categories, path)
-        return [path]
-
-    def outputs(self) -> list[str]:
-        return [COCO_NAME]

@@ -53,7 +53,7 @@ from box2mask.errors import UsageError
 from box2mask.io import atomic_write_bytes
 from box2mask.layout import output_stem
 from box2mask.types import Frame
-from box2mask.writers.base import WRITERS, Assembly, Writer
+from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 
 DAVIS_DIR = "davis"
 #: objects one palette PNG can hold (index 0 is the background)
@@ -326,16 +326,13 @@ def write_davis(
 
 
 @WRITERS.register("davis")
-class DavisWriter(Writer):
-    """``<out>/davis/``: the DAVIS 2017 layout, assembled at the end from the parts."""
+class DavisWriter(AssembledWriter):
+    """DAVIS 2017 layout: davis/Annotations palette PNGs (an index per track), JPEGImages links.
 
-    name = "davis"
-    help = "DAVIS 2017 layout: davis/Annotations palette PNGs (an index per track), JPEGImages links"
-    needs_parts = True
+    ``<out>/davis/``, assembled at the end from the parts.
+    """
 
-    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
-        write_davis(assembly.parts(), self.ctx.root, Path(dest))
-        return [Path(dest) / DAVIS_DIR]
+    output = DAVIS_DIR
 
-    def outputs(self) -> list[str]:
-        return [DAVIS_DIR]
+    def assemble(self, assembly: Assembly, path: Path) -> None:
+        write_davis(assembly.parts(), self.ctx.root, path.parent)

@@ -40,7 +40,7 @@ from pycocotools import mask as mask_utils
 from box2mask.errors import UsageError
 from box2mask.io import atomic_write_bytes
 from box2mask.layout import JOB_FILE, STATE_DIR
-from box2mask.writers.base import WRITERS, Assembly, Writer
+from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import (
     TrackKey,
     by_sequence,
@@ -188,16 +188,17 @@ def write_mots(
 
 
 @WRITERS.register("mots")
-class MotsWriter(Writer):
-    """``<out>/mots/``: MOTS Challenge text per sequence, assembled at the end from the parts."""
+class MotsWriter(AssembledWriter):
+    """MOTS Challenge / KITTI MOTS text (mots/<video>.txt): non-overlapping RLE per object.
 
-    name = "mots"
-    help = "MOTS Challenge / KITTI MOTS text (mots/<video>.txt): non-overlapping RLE per object"
-    needs_parts = True
+    ``<out>/mots/``, assembled at the end from the parts.
+    """
 
-    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
+    output = MOTS_DIR
+
+    def assemble(self, assembly: Assembly, path: Path) -> None:
         try:
-            write_mots(assembly.parts(), assembly.categories, Path(dest))
+            write_mots(assembly.parts(), assembly.categories, path.parent)
         except UsageError as exc:
             job_formats = assembly_formats(self.ctx.out)
             if not job_formats:  # not a convert job (merge): the message as is
@@ -208,7 +209,3 @@ class MotsWriter(Writer):
                 f"`box2mask merge {self.ctx.out} --force --out DIR --format {','.join(others)}` "
                 "writes them in the other formats"
             ) from None
-        return [Path(dest) / MOTS_DIR]
-
-    def outputs(self) -> list[str]:
-        return [MOTS_DIR]

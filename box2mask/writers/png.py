@@ -87,10 +87,11 @@ def write_png_frame(fm: FrameMasks, out_dir: Path) -> list[Path]:
 
 @WRITERS.register("png")
 class PngWriter(Writer):
-    """``<out>/<sequence>/<frame>.png`` 16-bit instance maps and ``.json`` sidecars, per frame."""
+    """Per-frame 16-bit instance-index PNG + JSON sidecar (track id, category, score).
 
-    name = "png"
-    help = "per-frame 16-bit instance-index PNG + JSON sidecar (track id, category, score)"
+    ``<out>/<sequence>/<frame>.png`` and ``.json``, written with each frame.
+    """
+
     per_frame = True
 
     def encode_frame(self, fm: FrameMasks) -> list[FrameFile]:

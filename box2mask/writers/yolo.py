@@ -50,7 +50,7 @@ import numpy as np
 
 from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_write_bytes
-from box2mask.writers.base import WRITERS, Assembly, Writer
+from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import link, part_hw, part_stem, pixel_index, rle_runs
 
 YOLO_DIR = "yolo"
@@ -194,16 +194,13 @@ def write_yolo(
 
 
 @WRITERS.register("yolo")
-class YoloWriter(Writer):
-    """``<out>/yolo/``: ultralytics YOLO-seg labels, image links and ``data.yaml``."""
+class YoloWriter(AssembledWriter):
+    """Ultralytics YOLO-seg: yolo/labels (a polygon per object), yolo/images links, data.yaml.
 
-    name = "yolo"
-    help = "ultralytics YOLO-seg: yolo/labels (a polygon per object), yolo/images links, data.yaml"
-    needs_parts = True
+    ``<out>/yolo/``, assembled at the end from the parts.
+    """
 
-    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
-        write_yolo(assembly.parts(), assembly.categories, self.ctx.root, Path(dest))
-        return [Path(dest) / YOLO_DIR]
+    output = YOLO_DIR
 
-    def outputs(self) -> list[str]:
-        return [YOLO_DIR]
+    def assemble(self, assembly: Assembly, path: Path) -> None:
+        write_yolo(assembly.parts(), assembly.categories, self.ctx.root, path.parent)

@@ -41,7 +41,7 @@ from pycocotools import mask as mask_utils
 
 from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_open
-from box2mask.writers.base import WRITERS, Assembly, Writer
+from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import (
     TrackKey,
     by_sequence,
@@ -206,17 +206,13 @@ def to_trackeval(
 
 
 @WRITERS.register("ytvis")
-class YtvisWriter(Writer):
-    """``<out>/ytvis.json``: YouTube-VIS, assembled at the end from the parts."""
+class YtvisWriter(AssembledWriter):
+    """YouTube-VIS JSON (ytvis.json): a track per annotation, masks per frame, for VIS trainers.
 
-    name = "ytvis"
-    help = "YouTube-VIS JSON (ytvis.json): a track per annotation, masks per frame, for VIS trainers"
-    needs_parts = True
+    ``<out>/ytvis.json``, assembled at the end from the parts.
+    """
 
-    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
-        path = Path(dest) / YTVIS_NAME
+    output = YTVIS_NAME
+
+    def assemble(self, assembly: Assembly, path: Path) -> None:
         write_ytvis(assembly.parts(), assembly.categories, path)
-        return [path]
-
-    def outputs(self) -> list[str]:
-        return [YTVIS_NAME]
