@@ -256,3 +256,28 @@ def test_a_frame_that_kills_every_actor_is_skipped_and_listed(cluster, tmp_path)
     text = str(summary.problems.reports[0])
     assert "ship/002 frame 1" in text and "3 Ray actors that were lost" in text, text
     assert {r["sequence"] for r in _ledger(out)} == {"plane/001"} and len(_ledger(out)) == 6
+
+
+def test_ray_options_without_ray_and_an_address_nothing_answers_at_are_usage_errors(
+    tmp_path, monkeypatch
+):
+    from box2mask.errors import UsageError
+
+    common = dict(dataset="viso", root=EXAMPLE, out=tmp_path / "o")
+    with pytest.raises(UsageError, match="--ray-actors is an option of --executor ray"):
+        box2mask.convert(ray_actors=2, **common)
+    with pytest.raises(UsageError, match="--ray-address is an option of --executor ray"):
+        box2mask.convert(executor="processes", ray_address="auto", **common)
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: refused at once, not retried
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(UsageError, match=f"127.0.0.1:{port}: no Ray cluster answers there"):
+        box2mask.convert(executor="ray", ray_address=f"127.0.0.1:{port}", **common)
+    assert time.monotonic() - t0 < 30
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(UsageError, match=r"pip install 'box2mask\[ray\]'") as info:
+        box2mask.convert(executor="ray", **common)
+    assert info.value.exit_code == 2

@@ -288,6 +288,8 @@ def _connect(ray: Any, address: str | None) -> bool:
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "include_dashboard": False}
+    if address is not None:
+        _check_reachable(address)
     try:
         if address is None:
             ray.init(address="local", object_store_memory=LOCAL_OBJECT_STORE, **kwargs)
@@ -304,6 +306,24 @@ def _connect(ray: Any, address: str | None) -> bool:
                 if handler is not None and signal.getsignal(sig) is not handler:
                     signal.signal(sig, handler)
     return address is None
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """A UsageError at once if nothing listens at ``HOST:PORT`` (``ray.init`` would retry for
+    minutes); ``auto`` is looked up by Ray itself, which fails fast."""
+    import socket
+
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UsageError(
+            f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+            "start one (`ray start --head`, docs/ray.md) or check the address"
+        ) from None
 
 
 class _Pool:
