@@ -83,8 +83,8 @@ def main() -> None:
         )
 
     t0 = time.perf_counter()
-    ray.init(num_cpus=args.threads, include_dashboard=False, object_store_memory=100 * 2**20,
-             logging_level=logging.WARNING)  # fmt: skip
+    ray.init(address="local", num_cpus=args.threads, include_dashboard=False,
+             object_store_memory=100 * 2**20, logging_level=logging.WARNING)  # fmt: skip
     cluster_s = time.perf_counter() - t0
     print(
         f"local Ray cluster started in {cluster_s:.1f} s ({args.threads} CPUs); not in the figures"

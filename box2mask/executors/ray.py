@@ -40,6 +40,7 @@ import logging
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,7 +275,8 @@ class RayExecutor(Executor):
 
 
 def _connect(ray: Any, address: str | None) -> bool:
-    """Connect to Ray (or start a private local instance); True if this call started it.
+    """Connect to Ray (or start a private local instance); True if this call did
+    (then ``ray.shutdown`` at the end stops that instance, or disconnects from the cluster).
 
     ``address`` None/empty: ``$RAY_ADDRESS`` if set (as inside a KubeRay
     RayJob), else a new local instance on this machine with a small object
@@ -283,32 +285,33 @@ def _connect(ray: Any, address: str | None) -> bool:
     ``ray.init`` replaces the SIGTERM handler; the job's own handlers (stop
     after the frames in flight) are put back.
     """
-    if ray.is_initialized():
-        return False  # the caller (a notebook, a test) holds the connection
+    if ray.is_initialized():  # the caller (a notebook, a test) holds the connection: use it
+        if address:
+            log.info("--ray-address %s not used: this process is connected to Ray already", address)
+        return False
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    option = "--ray-address" if address else "$RAY_ADDRESS"
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "include_dashboard": False}
     if address is not None:
-        _check_reachable(address)
+        _check_reachable(option, address)
     try:
         if address is None:
             ray.init(address="local", object_store_memory=LOCAL_OBJECT_STORE, **kwargs)
         else:
             kwargs.pop("include_dashboard")
             ray.init(address=address, **kwargs)
-    except ConnectionError as exc:
-        raise UsageError(
-            f"--ray-address {address}: cannot connect to a Ray cluster ({exc})"
-        ) from None
+    except (ConnectionError, RuntimeError) as exc:  # refused, a token missing, other versions
+        raise UsageError(f"{option} {address}: cannot connect to a Ray cluster ({exc})") from None
     finally:
         with contextlib.suppress(ValueError):  # not the main thread: nothing was replaced
             for sig, handler in handlers.items():
                 if handler is not None and signal.getsignal(sig) is not handler:
                     signal.signal(sig, handler)
-    return address is None
+    return True
 
 
-def _check_reachable(address: str, timeout: float = 10.0) -> None:
+def _check_reachable(option: str, address: str, timeout: float = 10.0) -> None:
     """A UsageError at once if nothing listens at ``HOST:PORT`` (``ray.init`` would retry for
     minutes); ``auto`` is looked up by Ray itself, which fails fast."""
     import socket
@@ -321,7 +324,7 @@ def _check_reachable(address: str, timeout: float = 10.0) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:
         raise UsageError(
-            f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+            f"{option} {address}: no Ray cluster answers there ({exc.strerror or exc}); "
             "start one (`ray start --head`, docs/ray.md) or check the address"
         ) from None
 
@@ -347,6 +350,7 @@ class _Pool:
         self.resources: dict[str, Any] = {}
         self.n = 0
         self.seq = 0
+        self.token = uuid.uuid4().hex[:8]  # this run's actor names
         self.done = False  # went through every frame (not stopped, no error)
         self.feed: Iterator[Frame] = iter(())
 
@@ -367,7 +371,7 @@ class _Pool:
     def _start_actor(self) -> _Actor:
         index = len(self.actors)
         handle = self.remote_cls.options(
-            name=f"box2mask-{os.getpid()}-{index}",
+            name=f"box2mask-{self.token}-{index}",  # findable: ray.util.list_named_actors()
             max_restarts=0,
             max_task_retries=0,
             **self.resources,
