@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from box2mask.choices import Interpolation, Window
+from box2mask.choices import Interpolation, Precision, Window
 from box2mask.errors import Box2MaskError
 
 T = TypeVar("T")
@@ -190,6 +190,25 @@ ConfigOption = Annotated[
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
+BoxFillClassesOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated classes given box masks without the model, and scored as boxes by "
+        "eval (default: car); '' for none.",
+        rich_help_panel=SMALL_PANEL,
+    ),
+]
+
+PrecisionOption = Annotated[
+    str | None,
+    typer.Option(
+        help=f"{' | '.join(Precision.values())}: auto is bf16 on CUDA, fp32 on CPU; int8 (CPU: "
+        "int8 encoder matrix products; measured 1.1x the fp32 speed on a 2-core CPU with ViT-B, "
+        "masks change slightly (IoU 0.98); see docs/engine.md, section Speed) (default: auto).",
+        rich_help_panel=RUN_PANEL,
+    ),
+]
+
 #: the options ``convert`` and ``eval`` take with one meaning, by ConvertOptions field
 #: name (``opt`` is the adapter's ``--opt KEY=VALUE``); added by :func:`with_run_options`
 RUN_OPTIONS: dict[str, Any] = {
@@ -207,8 +226,10 @@ RUN_OPTIONS: dict[str, Any] = {
     "interpolation": InterpolationOption,
     "threshold": ThresholdOption,
     "hq_token_only": HqTokenOnlyOption,
+    "box_fill_classes": BoxFillClassesOption,
     "box_fill_area": BoxFillAreaOption,
     "clip_to_obb": ClipToObbOption,
+    "precision": PrecisionOption,
     "workers": WorkersOption,
 }
 
@@ -263,3 +284,22 @@ def gather_options(
             **parse_key_values(run["opt"]),
         }
     return merged
+
+
+def print_every(seconds: float) -> Callable[..., None]:
+    """A progress printer for logs and CI (no terminal): ``say(text, force=False)``
+    prints ``text`` to stderr when ``force`` or when ``seconds`` have passed since
+    the last line, so a week-long job writes a line every few seconds, not one per frame."""
+    import time
+
+    last = [-float("inf")]
+
+    def say(text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - last[0] < seconds:
+            return
+        if not force:  # a forced line (an epoch's, the last frame's) keeps the rhythm
+            last[0] = now
+        print(text, file=sys.stderr, flush=True)
+
+    return say

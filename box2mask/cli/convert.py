@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,12 +21,12 @@ from rich.table import Table
 from box2mask.cli import app
 from box2mask.cli._common import (
     RUN_PANEL,
-    SMALL_PANEL,
     DebugOption,
     VerboseOption,
     console,
     err_console,
     gather_options,
+    print_every,
     run_safely,
     setup_logging,
     with_run_options,
@@ -114,22 +113,6 @@ def convert_command(
             help="Fail (exit 2) on the first bad annotation or frame, before writing anything.",
         ),
     ] = False,
-    box_fill_classes: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated classes given box masks without the model (default: car); '' for none.",
-            rich_help_panel=SMALL_PANEL,
-        ),
-    ] = None,
-    precision: Annotated[
-        str | None,
-        typer.Option(
-            help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | int8 (CPU: int8 encoder "
-            "matrix products; measured 1.1x the fp32 speed on a 2-core CPU with ViT-B, masks "
-            "change slightly (IoU 0.98); see docs/engine.md, section Speed).",
-            rich_help_panel=RUN_PANEL,
-        ),
-    ] = None,
     share_crops: Annotated[
         float | None,
         typer.Option(
@@ -160,8 +143,7 @@ def convert_command(
     own: dict[str, Any] = {
         "dataset": dataset, "out": out, "device": device, "executor": executor,
         "formats": format, "shard": shard, "overwrite": overwrite or None,
-        "strict": strict or None, "box_fill_classes": box_fill_classes, "precision": precision,
-        "share_crops": share_crops, "compile": compile_ or None, "profile": profile or None,
+        "strict": strict or None, "share_crops": share_crops, "compile": compile_ or None, "profile": profile or None,
         "ray_address": ray_address, "ray_actors": ray_actors,
     }  # fmt: skip
 
@@ -186,17 +168,11 @@ def _run_with_progress(options: ConvertOptions):  # noqa: ANN202
     from box2mask.pipeline import convert
 
     if not err_console.is_terminal:
-        last = [0.0]
+        say = print_every(10)
 
         def plain(p) -> None:  # noqa: ANN001
-            now = time.monotonic()
-            if now - last[0] >= 10 or p.frames_done == p.frames_total:
-                last[0] = now
-                print(
-                    f"frames {p.frames_done}/{p.frames_total} objects {p.objects_done}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            text = f"frames {p.frames_done}/{p.frames_total} objects {p.objects_done}"
+            say(text, force=p.frames_done == p.frames_total)
 
         return convert(options, progress=plain)
 

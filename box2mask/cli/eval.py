@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,12 +16,12 @@ from rich.table import Table
 from box2mask.cli import app
 from box2mask.cli._common import (
     RUN_PANEL,
-    SMALL_PANEL,
     DebugOption,
     VerboseOption,
     console,
     err_console,
     gather_options,
+    print_every,
     run_safely,
     setup_logging,
     with_run_options,
@@ -49,19 +47,6 @@ def eval_command(
     device: Annotated[
         str | None,
         typer.Option(help="auto | cpu | cuda | cuda:N (default: auto).", rich_help_panel=RUN_PANEL),
-    ] = None,
-    box_fill_classes: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated classes given (and scored as) box masks (default: car); '' for none.",
-            rich_help_panel=SMALL_PANEL,
-        ),
-    ] = None,
-    precision: Annotated[
-        str | None,
-        typer.Option(
-            help="auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16.", rich_help_panel=RUN_PANEL
-        ),
     ] = None,
     biou_ratio: Annotated[
         float,
@@ -112,10 +97,7 @@ def eval_command(
     object and per frame (the ROS-SAM authors' convention), per category and overall."""
     setup_logging(verbose)
     run = run or {}
-    own: dict[str, Any] = {
-        "dataset": dataset, "device": device, "box_fill_classes": box_fill_classes,
-        "precision": precision,
-    }  # fmt: skip
+    own: dict[str, Any] = {"dataset": dataset, "device": device}
     do_sweep = sweep or sweep_axes is not None or bool(sweep_values)
 
     def build():  # noqa: ANN202
@@ -164,17 +146,10 @@ def eval_command(
 def _with_progress(fn):  # noqa: ANN001, ANN202
     """Run ``fn(callback)`` under a rich progress bar (plain lines off a terminal)."""
     if not err_console.is_terminal:
-        last = [time.monotonic()]
+        say = print_every(10)
 
         def plain(p) -> None:  # noqa: ANN001
-            now = time.monotonic()
-            if now - last[0] >= 10:
-                last[0] = now
-                print(
-                    f"{p.setting + ': ' if p.setting else ''}frames {p.frames_done} objects {p.objects_done}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            say(f"{p.setting + ': ' if p.setting else ''}frames {p.frames_done} objects {p.objects_done}")
 
         return fn(plain)
     columns = (

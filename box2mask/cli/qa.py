@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from box2mask.cli._common import console, run_safely, setup_logging
+from box2mask.cli._common import DebugOption, VerboseOption, console, run_safely, setup_logging
 from box2mask.options import parse_key_values
 
 qa_app = typer.Typer(
@@ -20,7 +20,6 @@ qa_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 _GT = "Scoring the flags against ground truth"
 
 
@@ -67,8 +66,8 @@ def qa_command(
         list[str] | None,
         typer.Option(help="Ground-truth dataset option KEY=VALUE.", rich_help_panel=_GT),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
-    debug: _Debug = False,
+    verbose: VerboseOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Signals per object, one suspicion score, a ranked list (qa.json, qa.csv), a review page."""
     if ctx.invoked_subcommand is not None:
@@ -166,7 +165,7 @@ def apply_command(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="The `box2mask convert` job folder to rewrite.")
     ],
-    debug: _Debug = False,
+    debug: DebugOption = False,
 ) -> None:
     """Apply review decisions: rejected objects removed or filled with a box / ellipse."""
 

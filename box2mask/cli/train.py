@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +13,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from box2mask.cli import app
-from box2mask.cli._common import console, err_console, run_safely, setup_logging
+from box2mask.cli._common import (
+    DebugOption,
+    VerboseOption,
+    console,
+    err_console,
+    print_every,
+    run_safely,
+    setup_logging,
+)
 
 train_app = typer.Typer(
     help="Train ROS-SAM (SAM + LoRA + HQ decoder) on a dataset with ground-truth masks.",
@@ -199,8 +205,8 @@ def train_command(
     pictures: Annotated[
         int, typer.Option(help="--dry-run: how many samples to draw.", rich_help_panel=_RUN)
     ] = 4,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    verbose: VerboseOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Train ROS-SAM; a run already in --out is resumed (same options) from its last epoch."""
     if ctx.invoked_subcommand is not None:
@@ -267,24 +273,19 @@ def _run_with_progress(options: Any) -> Any:
     from box2mask.train.loop import train
 
     if int(os.environ.get("RANK", "0")) != 0 or not err_console.is_terminal:
-        last = [0.0]
+        say = print_every(30)
 
         def plain(p: Any) -> None:
-            now = time.monotonic()
             if p.event == "epoch":
                 m = p.metrics
-                print(
+                say(
                     f"epoch {m['epoch']}/{p.epochs} loss_hq {m['loss_hq']:.4f} loss_sam {m['loss_sam']:.4f} "
                     f"val_iou {m.get('val_iou', math.nan):.4f} val_biou {m.get('val_biou', math.nan):.4f}",
-                    file=sys.stderr,
-                    flush=True,
+                    force=True,
                 )
-            elif p.event == "step" and now - last[0] >= 30:
-                last[0] = now
-                print(
-                    f"epoch {p.epoch + 1} step {p.step_in_epoch}/{p.steps_per_epoch} {p.phase} loss {p.loss:.4f}",
-                    file=sys.stderr,
-                    flush=True,
+            elif p.event == "step":
+                say(
+                    f"epoch {p.epoch + 1} step {p.step_in_epoch}/{p.steps_per_epoch} {p.phase} loss {p.loss:.4f}"
                 )
 
         return train(options, progress=plain)
