@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,16 +106,24 @@ def slow_ref(slow_root, tmp_path_factory):
 
 
 def test_two_cpu_actors_write_the_local_executors_files_byte_for_byte(cluster, tmp_path):
-    common = dict(dataset="viso", root=EXAMPLE, formats=("coco", "png"))
+    """The example clip with one frame's image cut short: the actor's engine reports it, and the
+    driver's summary counts it as a local run does."""
+    root = tmp_path / "viso-mini"
+    shutil.copytree(EXAMPLE, root)
+    bad = root / "mot" / "plane" / "001" / "img" / "000003.jpg"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    common = dict(dataset="viso", root=root, formats=("coco", "png"))
     local = box2mask.convert(out=tmp_path / "local", executor="local", **common)
     got = box2mask.convert(out=tmp_path / "ray", executor="ray", ray_actors=2, **common)
-    assert got.frames_done == local.frames_done == 24 and got.frames_resumed == 0
-    assert got.objects_by_source == local.objects_by_source and len(got.problems) == 0
+    assert got.frames_done == local.frames_done == 23 and got.frames_resumed == 0
+    assert got.objects_by_source == local.objects_by_source
+    assert dict(got.problems.counts) == dict(local.problems.counts) == {"frame": 1}
+    assert "000003.jpg" in str(got.problems.reports[0])
     ref, files = _files(tmp_path / "local"), _files(tmp_path / "ray")
     assert "annotations.json" in files and any(k.endswith(".png") for k in files)
     assert files.keys() == ref.keys() and all(files[k] == ref[k] for k in ref)
     ledger = _ledger(tmp_path / "ray")
-    assert len(ledger) == 24 and len({(r["sequence"], r["frame"]) for r in ledger}) == 24
+    assert len(ledger) == 23 and len({(r["sequence"], r["frame"]) for r in ledger}) == 23
     assert {r["worker"] for r in ledger} == {0, 1}  # both actors took frames
     # per-actor throughput for --profile
     assert got.profile["actor-0 frames/s"] > 0 and got.profile["actor-1 objects/s"] > 0
