@@ -255,7 +255,9 @@ def test_registry_entries_build_prompt_models(ckpts) -> None:
         assert model.name == name and model.image_size == 1024
         assert not model.training
         assert all(p.device.type == "cpu" for p in model.parameters())
-    assert MODELS.get("sam").default_weights == ("sam-vit-b", "sam-vit-l", "sam-vit-h")
+    assert MODELS.get("sam").default_weights == (
+        "sam-vit-b", "sam-vit-l", "sam-vit-h", "mobile-sam-vit-t",
+    )  # fmt: skip
     assert MODELS.get("hq-sam").default_weights[0] == "hq-sam-vit-b"
 
 
