@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from segment_anything.modeling.image_encoder import Block
 from tiny_sam import write_sam_pth
 
-from box2mask.models.sam import _block_sdpa, load_prompt_model
+from box2mask.models.sam import Int8DynamicLinear, _block_sdpa, load_prompt_model
 
 torch.set_num_threads(1)
 
@@ -74,3 +74,18 @@ def test_precision_masks_agree_with_fp32(tiny, precision: str) -> None:
     for w, g in zip(want, got, strict=True):
         assert w.any() and not w.all(), "degenerate fp32 mask; pick another box"
         assert _iou(w, g) >= 0.98
+
+
+def test_int8_full_range_activations_halve_the_error() -> None:
+    """8-bit activations (VNNI CPUs) against torch's 7-bit ``reduce_range`` on the same weights."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(96, 192)
+    x = torch.randn(4, 50, 96)
+    with torch.inference_mode():
+        want = lin(x)
+        err = {}
+        for reduce in (True, False):
+            got = Int8DynamicLinear(lin, reduce_range=reduce)(x)
+            assert got.shape == want.shape and got.dtype == torch.float32
+            err[reduce] = ((got - want).norm() / want.norm()).item()
+    assert err[False] < 0.6 * err[True] and err[True] < 0.05, err
