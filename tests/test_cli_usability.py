@@ -11,23 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 import box2mask
 from box2mask.cli import app
-from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
 from box2mask.types import MASK_SOURCES
+from tests.cli_helpers import cli, convert_viso, flat, runner
 
 REPO = Path(__file__).resolve().parents[1]
-runner = CliRunner()
-
-
-def cli(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def flat(text: str) -> str:
-    return " ".join(text.replace("│", " ").split())
 
 
 def test_invalid_yaml_is_one_message_with_file_and_line(viso_root, tmp_path):
@@ -61,10 +50,7 @@ def test_config_values_are_checked_by_type_naming_file_and_key(viso_root, tmp_pa
 def test_numeric_options_are_checked_at_start(viso_root, tmp_path):
     root, _ = viso_root
     for value in ("nan", "inf", "-inf"):
-        res = cli(
-            "convert", "--dataset", "viso", "--root", root, "--out", tmp_path / value,
-            "--model", "box", "--context", value,
-        )  # fmt: skip
+        res = convert_viso(root, tmp_path / value, "--model", "box", "--context", value)
         assert res.exit_code == 2, res.output
         assert "--context must be a finite number" in res.output
         assert not (tmp_path / value).exists()  # refused before anything is written
@@ -73,26 +59,14 @@ def test_numeric_options_are_checked_at_start(viso_root, tmp_path):
 def test_out_that_is_a_file_is_a_usage_error(viso_root, tmp_path):
     root, _ = viso_root
     (tmp_path / "f").write_text("x")
-    res = cli(
-        "convert", "--dataset", "viso", "--root", root, "--out", tmp_path / "f", "--model", "box"
-    )
+    res = convert_viso(root, tmp_path / "f", "--model", "box")
     assert res.exit_code == 2, res.output
     assert f"--out {tmp_path / 'f'}" in flat(res.output) and "is a file" in res.output
 
 
 def test_summary_says_which_objects_got_box_masks_and_why(viso_root, tmp_path):
     root, _ = viso_root
-    res = cli(
-        "convert",
-        "--dataset",
-        "viso",
-        "--root",
-        root,
-        "--out",
-        tmp_path / "o",
-        "--sequences",
-        "car/001",
-    )
+    res = convert_viso(root, tmp_path / "o", "--sequences", "car/001")
     assert res.exit_code == 0, res.output
     text = flat(res.output)
     assert "classical: not used, every object got a box mask" in text
@@ -102,18 +76,12 @@ def test_summary_says_which_objects_got_box_masks_and_why(viso_root, tmp_path):
     )
     assert "--box-fill-classes '' to segment them with classical" in text
     # the policy turned off: the same cars are segmented, and the summary says so
-    res = cli(
-        "convert", "--dataset", "viso", "--root", root, "--out", tmp_path / "o2",
-        "--sequences", "car/001", "--box-fill-classes", "",
-    )  # fmt: skip
+    res = convert_viso(root, tmp_path / "o2", "--sequences", "car/001", "--box-fill-classes", "")
     assert res.exit_code == 0, res.output
     text = flat(res.output)
     assert "not used" not in text and "box masks, not segmented" not in text
     assert "masks by classical" in text
-    res = cli(
-        "convert", "--dataset", "viso", "--root", root, "--out", tmp_path / "o3",
-        "--sequences", "plane/001", "--box-fill-area", "400",
-    )  # fmt: skip
+    res = convert_viso(root, tmp_path / "o3", "--sequences", "plane/001", "--box-fill-area", "400")
     text = flat(res.output)
     assert "boxes under 400 px² (--box-fill-area)" in text and "--box-fill-area 0" in text
 
@@ -186,7 +154,7 @@ def test_second_ctrl_c_stops_at_once_and_keeps_the_resume_hint(tmp_path):
 def test_paths_with_brackets_print_as_is_in_convert_and_merge(viso_root, tmp_path):
     root, _ = viso_root
     job = tmp_path / "job[red]1"
-    res = cli("convert", "--dataset", "viso", "--root", root, "--out", job, "--model", "box")
+    res = convert_viso(root, job, "--model", "box")
     assert res.exit_code == 0, res.output
     assert str(job / "annotations.json") in flat(res.output)
     dest = tmp_path / "all[bold].json"

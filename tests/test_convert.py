@@ -8,18 +8,10 @@ import shutil
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
-from typer.testing import CliRunner
 
 import box2mask
-from box2mask.cli import app
-from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
 from box2mask.options import ConvertOptions
-
-runner = CliRunner()
-
-
-def cli(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
+from tests.cli_helpers import cli, convert_viso
 
 
 def _present(truth):
@@ -33,19 +25,7 @@ def _present(truth):
 
 def test_ellipse_conversion_writes_one_annotation_per_visible_box(viso_root, tmp_path):
     root, truth = viso_root
-    res = cli(
-        "convert",
-        "--dataset",
-        "viso",
-        "--root",
-        root,
-        "--out",
-        tmp_path / "o",
-        "--model",
-        "ellipse",
-        "--format",
-        "coco,png",
-    )
+    res = convert_viso(root, tmp_path / "o", "--model", "ellipse", "--format", "coco,png")
     assert res.exit_code == 0, res.output
     coco = COCO(str(tmp_path / "o" / "annotations.json"))
     imgs = {i["id"]: i for i in coco.dataset["images"]}
@@ -81,8 +61,8 @@ def test_ellipse_conversion_writes_one_annotation_per_visible_box(viso_root, tmp
 
 def test_rerun_resumes_and_gives_identical_json(viso_root, tmp_path):
     root, _ = viso_root
-    args = ["convert", "--dataset", "viso", "--root", root, "--out", tmp_path, "--model", "ellipse"]
-    assert cli(*args).exit_code == 0
+    args = ["--model", "ellipse"]
+    assert convert_viso(root, tmp_path, *args).exit_code == 0
     first = (tmp_path / "annotations.json").read_bytes()
     # lose the last two finished frames, as a kill would, plus a torn ledger line
     ledger = tmp_path / ".box2mask" / "ledger.jsonl"
@@ -91,24 +71,23 @@ def test_rerun_resumes_and_gives_identical_json(viso_root, tmp_path):
         (tmp_path / ".box2mask" / "parts" / rec["sequence"] / f"{rec['frame']:06d}.json").unlink()
     ledger.write_text("".join(lines[:-2]) + '{"sequence": "car/0')
     (tmp_path / "annotations.json").unlink()
-    res = cli(*args)
+    res = convert_viso(root, tmp_path, *args)
     assert res.exit_code == 0, res.output
     assert "2 converted" in res.output
     assert (tmp_path / "annotations.json").read_bytes() == first
-    again = cli(*args)
+    again = convert_viso(root, tmp_path, *args)
     assert "0 converted" in again.output
     assert (tmp_path / "annotations.json").read_bytes() == first
 
 
 def test_changed_options_are_refused_and_overwrite_starts_afresh(viso_root, tmp_path):
     root, _ = viso_root
-    base = ["convert", "--dataset", "viso", "--root", root, "--out", tmp_path]
-    assert cli(*base, "--model", "ellipse").exit_code == 0
-    res = cli(*base, "--model", "box", "--crop-size", "256")
+    assert convert_viso(root, tmp_path, "--model", "ellipse").exit_code == 0
+    res = convert_viso(root, tmp_path, "--model", "box", "--crop-size", "256")
     assert res.exit_code == 2
     assert "model: job has 'ellipse', now 'box'" in res.output
     assert "crop_size: job has 512, now 256" in res.output
-    res = cli(*base, "--model", "box", "--overwrite")
+    res = convert_viso(root, tmp_path, "--model", "box", "--overwrite")
     assert res.exit_code == 0, res.output
     anns = json.loads((tmp_path / "annotations.json").read_text())["annotations"]
     assert {a["mask_source"] for a in anns} == {"box"}
@@ -120,14 +99,14 @@ def test_a_job_that_finished_no_frame_does_not_lock_its_options(viso_root, tmp_p
     root, _ = viso_root
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
-    base = ["convert", "--dataset", "viso", "--root", root, "--out", tmp_path / "out"]
-    res = cli(*base, "--model", "sam", "--checkpoint", bad)
+    out = tmp_path / "out"
+    res = convert_viso(root, out, "--model", "sam", "--checkpoint", bad)
     assert res.exit_code == 2 and "bad.pth" in res.output
-    res = cli(*base, "--model", "ellipse")
+    res = convert_viso(root, out, "--model", "ellipse")
     assert res.exit_code == 0, res.output
-    anns = json.loads((tmp_path / "out" / "annotations.json").read_text())["annotations"]
+    anns = json.loads((out / "annotations.json").read_text())["annotations"]
     assert "ellipse" in {a["mask_source"] for a in anns}  # (cars get boxes by default)
-    assert cli(*base, "--model", "box").exit_code == 2  # now there is work to protect
+    assert convert_viso(root, out, "--model", "box").exit_code == 2  # now there is work to protect
 
 
 def test_sam_batches_give_the_same_masks_as_batch_1(viso_root, tiny_checkpoints, tmp_path):
@@ -157,8 +136,8 @@ def test_hq_sam_and_ros_sam_checkpoints_run_through_convert(viso_root, tiny_chec
         ("ros-sam", "ros-sam"),
         ("ros-sam", "ros-sam-folder"),
     ]:
-        res = cli("convert", "--dataset", "viso", "--root", root, "--out", tmp_path / ckpt, "--model", model,
-                  "--checkpoint", tiny_checkpoints[ckpt], "--sequences", "plane/001")  # fmt: skip
+        res = convert_viso(root, tmp_path / ckpt, "--model", model,
+                           "--checkpoint", tiny_checkpoints[ckpt], "--sequences", "plane/001")  # fmt: skip
         assert res.exit_code == 0, res.output
         anns = json.loads((tmp_path / ckpt / "annotations.json").read_text())["annotations"]
         assert len(anns) == 4 and {a["mask_source"] for a in anns} == {"model"}
@@ -200,22 +179,15 @@ def test_bad_usage_exits_2_with_one_clear_line(
 
 def test_wrong_kind_and_corrupt_checkpoints_exit_2(viso_root, tiny_checkpoints, tmp_path):
     root, _ = viso_root
-    base = [
-        "convert",
-        "--dataset",
-        "viso",
-        "--root",
-        root,
-        "--out",
-        tmp_path / "o",
-        "--sequences",
-        "plane/001",
-    ]
-    res = cli(*base, "--model", "sam", "--checkpoint", tiny_checkpoints["hq-sam"])
+
+    def run(*args):
+        return convert_viso(root, tmp_path / "o", "--sequences", "plane/001", *args)
+
+    res = run("--model", "sam", "--checkpoint", tiny_checkpoints["hq-sam"])
     assert res.exit_code == 2 and "hq-sam" in res.output
     bad = tmp_path / "corrupt.pth"
     bad.write_bytes(tiny_checkpoints["sam"].read_bytes()[:5000])
-    res = cli(*base, "--model", "sam", "--checkpoint", bad, "--overwrite")
+    res = run("--model", "sam", "--checkpoint", bad, "--overwrite")
     assert res.exit_code == 2 and "corrupt.pth" in res.output
     assert "Traceback" not in res.output
 
@@ -243,40 +215,25 @@ def test_config_file_and_command_line_precedence(viso_root, tmp_path):
 
 def test_auto_model_without_weights_uses_weight_free_default_and_says_so(viso_root, tmp_path):
     root, _ = viso_root
-    res = cli(
-        "convert",
-        "--dataset",
-        "viso",
-        "--root",
-        root,
-        "--out",
-        tmp_path,
-        "--sequences",
-        "plane/001",
-    )
+    res = convert_viso(root, tmp_path, "--sequences", "plane/001")
     assert res.exit_code == 0, res.output
     assert "weight-free" in " ".join(res.output.split())
 
 
-def test_unreadable_frame_is_reported_and_the_rest_converted(tmp_path):
+@pytest.fixture
+def own_viso(tmp_path):
+    """A fresh copy of the tiny VISO layout for this test to damage."""
     from tests.data.make_viso import make_viso_mot
 
     root = tmp_path / "viso"
     make_viso_mot(root)
+    return root
+
+
+def test_unreadable_frame_is_reported_and_the_rest_converted(own_viso, tmp_path):
+    root = own_viso
     (root / "mot" / "plane" / "001" / "img" / "000002.jpg").write_bytes(b"not a jpeg")
-    res = cli(
-        "convert",
-        "--dataset",
-        "viso",
-        "--root",
-        root,
-        "--out",
-        tmp_path / "o",
-        "--model",
-        "grabcut",
-        "--sequences",
-        "plane/001",
-    )
+    res = convert_viso(root, tmp_path / "o", "--model", "grabcut", "--sequences", "plane/001")
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
     assert "000002.jpg: frame image cannot be decoded" in text
@@ -285,20 +242,15 @@ def test_unreadable_frame_is_reported_and_the_rest_converted(tmp_path):
     assert [i["frame_index"] for i in images] == [1, 3]
 
 
-def test_strict_fails_before_writing_anything(tmp_path):
-    from tests.data.make_viso import make_viso_mot
-
-    root = tmp_path / "viso"
-    make_viso_mot(root)
+def test_strict_fails_before_writing_anything(own_viso, tmp_path):
+    root = own_viso
     gt = root / "mot" / "plane" / "001" / "gt" / "gt.txt"
     gt.write_text(gt.read_text() + "2 9 x y 1 1\n")
     out = tmp_path / "o"
-    res = cli(
-        "convert", "--dataset", "viso", "--root", root, "--out", out, "--model", "box", "--strict"
-    )
+    res = convert_viso(root, out, "--model", "box", "--strict")
     assert res.exit_code == 2, res.output
     assert "gt.txt:" in res.output
     assert not (out / "annotations.json").exists() and not (out / ".box2mask" / "parts").exists()
     shutil.rmtree(out, ignore_errors=True)
-    res = cli("convert", "--dataset", "viso", "--root", root, "--out", out, "--model", "box")
+    res = convert_viso(root, out, "--model", "box")
     assert res.exit_code == 0 and "annotation 1" in res.output
