@@ -4,11 +4,9 @@ batches, per-rank CUDA random states on resume, a 2-process NCCL training run.""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import torch.distributed as dist
 from box2mask.train import loop
 from box2mask.train.loop import DistInfo, train
 from tests.tiny_sam import write_sam_pth
-from tests.train_helpers import train_options
+from tests.train_helpers import logged_epochs, torchrun_train_command, train_options
 
 pytestmark = pytest.mark.gpu
 
@@ -113,16 +111,9 @@ def test_training_on_one_gpu_stops_and_resumes(data: Path, tmp_path: Path) -> No
 def test_two_process_nccl_training(data: Path, tmp_path: Path) -> None:
     """Items 1, 2: ``torchrun --nproc-per-node 2`` on NCCL with --grad-accum 2."""
     out = tmp_path / "ddp"
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        "-m", "box2mask", "train", "--dataset", "rossam", "--root", str(data / "ros"),
-        "--opt", "split=train", "--sam", str(data / "sam_tiny.pth"), "--hq", str(data / "sam_hq_tiny.pth"),
-        "--out", str(out), "--lora-rank", "4", "--epochs", "2", "--grad-accum", "2",
-        "--frame-fraction", "1.0", "--lsj-scale", "0.5,1.5", "--workers", "0", "--device", "cuda",
-    ]  # fmt: skip
+    cmd = torchrun_train_command(data, out, "cuda", "--grad-accum", "2")
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ))
     assert res.returncode == 0, res.stdout + res.stderr
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2]
+    assert logged_epochs(out) == [1, 2]
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert len(state["rng"]) == 2 and all("cuda" in s for s in state["rng"])

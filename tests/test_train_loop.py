@@ -21,7 +21,7 @@ from box2mask.errors import JobMismatch
 from box2mask.models.registry import MODELS
 from box2mask.models.sam import load_prompt_model
 from box2mask.train.loop import train
-from tests.train_helpers import train_options
+from tests.train_helpers import logged_epochs, torchrun_train_command, train_options
 
 torch.set_num_threads(1)
 
@@ -148,8 +148,7 @@ def test_sigkill_then_rerun_resumes_from_the_saved_epoch(data: Path, tmp_path: P
     assert 1 <= saved < 3
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [x["epoch"] for x in lines if x["kind"] == "epoch"] == [1, 2, 3]
+    assert logged_epochs(out) == [1, 2, 3]
     assert (out / "model.safetensors").is_file()
 
 
@@ -174,20 +173,13 @@ def test_two_process_ddp_on_cpu_trains_and_rank_0_alone_writes(data: Path, tmp_p
     """``torchrun --nproc-per-node 2`` (Gloo on CPU): both epochs run, the LoRA moved
     off its zero start, one process reports and writes, and the model loads in convert."""
     out = tmp_path / "ddp"
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        "-m", "box2mask", "train", "--dataset", "rossam", "--root", str(data / "ros"),
-        "--opt", "split=train", "--sam", str(data / "sam_tiny.pth"), "--hq", str(data / "sam_hq_tiny.pth"),
-        "--out", str(out), "--lora-rank", "4", "--epochs", "2", "--steps-per-epoch", "2",
-        "--frame-fraction", "1.0", "--lsj-scale", "0.5,1.5", "--workers", "0", "--device", "cpu",
-    ]  # fmt: skip
+    cmd = torchrun_train_command(data, out, "cpu", "--steps-per-epoch", "2")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.count("model: ") == 1 and "stopped after" not in res.stdout, res.stdout
     assert json.loads((out / "run.json").read_text())["identity"]["world_size"] == 2
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2]
+    assert logged_epochs(out) == [1, 2]
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     lora_b = [v for k, v in state["trainable"].items() if ".linear_b_" in k]
     assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # fresh LoRA B is all zeros
