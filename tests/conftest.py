@@ -37,6 +37,19 @@ def _isolated_weights_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("BOX2MASK_WEIGHTS_MIRROR", raising=False)
 
 
+@pytest.fixture
+def weights_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``BOX2MASK_HOME`` and ``HOME`` under ``tmp_path``, no cache dir or mirror from the
+    environment, a wide console so table cells are not wrapped; returns the default weights
+    dir (not created)."""
+    monkeypatch.setenv("BOX2MASK_HOME", str(tmp_path / "b2m"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("BOX2MASK_WEIGHTS_MIRROR", raising=False)
+    monkeypatch.setenv("COLUMNS", "400")
+    return tmp_path / "b2m" / "weights"
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
     """Tiny random SAM / HQ-SAM / ROS-SAM checkpoints in the official layouts."""

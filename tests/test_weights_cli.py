@@ -22,14 +22,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def homes(tmp_path: Path, monkeypatch) -> Path:
-    """Weights dirs under tmp_path; a wide console so table cells are not wrapped."""
-    monkeypatch.setenv("BOX2MASK_HOME", str(tmp_path / "b2m"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    monkeypatch.delenv("BOX2MASK_WEIGHTS_MIRROR", raising=False)
-    monkeypatch.setenv("COLUMNS", "400")
-    return tmp_path / "b2m" / "weights"
+def homes(weights_home: Path) -> Path:
+    """Weights dirs under tmp_path (tests/conftest.py); the default weights dir."""
+    return weights_home
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +57,15 @@ def _entry_for(path: Path, name: str, kind: str = "sam", arch: str = "custom") -
     )
 
 
+@pytest.fixture
+def sam_tiny(homes: Path, tiny_files: dict[str, Path], monkeypatch) -> Path:
+    """The tiny SAM file in the default weights dir, listed in the catalog as ``sam-tiny``."""
+    homes.mkdir(parents=True)
+    f = Path(shutil.copy(tiny_files["sam"], homes))
+    monkeypatch.setattr(cli_weights, "CATALOG", catalog_of(_entry_for(f, "sam-tiny")))
+    return f
+
+
 # --- list ----------------------------------------------------------------------------------
 
 
@@ -87,10 +91,7 @@ def test_list_verify_flags_a_bad_file(homes: Path) -> None:
     assert "failed verification" in r.output
 
 
-def test_list_verify_ok(homes: Path, tiny_files, monkeypatch) -> None:
-    homes.mkdir(parents=True)
-    f = Path(shutil.copy(tiny_files["sam"], homes))
-    monkeypatch.setattr(cli_weights, "CATALOG", catalog_of(_entry_for(f, "sam-tiny")))
+def test_list_verify_ok(sam_tiny: Path) -> None:
     r = _invoke("list", "--verify")
     assert r.exit_code == 0, r.output
     assert "sam-tiny" in r.output and " ok " in r.output
@@ -165,13 +166,10 @@ def test_verify_recognises_an_official_file_by_hash(tiny_files, monkeypatch) -> 
     assert "hq-tiny (sha256 matches" in r.output
 
 
-def test_verify_by_registry_name_searches_the_dirs(homes: Path, tiny_files, monkeypatch) -> None:
-    homes.mkdir(parents=True)
-    f = Path(shutil.copy(tiny_files["sam"], homes))
-    monkeypatch.setattr(cli_weights, "CATALOG", catalog_of(_entry_for(f, "sam-tiny")))
+def test_verify_by_registry_name_searches_the_dirs(sam_tiny: Path) -> None:
     r = _invoke("verify", "sam-tiny")
     assert r.exit_code == 0, r.output
-    assert str(f) in r.output and "sam-tiny (sha256 matches" in r.output
+    assert str(sam_tiny) in r.output and "sam-tiny (sha256 matches" in r.output
 
 
 def test_verify_corrupt_official_file_is_exit_2(tmp_path: Path) -> None:

@@ -9,23 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from box2mask.weights import CATALOG
-from typer.testing import CliRunner
 from weights_server import LocalServer, ServerControl, catalog_of
 
-import box2mask.cli.commands  # noqa: F401  (registers the subcommands)
 import box2mask.cli.weights as cli_weights
-from box2mask.cli import app
+from tests.cli_helpers import cli
 
-runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def homes(tmp_path: Path, monkeypatch) -> Path:
-    monkeypatch.setenv("BOX2MASK_HOME", str(tmp_path / "b2m"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("BOX2MASK_WEIGHTS_MIRROR", raising=False)
-    monkeypatch.setenv("COLUMNS", "400")
-    return tmp_path / "b2m" / "weights"
+pytestmark = pytest.mark.usefixtures("weights_home")  # weights dirs under tmp_path (conftest)
 
 
 def test_download_sam2_large_by_name(tmp_path: Path, monkeypatch) -> None:
@@ -36,10 +25,9 @@ def test_download_sam2_large_by_name(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(cli_weights, "CATALOG", catalog_of(entry))
     control = ServerControl(files={"sam2.1_hiera_large.pt": data})
     with LocalServer(control) as url:
-        r = runner.invoke(
-            app, ["weights", "download", "sam2.1-hiera-large", "--dir", str(tmp_path / "w"),
-                  "--mirror", url],
-        )  # fmt: skip
+        r = cli(
+            "weights", "download", "sam2.1-hiera-large", "--dir", tmp_path / "w", "--mirror", url
+        )
     assert r.exit_code == 0, r.output
     assert (tmp_path / "w" / "sam2.1_hiera_large.pt").read_bytes() == data
     assert control.requests[0][0] == "/sam2.1_hiera_large.pt"
@@ -50,16 +38,14 @@ def test_download_refuses_a_file_that_is_not_the_published_one(tmp_path: Path) -
     """With the real catalog, bytes of another size/hash are refused and nothing is installed."""
     control = ServerControl(files={"sam2.1_hiera_tiny.pt": b"not the checkpoint" * 10})
     with LocalServer(control) as url:
-        r = runner.invoke(
-            app, ["weights", "download", "sam2.1-hiera-tiny", "--dir", str(tmp_path), "--mirror", url]
-        )
+        r = cli("weights", "download", "sam2.1-hiera-tiny", "--dir", tmp_path, "--mirror", url)
     assert r.exit_code == 2, r.output
     assert not (tmp_path / "sam2.1_hiera_tiny.pt").exists()
     assert "Traceback" not in r.output
 
 
 def test_list_shows_the_sam2_entries() -> None:
-    r = runner.invoke(app, ["weights", "list"])
+    r = cli("weights", "list")
     assert r.exit_code == 0, r.output
     for name in ("sam2.1-hiera-tiny", "sam2.1-hiera-small", "sam2.1-hiera-base-plus",
                  "sam2.1-hiera-large"):  # fmt: skip
