@@ -6,10 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,10 +15,11 @@ import box2mask
 from box2mask.cli import app
 from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
 from tests.data.make_viso_many import make_viso_many
+from tests.kill_helpers import run_and_kill, start_convert
 
-REPO = Path(__file__).resolve().parent.parent
 FORMATS = "coco,png,ytvis,davis,mots,yolo"
 ASSEMBLED = ("ytvis.json", "davis", "mots", "yolo/data.yaml")
+ARGS = ["--model", "ellipse", "--format", FORMATS, "--workers", "1"]
 LENGTHS = (40, 25, 18, 12)  # 95 frames, 4 sequences (plane, ship, car, plane)
 runner = CliRunner()
 
@@ -78,20 +75,6 @@ def test_ultralytics_checks_every_image_and_label_of_a_converted_job(data, tmp_p
     assert sum(len(lb["segments"]) for lb in ds.labels) == 4 * sum(LENGTHS)
 
 
-def _start(root: Path, out: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "box2mask", "convert", "--dataset", "viso", "--root", str(root),
-           "--out", str(out), "--model", "ellipse", "--format", FORMATS, "--workers", "1"]  # fmt: skip
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _ledger_lines(out: Path) -> int:
-    try:
-        return (out / ".box2mask" / "ledger.jsonl").read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
 def test_killed_and_resumed_job_writes_every_format_as_an_uninterrupted_run(data):
     total = sum(LENGTHS)
     out = data / "killed"
@@ -99,18 +82,9 @@ def test_killed_and_resumed_job_writes_every_format_as_an_uninterrupted_run(data
     kills = 0
     # two kills mid-frames, one once every frame is recorded (in the assembly, or just before)
     for target in [*sorted(rng.sample(range(5, total - 5), 2)), total]:
-        proc = _start(data / "viso", out)
-        t0 = time.monotonic()
-        while _ledger_lines(out) < target and proc.poll() is None:
-            assert time.monotonic() - t0 < 60, "the conversion made no progress"
-            time.sleep(0.005)
-        time.sleep(rng.uniform(0, 0.02))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait(timeout=60)
+        kills += run_and_kill(data / "viso", out, ARGS, target, rng)
     assert kills >= 2
-    proc = _start(data / "viso", out)
+    proc = start_convert(data / "viso", out, *ARGS)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     assert not list(out.rglob(".*.tmp"))

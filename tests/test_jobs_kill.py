@@ -4,20 +4,16 @@ then resumed, writes exactly the files of an uninterrupted run."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import box2mask
 from tests.data.make_viso_many import make_viso_many
+from tests.kill_helpers import run_and_kill, start_convert, wait_for_frames
 
-REPO = Path(__file__).resolve().parent.parent
 LENGTHS = (50, 35, 25, 20, 10)  # 140 frames, 420 objects
 ARGS = ["--model", "ellipse", "--format", "coco,png", "--workers", "1"]
 
@@ -36,26 +32,6 @@ def dataset(tmp_path_factory):
         workers=1,
     )
     return d
-
-
-def _start(root: Path, out: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "box2mask", "convert", "--dataset", "viso", "--root", str(root), "--out", str(out), *ARGS]  # fmt: skip
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _ledger_lines(out: Path) -> int:
-    try:
-        return (out / ".box2mask" / "ledger.jsonl").read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
-def _wait_for_frames(proc: subprocess.Popen, out: Path, n: int, timeout: float = 60) -> None:
-    t0 = time.monotonic()
-    while _ledger_lines(out) < n and proc.poll() is None:
-        assert time.monotonic() - t0 < timeout, "the conversion made no progress"
-        time.sleep(0.005)
 
 
 def _files(out: Path) -> dict[str, bytes]:
@@ -89,8 +65,8 @@ def test_ctrl_c_then_sigkills_at_random_moments_then_resume_gives_the_uninterrup
     """
     total = sum(LENGTHS)
     out = dataset / "interrupted"
-    proc = _start(dataset / "viso", out)
-    _wait_for_frames(proc, out, 10)
+    proc = start_convert(dataset / "viso", out, *ARGS)
+    wait_for_frames(proc, out, 10)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stdout + stderr
@@ -107,16 +83,10 @@ def test_ctrl_c_then_sigkills_at_random_moments_then_resume_gives_the_uninterrup
     rng = random.Random(4)
     kills = 0
     for target in sorted(rng.sample(range(len(ledgered) + 5, total - 5), 3)):
-        proc = _start(dataset / "viso", out)
-        _wait_for_frames(proc, out, target)
-        time.sleep(rng.uniform(0, 0.02))  # land anywhere: mid-frame, mid-ledger line
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait(timeout=60)
+        kills += run_and_kill(dataset / "viso", out, ARGS, target, rng)
         _assert_consistent(out)
     assert kills == 3
-    proc = _start(dataset / "viso", out)
+    proc = start_convert(dataset / "viso", out, *ARGS)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     assert "already done" in stdout
