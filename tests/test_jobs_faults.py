@@ -184,18 +184,19 @@ def test_model_errors_in_convert_are_listed_in_the_summary(tmp_path, monkeypatch
 
     root = tmp_path / "viso"
     make_viso_many(root, (4,))
-    real = classical.FillModel.segment
+    # the engine asks shape models for their mask's block (segment_block)
+    real = classical.FillModel.segment_block
     calls = {"n": 0}
 
     def segment(self, crop, box, size, obb=None, category=""):
         if self.name != "ellipse":  # the box fill of small objects is not under test
-            return real(self, crop, box, size, obb=obb, category=category)
+            return real(self, crop, box, size, obb, category)
         calls["n"] += 1
         if calls["n"] == 4:  # the first object of frame 2
             raise ValueError("bad ellipse")
-        return real(self, crop, box, size, obb=obb, category=category)
+        return real(self, crop, box, size, obb, category)
 
-    monkeypatch.setattr(classical.FillModel, "segment", segment)
+    monkeypatch.setattr(classical.FillModel, "segment_block", segment)
     res = runner.invoke(
         app,
         ["convert", "--dataset", "viso", "--root", str(root), "--out", str(tmp_path / "o"), "--model", "ellipse",
@@ -213,15 +214,15 @@ def test_frames_skipped_for_errors_are_retried_by_the_next_run(tmp_path, monkeyp
 
     root = tmp_path / "viso"
     make_viso_many(root, (3,))
-    real = classical.FillModel.segment
+    real = classical.FillModel.segment_block  # what the engine calls
     state = {"fail": True}
 
     def segment(self, crop, box, size, obb=None, category=""):
         if state["fail"] and self.name == "ellipse" and category == "airplane":
             raise ValueError("transient")
-        return real(self, crop, box, size, obb=obb, category=category)
+        return real(self, crop, box, size, obb, category)
 
-    monkeypatch.setattr(classical.FillModel, "segment", segment)
+    monkeypatch.setattr(classical.FillModel, "segment_block", segment)
     base = dict(dataset="viso", root=root, out=tmp_path / "o", model="ellipse")
     s = box2mask.convert(**base)
     assert s.frames_done == 0 and s.problems.counts["model"] == 3

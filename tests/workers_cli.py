@@ -26,9 +26,10 @@ from box2mask.models.registry import MODELS, ModelSpec  # noqa: E402
 
 
 class SlowEllipse(FillModel):
-    def segment(self, crop, box, size, obb=None, category=""):
+    # the engine calls segment_block (masks as their block); segment goes through it too
+    def segment_block(self, crop, box, size, obb=None, category=""):
         time.sleep(float(os.environ.get("BOX2MASK_TEST_SLOW", "0")))
-        return super().segment(crop, box, size, obb=obb, category=category)
+        return super().segment_block(crop, box, size, obb, category)
 
 
 def _build(**opts):

@@ -67,36 +67,39 @@ log = logging.getLogger("box2mask")
 QUEUE_PER_WORKER = 4
 
 
-# -- messages from a worker to the parent (each carries the worker's id) -------
+# -- messages from a worker to the parent --------------------------------------
 
 
 @dataclass(frozen=True)
-class Ready:
+class Message:
+    """What a worker tells the parent; ``wid`` is the worker's id (its --device entry)."""
+
+    wid: int
+
+
+class Ready(Message):
     """The worker's model is loaded."""
 
-    wid: int
 
-
-@dataclass(frozen=True)
-class Want:
+class Want(Message):
     """The worker's engine wants one more frame (answered with a frame or ``None``)."""
 
-    wid: int
+
+class Exit(Message):
+    """The worker is ending normally (its last message)."""
 
 
 @dataclass(frozen=True)
-class Done:
+class Done(Message):
     """A frame is converted and encoded; the parent commits it."""
 
-    wid: int
     frame: EncodedFrame
 
 
 @dataclass(frozen=True)
-class Problem:
+class Problem(Message):
     """An input problem the worker's engine met (counted by the parent)."""
 
-    wid: int
     kind: str
     reason: str
     path: str | None
@@ -104,10 +107,9 @@ class Problem:
 
 
 @dataclass(frozen=True)
-class Failed:
-    """The worker failed: ``error`` is a Box2MaskError message, or an OSError's parts."""
+class Failed(Message):
+    """The worker failed: a Box2MaskError's message and exit code, or an OSError's parts."""
 
-    wid: int
     message: str
     exit_code: int = 1
     errno: int | None = None
@@ -115,29 +117,17 @@ class Failed:
 
 
 @dataclass(frozen=True)
-class DeviceLost:
-    """The worker's device failed (a sticky CUDA error)."""
+class DeviceLost(Message):
+    """The worker's device failed (a sticky CUDA error): ``message`` says how."""
 
-    wid: int
     message: str
 
 
 @dataclass(frozen=True)
-class Timings:
+class Timings(Message):
     """The worker's ``--profile`` seconds per stage."""
 
-    wid: int
     seconds: dict[str, float]
-
-
-@dataclass(frozen=True)
-class Exit:
-    """The worker is ending normally (its last message)."""
-
-    wid: int
-
-
-Message = Ready | Want | Done | Problem | Failed | DeviceLost | Timings | Exit
 
 
 class _ForwardProblems(Problems):
@@ -178,24 +168,27 @@ def _worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     send = _Sender(msg_conn)
     try:
-        import torch
-
         import box2mask.models  # noqa: F401  (registers the models)
         from box2mask.engine import DeviceFailed, Profile, cuda_device_scope
         from box2mask.models.registry import MODELS
-        from box2mask.runtime import build_engine
+        from box2mask.runtime import HostCPU, build_engine
 
         opts: ConvertOptions = payload["options"]
         encoder: FrameEncoder = payload["encoder"]
-        device = torch.device(payload["device"])
-        if device.type == "cpu":
-            torch.set_num_threads(payload["threads"])
+        spec = MODELS.get(payload["model"])
+        device: Any = HostCPU()  # a weight-free model: no torch in this worker
+        if spec.kind == "prompt":
+            import torch
+
+            device = torch.device(payload["device"])
+            if device.type == "cpu":
+                torch.set_num_threads(payload["threads"])
         problems = _ForwardProblems(send, wid, opts.strict)
         profile = Profile()
         with cuda_device_scope(device):  # before the model is built: no context on GPU 0
             engine = build_engine(
                 opts,
-                MODELS.get(payload["model"]),
+                spec,
                 payload["checkpoint"],
                 device,
                 payload["precision"],

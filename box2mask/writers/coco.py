@@ -26,7 +26,7 @@ from typing import Any
 from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_open
 from box2mask.layout import COCO_NAME
-from box2mask.rle import encode_window_mask
+from box2mask.rle import encode_object_mask
 from box2mask.types import FrameMasks
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 
@@ -63,7 +63,7 @@ def frame_part(fm: FrameMasks) -> dict[str, Any]:
     h, w = frame.image_hw
     anns = []
     for om in fm.masks:
-        enc = encode_window_mask(om.mask, om.window, frame.image_hw)
+        enc = encode_object_mask(om, frame.image_hw)  # from the mask's block: O(object)
         anns.append(
             {
                 "category": om.category,

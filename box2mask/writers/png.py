@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from box2mask.errors import Box2MaskError
+from box2mask.geometry import frame_block
 from box2mask.io import atomic_write_bytes
 from box2mask.layout import output_stem
 from box2mask.types import FrameMasks
@@ -34,16 +35,19 @@ def instance_map(fm: FrameMasks) -> np.ndarray:
             f"{fm.frame.sequence} frame {fm.frame.frame_index}: more than {MAX_INSTANCES} objects for a 16-bit PNG"
         )
     out = np.zeros((h, w), dtype=np.uint16)
-    areas = [int(om.mask.sum()) for om in fm.masks]
+    areas = [om.area for om in fm.masks]  # in the window, as the (S, S) mask's sum
     # stable sort, largest first; ties keep object order (later objects on top)
     for k in sorted(range(len(fm.masks)), key=lambda i: -areas[i]):
         om = fm.masks[k]
-        ov = om.window.overlap((h, w))
-        if ov is None:
+        # the mask's block in frame pixels, cut to the frame: O(object), not O(window)
+        fb = frame_block(om.block, om.window, (h, w))
+        if fb.height == 0:
             continue
-        fr, fc, cr, cc = ov
-        region = out[fr, fc]
-        region[om.mask[cr, cc]] = k + 1
+        region = out[fb.top : fb.bottom, fb.left : fb.right]
+        if fb.data is None:
+            region[...] = k + 1
+        else:
+            region[fb.data] = k + 1
     return out
 
 
