@@ -212,6 +212,25 @@ class Adapter:
         )
 
 
+def select_sequences(
+    dataset: str, sequences: list[SequenceInfo], wanted: tuple[str, ...] | list[str]
+) -> list[SequenceInfo]:
+    """The sequences named by ``--sequences`` (all when none is named), in dataset order.
+
+    Raises:
+        UsageError: a name the dataset lacks (a sample of the names it has is given).
+    """
+    if not wanted:
+        return list(sequences)
+    known = {s.name for s in sequences}
+    missing = [s for s in wanted if s not in known]
+    if missing:
+        sample = ", ".join(sorted(known)[:8]) + (" ..." if len(known) > 8 else "")
+        raise UsageError(f"--sequences: {dataset} has no sequence {missing[0]!r}; it has: {sample}")
+    chosen = set(wanted)
+    return [s for s in sequences if s.name in chosen]
+
+
 def check_selection(
     adapter: Adapter, sequences: list[SequenceInfo], classes: tuple[str, ...] | list[str]
 ) -> None:

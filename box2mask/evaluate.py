@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from box2mask.adapters import ADAPTERS, resolve_root
+from box2mask.adapters.base import select_sequences
 from box2mask.choices import Interpolation, Window
 from box2mask.errors import Box2MaskError, UsageError
 from box2mask.geometry import crop_mask, mask_to_xyxy, paste_mask
@@ -140,20 +141,24 @@ class EvalReport:
                 if name == "overall"
                 else s["per_frame_by_category"].get(name, _EMPTY)
             )
-            out.append(
-                {
-                    "category": name,
-                    "objects": po["count"],
-                    "iou": po["iou"],
-                    "biou": po["biou"],
-                    "iou@0.5": po["iou@0.5"],
-                    "iou@0.75": po["iou@0.75"],
-                    "frames": pf["count"],
-                    "frame_iou": pf["iou"],
-                    "frame_biou": pf["biou"],
-                }
-            )
+            out.append({"category": name, **score_columns(po, pf)})
         return out
+
+
+def score_columns(per_object: dict[str, Any], per_frame: dict[str, Any]) -> dict[str, Any]:
+    """The score columns of a report row (CSV and tables): objects, IoU, BIoU, IoU@0.5/0.75
+    per object, then frames and the per-frame IoU and BIoU."""
+    po, pf = per_object, per_frame
+    return {
+        "objects": po["count"],
+        "iou": po["iou"],
+        "biou": po["biou"],
+        "iou@0.5": po["iou@0.5"],
+        "iou@0.75": po["iou@0.75"],
+        "frames": pf["count"],
+        "frame_iou": pf["iou"],
+        "frame_biou": pf["biou"],
+    }
 
 
 _EMPTY = {"count": 0, "iou": math.nan, "biou": math.nan, "iou@0.5": math.nan, "iou@0.75": math.nan}
@@ -402,17 +407,7 @@ def _settings(opts: ConvertOptions, model: str, ratio: float, kind: str) -> dict
 def _open_dataset(opts: ConvertOptions, problems: Problems) -> tuple[Any, list[str], int]:
     root = resolve_root(opts.dataset, opts.root).resolve()
     adapter = ADAPTERS.get(opts.dataset)(root, problems=problems, **opts.adapter_options)
-    seqs = adapter.list_sequences()
-    if opts.sequences:
-        known = {s.name for s in seqs}
-        missing = [s for s in opts.sequences if s not in known]
-        if missing:
-            sample = ", ".join(sorted(known)[:8]) + (" ..." if len(known) > 8 else "")
-            raise UsageError(
-                f"--sequences: {opts.dataset} has no sequence {missing[0]!r}; it has: {sample}"
-            )
-        wanted = set(opts.sequences)
-        seqs = [s for s in seqs if s.name in wanted]
+    seqs = select_sequences(opts.dataset, adapter.list_sequences(), opts.sequences)
     return adapter, [s.name for s in seqs], sum(s.num_frames for s in seqs)
 
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from box2mask.adapters import ADAPTERS, SequenceInfo, resolve_root
-from box2mask.adapters.base import check_selection
+from box2mask.adapters.base import check_selection, select_sequences
 from box2mask.checks import drop_outside_boxes
 from box2mask.engine import DeviceFailed, Profile
-from box2mask.errors import Box2MaskError, UsageError
+from box2mask.errors import Box2MaskError
 from box2mask.executors import FrameEncoder, FrameSink, RunContext, choose_executor
 from box2mask.job import DISK_FULL, Job, JobInterrupted, JobStopped, WriteFailed
 from box2mask.layout import STATE_DIR
@@ -120,18 +120,7 @@ def convert(
 
     all_seqs = adapter.list_sequences()
     check_selection(adapter, all_seqs, opts.classes)  # nothing to convert, or a --classes typo: exit 2
-    seqs = all_seqs
-    if opts.sequences:
-        known = {s.name for s in all_seqs}
-        missing = [s for s in opts.sequences if s not in known]
-        if missing:
-            sample = ", ".join(sorted(known)[:8]) + (" ..." if len(known) > 8 else "")
-            raise UsageError(
-                f"--sequences: {opts.dataset} has no sequence {missing[0]!r}; it has: {sample}"
-            )
-        wanted = set(opts.sequences)
-        seqs = [s for s in all_seqs if s.name in wanted]
-    seqs = shard_sequences(seqs, opts.shard)
+    seqs = shard_sequences(select_sequences(opts.dataset, all_seqs, opts.sequences), opts.shard)
     seq_names = [s.name for s in seqs]
 
     if opts.strict:

@@ -296,20 +296,15 @@ def _print_sweep(result) -> None:  # noqa: ANN001
 
 
 def _sweep_csv_row(r) -> dict[str, Any]:  # noqa: ANN001
+    from box2mask.evaluate import score_columns
+
     s = r.report.summary
     po, pf = s["per_object"]["overall"], s["per_frame"]
     return {
         "setting": r.label,
         "axis": r.axis,
         "value": "" if r.value is None else r.value,
-        "objects": po["count"],
-        "iou": po["iou"],
-        "biou": po["biou"],
-        "iou@0.5": po["iou@0.5"],
-        "iou@0.75": po["iou@0.75"],
-        "frames": pf["count"],
-        "frame_iou": pf["iou"],
-        "frame_biou": pf["biou"],
+        **score_columns(po, pf),
         "consistency": s.get("temporal_consistency", {}).get("mean", math.nan),
         "seconds": round(r.report.seconds, 3),
     }

@@ -14,7 +14,9 @@ from rich.table import Table
 
 from box2mask.cli import app
 from box2mask.cli._common import (
+    DatasetOptOption,
     DebugOption,
+    RootOption,
     VerboseOption,
     console,
     err_console,
@@ -56,16 +58,8 @@ def train_command(
             rich_help_panel=_DATA,
         ),
     ] = None,
-    root: Annotated[
-        Path | None,
-        typer.Option(
-            help="Dataset root (default: $BOX2MASK_DATA/<dataset>).", rich_help_panel=_DATA
-        ),
-    ] = None,
-    opt: Annotated[
-        list[str] | None,
-        typer.Option("--opt", help="Dataset option KEY=VALUE; repeatable.", rich_help_panel=_DATA),
-    ] = None,
+    root: RootOption = None,
+    opt: DatasetOptOption = None,
     val_opt: Annotated[
         list[str] | None,
         typer.Option(

@@ -17,17 +17,15 @@ The result reads as is with pycocotools' ``COCO()``: ``images`` (``id``,
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from box2mask.errors import Box2MaskError
-from box2mask.io import atomic_open
 from box2mask.layout import COCO_NAME
 from box2mask.rle import encode_object_mask
 from box2mask.types import FrameMasks
+from box2mask.writers._json import two_arrays
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 
 
@@ -112,30 +110,20 @@ def write_coco(
         ``(number of images, number of annotations)``.
     """
     cat_ids = {c["name"]: c["id"] for c in categories}
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    n_img = n_ann = 0
-    with (
-        atomic_open(dest) as fh,
-        tempfile.TemporaryFile("w+", encoding="utf-8", dir=dest.parent) as spool,
-    ):
-        fh.write('{"images":[')
+    with two_arrays(dest, "images", "annotations", {"categories": categories}) as (image, ann_out):
         for part in parts:
-            n_img += 1
-            fh.write(("\n" if n_img == 1 else ",\n") + json.dumps({"id": n_img, **part["image"]}))
+            image({"id": image.count + 1, **part["image"]})
             for ann in part["annotations"]:
                 name = ann["category"]
                 if name not in cat_ids:
                     raise Box2MaskError(f"category {name!r} of a part is not in the category table")
-                n_ann += 1
                 # the part is not changed: other formats may read the same parts after this one
                 rest = {k: v for k, v in ann.items() if k != "category"}
-                rec = {"id": n_ann, "image_id": n_img, "category_id": cat_ids[name], **rest}
-                spool.write(("\n" if n_ann == 1 else ",\n") + json.dumps(rec))
-        fh.write('\n],"annotations":[')
-        spool.seek(0)
-        shutil.copyfileobj(spool, fh, 1 << 20)
-        fh.write('\n],"categories":' + json.dumps(categories) + "}\n")
+                ann_out(
+                    {"id": ann_out.count + 1, "image_id": image.count, "category_id": cat_ids[name],
+                     **rest}
+                )  # fmt: skip
+    n_img, n_ann = image.count, ann_out.count
     return n_img, n_ann
 
 

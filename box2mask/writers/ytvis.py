@@ -29,9 +29,6 @@ to a temporary file beside the output, as the COCO writer does.
 from __future__ import annotations
 
 import copy
-import json
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -40,7 +37,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from box2mask.errors import Box2MaskError
-from box2mask.io import atomic_open
+from box2mask.writers._json import two_arrays
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import (
     TrackKey,
@@ -86,16 +83,9 @@ def write_ytvis(
         ``(videos, annotations)``.
     """
     cat_ids = {c["name"]: c["id"] for c in categories}
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    n_vid = n_ann = 0
-    with (
-        atomic_open(dest) as fh,
-        tempfile.TemporaryFile("w+", encoding="utf-8", dir=dest.parent) as spool,
-    ):
-        fh.write('{"videos":[')
+    with two_arrays(dest, "videos", "annotations", {"categories": categories}) as (add_video, add):
         for seq, seq_parts in by_sequence(parts):
-            n_vid += 1
+            n_vid = add_video.count + 1
             hw = part_hw(seq_parts[0])
             for p in seq_parts:
                 if part_hw(p) != hw:
@@ -112,7 +102,7 @@ def write_ytvis(
                 "length": len(seq_parts),
                 "file_names": [str(p["image"]["file_name"]) for p in seq_parts],
             }
-            fh.write(("\n" if n_vid == 1 else ",\n") + json.dumps(video))
+            add_video(video)
             order = track_order(seq_parts)
             length = len(seq_parts)
             tracks: list[dict[str, Any]] = []
@@ -145,10 +135,9 @@ def write_ytvis(
                     tr["bboxes"][t] = [float(v) for v in bbox]
                     tr["scores"][t] = max(float(a["score"]) for a in anns)
             for tr in tracks:
-                n_ann += 1
                 track_id, cat = tr.pop("key")
                 rec = {
-                    "id": n_ann,
+                    "id": add.count + 1,
                     "video_id": n_vid,
                     "category_id": cat_ids[cat],
                     "iscrowd": 0,
@@ -157,12 +146,8 @@ def write_ytvis(
                     "track_id": track_id,
                     **tr,
                 }
-                spool.write(("\n" if n_ann == 1 else ",\n") + json.dumps(rec))
-        fh.write('\n],"annotations":[')
-        spool.seek(0)
-        shutil.copyfileobj(spool, fh, 1 << 20)
-        fh.write('\n],"categories":' + json.dumps(categories) + "}\n")
-    return n_vid, n_ann
+                add(rec)
+    return add_video.count, add.count
 
 
 def to_trackeval(

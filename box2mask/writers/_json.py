@@ -1,0 +1,53 @@
+"""Streaming a large JSON object of two arrays (COCO's images + annotations, YouTube-VIS's
+videos + annotations) with memory that does not grow with the dataset."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from box2mask.io import atomic_open
+
+
+class _Array:
+    """Appends JSON records to an open text file, one per line, comma-separated."""
+
+    def __init__(self, fh: Any) -> None:
+        self._fh = fh
+        self.count = 0
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        self.count += 1
+        self._fh.write(("\n" if self.count == 1 else ",\n") + json.dumps(record))
+
+
+@contextlib.contextmanager
+def two_arrays(
+    dest: Path, first: str, second: str, tail: dict[str, Any]
+) -> Iterator[tuple[Callable[[dict[str, Any]], None], Callable[[dict[str, Any]], None]]]:
+    """Write ``{first: [...], second: [...], **tail}`` at ``dest`` atomically, streamed.
+
+    Yields ``(add_first, add_second)``: records of the first array go straight
+    to the output, those of the second to a spool file beside it, appended
+    after the first array when the block ends; memory holds one record at a
+    time. ``add_first.count`` / ``add_second.count`` say how many were added.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        atomic_open(dest) as fh,
+        tempfile.TemporaryFile("w+", encoding="utf-8", dir=dest.parent) as spool,
+    ):
+        fh.write("{" + json.dumps(first) + ":[")
+        add_first, add_second = _Array(fh), _Array(spool)
+        yield add_first, add_second
+        fh.write("\n]," + json.dumps(second) + ":[")
+        spool.seek(0)
+        shutil.copyfileobj(spool, fh, 1 << 20)
+        fh.write("\n]" + "".join("," + json.dumps(k) + ":" + json.dumps(v) for k, v in tail.items()))
+        fh.write("}\n")
