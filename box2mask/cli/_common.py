@@ -231,6 +231,8 @@ RUN_OPTIONS: dict[str, Any] = {
     "clip_to_obb": ClipToObbOption,
     "precision": PrecisionOption,
     "workers": WorkersOption,
+    "verbose": VerboseOption,
+    "debug": DebugOption,
 }
 
 
@@ -239,27 +241,32 @@ def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     The command declares its own options and a parameter ``run: dict``; it is
     called with ``run`` holding the shared options' values (``None`` where
-    not given, lists as given), keyed by ConvertOptions field name. typer
+    not given, lists as given), keyed by ConvertOptions field name, and with
+    logging set up (``--verbose``; ``run["debug"]`` is ``--debug``). typer
     reads the command's signature, so the shared options appear in
     ``--help`` as if declared there.
     """
     sig = inspect.signature(command, eval_str=True)  # the Annotated objects, not strings
     own = [p for p in sig.parameters.values() if p.name != "run"]
     shared = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False if name in ("verbose", "debug") else None,
+            annotation=kind,
+        )
         for name, kind in RUN_OPTIONS.items()
     ]
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
         run = {name: kwargs.pop(name) for name in RUN_OPTIONS}
+        setup_logging(bool(run["verbose"]))
         return command(**kwargs, run=run)
 
     wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **RUN_OPTIONS}
     first = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
-    last = [p for p in first if p.name in ("verbose", "debug")]  # --verbose/--debug at the end
-    first = [p for p in first if p not in last]
-    wrapper.__signature__ = sig.replace(parameters=[*first, *shared, *last])  # type: ignore[attr-defined]
+    wrapper.__signature__ = sig.replace(parameters=[*first, *shared])  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -276,7 +283,10 @@ def gather_options(
     merged = load_config(run["config"]) if run.get("config") else {}
     for key in drop:
         merged.pop(key, None)
-    given = {**{k: v for k, v in run.items() if k not in ("config", "opt")}, **own}
+    given = {
+        **{k: v for k, v in run.items() if k not in ("config", "opt", "verbose", "debug")},
+        **own,
+    }
     merged.update({k: v for k, v in given.items() if v is not None and v != []})
     if run.get("opt"):
         merged["adapter_options"] = {

@@ -21,14 +21,11 @@ from rich.table import Table
 from box2mask.cli import app
 from box2mask.cli._common import (
     RUN_PANEL,
-    DebugOption,
-    VerboseOption,
     console,
     err_console,
     gather_options,
     print_every,
     run_safely,
-    setup_logging,
     with_run_options,
 )
 from box2mask.executors import EXECUTORS
@@ -134,12 +131,11 @@ def convert_command(
         bool,
         typer.Option("--profile", help="Print where the time went.", rich_help_panel=RUN_PANEL),
     ] = False,
-    verbose: VerboseOption = False,
-    debug: DebugOption = False,
     run: dict[str, Any] | None = None,
 ) -> None:
     """Convert a dataset's boxes into instance masks, resuming a job already in --out."""
-    setup_logging(verbose)
+    run = run or {}
+    debug = bool(run["debug"])
     own: dict[str, Any] = {
         "dataset": dataset, "out": out, "device": device, "executor": executor,
         "formats": format, "shard": shard, "overwrite": overwrite or None,
@@ -148,7 +144,7 @@ def convert_command(
     }  # fmt: skip
 
     def build() -> ConvertOptions:
-        merged = gather_options(run or {}, own)
+        merged = gather_options(run, own)
         for required in ("dataset", "out"):
             if not merged.get(required):
                 from box2mask.errors import UsageError

@@ -16,14 +16,11 @@ from rich.table import Table
 from box2mask.cli import app
 from box2mask.cli._common import (
     RUN_PANEL,
-    DebugOption,
-    VerboseOption,
     console,
     err_console,
     gather_options,
     print_every,
     run_safely,
-    setup_logging,
     with_run_options,
 )
 
@@ -89,14 +86,12 @@ def eval_command(
             rich_help_panel=_SWEEP,
         ),
     ] = None,
-    verbose: VerboseOption = False,
-    debug: DebugOption = False,
     run: dict[str, Any] | None = None,
 ) -> None:
     """Score masks against the dataset's ground-truth masks: mean IoU and Boundary IoU, per
     object and per frame (the ROS-SAM authors' convention), per category and overall."""
-    setup_logging(verbose)
     run = run or {}
+    debug = bool(run["debug"])
     own: dict[str, Any] = {"dataset": dataset, "device": device}
     do_sweep = sweep or sweep_axes is not None or bool(sweep_values)
 

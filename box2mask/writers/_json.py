@@ -51,3 +51,10 @@ def two_arrays(
         shutil.copyfileobj(spool, fh, 1 << 20)
         fh.write("\n]" + "".join("," + json.dumps(k) + ":" + json.dumps(v) for k, v in tail.items()))
         fh.write("}\n")
+
+
+def write_json_sidecar(path: Path, obj: Any) -> None:
+    """A small JSON table beside a format's files (indented, newline-terminated), atomically."""
+    from box2mask.io import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), (json.dumps(obj, indent=1) + "\n").encode("utf-8"))

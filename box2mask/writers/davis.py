@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -53,6 +52,7 @@ from box2mask.errors import UsageError
 from box2mask.io import atomic_write_bytes
 from box2mask.layout import output_stem
 from box2mask.types import Frame
+from box2mask.writers._json import write_json_sidecar
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 
 DAVIS_DIR = "davis"
@@ -319,9 +319,7 @@ def write_davis(
     atomic_write_bytes(
         base / "ImageSets" / "all.txt", "".join(v["name"] + "\n" for v in videos).encode("utf-8")
     )
-    atomic_write_bytes(
-        base / "objects.json", (json.dumps({"videos": videos}, indent=1) + "\n").encode("utf-8")
-    )
+    write_json_sidecar(base / "objects.json", {"videos": videos})
     return len(videos), n_png
 
 

@@ -40,6 +40,7 @@ from pycocotools import mask as mask_utils
 from box2mask.errors import UsageError
 from box2mask.io import atomic_write_bytes
 from box2mask.layout import JOB_FILE, STATE_DIR
+from box2mask.writers._json import write_json_sidecar
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import (
     TrackKey,
@@ -183,7 +184,7 @@ def write_mots(
         "classes": {str(v): k for k, v in sorted(classes.items(), key=lambda kv: kv[1])},
         "videos": videos,
     }
-    atomic_write_bytes(base / "tracks.json", (json.dumps(table, indent=1) + "\n").encode("utf-8"))
+    write_json_sidecar(base / "tracks.json", table)
     return len(videos), n_lines
 
 
