@@ -2,8 +2,10 @@
 
 - :class:`PromptModel` (``sam``, ``hq-sam``, ``ros-sam``): a torch module that
   encodes batches of 1024×1024 crops and decodes one box prompt per mask.
-- :class:`ShapeModel` (``box``, ``ellipse``, ``obb``, ``grabcut``): a plain
-  function of one crop window, no weights.
+- :class:`ShapeModel` (``box``, ``ellipse``, ``obb``, ``grabcut``, ``classical``): a
+  plain function of one crop window, no weights. The built-in ones derive from
+  :class:`BlockShapeModel`: they make a mask as its block, and ``segment`` is
+  built from that.
 
 Both work in crop coordinates; the engine owns the crop geometry
 (:mod:`box2mask.geometry`).
@@ -12,12 +14,20 @@ Both work in crop coordinates; the engine owns the crop geometry
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 
 if TYPE_CHECKING:  # only prompt models need torch; a weight-free job never imports it
     import torch
+
+    from box2mask.geometry import WindowPixels
+    from box2mask.types import MaskBlock
+
+    #: a shape model's ``crop``: the window's pixels (an array, or cut on demand), or none
+    Pixels: TypeAlias = np.ndarray | WindowPixels | None
+    #: optional ``(4, 2)`` oriented-box corners in window pixels
+    Corners: TypeAlias = np.ndarray | None
 
 
 @dataclass
@@ -103,7 +113,31 @@ class ShapeModel(Protocol):
         window's pixels as a :class:`~box2mask.geometry.WindowPixels` (cut
         on demand by slicing). The engine then calls it instead, so a small
         object costs its box, not its window (the built-in shape models all
-        have it). It is optional: it is not part of this protocol's
-        ``isinstance`` check.
+        have it: they derive from :class:`BlockShapeModel`). It is optional:
+        it is not part of this protocol's ``isinstance`` check.
         """
         ...
+
+
+class BlockShapeModel:
+    """Base of the shape models that make a mask as its block (every built-in one).
+
+    A subclass defines :meth:`segment_block`, the call the engine makes;
+    :meth:`segment`, the full-window form of :class:`ShapeModel`, is built from
+    it, so the two give the same mask.
+    """
+
+    def segment_block(
+        self, crop: Pixels, box: np.ndarray, size: int, obb: Corners = None, category: str = ""
+    ) -> tuple[MaskBlock, float | None, str]:
+        """:meth:`ShapeModel.segment` with the mask as a :class:`~box2mask.types.MaskBlock`
+        in window pixels; ``crop`` may be a :class:`~box2mask.geometry.WindowPixels`
+        (cut on demand, so only the pixels the model looks at are read)."""
+        raise NotImplementedError(f"{type(self).__name__} must define segment_block")
+
+    def segment(
+        self, crop: Pixels, box: np.ndarray, size: int, obb: Corners = None, category: str = ""
+    ) -> tuple[np.ndarray, float | None, str]:
+        """See :class:`ShapeModel`: :meth:`segment_block`'s mask as an ``(S, S)`` array."""
+        block, score, source = self.segment_block(crop, box, size, obb, category)
+        return block.to_array(size), score, source

@@ -29,13 +29,18 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from box2mask.geometry import WindowPixels
+from box2mask.models.base import BlockShapeModel
 from box2mask.models.registry import MODELS, ModelSpec
 from box2mask.types import MaskBlock
+
+if TYPE_CHECKING:
+    from box2mask.models.base import Corners, Pixels
 
 
 def _centres(lo: float, hi: float, size: int) -> tuple[int, int]:
@@ -124,11 +129,8 @@ def box_mask(box: np.ndarray, size: int) -> np.ndarray:
     Returns:
         ``(S, S)`` bool.
 
-    >>> box_mask(np.array([1, 0, 3, 2]), 4).astype(int)
-    array([[0, 1, 1, 0],
-           [0, 1, 1, 0],
-           [0, 0, 0, 0],
-           [0, 0, 0, 0]])
+    >>> box_mask(np.array([1, 0, 3, 2]), 4).astype(int).tolist()
+    [[0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
     """
     return box_block(box, size).to_array(size)
 
@@ -199,7 +201,7 @@ def polygon_mask(points: np.ndarray, size: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class FillModel:
+class FillModel(BlockShapeModel):
     """``box``, ``ellipse`` or ``obb``: a geometric shape filled, no image needed.
 
     ``obb`` fills the oriented box, and the axis-aligned box (source
@@ -214,25 +216,8 @@ class FillModel:
         if self.name not in FILLS:
             raise ValueError(f"fill must be one of {', '.join(FILLS)}, got {self.name!r}")
 
-    def segment(
-        self,
-        crop: np.ndarray | None,
-        box: np.ndarray,
-        size: int,
-        obb: np.ndarray | None = None,
-        category: str = "",
-    ) -> tuple[np.ndarray, float | None, str]:
-        """See :class:`~box2mask.models.base.ShapeModel`."""
-        block, score, source = self.segment_block(crop, box, size, obb, category)
-        return block.to_array(size), score, source
-
     def segment_block(
-        self,
-        crop: np.ndarray | WindowPixels | None,
-        box: np.ndarray,
-        size: int,
-        obb: np.ndarray | None = None,
-        category: str = "",
+        self, crop: Pixels, box: np.ndarray, size: int, obb: Corners = None, category: str = ""
     ) -> tuple[MaskBlock, float | None, str]:
         """:meth:`segment` with the mask as a :class:`~box2mask.types.MaskBlock` in window pixels."""
         if self.name == "ellipse":
@@ -251,7 +236,7 @@ FILLS = {
 
 
 @dataclass(frozen=True)
-class GrabCutModel:
+class GrabCutModel(BlockShapeModel):
     """``grabcut``: OpenCV GrabCut made to work on small aerial objects.
 
     Plain GrabCut started from the box fails on small objects (an empty mask
@@ -292,25 +277,8 @@ class GrabCutModel:
     core: float = 0.35
     min_agreement: float = 0.5
 
-    def segment(
-        self,
-        crop: np.ndarray | None,
-        box: np.ndarray,
-        size: int,
-        obb: np.ndarray | None = None,
-        category: str = "",
-    ) -> tuple[np.ndarray, float | None, str]:
-        """See :class:`~box2mask.models.base.ShapeModel`; source ``"grabcut"`` or ``"ellipse"``."""
-        block, score, source = self.segment_block(crop, box, size, obb, category)
-        return block.to_array(size), score, source
-
     def segment_block(
-        self,
-        crop: np.ndarray | WindowPixels | None,
-        box: np.ndarray,
-        size: int,
-        obb: np.ndarray | None = None,
-        category: str = "",
+        self, crop: Pixels, box: np.ndarray, size: int, obb: Corners = None, category: str = ""
     ) -> tuple[MaskBlock, float | None, str]:
         """:meth:`segment` with the mask as a :class:`~box2mask.types.MaskBlock` in window
         pixels; ``crop`` may be a :class:`~box2mask.geometry.WindowPixels` (only the
@@ -423,13 +391,21 @@ def inscribed_shapes(box: np.ndarray, hw: tuple[int, int]) -> list[tuple[str, np
 
 
 def fit_inscribed_shape(
+    crop: np.ndarray | WindowPixels, box: np.ndarray, size: int, **fit: Any
+) -> tuple[np.ndarray, str]:
+    """:func:`fit_inscribed_block` with the mask as an ``(S, S)`` array (same arguments)."""
+    block, name = fit_inscribed_block(crop, box, size, **fit)
+    return block.to_array(size), name
+
+
+def fit_inscribed_block(
     crop: np.ndarray | WindowPixels,
     box: np.ndarray,
     size: int,
     margin: float = 0.5,
     min_margin: int = 3,
     gain: float = 0.05,
-) -> tuple[np.ndarray, str]:
+) -> tuple[MaskBlock, str]:
     """Pick the inscribed shape whose inside and outside differ most in colour.
 
     Each candidate of :func:`inscribed_shapes` splits a region (the box plus a
@@ -448,22 +424,9 @@ def fit_inscribed_shape(
         gain: how much more variance a shape must explain than the ellipse.
 
     Returns:
-        ``((S, S) bool mask, name of the shape)``.
+        ``(mask, name of the shape)``: the mask as a :class:`~box2mask.types.MaskBlock`
+        in window pixels (over the region at most), made at the region's cost.
     """
-    block, name = fit_inscribed_block(crop, box, size, margin, min_margin, gain)
-    return block.to_array(size), name
-
-
-def fit_inscribed_block(
-    crop: np.ndarray | WindowPixels,
-    box: np.ndarray,
-    size: int,
-    margin: float = 0.5,
-    min_margin: int = 3,
-    gain: float = 0.05,
-) -> tuple[MaskBlock, str]:
-    """:func:`fit_inscribed_shape` with the mask as a :class:`~box2mask.types.MaskBlock`
-    over the region (the box plus its margin), at the region's cost."""
     b = _check_box(box, size)
     c0, c1 = _centres(b[0], b[2], size)
     r0, r1 = _centres(b[1], b[3], size)
@@ -526,14 +489,14 @@ _candidate_masks_cached = functools.lru_cache(maxsize=256)(_candidate_masks_made
 
 
 @dataclass(frozen=True)
-class ClassicalModel:
+class ClassicalModel(BlockShapeModel):
     """``classical``: the best weight-free mask maker here (default without a checkpoint).
 
     Objects whose box is at least ``grabcut_min_side`` px on its short side
     go to :class:`GrabCutModel` (enough pixels for its colour models and for
     irregular outlines such as planes and harbours); smaller ones get the
     inscribed shape that best separates the colours
-    (:func:`fit_inscribed_shape`), which falls back to the ellipse when the
+    (:func:`fit_inscribed_block`), which falls back to the ellipse when the
     evidence is weak. Sources: ``"grabcut"``, ``"ellipse"`` or ``"shape"``.
     """
 
@@ -543,25 +506,8 @@ class ClassicalModel:
     gain: float = 0.05
     grabcut: GrabCutModel = GrabCutModel()
 
-    def segment(
-        self,
-        crop: np.ndarray | None,
-        box: np.ndarray,
-        size: int,
-        obb: np.ndarray | None = None,
-        category: str = "",
-    ) -> tuple[np.ndarray, float | None, str]:
-        """See :class:`~box2mask.models.base.ShapeModel`."""
-        block, score, source = self.segment_block(crop, box, size, obb, category)
-        return block.to_array(size), score, source
-
     def segment_block(
-        self,
-        crop: np.ndarray | WindowPixels | None,
-        box: np.ndarray,
-        size: int,
-        obb: np.ndarray | None = None,
-        category: str = "",
+        self, crop: Pixels, box: np.ndarray, size: int, obb: Corners = None, category: str = ""
     ) -> tuple[MaskBlock, float | None, str]:
         """:meth:`segment` with the mask as a :class:`~box2mask.types.MaskBlock` in window
         pixels; ``crop`` may be a :class:`~box2mask.geometry.WindowPixels`."""
