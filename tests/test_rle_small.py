@@ -3,13 +3,15 @@
 What a user relies on: the COCO RLE strings, areas and boxes are exactly
 pycocotools' for the full-frame mask, and every fill gives the same pixels as
 before the change, wherever the object sits (frame edges and windows partly
-outside the frame included). The ``_OLD_*`` functions below are verbatim
-copies of the full-window implementations of box2mask 380a228 (the commit
-before the change), kept here as the reference.
+outside the frame included). The ``_ref_*`` functions below are the reference:
+the pixel-centre rule tested on every pixel of the whole window (the masks of
+box2mask 380a228, the commit before the change, to the pixel), and
+``_OLD_clip_to_obb`` the engine's clip of that commit (OpenCV's fillPoly).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import pickle
 
@@ -40,130 +42,108 @@ from box2mask.rle import encode_block, encode_object_mask, encode_window_mask
 from box2mask.types import CropWindow, Frame, MaskBlock, ObjectMask
 
 # ---------------------------------------------------------------------------
-# Reference: the full-window implementations before the change (box2mask 380a228,
-# box2mask/models/classical.py), copied verbatim apart from the _OLD_ names.
+# Reference: the rasterisation rule by its definition, over the whole window. Every
+# pixel centre (c + 0.5, r + 0.5) of the window is tested (no index ranges, no block),
+# with the same arithmetic per centre as the rule (so the masks are exact, not close).
+# Checked equal to the full-window code of box2mask 380a228 (the commit before the
+# block change) when they replaced its verbatim copies, which had become the code.
 # ---------------------------------------------------------------------------
 
-
-def _old_centres(lo: float, hi: float, size: int) -> tuple[int, int]:
-    i0 = max(math.ceil(lo - 0.5), 0)
-    i1 = min(math.ceil(hi - 0.5), size)
-    return i0, max(i1, i0)
+_TOUCH = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)  # where the fit's parallelograms touch the box sides
 
 
-def _old_centre_pixel(box, size):
-    cx = (float(box[0]) + float(box[2])) / 2
-    cy = (float(box[1]) + float(box[3])) / 2
-    c, r = math.floor(cx), math.floor(cy)
-    if 0 <= r < size and 0 <= c < size:
-        return r, c
-    return None
+def _ref_span(lo: float, hi: float, size: int) -> np.ndarray:
+    """``(size,)`` bool: the window's rows (or columns) whose centre lies in ``[lo, hi)``."""
+    c = np.arange(size) + 0.5
+    return (c >= lo) & (c < hi)
 
 
-def _old_ensure_nonempty(mask, box):
-    if not mask.any():
-        p = _old_centre_pixel(box, mask.shape[0])
-        if p is not None:
-            mask[p] = True
+def _ref_nonempty(mask: np.ndarray, box) -> np.ndarray:
+    """``mask``, or the pixel holding the box centre (if in the window) when it is empty."""
+    c, r = math.floor((box[0] + box[2]) / 2), math.floor((box[1] + box[3]) / 2)
+    if not mask.any() and 0 <= r < mask.shape[0] and 0 <= c < mask.shape[1]:
+        mask[r, c] = True
     return mask
 
 
-def _old_box_span(box, size):
-    b = np.asarray(box, dtype=np.float64).reshape(-1)
-    c0, c1 = _old_centres(b[0], b[2], size)
-    r0, r1 = _old_centres(b[1], b[3], size)
-    return b, np.zeros((size, size), dtype=bool), (r0, r1, c0, c1)
-
-
-def _OLD_box_mask(box, size):
-    b, out, (r0, r1, c0, c1) = _old_box_span(box, size)
-    out[r0:r1, c0:c1] = True
-    return _old_ensure_nonempty(out, b)
-
-
-def _OLD_ellipse_mask(box, size):
-    b, out, (r0, r1, c0, c1) = _old_box_span(box, size)
-    if c1 > c0 and r1 > r0:
-        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-        ax, ay = (b[2] - b[0]) / 2, (b[3] - b[1]) / 2
-        xs = (np.arange(c0, c1) + 0.5 - cx) / ax
-        ys = (np.arange(r0, r1) + 0.5 - cy) / ay
-        out[r0:r1, c0:c1] = ys[:, None] ** 2 + xs[None, :] ** 2 <= 1.0
-    return _old_ensure_nonempty(out, b)
-
-
-def _OLD_polygon_mask(points, size):
-    p = np.asarray(points, dtype=np.float64)
-    out = np.zeros((size, size), dtype=bool)
-    lo, hi = p.min(axis=0), p.max(axis=0)
-    c0, c1 = _old_centres(lo[0], hi[0] + 1e-9, size)
-    r0, r1 = _old_centres(lo[1], hi[1] + 1e-9, size)
-    bbox = np.array([lo[0], lo[1], hi[0], hi[1]])
-    if c1 > c0 and r1 > r0:
-        xs = np.arange(c0, c1) + 0.5
-        ys = np.arange(r0, r1) + 0.5
-        x, y = xs[None, :], ys[:, None]
-        nxt = np.roll(p, -1, axis=0)
-        area2 = float(np.sum(p[:, 0] * nxt[:, 1] - nxt[:, 0] * p[:, 1]))
-        sign = 1.0 if area2 >= 0 else -1.0
-        inside = np.ones((r1 - r0, c1 - c0), dtype=bool)
-        for (ax_, ay_), (bx_, by_) in zip(p, nxt, strict=True):
-            cross = (bx_ - ax_) * (y - ay_) - (by_ - ay_) * (x - ax_)
-            inside &= sign * cross >= -1e-9
-        out[r0:r1, c0:c1] = inside
-    return _old_ensure_nonempty(out, bbox)
-
-
-_OLD_TOUCH = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-
-
-def _OLD_inscribed_shapes(box, hw):
+def _ref_box_cells(box, size: int) -> np.ndarray:
     x1, y1, x2, y2 = (float(v) for v in box)
-    bw, bh = x2 - x1, y2 - y1
-    n = max(hw)
-    h, w = hw
-    out = [("ellipse", _OLD_ellipse_mask(box, n)[:h, :w]), ("box", _OLD_box_mask(box, n)[:h, :w])]
-    for ft in _OLD_TOUCH:
-        for fs in _OLD_TOUCH:
-            if ft == 0 and fs == 0:
-                continue
-            t, s = ft * bw, fs * bh
-            p1 = np.array([[x1 + t, y1], [x2, y1 + s], [x2 - t, y2], [x1, y2 - s]])
-            out.append((f"quad{ft}/{fs}", _OLD_polygon_mask(p1, n)[:h, :w]))
-            if ft > 0 and fs > 0:
-                p2 = np.array([[x2 - t, y1], [x2, y2 - s], [x1 + t, y2], [x1, y1 + s]])
-                out.append((f"quad-{ft}/{fs}", _OLD_polygon_mask(p2, n)[:h, :w]))
-    return out
+    return _ref_span(y1, y2, size)[:, None] & _ref_span(x1, x2, size)[None, :]
 
 
-def _OLD_fit_inscribed_shape(crop, box, size, margin=0.5, min_margin=3, gain=0.05):
-    b = np.asarray(box, dtype=np.float64).reshape(-1)
-    c0, c1 = _old_centres(b[0], b[2], size)
-    r0, r1 = _old_centres(b[1], b[3], size)
-    if c1 - c0 < 2 or r1 - r0 < 2:
-        return _OLD_ellipse_mask(b, size), "ellipse"
-    m = max(min_margin, math.ceil(margin * max(c1 - c0, r1 - r0)))
-    x0, x1 = max(c0 - m, 0), min(c1 + m, size)
-    y0, y1 = max(r0 - m, 0), min(r1 + m, size)
-    rh, rw = y1 - y0, x1 - x0
+def _ref_box_mask(box, size):
+    return _ref_nonempty(_ref_box_cells(box, size), [float(v) for v in box])
+
+
+def _ref_ellipse_mask(box, size):
+    """The box's pixel centres inside its inscribed ellipse."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    c = np.arange(size) + 0.5
+    with np.errstate(all="ignore"):  # a box (nearly) of no width: its span holds no centre
+        u = (c - (x1 + x2) / 2) / ((x2 - x1) / 2)
+        v = (c - (y1 + y2) / 2) / ((y2 - y1) / 2)
+        inside = v[:, None] ** 2 + u[None, :] ** 2 <= 1.0
+    return _ref_nonempty(inside & _ref_box_cells(box, size), [x1, y1, x2, y2])
+
+
+def _ref_polygon_mask(points, size):
+    """Centres inside or on a convex polygon (either winding, within 1e-9), within its
+    bounding box: every centre against every edge at once."""
+    p = np.asarray(points, dtype=np.float64)
+    d = np.roll(p, -1, axis=0) - p
+    c = np.arange(size) + 0.5
+    rows, cols = c[None, :, None] - p[:, 1, None, None], c[None, None, :] - p[:, 0, None, None]
+    cross = d[:, 0, None, None] * rows - d[:, 1, None, None] * cols  # (edges, S, S)
+    q = np.roll(p, -1, axis=0)
+    winding = 1.0 if float(np.sum(p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1])) >= 0 else -1.0
+    (x1, y1), (x2, y2) = p.min(axis=0), p.max(axis=0)
+    in_bbox = _ref_span(y1, y2 + 1e-9, size)[:, None] & _ref_span(x1, x2 + 1e-9, size)[None, :]
+    return _ref_nonempty((winding * cross >= -1e-9).all(axis=0) & in_bbox, [x1, y1, x2, y2])
+
+
+def _ref_candidates(box, hw):
+    """The fit's candidates in an ``hw`` region: the ellipse, the box, then per touch pair
+    ``(t, s)`` the parallelogram touching the top side at ``x1 + t`` and the right at
+    ``y1 + s``, and its mirror image when both are > 0."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    n, (h, w) = max(hw), hw
+    out = [("ellipse", _ref_ellipse_mask(box, n)), ("box", _ref_box_mask(box, n))]
+    for ft, fs in itertools.product(_TOUCH, _TOUCH):
+        t, s = ft * (x2 - x1), fs * (y2 - y1)
+        quads = {f"quad{ft}/{fs}": [[x1 + t, y1], [x2, y1 + s], [x2 - t, y2], [x1, y2 - s]]}
+        if ft > 0 and fs > 0:
+            quads[f"quad-{ft}/{fs}"] = [[x2 - t, y1], [x2, y2 - s], [x1 + t, y2], [x1, y1 + s]]
+        out += [(k, _ref_polygon_mask(q, n)) for k, q in quads.items() if ft or fs]
+    return [(k, m[:h, :w]) for k, m in out]
+
+
+def _ref_fit_inscribed_shape(crop, box, size, margin=0.5, min_margin=3, gain=0.05):
+    """Otsu's criterion by its definition, one candidate at a time: the between-class
+    variance of the region's colours (inside / outside the shape) over their total; the
+    ellipse unless another shape explains ``gain`` more."""
+    b = np.asarray(box, dtype=np.float64)
+    cols = np.flatnonzero(_ref_span(b[0], b[2], size))
+    rows = np.flatnonzero(_ref_span(b[1], b[3], size))
+    if len(cols) < 2 or len(rows) < 2:
+        return _ref_ellipse_mask(b, size), "ellipse"
+    m = max(min_margin, math.ceil(margin * max(len(cols), len(rows))))
+    x0, x1 = max(int(cols[0]) - m, 0), min(int(cols[-1]) + 1 + m, size)
+    y0, y1 = max(int(rows[0]) - m, 0), min(int(rows[-1]) + 1 + m, size)
+    cands = _ref_candidates(b - np.array([x0, y0, x0, y0]), (y1 - y0, x1 - x0))
     pix = crop[y0:y1, x0:x1].astype(np.float64).reshape(-1, 3)
-    cands = _OLD_inscribed_shapes(b - np.array([x0, y0, x0, y0]), (rh, rw))
-    masks = np.stack([c[1].reshape(-1) for c in cands]).astype(np.float64)
     total = float(((pix - pix.mean(axis=0)) ** 2).sum())
-    k = 0
-    if total > 1e-9:
-        nf = masks.sum(axis=1)
-        nb = masks.shape[1] - nf
-        sf = masks @ pix
-        mf = sf / np.maximum(nf, 1)[:, None]
-        mb = (pix.sum(axis=0)[None, :] - sf) / np.maximum(nb, 1)[:, None]
-        score = nf * nb / masks.shape[1] * ((mf - mb) ** 2).sum(axis=1) / total
-        best = int(np.argmax(score))
-        if score[best] >= score[0] + gain:
-            k = best
+    scores = []
+    for _, shape in cands:
+        fg, bg = pix[shape.reshape(-1)], pix[~shape.reshape(-1)]
+        between = 0.0
+        if total > 1e-9 and len(fg) and len(bg):
+            between = len(fg) * len(bg) / len(pix) * ((fg.mean(0) - bg.mean(0)) ** 2).sum() / total
+        scores.append(between)
+    k = int(np.argmax(scores))
+    k = k if scores[k] >= scores[0] + gain else 0
     out = np.zeros((size, size), dtype=bool)
     out[y0:y1, x0:x1] = cands[k][1]
-    return _old_ensure_nonempty(out, b), cands[k][0]
+    return _ref_nonempty(out, b), cands[k][0]
 
 
 def _OLD_clip_to_obb(mask, obb_window):
@@ -394,10 +374,10 @@ def test_window_pixels_are_the_crop(h, w, s, x0, y0):
 @example(box=np.array([10.6, 4.6, 11.2, 5.2]), size=32)  # thinner than a pixel: the centre pixel
 @example(box=np.array([70.0, 70.0, 71.0, 71.0]), size=32)  # outside the window: empty
 def test_box_and_ellipse_fills_equal_the_previous_output(box, size):
-    assert np.array_equal(box_mask(box, size), _OLD_box_mask(box, size))
-    assert np.array_equal(box_block(box, size).to_array(size), _OLD_box_mask(box, size))
-    assert np.array_equal(ellipse_mask(box, size), _OLD_ellipse_mask(box, size))
-    assert np.array_equal(ellipse_block(box, size).to_array(size), _OLD_ellipse_mask(box, size))
+    assert np.array_equal(box_mask(box, size), _ref_box_mask(box, size))
+    assert np.array_equal(box_block(box, size).to_array(size), _ref_box_mask(box, size))
+    assert np.array_equal(ellipse_mask(box, size), _ref_ellipse_mask(box, size))
+    assert np.array_equal(ellipse_block(box, size).to_array(size), _ref_ellipse_mask(box, size))
 
 
 @settings(max_examples=300, deadline=None)
@@ -407,7 +387,7 @@ def test_box_and_ellipse_fills_equal_the_previous_output(box, size):
 )  # fmt: skip
 def test_obb_fill_equals_the_previous_output(cx, cy, length, width, deg, size):
     poly = _rotated(cx, cy, length, width, deg)
-    want = _OLD_polygon_mask(poly, size)
+    want = _ref_polygon_mask(poly, size)
     assert np.array_equal(polygon_mask(poly, size), want)
     assert np.array_equal(polygon_block(poly, size).to_array(size), want)
     block, _, src = FillModel("obb").segment_block(None, np.zeros(4), size, obb=poly)
@@ -420,7 +400,7 @@ def _scene(size: int, seed: int, box: np.ndarray) -> np.ndarray:
     img = np.clip(rng.normal((70, 85, 60), 12, (size, size, 3)), 0, 255)
     x1, y1, x2, y2 = box
     poly = _rotated((x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * 0.9, (y2 - y1) * 0.5, rng.uniform(-40, 40))
-    inside = _OLD_polygon_mask(poly, size)
+    inside = _ref_polygon_mask(poly, size)
     img[inside] = np.clip(rng.normal((200, 190, 170), 8, (int(inside.sum()), 3)), 0, 255)
     return img.astype(np.uint8)
 
@@ -435,7 +415,7 @@ def test_classical_shape_fit_equals_the_previous_output(x, y, bw, bh, seed):
     size = 64
     box = np.array([x, y, x + bw, y + bh])
     crop = _scene(size, seed, np.clip(box, 0, size))
-    want, want_name = _OLD_fit_inscribed_shape(crop, box, size)
+    want, want_name = _ref_fit_inscribed_shape(crop, box, size)
     got, name = fit_inscribed_shape(crop, box, size)
     assert name == want_name and np.array_equal(got, want)
     # the engine's path: pixels cut on demand from the frame, same mask
@@ -458,7 +438,7 @@ def test_shape_fit_with_repeated_geometry_equals_the_previous_output():
         x, y = (float(v) for v in rng.integers(-3, size - 5, 2))
         box = np.array([x, y, x + bw, y + bh])
         crop = _scene(size, k, np.clip(box, 0, size))
-        want = _OLD_fit_inscribed_shape(crop, box, size)
+        want = _ref_fit_inscribed_shape(crop, box, size)
         got = fit_inscribed_shape(crop, box, size)
         assert got[1] == want[1] and np.array_equal(got[0], want[0]), k
 
@@ -475,9 +455,9 @@ def test_grabcut_block_equals_its_full_window_mask(seed):
     block, bscore, bsrc = GrabCutModel().segment_block(WindowPixels(crop, CropWindow(0, 0, size)), box, size)
     assert (bscore, bsrc) == (score, src)
     assert np.array_equal(block.to_array(size), full)
-    assert not (full & ~_OLD_box_mask(box, size)).any()
+    assert not (full & ~_ref_box_mask(box, size)).any()
     if src == "ellipse":
-        assert np.array_equal(full, _OLD_ellipse_mask(box, size))
+        assert np.array_equal(full, _ref_ellipse_mask(box, size))
 
 
 # ---------------------------------------------------------------------------
@@ -518,7 +498,7 @@ def test_engine_masks_equal_the_previous_fills(fill, clip):
     got = []
     engine.run(frames, got.append)
     assert [fm.frame.frame_index for fm in got] == [1, 2, 3, 4]
-    old = {"box": _OLD_box_mask, "ellipse": _OLD_ellipse_mask}
+    old = {"box": _ref_box_mask, "ellipse": _ref_ellipse_mask}
     n = 0
     for fm in got:
         fr = fm.frame
@@ -529,9 +509,9 @@ def test_engine_masks_equal_the_previous_fills(fill, clip):
             box = win.box_to_crop(fr.xyxy[i])
             obb = fr.obb[i] - (win.x0, win.y0)
             if fr.category[i] == "car":
-                want, src = _OLD_box_mask(box, win.size), "box"
+                want, src = _ref_box_mask(box, win.size), "box"
             elif fill == "obb":
-                want, src = _OLD_polygon_mask(obb, win.size), "obb"
+                want, src = _ref_polygon_mask(obb, win.size), "obb"
             else:
                 want, src = old[fill](box, win.size), fill
             if clip and src not in ("obb", "box"):
@@ -555,7 +535,7 @@ def test_clip_to_obb_equals_the_previous_full_window_clip(cx, cy, length, width,
     from box2mask.engine import _clip_block_to_polygon
 
     poly = _rotated(cx, cy, length, width, deg)
-    mask = _OLD_ellipse_mask(box, size)
+    mask = _ref_ellipse_mask(box, size)
     want = _OLD_clip_to_obb(mask, poly)
     got = _clip_block_to_polygon(MaskBlock.from_mask(mask), poly, size)
     assert np.array_equal(got.to_array(size), want)
