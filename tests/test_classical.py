@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import box2mask.models  # noqa: F401  (registers the models)
+from box2mask.geometry import WindowPixels
 from box2mask.metrics import mask_iou
-from box2mask.models.base import ShapeModel
+from box2mask.models.base import BlockShapeModel, ShapeModel
 from box2mask.models.classical import (
     ClassicalModel,
     GrabCutModel,
@@ -16,7 +17,7 @@ from box2mask.models.classical import (
     polygon_mask,
 )
 from box2mask.models.registry import MODELS
-from box2mask.types import MASK_SOURCES
+from box2mask.types import MASK_SOURCES, CropWindow
 
 SHAPE_NAMES = ["box", "ellipse", "obb", "grabcut", "classical"]
 
@@ -61,6 +62,28 @@ def test_registered_as_shape_models(name: str) -> None:
     model = spec.build()
     assert isinstance(model, ShapeModel)
     assert model.name == name
+
+
+@pytest.mark.parametrize("name", SHAPE_NAMES)
+def test_segment_is_the_block_the_engine_gets_as_a_window(name: str) -> None:
+    """Every built-in shape model has one ``segment``, built from ``segment_block`` (the
+    engine's call, with pixels cut from the frame on demand): the same mask, score, source."""
+    model = MODELS.get(name).build()
+    assert isinstance(model, BlockShapeModel)
+    size = 64
+    # a large rotated object (classical: grabcut) and a small one (classical: the shape fit)
+    for seed, (length, width, deg) in enumerate([(50, 30, 20.0), (18, 7, -35.0)]):
+        obb = rotated_rect(size, 32, 30, length, width, deg)
+        inside = polygon_mask(obb, size)
+        crop = paint(textured_background(size, seed), inside, (200, 190, 170), seed)
+        b = tight_box(inside)
+        frame = np.zeros((size + 9, size + 5, 3), np.uint8)
+        frame[9:, 5:] = crop
+        pixels = WindowPixels(frame, CropWindow(5, 9, size))
+        mask, score, src = model.segment(crop, b, size, obb, "ship")
+        block, bscore, bsrc = model.segment_block(pixels, b, size, obb, "ship")
+        assert mask.shape == (size, size) and mask.any()
+        assert (score, src) == (bscore, bsrc) and np.array_equal(block.to_array(size), mask)
 
 
 def test_box_rasterisation_rule() -> None:
