@@ -89,3 +89,16 @@ def test_int8_full_range_activations_halve_the_error() -> None:
             assert got.shape == want.shape and got.dtype == torch.float32
             err[reduce] = ((got - want).norm() / want.norm()).item()
     assert err[False] < 0.6 * err[True] and err[True] < 0.05, err
+
+
+def test_cpu_bf16_decoder_runs_in_fp32(tiny) -> None:
+    """Under CPU bf16 autocast only the encoder is bf16: the same features decode as in fp32."""
+    path, images, boxes, _ = tiny
+    model = load_prompt_model("sam", path)
+    index = torch.arange(len(boxes)) % len(images)
+    with torch.inference_mode():
+        feats = model.encode(images[:2])
+        want, want_iou = model.decode(feats, boxes, index)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got, got_iou = model.decode(feats, boxes, index)
+    assert torch.equal(got, want) and torch.equal(got_iou, want_iou)
