@@ -636,6 +636,10 @@ SWEEP_AXES: dict[str, tuple[Any, ...]] = {
     "hq_token_only": (False, True),
     "box_fill_area": (0.0, 100.0, 400.0),
     "box_fill_classes": ("car", ""),
+    # SAM 2's video memory (--model sam2): per frame vs propagated along each track;
+    # the prompt_every rows run with --temporal propagate
+    "temporal": ("off", "propagate"),
+    "prompt_every": (1, 4),
 }
 
 
@@ -722,6 +726,12 @@ def _typed(axis: str, text: str) -> Any:
         raise ValueError(text)
     if axis == "box_fill_classes":
         return "" if text.lower() in ("", "none", "off") else text.replace("+", ",")
+    if axis == "prompt_every":
+        if int(text) < 1:
+            raise ValueError(text)
+        return int(text)
+    if axis == "temporal" and text not in ("off", "propagate"):
+        raise ValueError(text)
     if axis == "interpolation" and text not in Interpolation.values():
         raise ValueError(text)
     if axis == "window" and text not in Window.values():
@@ -749,6 +759,8 @@ def setting_label(axis: str, value: Any, upsampled: bool = True) -> str:
         return f"box-fill area < {value:g} px²"
     if axis == "box_fill_classes":
         return f"box-fill classes: {value or 'none'}"
+    if axis == "prompt_every":
+        return f"propagate, prompt every {value}"
     return f"{axis.replace('_', ' ')} {value}"
 
 
@@ -771,6 +783,12 @@ def _applies(axis: str, model: str, kind: str, needs_image: bool) -> str | None:
         return f"{axis}: {model} draws a shape from the box alone, whatever the window"
     if axis in ("box_fill_area", "box_fill_classes") and model == "box":
         return f"{axis}: the box model fills every box anyway"
+    if axis in ("temporal", "prompt_every"):
+        from box2mask.models.registry import MODELS
+
+        if not (model in MODELS and MODELS.get(model).temporal):
+            takes = [n for n, s in MODELS.items() if s.temporal]
+            return f"{axis} applies to {', '.join(takes)} only (a video memory)"
     return None
 
 
@@ -819,9 +837,16 @@ def sweep(
         if axis == "box_fill_classes":
             base_value = ",".join(base_value)
         for v in values:
-            if v == base_value:
+            changed = {axis: _option_value(axis, v)}
+            if axis == "prompt_every":  # prompting every K-th frame means propagating
+                changed["temporal"] = "propagate"
+                if v == base_value and options.temporal == "propagate":
+                    continue
+            elif v == base_value:
                 continue
-            plan.append((axis, v, replace(options, **{axis: _option_value(axis, v)})))
+            elif axis == "temporal" and v == "off":
+                changed["prompt_every"] = 1  # per frame: every frame is prompted
+            plan.append((axis, v, replace(options, **changed)))
     rows: list[SweepRow] = []
     for axis, value, opts in plan:
         label = "base" if axis == "base" else setting_label(axis, value, spec.kind == "prompt")

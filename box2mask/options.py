@@ -63,6 +63,10 @@ class EngineOptions:
     #: objects of one frame whose windows have the same side and IoU >= this share
     #: one encoder pass (0: off, every object gets its own crop)
     share_crops: float = field(default=0.0, metadata=in_identity("prompt-when-set"))
+    #: --temporal propagate (sam2): SAM 2's video memory along each track, the box prompted
+    #: on every --prompt-every K-th frame of a track (docs/models.md); in the identity when set
+    temporal: str = field(default="off", metadata=in_identity("prompt-when-set"))
+    prompt_every: int = field(default=1, metadata=in_identity("prompt-when-set"))
     #: finished frames queued for the writer thread (0: ``on_frame`` runs inline)
     write_queue: int = 8
 
@@ -142,6 +146,15 @@ class ConvertOptions(EngineOptions):
             )
         if self.box_fill_area < 0:
             raise UsageError(f"--box-fill-area must be >= 0, got {self.box_fill_area}")
+        if self.temporal not in ("off", "propagate"):
+            raise UsageError(f"--temporal must be off or propagate, got {self.temporal!r}")
+        if self.prompt_every < 1:
+            raise UsageError(f"--prompt-every must be at least 1, got {self.prompt_every}")
+        if self.prompt_every != 1 and self.temporal == "off":
+            raise UsageError(
+                f"--prompt-every {self.prompt_every} needs --temporal propagate "
+                "(without it every frame is prompted)"
+            )
         if self.shard is not None:
             parse_shard(self.shard)
         if self.ray_actors < 0:

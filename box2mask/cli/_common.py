@@ -187,6 +187,25 @@ ConfigOption = Annotated[
     typer.Option(help="YAML file of convert options (names as here); command-line options win."),
 ]
 
+TemporalOption = Annotated[
+    str | None,
+    typer.Option(
+        help="off | propagate: sam2 only, each track's crops as a short video for SAM 2's "
+        "memory, in windows of 16 frames (default: off; docs/models.md).",
+        rich_help_panel=RUN_PANEL,
+    ),
+]
+
+PromptEveryOption = Annotated[
+    int | None,
+    typer.Option(
+        metavar="K",
+        help="With --temporal propagate: a track's box is the prompt on every K-th of its "
+        "frames in a window, the others are propagated (default: 1).",
+        rich_help_panel=RUN_PANEL,
+    ),
+]
+
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
@@ -231,6 +250,8 @@ RUN_OPTIONS: dict[str, Any] = {
     "clip_to_obb": ClipToObbOption,
     "precision": PrecisionOption,
     "workers": WorkersOption,
+    "temporal": TemporalOption,
+    "prompt_every": PromptEveryOption,
     "verbose": VerboseOption,
     "debug": DebugOption,
 }

@@ -74,7 +74,8 @@ def eval_command(
         str | None,
         typer.Option(
             help="Axes to sweep, comma-separated (implies --sweep): crop_size, interpolation, window, "
-            "hq_token_only, box_fill_area, box_fill_classes (default: all that apply).",
+            "hq_token_only, box_fill_area, box_fill_classes, temporal, prompt_every (default: all "
+            "that apply).",
             rich_help_panel=_SWEEP,
         ),
     ] = None,
