@@ -846,7 +846,10 @@ def sweep(
                 continue
             elif axis == "temporal" and v == "off":
                 changed["prompt_every"] = 1  # per frame: every frame is prompted
-            plan.append((axis, v, replace(options, **changed)))
+            new = replace(options, **changed)
+            if any(o == new for _, _, o in plan):
+                continue  # the same run as a row already planned (temporal / prompt_every 1)
+            plan.append((axis, v, new))
     rows: list[SweepRow] = []
     for axis, value, opts in plan:
         label = "base" if axis == "base" else setting_label(axis, value, spec.kind == "prompt")
