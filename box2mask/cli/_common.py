@@ -334,3 +334,59 @@ def print_every(seconds: float) -> Callable[..., None]:
         print(text, file=sys.stderr, flush=True)
 
     return say
+
+
+def progress_bar(field: str, eta: bool = False, transient: bool = False) -> Any:
+    """The rich progress bar of a long command, on stderr: description, bar, done/total,
+    the task's ``field`` (a rate, a count), elapsed time and, with ``eta``, the time left."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(field),
+        TimeElapsedColumn(),
+    ]
+    if eta:
+        columns += [TextColumn("ETA"), TimeRemainingColumn()]
+    return Progress(*columns, console=err_console, transient=transient)
+
+
+def group_callback(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """The callback of a command group (``box2mask train``, ``box2mask qa``) that also runs
+    as a command.
+
+    It gets ``--verbose`` (logging is set up) and ``--debug`` (passed on as ``debug``;
+    the callback declares ``debug: bool = False``), and it is skipped when a
+    subcommand (``train export``, ``qa apply``) is invoked instead.
+    """
+    sig = inspect.signature(callback, eval_str=True)
+    own = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in sig.parameters.values()
+        if p.name != "debug"
+    ]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=kind)
+        for name, kind in (("verbose", VerboseOption), ("debug", DebugOption))
+    ]
+
+    @functools.wraps(callback)
+    def wrapper(**kwargs: Any) -> Any:
+        verbose = kwargs.pop("verbose")
+        if kwargs["ctx"].invoked_subcommand is not None:
+            return None
+        setup_logging(bool(verbose))
+        return callback(**kwargs)
+
+    wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *extra]}
+    wrapper.__signature__ = sig.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
+    return wrapper

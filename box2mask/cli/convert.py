@@ -8,14 +8,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from box2mask.cli import app
@@ -25,6 +17,7 @@ from box2mask.cli._common import (
     err_console,
     gather_options,
     print_every,
+    progress_bar,
     run_safely,
     with_run_options,
 )
@@ -172,16 +165,7 @@ def _run_with_progress(options: ConvertOptions):  # noqa: ANN202
 
         return convert(options, progress=plain)
 
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=False) as bar:
+    with progress_bar("{task.fields[rate]}", eta=True) as bar:
         task = bar.add_task("frames", total=None, rate="")
         t0 = time.monotonic()
 

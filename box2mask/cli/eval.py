@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from box2mask.cli import app
@@ -20,6 +19,7 @@ from box2mask.cli._common import (
     err_console,
     gather_options,
     print_every,
+    progress_bar,
     run_safely,
     with_run_options,
 )
@@ -148,14 +148,7 @@ def _with_progress(fn):  # noqa: ANN001, ANN202
             say(f"{p.setting + ': ' if p.setting else ''}frames {p.frames_done} objects {p.objects_done}")
 
         return fn(plain)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[objects]} objects"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=True) as bar:
+    with progress_bar("{task.fields[objects]} objects", transient=True) as bar:
         task = bar.add_task("frames", total=None, objects=0)
 
         def update(p) -> None:  # noqa: ANN001

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from box2mask.cli._common import DebugOption, VerboseOption, console, run_safely, setup_logging
+from box2mask.cli._common import DebugOption, console, group_callback, run_safely
 from box2mask.options import parse_key_values
 
 qa_app = typer.Typer(
@@ -24,6 +24,7 @@ _GT = "Scoring the flags against ground truth"
 
 
 @qa_app.callback()
+@group_callback
 def qa_command(
     ctx: typer.Context,
     out: Annotated[
@@ -66,13 +67,9 @@ def qa_command(
         list[str] | None,
         typer.Option(help="Ground-truth dataset option KEY=VALUE.", rich_help_panel=_GT),
     ] = None,
-    verbose: VerboseOption = False,
-    debug: DebugOption = False,
+    debug: bool = False,
 ) -> None:
     """Signals per object, one suspicion score, a ranked list (qa.json, qa.csv), a review page."""
-    if ctx.invoked_subcommand is not None:
-        return
-    setup_logging(verbose)
 
     def run():  # noqa: ANN202
         from box2mask.errors import UsageError

@@ -9,20 +9,18 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from box2mask.cli import app
 from box2mask.cli._common import (
     DatasetOptOption,
-    DebugOption,
     RootOption,
-    VerboseOption,
     console,
     err_console,
+    group_callback,
     print_every,
+    progress_bar,
     run_safely,
-    setup_logging,
 )
 
 train_app = typer.Typer(
@@ -47,6 +45,7 @@ def _floats(text: str, option: str) -> tuple[float, float]:
 
 
 @train_app.callback()
+@group_callback
 def train_command(
     ctx: typer.Context,
     dataset: Annotated[
@@ -199,13 +198,9 @@ def train_command(
     pictures: Annotated[
         int, typer.Option(help="--dry-run: how many samples to draw.", rich_help_panel=_RUN)
     ] = 4,
-    verbose: VerboseOption = False,
-    debug: DebugOption = False,
+    debug: bool = False,
 ) -> None:
     """Train ROS-SAM; a run already in --out is resumed (same options) from its last epoch."""
-    if ctx.invoked_subcommand is not None:
-        return
-    setup_logging(verbose)
 
     def build() -> Any:
         from box2mask.errors import UsageError
@@ -283,14 +278,7 @@ def _run_with_progress(options: Any) -> Any:
                 )
 
         return train(options, progress=plain)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err_console) as bar:
+    with progress_bar("{task.fields[info]}") as bar:
         task = bar.add_task("epoch", total=None, info="")
 
         def update(p: Any) -> None:
