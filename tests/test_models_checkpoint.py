@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
-from tiny_sam import (
-    TINY_ARCH,
-    TINY_LORA_RANK,
-    tiny_state_dict,
-    write_authors_folder,
-    write_hq_sam_pth,
-    write_ros_sam_file,
-    write_sam_pth,
+from model_helpers import (
+    assert_keys_listed,
+    assert_missing_refused,
+    assert_truncated_refused,
+    assert_wrong_kind,
+    assert_wrong_shape,
 )
+from safetensors.torch import load_file, save_file
+from tiny_sam import TINY_ARCH, TINY_LORA_RANK, tiny_state_dict, write_checkpoints
 
 from box2mask.errors import CheckpointError, UsageError
 from box2mask.models.checkpoint import (
@@ -34,15 +33,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("ckpts")
-    return {
-        "sam": write_sam_pth(d),
-        "hq": write_hq_sam_pth(d),
-        "ros": write_ros_sam_file(d),
-        "ros_folded": write_ros_sam_file(d, folded=True, name="ros_folded.safetensors"),
-        "folder": write_authors_folder(d / "checkpoint_5"),
-        "folder_module": write_authors_folder(d / "checkpoint_5_ddp", module_prefix=True),
-    }
+    return write_checkpoints(tmp_path_factory.mktemp("ckpts"))
 
 
 # --- what a checkpoint is -------------------------------------------------
@@ -108,10 +99,7 @@ def test_tiny_arch_is_inferred_from_tensors() -> None:
     ],
 )
 def test_wrong_kind_is_named(ckpts, model, key, message) -> None:
-    with pytest.raises(CheckpointError) as err:
-        load_prompt_model(model, ckpts[key])
-    assert message in str(err.value)
-    assert str(ckpts[key]) in str(err.value)
+    assert_wrong_kind(model, ckpts[key], message)
 
 
 def test_hq_token_only_needs_hq_sam(ckpts) -> None:
@@ -140,25 +128,14 @@ def test_incomplete_authors_folder(ckpts, tmp_path) -> None:
 
 def test_unexpected_and_missing_keys_are_listed(ckpts, tmp_path) -> None:
     state = torch.load(ckpts["sam"], weights_only=True)
-    state["image_encoder.extra.weight"] = torch.zeros(1)
-    del state["prompt_encoder.no_mask_embed.weight"]
-    torch.save(state, tmp_path / "odd.pth")
-    with pytest.raises(CheckpointError) as err:
-        load_prompt_model("sam", tmp_path / "odd.pth")
-    msg = str(err.value)
-    assert "missing keys: prompt_encoder.no_mask_embed.weight" in msg
-    assert "unexpected keys: image_encoder.extra.weight" in msg
+    extra, missing = "image_encoder.extra.weight", "prompt_encoder.no_mask_embed.weight"
+    assert_keys_listed("sam", state, tmp_path / "odd.pth", extra, missing)
 
 
 def test_wrong_shape_is_reported(ckpts, tmp_path) -> None:
     state = torch.load(ckpts["sam"], weights_only=True)
-    state["mask_decoder.iou_token.weight"] = torch.zeros(1, 128)
-    torch.save(state, tmp_path / "shape.pth")
-    with pytest.raises(
-        CheckpointError,
-        match=r"wrong shapes: mask_decoder.iou_token.weight \(1, 128\) \(expected \(1, 256\)\)",
-    ):
-        load_prompt_model("sam", tmp_path / "shape.pth")
+    key = "mask_decoder.iou_token.weight"
+    assert_wrong_shape("sam", state, tmp_path / "shape.pth", key, (1, 128), (1, 256))
 
 
 def test_not_a_sam_state_dict(tmp_path) -> None:
@@ -193,22 +170,14 @@ def test_incomplete_lora_is_refused(ckpts) -> None:
 
 
 def test_missing_file(tmp_path) -> None:
-    with pytest.raises(CheckpointError, match="checkpoint not found: .*nope.pth"):
-        load_prompt_model("sam", tmp_path / "nope.pth")
+    assert_missing_refused("sam", tmp_path / "nope.pth")
     with pytest.raises(CheckpointError, match="checkpoint folder not found|checkpoint not found"):
         inspect_checkpoint(tmp_path / "nope")
 
 
 @pytest.mark.parametrize("key", ["sam", "ros"])
 def test_truncated_file(ckpts, tmp_path, key) -> None:
-    src = ckpts[key]
-    data = src.read_bytes()
-    bad = tmp_path / src.name
-    bad.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError) as err:
-        load_prompt_model("ros-sam" if key == "ros" else "sam", bad)
-    assert "corrupt or truncated" in str(err.value)
-    assert str(bad) in str(err.value)
+    assert_truncated_refused("ros-sam" if key == "ros" else "sam", ckpts[key], tmp_path)
 
 
 def test_garbage_and_empty_files(tmp_path) -> None:

@@ -9,6 +9,7 @@ well under a second per image on a CPU. Everything is seeded.
     write_hq_sam_pth(dir)              official HQ-SAM .pth layout
     write_ros_sam_file(dir, folded)    box2mask's ROS-SAM .safetensors
     write_authors_folder(dir, prefix)  ROS-SAM authors' training folder
+    write_checkpoints(dir)             all of them, by key (a test module's fixture)
 """
 
 from __future__ import annotations
@@ -129,3 +130,25 @@ def write_authors_folder(
     save_file(decoder, str(folder / "model.safetensors"))
     save_file(sam, str(folder / "model_1.safetensors"))
     return folder
+
+
+def write_checkpoints(directory: Path, seed: int = 0, ros_seed: int = 0) -> dict[str, Path]:
+    """Every layout above in ``directory``, by key.
+
+    ``sam``, ``hq`` (of ``seed``); ``ros`` (unfolded LoRA), ``ros_folded``,
+    ``folder`` (the authors' folder) and ``folder_module`` (its keys with
+    ``module.``), all of ``ros_seed``.
+    """
+    d = Path(directory)
+    return {
+        "sam": write_sam_pth(d, seed=seed),
+        "hq": write_hq_sam_pth(d, seed=seed),
+        "ros": write_ros_sam_file(d, seed=ros_seed),
+        "ros_folded": write_ros_sam_file(
+            d, seed=ros_seed, folded=True, name="ros_folded.safetensors"
+        ),
+        "folder": write_authors_folder(d / "checkpoint_5", seed=ros_seed),
+        "folder_module": write_authors_folder(
+            d / "checkpoint_5_ddp", seed=ros_seed, module_prefix=True
+        ),
+    }
