@@ -14,14 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from tiny_sam import (
-    TINY_ARCH,
-    write_authors_folder,
-    write_hq_sam_pth,
-    write_ros_sam_file,
-    write_sam_pth,
+from model_helpers import (
+    check_against,
+    check_mixed_batch,
+    encode_decode,
+    mask_iou,
+    reference_sam,
+    smooth_images,
 )
+from tiny_sam import TINY_ARCH, write_checkpoints
 
 from box2mask.models.base import PromptModel
 from box2mask.models.lora import LoRAQKV
@@ -35,31 +36,18 @@ BOXES = np.array([[300.0, 350.0, 700.0, 620.0], [100.5, 80.0, 260.0, 300.25]], d
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("sam_ckpts")
-    return {
-        "sam": write_sam_pth(d),
-        "hq": write_hq_sam_pth(d),
-        "ros_unfolded": write_ros_sam_file(d, seed=3, name="ros_unfolded.safetensors"),
-        "ros_folded": write_ros_sam_file(d, seed=3, folded=True, name="ros_folded.safetensors"),
-        "folder": write_authors_folder(d / "epoch_3", seed=3),
-        "folder_module": write_authors_folder(d / "epoch_3_ddp", seed=3, module_prefix=True),
-    }
+    return write_checkpoints(tmp_path_factory.mktemp("sam_ckpts"), ros_seed=3)
 
 
 @pytest.fixture(scope="module")
 def images() -> np.ndarray:
-    """Two smooth random 1024×1024 RGB images (uint8)."""
-    rng = np.random.default_rng(0)
-    low = rng.integers(0, 256, size=(2, 3, 32, 32)).astype(np.float32)
-    up = F.interpolate(torch.from_numpy(low), size=(1024, 1024), mode="bilinear")
-    return up.permute(0, 2, 3, 1).round().clamp(0, 255).to(torch.uint8).numpy()
+    return smooth_images()
 
 
 def _reference(module, hq: bool, checkpoint: Path):
     """``module.Sam`` + ``SamPredictor`` of the tiny architecture, loaded strictly."""
-    m = module.modeling
     a = TINY_ARCH
-    encoder = m.ImageEncoderViT(
+    encoder = module.modeling.ImageEncoderViT(
         img_size=1024,
         patch_size=16,
         embed_dim=a.embed_dim,
@@ -73,57 +61,10 @@ def _reference(module, hq: bool, checkpoint: Path):
         global_attn_indexes=a.global_attn_indexes,
         window_size=a.window_size,
     )
-    prompt = m.PromptEncoder(
-        embed_dim=256,
-        image_embedding_size=(64, 64),
-        input_image_size=(1024, 1024),
-        mask_in_chans=16,
-    )
-    transformer = m.TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8)
-    if hq:
-        decoder = m.MaskDecoderHQ(
-            num_multimask_outputs=3,
-            transformer=transformer,
-            transformer_dim=256,
-            iou_head_depth=3,
-            iou_head_hidden_dim=256,
-            vit_dim=a.embed_dim,
-        )
-    else:
-        decoder = m.MaskDecoder(
-            num_multimask_outputs=3, transformer=transformer, transformer_dim=256
-        )
-    sam = m.Sam(image_encoder=encoder, prompt_encoder=prompt, mask_decoder=decoder)
+    sam = reference_sam(module.modeling, encoder, hq, vit_dim=a.embed_dim)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     sam.load_state_dict(state, strict=True)
     return module.SamPredictor(sam.eval())
-
-
-def _ours(model, images: np.ndarray, boxes: np.ndarray, index: list[int]):
-    feats = model.encode(torch.from_numpy(images))
-    return model.decode(feats, torch.from_numpy(boxes), torch.tensor(index))
-
-
-def _mask_iou(a: torch.Tensor, b: torch.Tensor) -> float:
-    union = (a | b).sum().item()
-    return 1.0 if union == 0 else (a & b).sum().item() / union
-
-
-def _check_against(pred, kwargs, logits, iou, box) -> None:
-    """Compare one of our outputs with ``pred`` (its image already set)."""
-    masks, ious, low = pred.predict(box=box, multimask_output=False, return_logits=True, **kwargs)
-    low = torch.from_numpy(low[0])
-    assert logits.shape == (256, 256) and logits.dtype == torch.float32
-    scale = low.abs().max().item()
-    assert torch.allclose(logits, low, atol=1e-4 * max(scale, 1.0), rtol=1e-4)
-    assert abs(iou.item() - float(ious[0])) < 1e-4
-    # SamPredictor upsamples 256 -> 1024 bilinearly and thresholds at 0; do the same.
-    ours_1024 = F.interpolate(
-        logits[None, None], (1024, 1024), mode="bilinear", align_corners=False
-    )
-    ref_mask = torch.from_numpy(masks[0] > 0)
-    assert ref_mask.any() and not ref_mask.all(), "degenerate reference mask; pick another box"
-    assert _mask_iou(ours_1024[0, 0] > 0, ref_mask) >= 0.99
 
 
 def test_sam_matches_segment_anything(ckpts, images) -> None:
@@ -131,18 +72,11 @@ def test_sam_matches_segment_anything(ckpts, images) -> None:
 
     model = load_prompt_model("sam", ckpts["sam"])
     pred = _reference(segment_anything, hq=False, checkpoint=ckpts["sam"])
-    # Three boxes over two images in one batch: batching must not mix images.
-    boxes = np.concatenate([BOXES, BOXES[:1]])
-    logits, iou = _ours(model, images, boxes, [1, 0, 1])
-    pred.set_image(images[1])
-    _check_against(pred, {}, logits[0], iou[0], boxes[0])
-    _check_against(pred, {}, logits[2], iou[2], boxes[2])
-    pred.set_image(images[0])
-    _check_against(pred, {}, logits[1], iou[1], boxes[1])
+    boxes, logits, iou = check_mixed_batch(model, pred, images, BOXES)
 
     # segment_anything's own attention gives the same result as the SDPA path.
     model.attention = "reference"
-    ref_logits, ref_iou = _ours(model, images[:1], boxes[1:2], [0])
+    ref_logits, ref_iou = encode_decode(model, images[:1], boxes[1:2], [0])
     assert torch.allclose(ref_logits[0], logits[1], atol=1e-4, rtol=1e-4)
     assert torch.allclose(ref_iou[0], iou[1], atol=1e-5)
 
@@ -153,10 +87,10 @@ def test_hq_sam_matches_segment_anything_hq(ckpts, images, hq_token_only) -> Non
 
     model = MODELS.get("hq-sam").build(ckpts["hq"], "cpu", hq_token_only=hq_token_only)
     pred = _reference(segment_anything_hq, hq=True, checkpoint=ckpts["hq"])
-    logits, iou = _ours(model, images[1:], BOXES, [0, 0])
+    logits, iou = encode_decode(model, images[1:], BOXES, [0, 0])
     pred.set_image(images[1])
     for j in range(len(BOXES)):
-        _check_against(pred, {"hq_token_only": hq_token_only}, logits[j], iou[j], BOXES[j])
+        check_against(pred, {"hq_token_only": hq_token_only}, logits[j], iou[j], BOXES[j])
 
 
 def test_ros_sam_is_hq_token_of_folded_weights(ckpts, images, tmp_path) -> None:
@@ -168,9 +102,9 @@ def test_ros_sam_is_hq_token_of_folded_weights(ckpts, images, tmp_path) -> None:
     folded_pth = tmp_path / "folded.pth"
     torch.save(load_file(ckpts["ros_folded"]), folded_pth)
     pred = _reference(segment_anything_hq, hq=True, checkpoint=folded_pth)
-    logits, iou = _ours(ros, images[:1], BOXES[:1], [0])
+    logits, iou = encode_decode(ros, images[:1], BOXES[:1], [0])
     pred.set_image(images[0])
-    _check_against(pred, {"hq_token_only": True}, logits[0], iou[0], BOXES[0])
+    check_against(pred, {"hq_token_only": True}, logits[0], iou[0], BOXES[0])
 
 
 def test_ros_sam_layouts_agree(ckpts, images) -> None:
@@ -178,7 +112,7 @@ def test_ros_sam_layouts_agree(ckpts, images) -> None:
     the same weights, and the unfolded LoRA modules give the same masks as folded ones."""
     folded = load_prompt_model("ros-sam", ckpts["ros_folded"])
     want = folded.state_dict()
-    for key in ("ros_unfolded", "folder", "folder_module"):
+    for key in ("ros", "folder", "folder_module"):
         got = load_prompt_model("ros-sam", ckpts[key]).state_dict()
         assert got.keys() == want.keys(), key
         for name, tensor in want.items():
@@ -186,24 +120,24 @@ def test_ros_sam_layouts_agree(ckpts, images) -> None:
     unfolded = load_prompt_model("ros-sam", ckpts["folder"], fold=False)
     assert any(isinstance(m, LoRAQKV) for m in unfolded.modules())
     assert not any(isinstance(m, LoRAQKV) for m in folded.modules())
-    ref_logits, ref_iou = _ours(folded, images[:1], BOXES[:1], [0])
-    logits, iou = _ours(unfolded, images[:1], BOXES[:1], [0])
+    ref_logits, ref_iou = encode_decode(folded, images[:1], BOXES[:1], [0])
+    logits, iou = encode_decode(unfolded, images[:1], BOXES[:1], [0])
     assert torch.allclose(logits, ref_logits, atol=2e-4, rtol=1e-4)
     assert torch.allclose(iou, ref_iou, atol=1e-5)
-    assert _mask_iou(logits > 0, ref_logits > 0) > 0.999
+    assert mask_iou(logits > 0, ref_logits > 0) > 0.999
 
 
 def test_lora_changes_the_output(ckpts, images, tmp_path) -> None:
     """The LoRA update matters: dropping it (HQ-token mask of the un-LoRA'd weights) differs."""
     from safetensors.torch import load_file
 
-    state = load_file(ckpts["ros_unfolded"])
+    state = load_file(ckpts["ros"])
     base = {
         k.replace("attn.qkv.qkv.", "attn.qkv."): v for k, v in state.items() if "linear_" not in k
     }
     torch.save(base, tmp_path / "no_lora.pth")
     no_lora = load_prompt_model("hq-sam", tmp_path / "no_lora.pth", hq_token_only=True)
-    ros = load_prompt_model("ros-sam", ckpts["ros_unfolded"])
+    ros = load_prompt_model("ros-sam", ckpts["ros"])
     x = torch.from_numpy(images[:1])
     a, b = no_lora.encode(x).embeddings, ros.encode(x).embeddings
     assert (a - b).abs().max() > 1e-2

@@ -22,7 +22,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+from model_helpers import (
+    assert_keys_listed,
+    assert_missing_refused,
+    assert_truncated_refused,
+    assert_wrong_kind,
+    assert_wrong_shape,
+    check_against,
+    check_mixed_batch,
+    reference_sam,
+    smooth_images,
+)
 
 from box2mask.errors import CheckpointError
 from box2mask.models.checkpoint import (
@@ -66,22 +76,10 @@ def _mobile_sam_reference():
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return super().forward(x)[0]
 
-    transformer = sa.TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8)
-    return sa.Sam(
-        image_encoder=MobileSamTinyViT(**_tiny_vit_kwargs()),
-        prompt_encoder=sa.PromptEncoder(
-            embed_dim=256,
-            image_embedding_size=(64, 64),
-            input_image_size=(1024, 1024),
-            mask_in_chans=16,
-        ),  # fmt: skip
-        mask_decoder=sa.MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=transformer,
-            transformer_dim=256,
-            iou_head_depth=3,
-            iou_head_hidden_dim=256,
-        ),  # fmt: skip
+    return reference_sam(
+        sa,
+        MobileSamTinyViT(**_tiny_vit_kwargs()),
+        hq=False,
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
     )
@@ -133,37 +131,7 @@ def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def images() -> np.ndarray:
-    """Two smooth random 1024×1024 RGB images (uint8)."""
-    rng = np.random.default_rng(0)
-    low = rng.integers(0, 256, size=(2, 3, 32, 32)).astype(np.float32)
-    up = F.interpolate(torch.from_numpy(low), size=(1024, 1024), mode="bilinear")
-    return up.permute(0, 2, 3, 1).round().clamp(0, 255).to(torch.uint8).numpy()
-
-
-def _mask_iou(a: torch.Tensor, b: torch.Tensor) -> float:
-    union = (a | b).sum().item()
-    return 1.0 if union == 0 else (a & b).sum().item() / union
-
-
-def _check_against(pred, kwargs, logits, iou, box) -> None:
-    """One of our outputs against ``pred`` (a SamPredictor whose image is set)."""
-    masks, ious, low = pred.predict(box=box, multimask_output=False, return_logits=True, **kwargs)
-    low = torch.from_numpy(low[0])
-    assert logits.shape == (256, 256) and logits.dtype == torch.float32
-    scale = low.abs().max().item()
-    assert torch.allclose(logits, low, atol=1e-4 * max(scale, 1.0), rtol=1e-4)
-    assert abs(iou.item() - float(ious[0])) < 1e-4
-    ours_1024 = F.interpolate(
-        logits[None, None], (1024, 1024), mode="bilinear", align_corners=False
-    )
-    ref_mask = torch.from_numpy(masks[0] > 0)
-    assert ref_mask.any() and not ref_mask.all(), "degenerate reference mask; pick another box"
-    assert _mask_iou(ours_1024[0, 0] > 0, ref_mask) >= 0.99
-
-
-def _ours(model, images: np.ndarray, boxes: np.ndarray, index: list[int]):
-    feats = model.encode(torch.from_numpy(images))
-    return model.decode(feats, torch.from_numpy(boxes), torch.tensor(index))
+    return smooth_images()
 
 
 # --- what the files are -------------------------------------------------------------
@@ -196,14 +164,7 @@ def test_mobile_sam_matches_reference(ckpts, images) -> None:
     ref.eval()  # as build_sam_vit_t: eval, then a strict load...
     ref.load_state_dict(torch.load(ckpts["mobile"], weights_only=True), strict=True)
     pred = SamPredictor(ref.eval())  # ...then eval again, as MobileSAM's README does
-    # Three boxes over two crops in one batch: batching must not mix images.
-    boxes = np.concatenate([BOXES, BOXES[:1]])
-    logits, iou = _ours(model, images, boxes, [1, 0, 1])
-    pred.set_image(images[1])
-    _check_against(pred, {}, logits[0], iou[0], boxes[0])
-    _check_against(pred, {}, logits[2], iou[2], boxes[2])
-    pred.set_image(images[0])
-    _check_against(pred, {}, logits[1], iou[1], boxes[1])
+    check_mixed_batch(model, pred, images, BOXES)
 
 
 @pytest.mark.parametrize("stage", [1, 2])
@@ -236,7 +197,7 @@ def test_light_hq_sam_matches_segment_anything_hq(ckpts, images) -> None:
         logits, iou = model.decode(features, torch.from_numpy(BOXES), torch.tensor([0, 0]))
         for j in range(len(BOXES)):
             kwargs = {"hq_token_only": hq_token_only}
-            _check_against(pred, kwargs, logits[j], iou[j], BOXES[j])
+            check_against(pred, kwargs, logits[j], iou[j], BOXES[j])
 
 
 # --- the same errors as for SAM -------------------------------------------------------
@@ -252,42 +213,25 @@ def test_light_hq_sam_matches_segment_anything_hq(ckpts, images) -> None:
     ],
 )  # fmt: skip
 def test_checkpoint_of_another_kind(ckpts, model, key, message) -> None:
-    with pytest.raises(CheckpointError) as err:
-        load_prompt_model(model, ckpts[key])
-    assert message in str(err.value) and str(ckpts[key]) in str(err.value)
+    assert_wrong_kind(model, ckpts[key], message)
 
 
 @pytest.mark.parametrize("key", ["mobile", "hq"])
 def test_truncated_file(ckpts, tmp_path, key) -> None:
-    data = ckpts[key].read_bytes()
-    bad = tmp_path / ckpts[key].name
-    bad.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError) as err:
-        load_prompt_model("sam" if key == "mobile" else "hq-sam", bad)
-    assert "corrupt or truncated" in str(err.value) and str(bad) in str(err.value)
+    assert_truncated_refused("sam" if key == "mobile" else "hq-sam", ckpts[key], tmp_path)
 
 
 def test_missing_file(tmp_path) -> None:
-    with pytest.raises(CheckpointError, match="checkpoint not found: .*mobile_sam.pt"):
-        load_prompt_model("sam", tmp_path / "mobile_sam.pt")
+    assert_missing_refused("sam", tmp_path / "mobile_sam.pt")
 
 
 def test_strict_keys_and_shapes(ckpts, tmp_path) -> None:
     state = torch.load(ckpts["mobile"], weights_only=True)
-    odd = dict(state)
-    odd["image_encoder.layers.1.blocks.0.extra"] = torch.zeros(1)
-    del odd["image_encoder.layers.2.blocks.3.local_conv.bn.running_var"]
-    torch.save(odd, tmp_path / "odd.pt")
-    with pytest.raises(CheckpointError) as err:
-        load_prompt_model("sam", tmp_path / "odd.pt")
-    msg = str(err.value)
-    assert "missing keys: image_encoder.layers.2.blocks.3.local_conv.bn.running_var" in msg
-    assert "unexpected keys: image_encoder.layers.1.blocks.0.extra" in msg
-    wrong = dict(state)
-    wrong["image_encoder.layers.2.blocks.0.attn.qkv.weight"] = torch.zeros(480, 128)
-    torch.save(wrong, tmp_path / "wrong.pt")
-    with pytest.raises(CheckpointError, match=r"wrong shapes: image_encoder.layers.2.blocks.0.attn.qkv.weight \(480, 128\) \(expected \(480, 160\)\)"):  # fmt: skip
-        load_prompt_model("sam", tmp_path / "wrong.pt")
+    extra = "image_encoder.layers.1.blocks.0.extra"
+    missing = "image_encoder.layers.2.blocks.3.local_conv.bn.running_var"
+    assert_keys_listed("sam", state, tmp_path / "odd.pt", extra, missing)
+    qkv = "image_encoder.layers.2.blocks.0.attn.qkv.weight"
+    assert_wrong_shape("sam", state, tmp_path / "wrong.pt", qkv, (480, 128), (480, 160))
 
 
 def test_lora_training_needs_a_vit(ckpts) -> None:
