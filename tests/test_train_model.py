@@ -20,15 +20,15 @@ from box2mask.train.model import (
     phase_of_step,
     training_forward,
 )
-from tests.tiny_sam import TINY_ARCH, tiny_model, write_hq_sam_pth, write_sam_pth
+from tests.tiny_sam import TINY_ARCH, tiny_model
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    d = tmp_path_factory.mktemp("ckpt")
-    return write_sam_pth(d), write_hq_sam_pth(d)
+def ckpts(tiny_checkpoints: dict[str, Path]) -> tuple[Path, Path]:
+    """conftest's tiny SAM and HQ-SAM files (``sam_tiny.pth``, ``sam_hq_tiny.pth``)."""
+    return tiny_checkpoints["sam"], tiny_checkpoints["hq-sam"]
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
