@@ -1,13 +1,13 @@
 """Checks shared by the SAM-family model tests (SAM, HQ-SAM, ROS-SAM, TinyViT).
 
-    smooth_images()                       two smooth random 1024×1024 RGB crops
-    reference_sam(modeling, encoder, hq)  the official ``Sam`` around an encoder
-    encode_decode(model, images, ...)     box2mask's low-res logits and IoU
-    check_against(pred, ...)              one output against a ``SamPredictor``
-    check_mixed_batch(model, pred, ...)   three boxes over two images, each checked
-    assert_wrong_kind / assert_truncated_refused / assert_missing_refused /
-    assert_keys_listed / assert_wrong_shape
-                                          the checkpoint errors every loader gives
+smooth_images()                       two smooth random 1024×1024 RGB crops
+reference_sam(modeling, encoder, hq)  the official ``Sam`` around an encoder
+encode_decode(model, images, ...)     box2mask's low-res logits and IoU
+check_against(pred, ...)              one output against a ``SamPredictor``
+check_mixed_batch(model, pred, ...)   three boxes over two images, each checked
+assert_wrong_kind / assert_truncated_refused / assert_missing_refused /
+assert_keys_listed / assert_wrong_shape
+                                      the checkpoint errors every loader gives
 """
 
 from __future__ import annotations
@@ -40,9 +40,7 @@ def reference_sam(modeling, encoder: torch.nn.Module, hq: bool, **sam_kwargs):
     ``vit_dim`` (popped), otherwise the plain ``MaskDecoder``.
     """
     vit_dim = sam_kwargs.pop("vit_dim", None)
-    transformer = modeling.TwoWayTransformer(
-        depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8
-    )
+    transformer = modeling.TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8)
     decoder_cls = modeling.MaskDecoderHQ if hq else modeling.MaskDecoder
     extra = {"vit_dim": vit_dim} if hq else {}
     decoder = decoder_cls(
@@ -136,9 +134,7 @@ def assert_missing_refused(model: str, path: Path) -> None:
         load_prompt_model(model, path)
 
 
-def assert_keys_listed(
-    model: str, state: dict, path: Path, extra: str, missing: str
-) -> None:
+def assert_keys_listed(model: str, state: dict, path: Path, extra: str, missing: str) -> None:
     """``state`` plus ``extra`` and less ``missing``, saved at ``path``: both are listed."""
     odd = dict(state)
     odd[extra] = torch.zeros(1)
