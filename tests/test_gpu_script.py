@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ def test_gpu_script_parses() -> None:
 
 @pytest.mark.slow
 def test_gpu_script_dry_run_writes_one_report(tmp_path: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}  # this venv's python
     res = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--out", str(tmp_path / "rep")],
                          capture_output=True, text=True, timeout=500, env=env)  # fmt: skip
     report = (tmp_path / "rep" / "report.md").read_text()
@@ -31,7 +32,7 @@ def test_gpu_script_dry_run_writes_one_report(tmp_path: Path) -> None:
 
 
 def test_gpu_script_refuses_without_cuda_unless_dry(tmp_path: Path) -> None:
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
     res = subprocess.run(["bash", str(SCRIPT), "--out", str(tmp_path / "rep")],
                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
     assert res.returncode == 2 and "--dry-run" in res.stderr
