@@ -407,6 +407,24 @@ def run_engine(
     engine = MaskEngine(
         model, timed_opts, FillModel("box"), device=device, autocast_dtype=autocast, profile=profile
     )
+    masks, seconds, peak_bytes = time_engine(engine, frames, device)
+    lowres = {}
+    for fr in frames:
+        for i in range(len(fr)):
+            key = (fr.frame_index, int(fr.track_id[i]))
+            if key in masks:
+                b = geometry.box_to_model(fr.xyxy[i], masks[key][0], model.image_size)
+                lowres[key] = lowres_by_box.get(tuple(np.round(b.astype(np.float32), 3)))
+    del engine, model
+    gc.collect()
+    return masks, lowres, seconds, peak_bytes, profile, t_warm, timed_opts.batch_size
+
+
+def time_engine(
+    engine: MaskEngine, frames: list[Frame], device: torch.device
+) -> tuple[dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]], float, int]:
+    """One timed run of ``engine`` over ``frames``: the masks by ``(frame, track)`` (window,
+    window mask clipped to the frame), the seconds (CUDA synchronised), the peak memory."""
     masks: dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]] = {}
 
     def on_frame(fm: Any) -> None:
@@ -423,16 +441,7 @@ def run_engine(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
-    lowres = {}
-    for fr in frames:
-        for i in range(len(fr)):
-            key = (fr.frame_index, int(fr.track_id[i]))
-            if key in masks:
-                b = geometry.box_to_model(fr.xyxy[i], masks[key][0], model.image_size)
-                lowres[key] = lowres_by_box.get(tuple(np.round(b.astype(np.float32), 3)))
-    del engine, model
-    gc.collect()
-    return masks, lowres, seconds, mem.peak_bytes, profile, t_warm, timed_opts.batch_size
+    return masks, seconds, mem.peak_bytes
 
 
 def warmup_frames(frames: list[Frame], batch_size: int) -> list[Frame]:
@@ -565,7 +574,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }  # fmt: skip
     if device.type == "cuda":
         result["gpu"] = torch.cuda.get_device_name(device)
-    print(f"box2mask speed benchmark: {args.arch}, {args.objects} objects, {device} ({result.get('gpu') or result['cpu']}), "
+    what = f"sam2 hiera {args.hiera}" if args.model == "sam2" else args.arch
+    print(f"box2mask speed benchmark: {what}, {args.objects} objects, {device} ({result.get('gpu') or result['cpu']}), "
           f"torch {torch.__version__}, {args.threads} CPU thread(s)", flush=True)  # fmt: skip
     if args.model == "sam2":
         import speed_sam2

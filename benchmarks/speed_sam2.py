@@ -135,24 +135,12 @@ def run_engine(
         )
     else:
         engine = MaskEngine(model, opts, FillModel("box"), **kw)
-    masks: dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]] = {}
+    import speed  # benchmarks/speed.py: the same timed run as the SAM benchmark's
 
-    def on_frame(fm: Any) -> None:
-        for om in fm.masks:
-            masks[(fm.frame.frame_index, om.track_id)] = (
-                om.window, geometry.clip_to_image(om.mask, om.window, fm.frame.image_hw),
-            )  # fmt: skip
-
-    mem = peak(device)
-    with mem.measure():
-        t0 = time.perf_counter()
-        engine.run(frames, on_frame)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - t0
+    masks, seconds, peak_bytes = speed.time_engine(engine, frames, device)
     del engine, model
     gc.collect()
-    return masks, seconds, mem.peak_bytes, profile
+    return masks, seconds, peak_bytes, profile
 
 
 def run(args: Any, device: torch.device, precision: str, tmp: Path) -> dict[str, Any]:
