@@ -42,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -208,35 +209,53 @@ def run_reference(
         sam = sam_model_registry[arch](checkpoint=str(checkpoint))
     sam.to(device).eval()
     predictor = SamPredictor(sam)
-    fill = geometry.fill_for_mode(window)  # type: ignore[arg-type]
     masks: dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]] = {}
     lowres: dict[tuple[int, int], np.ndarray] = {}
     mem = PeakMemory(device)
     with mem.measure():
         t0 = time.perf_counter()
-        for fr in frames:
-            image = cv2.cvtColor(cv2.imread(str(fr.image_path)), cv2.COLOR_BGR2RGB)
-            for i in range(len(fr)):
-                box = fr.xyxy[i]
-                win = geometry.window_for_box(box, fr.image_hw, 512, context, window)  # type: ignore[arg-type]
-                crop = geometry.crop_image(image, win, fill)
-                up = cv2.resize(crop, (1024, 1024), interpolation=cv2.INTER_CUBIC)
-                predictor.set_image(up)
-                m, _, low = predictor.predict(
-                    box=geometry.box_to_model(box, win, 1024), multimask_output=False
-                )
-                lowres[(fr.frame_index, int(fr.track_id[i]))] = low[0] > 0
-                small = cv2.resize(
-                    m[0].astype(np.uint8), (win.size, win.size), interpolation=cv2.INTER_NEAREST
-                )
-                full = geometry.paste_mask(small.astype(bool), win, fr.image_hw)
-                masks[(fr.frame_index, int(fr.track_id[i]))] = (win, geometry.crop_mask(full, win))
+        for key, fr, box, win, up in reference_crops(frames, context, window):
+            predictor.set_image(up)
+            m, _, low = predictor.predict(
+                box=geometry.box_to_model(box, win, 1024), multimask_output=False
+            )
+            lowres[key] = low[0] > 0
+            masks[key] = reference_window_mask(m[0], win, fr)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
     del predictor, sam
     gc.collect()
     return masks, lowres, seconds, mem.peak_bytes
+
+
+def reference_crops(
+    frames: list[Frame], context: float, window: str
+) -> Iterator[tuple[tuple[int, int], Frame, np.ndarray, geometry.CropWindow, np.ndarray]]:
+    """The authors' procedure's inputs, object by object, as it makes them: each frame decoded,
+    each box's 512 px window cut and resized bicubic to 1024. Yields ``((frame, track),
+    frame, box xyxy, window, 1024x1024 RGB crop)``; the work happens as it is consumed."""
+    fill = geometry.fill_for_mode(window)  # type: ignore[arg-type]
+    for fr in frames:
+        image = cv2.cvtColor(cv2.imread(str(fr.image_path)), cv2.COLOR_BGR2RGB)
+        for i in range(len(fr)):
+            box = fr.xyxy[i]
+            win = geometry.window_for_box(box, fr.image_hw, 512, context, window)  # type: ignore[arg-type]
+            up = cv2.resize(geometry.crop_image(image, win, fill), (1024, 1024),
+                            interpolation=cv2.INTER_CUBIC)  # fmt: skip
+            yield (fr.frame_index, int(fr.track_id[i])), fr, box, win, up
+
+
+def reference_window_mask(
+    mask_1024: np.ndarray, win: geometry.CropWindow, fr: Frame
+) -> tuple[geometry.CropWindow, np.ndarray]:
+    """A reference mask (1024x1024, crop frame) back in its window: nearest resize to the
+    window, pasted into the frame and cut again (what is outside the frame is dropped)."""
+    small = cv2.resize(
+        mask_1024.astype(np.uint8), (win.size, win.size), interpolation=cv2.INTER_NEAREST
+    )
+    full = geometry.paste_mask(small.astype(bool), win, fr.image_hw)
+    return win, geometry.crop_mask(full, win)
 
 
 class ReferenceWorker:

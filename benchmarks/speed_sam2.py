@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -87,29 +86,20 @@ def run_reference(
     context: float, peak: Any,
 ) -> tuple[dict, float, int]:  # fmt: skip
     """SAM2ImagePredictor per object; window masks by (frame, track), seconds, peak bytes."""
+    import speed  # benchmarks/speed.py: the authors' per-object procedure, as for SAM
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
     predictor = SAM2ImagePredictor(reference_model(checkpoint, hiera, device))
-    fill = geometry.fill_for_mode(window)  # type: ignore[arg-type]
     masks: dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]] = {}
     mem = peak(device)
     with mem.measure(), torch.inference_mode():
         t0 = time.perf_counter()
-        for fr in frames:
-            image = cv2.cvtColor(cv2.imread(str(fr.image_path)), cv2.COLOR_BGR2RGB)
-            for i in range(len(fr)):
-                box = fr.xyxy[i]
-                win = geometry.window_for_box(box, fr.image_hw, 512, context, window)  # type: ignore[arg-type]
-                up = cv2.resize(geometry.crop_image(image, win, fill), (1024, 1024),
-                                interpolation=cv2.INTER_CUBIC)  # fmt: skip
-                predictor.set_image(up)
-                m, _, _ = predictor.predict(
-                    box=geometry.box_to_model(box, win, 1024), multimask_output=False
-                )
-                small = cv2.resize(m[0].astype(np.uint8), (win.size, win.size),
-                                   interpolation=cv2.INTER_NEAREST)  # fmt: skip
-                full = geometry.paste_mask(small.astype(bool), win, fr.image_hw)
-                masks[(fr.frame_index, int(fr.track_id[i]))] = (win, geometry.crop_mask(full, win))
+        for key, fr, box, win, up in speed.reference_crops(frames, context, window):
+            predictor.set_image(up)
+            m, _, _ = predictor.predict(
+                box=geometry.box_to_model(box, win, 1024), multimask_output=False
+            )
+            masks[key] = speed.reference_window_mask(m[0], win, fr)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
