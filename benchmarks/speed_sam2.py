@@ -86,7 +86,7 @@ def run_reference(
     context: float, peak: Any,
 ) -> tuple[dict, float, int]:  # fmt: skip
     """SAM2ImagePredictor per object; window masks by (frame, track), seconds, peak bytes."""
-    import speed  # benchmarks/speed.py: the authors' per-object procedure, as for SAM
+    import speed_common as speed  # the authors' per-object procedure, as for SAM
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
     predictor = SAM2ImagePredictor(reference_model(checkpoint, hiera, device))
@@ -125,7 +125,7 @@ def run_engine(
         )
     else:
         engine = MaskEngine(model, opts, FillModel("box"), **kw)
-    import speed  # benchmarks/speed.py: the same timed run as the SAM benchmark's
+    import speed_common as speed  # the same timed run as the SAM benchmark's
 
     masks, seconds, peak_bytes = speed.time_engine(engine, frames, device)
     del engine, model
@@ -135,7 +135,7 @@ def run_engine(
 
 def run(args: Any, device: torch.device, precision: str, tmp: Path) -> dict[str, Any]:
     """The sam2 benchmark for speed.py's parsed ``args``; returns the figures (and prints them)."""
-    import speed  # benchmarks/speed.py: the clip, peak memory and agreement helpers
+    import speed_common as speed  # the clip, peak memory and agreement helpers
 
     hiera = args.hiera
     opts = EngineOptions(batch_size=args.batch_size, window=args.window, box_fill_classes=())

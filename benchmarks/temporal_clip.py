@@ -110,7 +110,7 @@ def score(done: list[FrameMasks], masks_of: Any = None) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    import speed  # benchmarks/speed.py: PeakMemory
+    import speed_common as speed  # PeakMemory
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--hiera", default="tiny", choices=["tiny", "t", "s", "b+", "l"])
@@ -194,7 +194,7 @@ def _one_mode(args: argparse.Namespace) -> dict[str, Any]:
     """One sam2 mode (``--one-mode 0``: per frame, ``K``: propagate, prompt every K); JSON line."""
     import json
 
-    import speed
+    import speed_common as speed
     import speed_sam2
 
     from box2mask.models.sam2 import load_sam2
