@@ -9,7 +9,7 @@ Coordinate frames and shapes
 ----------------------------
 - Masks are frame masks: an ``(H, W)`` bool/0-1 array, or a COCO RLE
   (``{"size": [H, W], "counts": str | list}``, as ``box2mask convert``
-  writes them), or a :class:`box2mask.qa.blocks.Block`. Row ``r``, column
+  writes them), or a :class:`box2mask.mask_blocks.Block`. Row ``r``, column
   ``c`` is the pixel whose centre is at ``(x, y) = (c + 0.5, r + 0.5)``.
 - Boxes are ``xyxy`` floats in frame pixels with exclusive ``x2``/``y2``
   (the convention of :mod:`box2mask.geometry`; a COCO ``[x, y, w, h]``
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from box2mask.qa.blocks import Block, block_from_mask, block_from_segmentation
+from box2mask.mask_blocks import Block, block_from_mask, block_from_segmentation
 
 MaskLike = np.ndarray | Mapping[str, Any] | Block
 

@@ -312,7 +312,7 @@ class Scorer:
     def _add_to_track(
         self, frame: Frame, i: int, pred: ObjectMask | np.ndarray, gt: np.ndarray
     ) -> None:
-        from box2mask.qa.blocks import block_from_mask
+        from box2mask.mask_blocks import block_from_mask
 
         hw = frame.image_hw
         if isinstance(pred, ObjectMask):

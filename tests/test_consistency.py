@@ -7,8 +7,8 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from box2mask.consistency import aligned_iou, temporal_consistency, track_pairs
+from box2mask.mask_blocks import block_from_segmentation
 from box2mask.metrics import mask_iou
-from box2mask.qa.blocks import block_from_segmentation
 
 
 def _rle(mask: np.ndarray) -> dict:

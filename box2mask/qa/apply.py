@@ -48,7 +48,7 @@ import numpy as np
 from box2mask.errors import UsageError
 from box2mask.io import atomic_open, atomic_write_bytes, atomic_write_json
 from box2mask.layout import COCO_NAME, JOB_FILE, LOCK_FILE, PARTS_DIR, part_path, state_dir
-from box2mask.qa.blocks import block_from_segmentation
+from box2mask.mask_blocks import block_from_segmentation
 from box2mask.rle import encode_window_mask
 from box2mask.types import CropWindow
 

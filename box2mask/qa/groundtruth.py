@@ -17,9 +17,9 @@ import numpy as np
 from box2mask.adapters import ADAPTERS, resolve_root
 from box2mask.errors import UsageError
 from box2mask.evaluate import PredictionIndex
+from box2mask.mask_blocks import block_from_segmentation
 from box2mask.metrics import mask_iou
 from box2mask.problems import Problems
-from box2mask.qa.blocks import block_from_segmentation
 
 
 def gt_ious(

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from box2mask.io import atomic_open, atomic_write_bytes
+from box2mask.mask_blocks import block_from_segmentation
 from box2mask.qa.apply import FORMAT_KEY
-from box2mask.qa.blocks import block_from_segmentation
 from box2mask.qa.report import Output, QAReport
 from box2mask.qa.score import FLAGS
 

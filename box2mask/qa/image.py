@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from box2mask.qa.blocks import Block
+from box2mask.mask_blocks import Block
 
 _RIDGE = 4.0  # added to the covariances' diagonal (Lab units²): flat regions stay invertible
 

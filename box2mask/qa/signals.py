@@ -46,7 +46,7 @@ import numpy as np
 
 from box2mask.consistency import aligned_iou, annotation_box
 from box2mask.geometry import window_for_box
-from box2mask.qa.blocks import Block, block_from_segmentation
+from box2mask.mask_blocks import Block, block_from_segmentation
 from box2mask.qa.image import image_disagreement, read_lab
 
 #: mask sources whose ``score`` is a constant 1.0, not an estimate (writers/coco.output_score)
