@@ -291,7 +291,7 @@ class SamModel(nn.Module):
         try:
             emb, interm = forward(self.image_encoder, x, self.attention, self.is_hq)
         except Exception as exc:
-            from box2mask.engine import classify_error  # (the engine imports the models)
+            from box2mask.device_errors import classify_error
 
             if classify_error(exc) == "oom":  # as the engine judges it: it halves the batch
                 self._compiled_sizes = [n for n in self._compiled_sizes if n < target]
