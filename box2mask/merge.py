@@ -270,6 +270,14 @@ def _write_formats(
     written: list[Path] = []
     for name in formats:
         writer = WRITERS.get(name)(ctx)
+        if writer.needs_parts:
+            for job in jobs:
+                kept = [f for f in (job.identity or {}).get("formats", ["coco"]) if f in WRITERS]
+                if not any(WRITERS.get(f).needs_parts for f in kept):
+                    raise MergeError(
+                        f"--format {name}: {job.label} kept no frame parts (converted with "
+                        f"--format {','.join(kept)}); convert it again with coco among its formats"
+                    )
         if writer.per_frame:
             plain = [s.label for s in sources if not isinstance(s, _JobSource)]
             if plain:

@@ -153,3 +153,19 @@ def test_merge_into_a_folder_copies_per_frame_formats_and_assembles_coco(dataset
     # a per-frame format cannot come from a plain COCO file
     with pytest.raises(box2mask.errors.UsageError, match="per frame"):
         merge([tmp_path / "full" / "annotations.json"], tmp_path / "m2", formats=["png"])
+
+
+def test_an_assembled_format_is_added_to_a_finished_job_by_merge(dataset, tmp_path):
+    """A COCO job gets its YouTube-VIS file later from its parts; a PNG-only job, which kept
+    none, is refused rather than given an empty file."""
+    box2mask.convert(dataset="viso", root=dataset, model="box", out=tmp_path / "coco")
+    box2mask.convert(dataset="viso", root=dataset, model="box", out=tmp_path / "both",
+                     formats=("coco", "ytvis"))  # fmt: skip
+    merge([tmp_path / "coco"], tmp_path / "later", formats=["ytvis"])
+    assert (tmp_path / "later" / "ytvis.json").read_bytes() == (
+        tmp_path / "both" / "ytvis.json"
+    ).read_bytes()
+    box2mask.convert(dataset="viso", root=dataset, model="box", out=tmp_path / "png",
+                     formats=("png",))  # fmt: skip
+    with pytest.raises(box2mask.errors.UsageError, match="kept no frame parts"):
+        merge([tmp_path / "png"], tmp_path / "none", formats=["ytvis"])
