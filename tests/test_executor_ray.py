@@ -223,7 +223,7 @@ def test_a_driver_killed_mid_job_is_resumed_by_the_same_command(slow_root, slow_
     assert code == 0, text
     text = " ".join(text.split())
     assert f"{22 - done} converted, {done} already done" in text, text
-    assert "Ray actors" in text and "actor-0" in text  # --profile: the per-actor table
+    assert "Ray actors" in text and "actor-" in text, text  # --profile: the per-actor table
     assert len(_ledger(out)) == 22
     got = _files(out)
     assert got.keys() == slow_ref.keys() and all(got[k] == slow_ref[k] for k in slow_ref)

@@ -235,6 +235,16 @@ class _Actor:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def _stop_error(where: str, cause: BaseException, failed: str = "") -> Box2MaskError:
+    """The error that stops the job for an actor's ``cause``: a box2mask error keeps its
+    message and exit code; anything else is named in one line (``where`` + ``failed``)."""
+    if isinstance(cause, Box2MaskError):
+        err = Box2MaskError(f"{where}: {cause}")
+        err.exit_code = cause.exit_code
+        return err
+    return Box2MaskError(f"{where}{failed}: {_short(cause)}")
+
+
 def _cause(exc: BaseException) -> BaseException | None:
     """The exception raised inside an actor method (a ``RayTaskError``'s cause), or None."""
     import ray
@@ -463,13 +473,9 @@ class _Pool:
             if cause is None:  # the actor died while loading (killed, node lost)
                 self._lose(actor, _short(exc))
                 return
-            where = f"ray actor {actor.index}"
-            if isinstance(cause, Box2MaskError):
-                err = Box2MaskError(f"{where}: {cause}")
-                err.exit_code = cause.exit_code
-            else:
-                err = Box2MaskError(f"{where} could not load the model: {_short(cause)}")
-            raise err from None
+            raise _stop_error(
+                f"ray actor {actor.index}", cause, " could not load the model"
+            ) from None
         actor.ready = True
         actor.started = time.monotonic() - actor.created
         log.info(
@@ -493,12 +499,7 @@ class _Pool:
             if cause is None or isinstance(cause, (DeviceFailed, MemoryError)):
                 return _short(cause or exc)
             where = f"ray actor {actor.index} ({actor.info.get('node', '?')})"
-            if isinstance(cause, Box2MaskError):
-                err = Box2MaskError(f"{where}: {cause}")
-                err.exit_code = cause.exit_code
-            else:
-                err = Box2MaskError(f"{where}: {_short(cause)}")
-            raise err from None
+            raise _stop_error(where, cause) from None
 
     def _finished(self, ref: Any) -> None:
         actor, task = self.inflight.pop(ref)
