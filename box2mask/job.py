@@ -263,9 +263,6 @@ class Job:
             },
         )
 
-    def unmark_finished(self) -> None:
-        self.finished_file.unlink(missing_ok=True)
-
     def _remove_outputs(self) -> None:
         """Remove what a previous job wrote: its state folder and the files it lists."""
         try:

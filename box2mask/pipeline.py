@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -297,14 +297,6 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[list[Any]]:
     finally:
         for sig, prev in previous.items():
             signal.signal(sig, prev)
-
-
-def options_dict(opts: ConvertOptions) -> dict[str, Any]:
-    """The options as plain data (for logs and reports)."""
-    d = asdict(opts)
-    d["out"] = str(opts.out)
-    d["root"] = None if opts.root is None else str(opts.root)
-    return d
 
 
 __all__ = [

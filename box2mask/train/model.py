@@ -179,11 +179,6 @@ def parameter_counts(model: SamModel) -> dict[str, int]:
     return out
 
 
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The trainable parameters (what a training checkpoint stores), cloned to CPU."""
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
 def training_forward(
     model: SamModel,
     images: torch.Tensor,
