@@ -45,7 +45,8 @@ ABSENT = "absent"
 #: ``rule(fields, text, path, line, report)``: the six numbers of a line with at
 #: least 6 fields, or :data:`ABSENT`, or ``None`` (skipped; reported if bad).
 RowRule = Callable[
-    [list[str], str, Path, int, Reporter], "tuple[float, float, float, float, float, float] | str | None"
+    [list[str], str, Path, int, Reporter],
+    "tuple[float, float, float, float, float, float] | str | None",
 ]
 
 
@@ -227,9 +228,7 @@ def _rows_fast(
     itself (the line-by-line rule tells NaN from ``none`` by its text).
     """
     if dialect.comments:  # two inline loops: a function call per line costs ~10 % here
-        kept = [
-            i for i, line in enumerate(lines, 1) if line.strip() and line.lstrip()[:1] != "#"
-        ]
+        kept = [i for i, line in enumerate(lines, 1) if line.strip() and line.lstrip()[:1] != "#"]
     else:
         kept = [i for i, line in enumerate(lines, 1) if line.strip()]
     if not kept:

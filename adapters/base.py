@@ -386,7 +386,9 @@ def read_values(
     if absent_first and is_absent(fields):
         return None
     if len(fields) != want:
-        report(f"expected {want} values ({names}), got {len(fields)}: {line.strip()!r}", path, lineno)
+        report(
+            f"expected {want} values ({names}), got {len(fields)}: {line.strip()!r}", path, lineno
+        )
         return None
     if not absent_first and is_absent(fields):
         return None

@@ -301,7 +301,9 @@ def write_davis(
                 )
                 png = palette_png(frame_map(flat, hw))
                 atomic_write_bytes(base / "Annotations" / video / f"{stem}.png", png)
-                link(image, base / "JPEGImages" / video / f"{stem}{PurePosixPath(image.name).suffix}")
+                link(
+                    image, base / "JPEGImages" / video / f"{stem}{PurePosixPath(image.name).suffix}"
+                )
                 n_png += 1
         keys = sorted(order, key=order.__getitem__)
         for g, video in enumerate(groups):

@@ -65,6 +65,8 @@ def assembly_formats(out: Path) -> list[str]:
         return list(saved.get("identity", {}).get("formats", []))
     except (OSError, ValueError, AttributeError):
         return []
+
+
 #: instances one class can have in a sequence (``id = class * 1000 + instance``)
 MAX_INSTANCES = 999
 #: the MOTS class id of ignore regions; never given to a category
