@@ -132,23 +132,17 @@ class Dialect:
     count_absent: bool
 
 
+# The two dialects as a table: the row rule and the flags aligned on one line, then the messages.
 MOT = Dialect(
-    comments=True,
+    row=_mot_row,  comments=True,  integer_ids=False, count_absent=True,
     lead="line starts with an empty field; dropped it",
     short="expected at least 6 fields frame,id,x,y,w,h, got {n}",
-    row=_mot_row,
-    integer_ids=False,
-    count_absent=True,
-)
-
+)  # fmt: skip
 VISO = Dialect(
-    comments=False,
+    row=_viso_row, comments=False, integer_ids=True,  count_absent=False,
     lead="line starts with an empty field (known VISO corruption); dropped it",
     short="expected at least 6 values (frame,id,x,y,w,h), got {n}: {text!r}",
-    row=_viso_row,
-    integer_ids=True,
-    count_absent=False,
-)
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
