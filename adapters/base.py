@@ -4,11 +4,10 @@ An adapter reads one dataset layout and yields :class:`~box2mask.types.Frame`
 objects, one sequence at a time, lazily: nothing it holds grows with the
 number of sequences or frames beyond the sequence being read.
 
-A new adapter is a subclass registered by name::
+A new adapter is a subclass registered by name (the registry sets its ``name``)::
 
     @ADAPTERS.register("mydata")
     class MyData(Adapter):
-        name = "mydata"
         layout = "mydata/<seq>/img/000001.jpg ... <seq>/gt.txt"
         options = {"part": Option("mot", "which part to read: mot|sot")}
 
@@ -41,7 +40,19 @@ from box2mask.problems import Problems
 from box2mask.registry import Registry
 from box2mask.types import Frame
 
-ADAPTERS: Registry[type[Adapter]] = Registry("dataset", entry_point_group="box2mask.adapters")
+
+class _AdapterRegistry(Registry["type[Adapter]"]):
+    """Registers an adapter class under its ``--dataset`` name, which it sets on the class."""
+
+    def add(self, name: str, obj: type[Adapter]) -> None:
+        obj.name = name
+        super().add(name, obj)
+
+
+#: ``--dataset`` name -> adapter class (plugins: entry-point group ``box2mask.adapters``)
+ADAPTERS: Registry[type[Adapter]] = _AdapterRegistry(
+    "dataset", entry_point_group="box2mask.adapters"
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,7 @@ class Adapter:
             and values outside ``choices`` raise :class:`UsageError`.
     """
 
+    #: the ``--dataset`` name (set by ``@ADAPTERS.register(name)``)
     name: ClassVar[str] = ""
     #: the expected layout, as shown by ``box2mask datasets``
     layout: ClassVar[str] = ""

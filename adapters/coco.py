@@ -78,7 +78,6 @@ def decode_segmentation(seg: Any, image_hw: tuple[int, int]) -> np.ndarray:
 class COCO(Adapter):
     """COCO JSON reader; see the module docstring for sequences and frame indices."""
 
-    name = "coco"
     layout = "<root>/annotations.json (or the only *.json) + images under <root> or <root>/images"
     options = {
         "annotations": Option(

@@ -64,7 +64,6 @@ def parse_classes(text: str | dict | None) -> dict[str, str]:
 class MOT(Adapter):
     """MOTChallenge-style reader; sequences are the folder names under the root."""
 
-    name = "mot"
     layout = "<root>/<seq>/img1/000001.jpg ... <seq>/gt/gt.txt (frame,id,x,y,w,h,conf,class,...); or <root> is one sequence"
     options = {
         "gt": Option(
