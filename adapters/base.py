@@ -140,6 +140,7 @@ class Adapter:
         message: str,
         path: Path | str | None = None,
         line: int | None = None,
+        *,
         kind: str = "annotation",
     ) -> None:
         """Report a bad input and go on (raises under ``--strict``)."""
@@ -148,14 +149,16 @@ class Adapter:
     def note(
         self,
         message: str,
-        path: Path | str | None = None,
+        path: Path | str,
         line: int | None = None,
+        *,
         kind: str = "absent",
         count: int = 1,
     ) -> None:
         """Count input skipped by a rule of the format (not an error: ``--strict`` goes on).
 
-        The same note (message, file, line) is made once per adapter, however
+        A note names the file (or folder) whose rows or layout it counts; the
+        same note (message, file, line) is made once per adapter, however
         often the file is read (``--strict`` reads every sequence twice).
         """
         key = (message, str(path), line)
