@@ -43,27 +43,32 @@ def write_images(img_dir: Path, frames: range, digits: int = 6, hw: tuple[int, i
         (img_dir / f"{n:0{digits}d}.jpg").write_bytes(data)
 
 
+def write_mot_gt(
+    root: Path, sequence: str, frames: int, lines: list[str], hw: tuple[int, int] = HW
+) -> Path:
+    """``mot/<sequence>``: images of frames 1..``frames``, ``gt/gt.txt`` holding ``lines``; returns
+    the sequence folder."""
+    seq = root / "mot" / sequence
+    write_images(seq / "img", range(1, frames + 1), hw=hw)
+    (seq / "gt").mkdir(parents=True, exist_ok=True)
+    (seq / "gt" / "gt.txt").write_text("\n".join(lines) + "\n")
+    return seq
+
+
 def _mot_sequence(
     root: Path,
     cat: str,
     category: str,
-    rows: list[tuple[int, int, float, float, float, float]],
     sep: str,
+    tail: tuple[int, ...],
     corners: bool,
     frames: int,
+    rows: list[tuple[int, int, float, float, float, float]],
     truth: Truth,
 ) -> None:
-    seq = root / "mot" / cat / "001"
-    write_images(seq / "img", range(1, frames + 1))
-    lines = []
-    for f, tid, a, b, c, d in rows:
-        if cat == "car":
-            lines.append(sep.join(str(v) for v in (f, tid, a, b, c, d, 1, -1, -1, -1)))
-        else:
-            lines.append(sep.join(str(v) for v in (f, tid, a, b, c, d)))
-    (seq / "gt").mkdir(parents=True, exist_ok=True)
-    (seq / "gt" / "gt.txt").write_text("\n".join(lines) + "\n")
+    lines = [sep.join(str(v) for v in (*row, *tail)) for row in rows]
     name = f"{cat}/001"
+    write_mot_gt(root, name, frames, lines)
     truth[name] = {n: [] for n in range(1, frames + 1)}
     for f, tid, a, b, c, d in rows:
         box = (a, b, c, d) if corners else (a, b, a + c, b + d)
@@ -84,14 +89,12 @@ def make_viso_mot(root: Path) -> Truth:
         (4, 1, 16, 13, 8, 6),
         (5, 3, 80, 50, 14, 12),  # runs past the right edge (x + w = 94 < 96)
     ]
-    _mot_sequence(root, "car", "car", car_rows, ",", False, 5, truth)
     plane_rows = [
         (1, 7, 5, 5, 20, 18),
         (2, 7, 8, 6, 20, 18),
         (3, 7, 11, 7, 20, 18),
         (3, 8, 30, 20, 25, 22),
     ]
-    _mot_sequence(root, "plane", "airplane", plane_rows, " ", False, 3, truth)
     # corners: x1 y1 x2 y2, all in the right half (x + x2 > 96 as xywh)
     ship_rows = [
         (1, 1, 60, 10, 75, 16),
@@ -99,7 +102,13 @@ def make_viso_mot(root: Path) -> Truth:
         (2, 1, 62, 11, 77, 17),
         (2, 2, 56, 41, 91, 51),
     ]
-    _mot_sequence(root, "ship", "ship", ship_rows, " ", True, 2, truth)
+    # folder, category, separator, columns after x,y,w,h, boxes as corners, frames, rows
+    for cat, category, sep, tail, corners, frames, rows in [
+        ("car", "car", ",", (1, -1, -1, -1), False, 5, car_rows),
+        ("plane", "airplane", " ", (), False, 3, plane_rows),
+        ("ship", "ship", " ", (), True, 2, ship_rows),
+    ]:
+        _mot_sequence(root, cat, category, sep, tail, corners, frames, rows, truth)
     return truth
 
 
@@ -134,8 +143,6 @@ def make_viso_sot(root: Path) -> Truth:
 
 def write_big_mot(root: Path, frames: int = 300, per_frame: int = 100, seed: int = 0) -> int:
     """A ``mot/car/001`` with ``frames × per_frame`` gt lines; returns the line count."""
-    seq = root / "mot" / "car" / "001"
-    write_images(seq / "img", range(1, frames + 1), hw=(1024, 1024))
     rng = np.random.default_rng(seed)
     xy = rng.integers(0, 1000, (frames, per_frame, 2))
     lines = [
@@ -143,8 +150,7 @@ def write_big_mot(root: Path, frames: int = 300, per_frame: int = 100, seed: int
         for f in range(frames)
         for i in range(per_frame)
     ]
-    (seq / "gt").mkdir(parents=True)
-    (seq / "gt" / "gt.txt").write_text("\n".join(lines) + "\n")
+    write_mot_gt(root, "car/001", frames, lines, hw=(1024, 1024))
     return len(lines)
 
 
@@ -161,9 +167,6 @@ def make_viso_quirks(root: Path) -> Truth:
     - ``mot/train/001``: images but no ``gt/`` (some sequences have none).
     """
     truth: Truth = {}
-    car = root / "mot" / "car" / "001"
-    write_images(car / "img", range(1, 4))
-    (car / "gt").mkdir(parents=True)
     car_lines = [
         "1,1,10,12,8,6,1,-1,-1,-1",
         "1,2,40,30,0,5,1,-1,-1,-1",  # w = 0: absent
@@ -171,25 +174,19 @@ def make_viso_quirks(root: Path) -> Truth:
         "2,2,40,30,10,-2,1,-1,-1,-1",  # h < 0: absent
         ",3,1,14,13,8,6,1,-1,-1",  # lost its first field: dropped, read as 3,1,14,13,8,6
     ]
-    (car / "gt" / "gt.txt").write_text("\n".join(car_lines) + "\n")
+    car = write_mot_gt(root, "car/001", 3, car_lines)
     (car / "gt" / "gt_centroid.txt").write_text("1,1,14,15,8,6,1,-1,-1,-1\n")
     truth["car/001"] = {
         1: [(1, "car", (10.0, 12.0, 18.0, 18.0))],
         2: [(1, "car", (12.0, 12.0, 20.0, 18.0))],
         3: [(1, "car", (14.0, 13.0, 22.0, 19.0))],
     }
-    plane = root / "mot" / "plane" / "001"
-    write_images(plane / "img", range(1, 3))
-    (plane / "gt").mkdir(parents=True)
-    (plane / "gt" / "gt.txt").write_text("1 7 60 10 75 16\n1 8 55 40 90 50\n2 7 62 11 77 17\n")
+    write_mot_gt(root, "plane/001", 2, ["1 7 60 10 75 16", "1 8 55 40 90 50", "2 7 62 11 77 17"])
     truth["plane/001"] = {
         1: [(7, "airplane", (60.0, 10.0, 75.0, 16.0)), (8, "airplane", (55.0, 40.0, 90.0, 50.0))],
         2: [(7, "airplane", (62.0, 11.0, 77.0, 17.0))],
     }
-    ship = root / "mot" / "ship" / "001"
-    write_images(ship / "img", range(1, 3))
-    (ship / "gt").mkdir(parents=True)
-    (ship / "gt" / "gt.txt").write_text("1,1,5,5,20,10,1,1\n\n2,1,6,5,20,10,1,1\n")
+    write_mot_gt(root, "ship/001", 2, ["1,1,5,5,20,10,1,1", "", "2,1,6,5,20,10,1,1"])
     truth["ship/001"] = {
         1: [(1, "ship", (5.0, 5.0, 25.0, 15.0))],
         2: [(1, "ship", (6.0, 5.0, 26.0, 15.0))],
