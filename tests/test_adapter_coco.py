@@ -88,70 +88,47 @@ def test_unreadable_json_is_an_annotation_error(data):
         COCO(root)
 
 
-def _edit(fn):
-    def mutate(root: Path) -> None:
-        p = root / "annotations.json"
-        d = json.loads(p.read_text())
-        fn(d)
-        p.write_text(json.dumps(d))
-
-    return mutate
+#: The annotation every bad-input case changes: id 2, frame 1's second object, track 2.
+CHANGED = 2
 
 
-def _ann(d, aid):
-    return next(a for a in d["annotations"] if a["id"] == aid)
+def _change(root: Path, **fields: object) -> None:
+    """Set ``fields`` on annotation :data:`CHANGED` of the fixture's JSON."""
+    p = root / "annotations.json"
+    d = json.loads(p.read_text())
+    next(a for a in d["annotations"] if a["id"] == CHANGED).update(fields)
+    p.write_text(json.dumps(d))
 
 
-BAD = [
-    (
-        "bad-bbox",
-        _edit(lambda d: _ann(d, 2).update(bbox=[1, 2])),
-        "annotation id 2: bbox must be 4 numbers [x, y, w, h]; skipped",
-        2,
-    ),
-    (
-        "empty-bbox",
-        _edit(lambda d: _ann(d, 2).update(bbox=[1, 2, 0, 3])),
+#: ``case: (fields set on annotation 2, the one report)``; the annotation is then dropped.
+BAD = {
+    "bad-bbox": ({"bbox": [1, 2]}, "annotation id 2: bbox must be 4 numbers [x, y, w, h]; skipped"),
+    "empty-bbox": (
+        {"bbox": [1, 2, 0, 3]},
         "annotation id 2: empty or invalid bbox [1, 2, 1, 5]; skipped",
-        2,
     ),
-    (
-        "unknown-category",
-        _edit(lambda d: _ann(d, 2).update(category_id=9)),
-        "annotation id 2: unknown category_id 9; skipped",
-        2,
-    ),
-    (
-        "no-such-image",
-        _edit(lambda d: _ann(d, 2).update(image_id=5)),
+    "unknown-category": ({"category_id": 9}, "annotation id 2: unknown category_id 9; skipped"),
+    "no-such-image": (
+        {"image_id": 5},
         "annotation id 2 (annotations[1]): no such image_id; skipped",
-        2,
     ),
-    (
-        "outside",
-        _edit(lambda d: _ann(d, 2).update(bbox=[50, 2, 3, 3])),
+    "outside": (
+        {"bbox": [50, 2, 3, 3]},
         "frame 1: box [50, 2, 53, 5] of track 2 lies entirely outside the 40x24 image; dropped",
-        2,
     ),
-    (
-        "duplicate-track",
-        _edit(lambda d: _ann(d, 2).update(track_id=1)),
-        "frame 1: track id 1 appears twice; kept the first",
-        2,
-    ),
-]
+    "duplicate-track": ({"track_id": 1}, "frame 1: track id 1 appears twice; kept the first"),
+}
 
 
-@pytest.mark.parametrize("case", BAD, ids=[c[0] for c in BAD])
-def test_bad_input_is_reported_and_the_rest_is_read(data, case):
-    _, mutate, message, dropped = case
+@pytest.mark.parametrize(("fields", "message"), list(BAD.values()), ids=list(BAD))
+def test_bad_input_is_reported_and_the_rest_is_read(data, fields, message):
     root, js, _ = data
-    mutate(root)
+    _change(root, **fields)
     problems = Problems()
     frames = list(COCO(root, problems=problems).frames())
     assert [str(r) for r in problems.reports] == [f"{root / 'annotations.json'}: {message}"]
     assert [len(f) for f in frames] == [3, 4, 4]
-    assert dropped not in frames[0].track_id.tolist()[1:]
+    assert CHANGED not in frames[0].track_id.tolist()[1:]
 
 
 def test_missing_and_unreadable_images(data):
@@ -169,6 +146,6 @@ def test_missing_and_unreadable_images(data):
 
 def test_strict_raises(data):
     root, _, _ = data
-    _edit(lambda d: _ann(d, 2).update(bbox=[1, 2]))(root)
+    _change(root, bbox=[1, 2])
     with pytest.raises(AnnotationError, match="bbox must be 4 numbers"):
         list(COCO(root, problems=Problems(strict=True)).frames())
