@@ -7,23 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from box2mask.adapters import ADAPTERS
-from box2mask.adapters.base import SequenceInfo
 from data.make_satsot import OOTB_ATTRIBUTES, make_ootb
 from data.make_viso import write_images
 
 from box2mask.errors import AnnotationError
 from box2mask.problems import Problems
+from tests.adapter_helpers import open_adapter
 
 
 def test_reads_oriented_boxes_both_directions(tmp_path: Path) -> None:
     truth = make_ootb(tmp_path)
-    problems = Problems()
-    ootb = ADAPTERS.get("ootb")(tmp_path, problems)
-    assert ootb.list_sequences() == [
-        SequenceInfo("car_1", 4),
-        SequenceInfo("plane_2", 2),
-        SequenceInfo("ship_3", 2),
-    ]
+    ootb, problems = open_adapter("ootb", tmp_path, {"car_1": 4, "plane_2": 2, "ship_3": 2})
     for seq, want in truth.items():
         frames = list(ootb.read_sequence(seq))
         assert [f.frame_index for f in frames] == sorted(want)

@@ -14,6 +14,7 @@ from data.make_viso import make_viso_mot, make_viso_sot, write_big_mot, write_im
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
 from box2mask.problems import Problems
+from tests.adapter_helpers import open_adapter
 
 
 def frames_as_truth(adapter, sequence):  # type: ignore[no-untyped-def]
@@ -28,13 +29,7 @@ def frames_as_truth(adapter, sequence):  # type: ignore[no-untyped-def]
 
 def test_mot_reads_every_variant(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     truth = make_viso_mot(tmp_path)
-    problems = Problems()
-    viso = ADAPTERS.get("viso")(tmp_path, problems)
-    assert viso.list_sequences() == [
-        SequenceInfo("car/001", 5),
-        SequenceInfo("plane/001", 3),
-        SequenceInfo("ship/001", 2),
-    ]
+    viso, problems = open_adapter("viso", tmp_path, {"car/001": 5, "plane/001": 3, "ship/001": 2})
     with caplog.at_level(logging.INFO, logger="box2mask"):
         for seq in truth:
             assert frames_as_truth(viso, seq) == truth[seq], seq
@@ -65,10 +60,8 @@ def test_mot_frame_fields(tmp_path: Path) -> None:
 
 def test_sot_part(tmp_path: Path) -> None:
     truth = make_viso_sot(tmp_path)
-    problems = Problems()
-    viso = ADAPTERS.get("viso")(tmp_path, problems, part="sot")
     # sot/plane/002 has no gt: left out and reported once, however often listed
-    assert viso.list_sequences() == [SequenceInfo("car/001", 6)]
+    viso, problems = open_adapter("viso", tmp_path, {"car/001": 6}, part="sot")
     assert viso.list_sequences() == [SequenceInfo("car/001", 6)]
     assert [str(r) for r in problems.reports] == [
         f"{tmp_path / 'sot/plane/002'}: sequence plane/002 has no gt/<track>_<start>_<end>.txt; skipped"
