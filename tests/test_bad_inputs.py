@@ -94,11 +94,18 @@ def _env_root(tmp: Path, mp: pytest.MonkeyPatch) -> str:
     return str(tmp / "data")
 
 
+def _refused(id: str, options: str, *says: str) -> Row:
+    """A bad option on a finished job: ``options`` (split at spaces) exit 2 with one message
+    saying each of ``says`` (by default each word of ``options``), and the job is kept."""
+    args = options.split()
+    return Row(id, args, 2, list(says or args), kept=True)
+
+
 ROWS = [
     # -- issue 16 (1): devices
-    Row("device-cpu-tpu", ["--device", "cpu,tpu"], 2, ["--device", "tpu"], kept=True),
-    Row("device-gpu", ["--device", "gpu"], 2, ["--device", "gpu"], kept=True),
-    Row("device-empty", ["--device", ","], 2, ["--device"], kept=True),
+    _refused("device-cpu-tpu", "--device cpu,tpu", "--device", "tpu"),
+    _refused("device-gpu", "--device gpu"),
+    _refused("device-empty", "--device ,", "--device"),
     # -- issue 16 (2): SatSOT as shipped, --root one level off
     Row("satsot-numbered-folders", [], 0, ["1_Car_01"], data=bi.build_satsot_quirks,
         dataset="satsot", converted=("1_Car_01", "2_Plane_01")),
@@ -139,9 +146,9 @@ ROWS = [
     Row("config-batch-size-many", ["--config", "{x}"], 2,
         ["--config {x}: key 'batch_size' must be a whole number, got 'many'"],
         setup=_cfg("batch_size: many\n"), kept=True),
-    Row("context-nan", ["--context", "nan"], 2, ["--context", "nan"], kept=True),
-    Row("context-inf", ["--context", "inf"], 2, ["--context", "inf"], kept=True),
-    Row("context-negative", ["--context", "-1"], 2, ["--context must be >= 0"], kept=True),
+    _refused("context-nan", "--context nan"),
+    _refused("context-inf", "--context inf"),
+    _refused("context-negative", "--context -1", "--context must be >= 0"),
     # -- issue 16 (7): silent data loss
     Row("rows-w-h-nan-counted", [], 0, ["car/001/gt/gt.txt:2", "3 row(s)", "absent"],
         data=bi.build_viso_absent_rows, converted=("car/001", "plane/001")),
@@ -151,16 +158,16 @@ ROWS = [
         data=bi.build_viso_truncated_jpeg, model="classical"),
     Row("truncated-png", [], 0, ["plane/001/img/000002.png"],
         data=bi.build_viso_truncated_png, converted=("plane/001",), model="classical"),
-    Row("classes-bus-absent", ["--classes", "bus"], 2, ["--classes", "bus"], kept=True),
+    _refused("classes-bus-absent", "--classes bus"),
     Row("sequence-without-gt", [], 0, ["car/001", "gt.txt"],
         data=bi.build_viso_sequence_without_gt, converted=("plane/001",)),
     Row("only-sequence-without-gt", [], 2, ["car/001", "nothing to convert"],
         data=bi.build_viso_only_sequence_without_gt),
     # -- more bad options
-    Row("shard-zero", ["--shard", "0/3"], 2, ["--shard", "0/3"], kept=True),
-    Row("shard-over", ["--shard", "4/3"], 2, ["--shard K/N needs 1 <= K <= N"], kept=True),
-    Row("shard-text", ["--shard", "abc"], 2, ["--shard must look like K/N"], kept=True),
-    Row("format-xml", ["--format", "xml"], 2, ["--format", "xml"], kept=True),
+    _refused("shard-zero", "--shard 0/3"),
+    _refused("shard-over", "--shard 4/3", "--shard K/N needs 1 <= K <= N"),
+    _refused("shard-text", "--shard abc", "--shard must look like K/N"),
+    _refused("format-xml", "--format xml"),
     Row("dataset-unknown", ["--dataset", "nope"], 2, ["nope"]),
     Row("root-missing", ["--root", "{tmp}/absent"], 2, ["{tmp}/absent"]),
     Row("root-missing-env", ["--dataset", "viso", "--out", "{tmp}/o", "--model", "box"], 2,
@@ -168,30 +175,26 @@ ROWS = [
     Row("out-missing", ["--dataset", "viso", "--root", "{root}"], 2, ["--out is required"],
         base=False),
     Row("dataset-missing", ["--out", "{out}"], 2, ["--dataset is required"], base=False),
-    Row("opt-no-equals", ["--opt", "part"], 2, ["--opt takes KEY=VALUE"], kept=True),
-    Row("opt-bad-value", ["--opt", "part=xyz"], 2, ["part='xyz'"], kept=True),
-    Row("opt-unknown-key", ["--opt", "colour=red"], 2, ["colour"], kept=True),
-    Row("sequences-unknown", ["--sequences", "car/999"], 2, ["--sequences", "car/999"], kept=True),
-    Row("model-unknown", ["--model", "foo"], 2, ["foo"], kept=True),
-    Row("checkpoint-for-shape-model", ["--checkpoint", "x.pth"], 2, ["--checkpoint"], kept=True),
-    Row("checkpoint-missing", ["--model", "sam", "--checkpoint", "{tmp}/missing.pth"], 2,
-        ["missing.pth"], kept=True),
+    _refused("opt-no-equals", "--opt part", "--opt takes KEY=VALUE"),
+    _refused("opt-bad-value", "--opt part=xyz", "part='xyz'"),
+    _refused("opt-unknown-key", "--opt colour=red", "colour"),
+    _refused("sequences-unknown", "--sequences car/999"),
+    _refused("model-unknown", "--model foo", "foo"),
+    _refused("checkpoint-for-shape-model", "--checkpoint x.pth", "--checkpoint"),
+    _refused("checkpoint-missing", "--model sam --checkpoint {tmp}/missing.pth", "missing.pth"),
     Row("checkpoint-garbage", ["--model", "sam", "--checkpoint", "{x}"], 2, ["garbage.pth"],
         setup=_garbage),
-    Row("batch-size-0", ["--batch-size", "0"], 2, ["--batch-size must be at least 1"], kept=True),
-    Row("batch-size-neg", ["--batch-size", "-1"], 2, ["--batch-size must be at least 1"], kept=True),
-    Row("workers-0", ["--workers", "0"], 2, ["--workers must be at least 1"], kept=True),
-    Row("crop-size-8", ["--crop-size", "8"], 2, ["--crop-size must be at least 16"], kept=True),
-    Row("window-bad", ["--window", "wide"], 2, ["--window", "wide"], kept=True),
-    Row("interpolation-bad", ["--interpolation", "nearest"], 2, ["--interpolation"], kept=True),
-    Row("precision-fp16", ["--precision", "fp16"], 2, ["--precision", "fp16"], kept=True),
-    Row("share-crops-2", ["--share-crops", "2"], 2, ["--share-crops"], kept=True),
-    Row("box-fill-area-neg", ["--box-fill-area", "-1"], 2, ["--box-fill-area must be >= 0"],
-        kept=True),
-    Row("threshold-nan", ["--threshold", "nan"], 2, ["--threshold must be a finite number"],
-        kept=True),
-    Row("batch-size-not-int", ["--batch-size", "many"], 2, ["--batch-size", "valid integer"],
-        kept=True),
+    _refused("batch-size-0", "--batch-size 0", "--batch-size must be at least 1"),
+    _refused("batch-size-neg", "--batch-size -1", "--batch-size must be at least 1"),
+    _refused("workers-0", "--workers 0", "--workers must be at least 1"),
+    _refused("crop-size-8", "--crop-size 8", "--crop-size must be at least 16"),
+    _refused("window-bad", "--window wide"),
+    _refused("interpolation-bad", "--interpolation nearest", "--interpolation"),
+    _refused("precision-fp16", "--precision fp16"),
+    _refused("share-crops-2", "--share-crops 2", "--share-crops"),
+    _refused("box-fill-area-neg", "--box-fill-area -1", "--box-fill-area must be >= 0"),
+    _refused("threshold-nan", "--threshold nan", "--threshold must be a finite number"),
+    _refused("batch-size-not-int", "--batch-size many", "--batch-size", "valid integer"),
     Row("config-unknown-key", ["--config", "{x}"], 2, ["--config {x}: unknown option 'batchsize'"],
         setup=_cfg("batchsize: 2\n"), kept=True),
     Row("config-missing", ["--config", "{tmp}/none.yaml"], 2, ["{tmp}/none.yaml: no such file"]),
@@ -202,7 +205,7 @@ ROWS = [
     Row("config-is-a-folder", ["--config", "{tmp}"], 2, ["--config {tmp}: is a folder"]),
     Row("config-binary", ["--config", "{x}"], 2, ["--config {x}"],
         setup=lambda tmp, mp: str(bc.write_text(tmp, "bin.yaml", bytes(range(256))))),
-    Row("job-options-changed", ["--model", "ellipse"], 2, ["--overwrite"], kept=True),
+    _refused("job-options-changed", "--model ellipse", "--overwrite"),
 ]  # fmt: skip
 
 
