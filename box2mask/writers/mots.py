@@ -194,7 +194,10 @@ def write_mots(
 class MotsWriter(AssembledWriter):
     """MOTS Challenge / KITTI MOTS text (mots/<video>.txt): non-overlapping RLE per object.
 
-    ``<out>/mots/``, assembled at the end from the parts.
+    ``<out>/mots/``, assembled at the end from the parts. What the format cannot hold (more
+    than 999 tracks of one class in a sequence, two sequences with one flat name) is found only
+    then, after every frame is converted: the refusal says how ``merge`` writes the job's other
+    formats from them.
     """
 
     output = MOTS_DIR
