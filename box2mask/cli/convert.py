@@ -4,140 +4,94 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from box2mask.cli import app
-from box2mask.cli._common import (
-    RUN_PANEL,
-    console,
-    err_console,
-    gather_options,
-    print_every,
-    progress_bar,
-    run_safely,
-    with_run_options,
-)
+from box2mask.cli._common import console, err_console, print_every, progress_bar, run_safely
+from box2mask.cli._flags import RUN_FLAGS, RUN_PANEL, Flag, gather_options, with_flags
 from box2mask.executors import EXECUTORS
 from box2mask.options import DEFAULT_BOX_FILL_CLASSES, ConvertOptions
 from box2mask.writers import WRITERS
 
+#: convert's own options, by ConvertOptions field name; then come the RUN_FLAGS it shares with eval
+CONVERT_FLAGS = {
+    "dataset": Flag(
+        str | None,
+        "Dataset adapter name (see `box2mask datasets`). Required (here or in --config).",
+        short="-d",
+    ),
+    "out": Flag(
+        Path | None,
+        "Output folder (COCO JSON at the top, per-frame PNGs per sequence, job state in "
+        ".box2mask/). Required (here or in --config).",
+        short="-o",
+    ),
+    "device": Flag(
+        str | None,
+        "auto | cpu | cuda | cuda:N, or a comma list such as cuda:0,cuda:1 "
+        "(one worker process per device) (default: auto).",
+        panel=RUN_PANEL,
+    ),
+    "executor": Flag(
+        str | None,
+        f"auto | {' | '.join(EXECUTORS.names())}: who converts the frames (auto: local "
+        "for one device, processes for several; see docs/extending.md) (default: auto).",
+        panel=RUN_PANEL,
+    ),
+    "ray_address": Flag(
+        str | None,
+        "--executor ray: auto (the `ray start` cluster here), HOST:6379 or "
+        "ray://HOST:10001 (default: $RAY_ADDRESS, else a private Ray on this machine; "
+        "see docs/ray.md).",
+        panel=RUN_PANEL,
+    ),
+    "ray_actors": Flag(
+        int | None,
+        "--executor ray: number of actors (default: 0 = one per GPU of the cluster, "
+        "else one per 2 CPUs).",
+        panel=RUN_PANEL,
+    ),
+    "formats": Flag(
+        str | None,
+        f"{' | '.join(WRITERS.names())}, or a comma list such as coco,png "
+        "(see docs/formats.md) (default: coco).",
+        name="--format",
+    ),
+    "shard": Flag(
+        str | None, "K/N: convert a deterministic share of the sequences.", panel=RUN_PANEL
+    ),
+    "overwrite": Flag(bool | None, "Delete an existing job in --out and start afresh."),
+    "strict": Flag(
+        bool | None, "Fail (exit 2) on the first bad annotation or frame, before writing anything."
+    ),
+    "share_crops": Flag(
+        float | None,
+        "Objects of a frame whose crop windows overlap with IoU >= IOU (same size) share "
+        "one encoder pass; changes masks slightly (default: 0 = off).",
+        panel=RUN_PANEL,
+        metavar="IOU",
+    ),
+    "compile": Flag(
+        bool | None,
+        "torch.compile the image encoder (slow first batch; pays off on long GPU jobs).",
+        panel=RUN_PANEL,
+    ),
+    "profile": Flag(bool | None, "Print where the time went.", panel=RUN_PANEL),
+}
+
 
 @app.command("convert")
-@with_run_options
-def convert_command(
-    dataset: Annotated[
-        str | None,
-        typer.Option(
-            "--dataset",
-            "-d",
-            help="Dataset adapter name (see `box2mask datasets`). Required (here or in --config).",
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Output folder (COCO JSON at the top, per-frame PNGs per sequence, job state in "
-            ".box2mask/). Required (here or in --config).",
-        ),
-    ] = None,
-    device: Annotated[
-        str | None,
-        typer.Option(
-            help="auto | cpu | cuda | cuda:N, or a comma list such as cuda:0,cuda:1 "
-            "(one worker process per device) (default: auto).",
-            rich_help_panel=RUN_PANEL,
-        ),
-    ] = None,
-    executor: Annotated[
-        str | None,
-        typer.Option(
-            help=f"auto | {' | '.join(EXECUTORS.names())}: who converts the frames (auto: local "
-            "for one device, processes for several; see docs/extending.md) (default: auto).",
-            rich_help_panel=RUN_PANEL,
-        ),
-    ] = None,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            help="--executor ray: auto (the `ray start` cluster here), HOST:6379 or "
-            "ray://HOST:10001 (default: $RAY_ADDRESS, else a private Ray on this machine; "
-            "see docs/ray.md).",
-            rich_help_panel=RUN_PANEL,
-        ),
-    ] = None,
-    ray_actors: Annotated[
-        int | None,
-        typer.Option(
-            help="--executor ray: number of actors (default: 0 = one per GPU of the cluster, "
-            "else one per 2 CPUs).",
-            rich_help_panel=RUN_PANEL,
-        ),
-    ] = None,
-    format: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help=f"{' | '.join(WRITERS.names())}, or a comma list such as coco,png "
-            "(see docs/formats.md) (default: coco).",
-        ),
-    ] = None,
-    shard: Annotated[
-        str | None,
-        typer.Option(
-            help="K/N: convert a deterministic share of the sequences.", rich_help_panel=RUN_PANEL
-        ),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Delete an existing job in --out and start afresh.")
-    ] = False,
-    strict: Annotated[
-        bool,
-        typer.Option(
-            "--strict",
-            help="Fail (exit 2) on the first bad annotation or frame, before writing anything.",
-        ),
-    ] = False,
-    share_crops: Annotated[
-        float | None,
-        typer.Option(
-            metavar="IOU",
-            help="Objects of a frame whose crop windows overlap with IoU >= IOU (same size) share "
-            "one encoder pass; changes masks slightly (default: 0 = off).",
-            rich_help_panel=RUN_PANEL,
-        ),
-    ] = None,
-    compile_: Annotated[
-        bool,
-        typer.Option(
-            "--compile",
-            help="torch.compile the image encoder (slow first batch; pays off on long GPU jobs).",
-            rich_help_panel=RUN_PANEL,
-        ),
-    ] = False,
-    profile: Annotated[
-        bool,
-        typer.Option("--profile", help="Print where the time went.", rich_help_panel=RUN_PANEL),
-    ] = False,
-    run: dict[str, Any] | None = None,
-) -> None:
+@with_flags(CONVERT_FLAGS, RUN_FLAGS)
+def convert_command(given: dict[str, Any]) -> None:
     """Convert a dataset's boxes into instance masks, resuming a job already in --out."""
-    run = run or {}
-    debug = bool(run["debug"])
-    own: dict[str, Any] = {
-        "dataset": dataset, "out": out, "device": device, "executor": executor,
-        "formats": format, "shard": shard, "overwrite": overwrite or None,
-        "strict": strict or None, "share_crops": share_crops, "compile": compile_ or None, "profile": profile or None,
-        "ray_address": ray_address, "ray_actors": ray_actors,
-    }  # fmt: skip
+    debug = bool(given["debug"])
 
     def build() -> ConvertOptions:
-        merged = gather_options(run, own)
+        merged = gather_options(given)
         for required in ("dataset", "out"):
             if not merged.get(required):
                 from box2mask.errors import UsageError

@@ -6,107 +6,79 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from rich.markup import escape
 from rich.table import Table
 
 from box2mask.cli import app
-from box2mask.cli._common import (
-    RUN_PANEL,
-    console,
-    err_console,
-    gather_options,
-    print_every,
-    progress_bar,
-    run_safely,
-    with_run_options,
-)
+from box2mask.cli._common import console, err_console, print_every, progress_bar, run_safely
+from box2mask.cli._flags import RUN_FLAGS, RUN_PANEL, Flag, gather_options, with_flags
 
 _OUT = "Reports"
 _SWEEP = "Sweep (ablations)"
 
+#: eval's own options; then come the RUN_FLAGS it shares with convert
+EVAL_FLAGS = {
+    "dataset": Flag(str | None, "Dataset adapter name (see `box2mask datasets`).", short="-d"),
+    "predictions": Flag(
+        Path | None,
+        "Score this COCO JSON (e.g. a `box2mask convert` output) instead of running a model.",
+    ),
+    "device": Flag(str | None, "auto | cpu | cuda | cuda:N (default: auto).", panel=RUN_PANEL),
+    "biou_ratio": Flag(
+        float, "Boundary IoU width as a share of the frame diagonal.", 0.02, panel=_OUT
+    ),
+    "report": Flag(Path | None, "Write the full report as JSON here.", panel=_OUT),
+    "csv_path": Flag(
+        Path | None,
+        "Write the table as CSV here (one row per category, or per setting).",
+        panel=_OUT,
+        name="--csv",
+    ),
+    "sweep": Flag(
+        bool,
+        "Ablations: rerun with one setting changed at a time (the paper's Table 2 protocol).",
+        False,
+        panel=_SWEEP,
+    ),
+    "sweep_axes": Flag(
+        str | None,
+        "Axes to sweep, comma-separated (implies --sweep): crop_size, interpolation, window, "
+        "hq_token_only, box_fill_area, box_fill_classes, temporal, prompt_every (default: all "
+        "that apply).",
+        panel=_SWEEP,
+    ),
+    "sweep_values": Flag(
+        list[str] | None,
+        "AXIS=V1,V2 values of one axis (implies --sweep), e.g. crop_size=256,512 or "
+        "box_fill_classes=car,none; repeatable.",
+        panel=_SWEEP,
+    ),
+}
+
 
 @app.command("eval")
-@with_run_options
-def eval_command(
-    dataset: Annotated[
-        str | None,
-        typer.Option("--dataset", "-d", help="Dataset adapter name (see `box2mask datasets`)."),
-    ] = None,
-    predictions: Annotated[
-        Path | None,
-        typer.Option(
-            help="Score this COCO JSON (e.g. a `box2mask convert` output) instead of running a model."
-        ),
-    ] = None,
-    device: Annotated[
-        str | None,
-        typer.Option(help="auto | cpu | cuda | cuda:N (default: auto).", rich_help_panel=RUN_PANEL),
-    ] = None,
-    biou_ratio: Annotated[
-        float,
-        typer.Option(
-            help="Boundary IoU width as a share of the frame diagonal.", rich_help_panel=_OUT
-        ),
-    ] = 0.02,
-    report: Annotated[
-        Path | None, typer.Option(help="Write the full report as JSON here.", rich_help_panel=_OUT)
-    ] = None,
-    csv_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--csv",
-            help="Write the table as CSV here (one row per category, or per setting).",
-            rich_help_panel=_OUT,
-        ),
-    ] = None,
-    sweep: Annotated[
-        bool,
-        typer.Option(
-            "--sweep",
-            help="Ablations: rerun with one setting changed at a time (the paper's Table 2 protocol).",
-            rich_help_panel=_SWEEP,
-        ),
-    ] = False,
-    sweep_axes: Annotated[
-        str | None,
-        typer.Option(
-            help="Axes to sweep, comma-separated (implies --sweep): crop_size, interpolation, window, "
-            "hq_token_only, box_fill_area, box_fill_classes, temporal, prompt_every (default: all "
-            "that apply).",
-            rich_help_panel=_SWEEP,
-        ),
-    ] = None,
-    sweep_values: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="AXIS=V1,V2 values of one axis (implies --sweep), e.g. crop_size=256,512 or "
-            "box_fill_classes=car,none; repeatable.",
-            rich_help_panel=_SWEEP,
-        ),
-    ] = None,
-    run: dict[str, Any] | None = None,
-) -> None:
+@with_flags(EVAL_FLAGS, RUN_FLAGS)
+def eval_command(given: dict[str, Any]) -> None:
     """Score masks against the dataset's ground-truth masks: mean IoU and Boundary IoU, per
     object and per frame (the ROS-SAM authors' convention), per category and overall."""
-    run = run or {}
-    debug = bool(run["debug"])
-    own: dict[str, Any] = {"dataset": dataset, "device": device}
-    do_sweep = sweep or sweep_axes is not None or bool(sweep_values)
+    debug = bool(given["debug"])
+    predictions, biou_ratio = given["predictions"], given["biou_ratio"]
+    sweep_axes, sweep_values = given["sweep_axes"], given["sweep_values"]
+    do_sweep = given["sweep"] or sweep_axes is not None or bool(sweep_values)
 
     def build():  # noqa: ANN202
         from box2mask.errors import UsageError
         from box2mask.evaluate import eval_options, parse_sweep
 
-        merged = gather_options(run, own, drop=("out", "formats", "shard", "overwrite"))
+        merged = gather_options(given, drop=("out", "formats", "shard", "overwrite"))
         if not merged.get("dataset"):
             raise UsageError("--dataset is required (on the command line or in --config)")
         if predictions is not None:
             if do_sweep:
                 raise UsageError("--sweep runs a model per setting; it cannot score --predictions")
-            if run["model"] is not None or run["checkpoint"] is not None:
+            if given["model"] is not None or given["checkpoint"] is not None:
                 raise UsageError("--predictions scores a file: drop --model/--checkpoint")
         axes = parse_sweep(sweep_axes, sweep_values or ()) if do_sweep else None
         return eval_options(**merged), axes
@@ -136,7 +108,9 @@ def eval_command(
         )
         _print_report(result)
         rows = result.rows()
-    run_safely(lambda: _write_reports(result.to_dict(), rows, report, csv_path), debug)
+    run_safely(
+        lambda: _write_reports(result.to_dict(), rows, given["report"], given["csv_path"]), debug
+    )
 
 
 def _with_progress(fn):  # noqa: ANN001, ANN202
@@ -145,7 +119,9 @@ def _with_progress(fn):  # noqa: ANN001, ANN202
         say = print_every(10)
 
         def plain(p) -> None:  # noqa: ANN001
-            say(f"{p.setting + ': ' if p.setting else ''}frames {p.frames_done} objects {p.objects_done}")
+            say(
+                f"{p.setting + ': ' if p.setting else ''}frames {p.frames_done} objects {p.objects_done}"
+            )
 
         return fn(plain)
     with progress_bar("{task.fields[objects]} objects", transient=True) as bar:

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from box2mask.cli import app
 from box2mask.cli._common import console, err_console, run_safely, setup_logging
+from box2mask.cli._flags import DebugOption
 
 
 @app.command("merge")
@@ -45,7 +46,7 @@ def merge_command(
             help="Merge jobs whose options differ (beyond --shard/--sequences) or that are unfinished.",
         ),
     ] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Merge the outputs of several shards or jobs into one output with unique ids.
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from box2mask.cli._common import DebugOption, console, group_callback, run_safely
+from box2mask.cli._common import console, run_safely
+from box2mask.cli._flags import LOG_FLAGS, DebugOption, Flag, group_callback, with_flags
 from box2mask.options import parse_key_values
 
 qa_app = typer.Typer(
@@ -22,54 +23,39 @@ qa_app = typer.Typer(
 
 _GT = "Scoring the flags against ground truth"
 
+QA_FLAGS = {
+    "out": Flag(Path | None, "A `box2mask convert` job folder, or a COCO JSON file.", short="-o"),
+    "report": Flag(
+        Path | None, "Folder for qa.json and qa.csv (default: <job>/qa, or qa/ beside the file)."
+    ),
+    "html": Flag(
+        Path | None, "Also write the review page (index.html + thumbnails) into this folder."
+    ),
+    "html_top": Flag(int, "Objects on the review page: the N most suspicious.", 1000),
+    "image_root": Flag(
+        Path | None, "Folder the images' file_name is relative to (default: the job's root)."
+    ),
+    "no_images": Flag(bool, "Do not read the images (no image signal, no page).", False),
+    "top": Flag(int, "Print the N most suspicious objects.", 10),
+    "gt_dataset": Flag(
+        str | None,
+        "Dataset adapter with ground-truth masks: print the recall of "
+        "IoU<0.5 objects among the top 5/10/20% flagged.",
+        panel=_GT,
+    ),
+    "gt_root": Flag(Path | None, "Root of the ground-truth dataset.", panel=_GT),
+    "gt_opt": Flag(list[str] | None, "Ground-truth dataset option KEY=VALUE.", panel=_GT),
+    **LOG_FLAGS,
+}
+
 
 @qa_app.callback()
 @group_callback
-def qa_command(
-    ctx: typer.Context,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="A `box2mask convert` job folder, or a COCO JSON file."),
-    ] = None,
-    report: Annotated[
-        Path | None,
-        typer.Option(
-            help="Folder for qa.json and qa.csv (default: <job>/qa, or qa/ beside the file)."
-        ),
-    ] = None,
-    html: Annotated[
-        Path | None,
-        typer.Option(help="Also write the review page (index.html + thumbnails) into this folder."),
-    ] = None,
-    html_top: Annotated[
-        int, typer.Option(help="Objects on the review page: the N most suspicious.")
-    ] = 1000,
-    image_root: Annotated[
-        Path | None,
-        typer.Option(help="Folder the images' file_name is relative to (default: the job's root)."),
-    ] = None,
-    no_images: Annotated[
-        bool, typer.Option("--no-images", help="Do not read the images (no image signal, no page).")
-    ] = False,
-    top: Annotated[int, typer.Option(help="Print the N most suspicious objects.")] = 10,
-    gt_dataset: Annotated[
-        str | None,
-        typer.Option(
-            help="Dataset adapter with ground-truth masks: print the recall of "
-            "IoU<0.5 objects among the top 5/10/20% flagged.",
-            rich_help_panel=_GT,
-        ),
-    ] = None,
-    gt_root: Annotated[
-        Path | None, typer.Option(help="Root of the ground-truth dataset.", rich_help_panel=_GT)
-    ] = None,
-    gt_opt: Annotated[
-        list[str] | None,
-        typer.Option(help="Ground-truth dataset option KEY=VALUE.", rich_help_panel=_GT),
-    ] = None,
-    debug: bool = False,
-) -> None:
+@with_flags(QA_FLAGS)
+def qa_command(given: dict[str, Any]) -> None:
     """Signals per object, one suspicion score, a ranked list (qa.json, qa.csv), a review page."""
+    out, html, html_top = given["out"], given["html"], given["html_top"]
+    gt_dataset, no_images = given["gt_dataset"], given["no_images"]
 
     def run():  # noqa: ANN202
         from box2mask.errors import UsageError
@@ -82,8 +68,8 @@ def qa_command(
         if html is not None and no_images:
             raise UsageError("--html needs the images: drop --no-images")
         output = load_output(out)
-        rep = run_qa(output, image_root=image_root, images=not no_images)
-        dest = report
+        rep = run_qa(output, image_root=given["image_root"], images=not no_images)
+        dest = given["report"]
         if dest is None:
             dest = (output.job_dir or output.coco_path.parent) / "qa"
         paths = write_reports(rep, dest)
@@ -99,8 +85,8 @@ def qa_command(
             from box2mask.qa.flagscore import score_flags
             from box2mask.qa.groundtruth import gt_ious
 
-            ious = gt_ious(output.coco, gt_dataset, gt_root, parse_key_values(gt_opt or []),
-                           output.coco_path)  # fmt: skip
+            gt_opt = parse_key_values(given["gt_opt"] or [])
+            ious = gt_ious(output.coco, gt_dataset, given["gt_root"], gt_opt, output.coco_path)
             objs = [o.signals for o in rep.objects]
             scored = score_flags(objs, [o.logit for o in rep.objects], ious)
             gp = dest / "qa_gt.json"
@@ -108,13 +94,13 @@ def qa_command(
             paths.append(gp)
         return rep, paths, page, scored
 
-    rep, paths, page, scored = run_safely(run, debug)
+    rep, paths, page, scored = run_safely(run, given["debug"])
     table = Table(title=f"box2mask qa: {len(rep.objects)} objects, most suspicious first",
                   title_justify="left")  # fmt: skip
     for col in ("rank", "id", "sequence", "frame", "track", "category", "source", "suspicion",
                 "flags"):  # fmt: skip
         table.add_column(col)
-    for o in rep.objects[:top]:
+    for o in rep.objects[: given["top"]]:
         s = o.signals
         table.add_row(str(o.rank), str(s.id), escape(s.sequence), str(s.frame_index),
                       str(s.track_id), escape(s.category), escape(s.mask_source),

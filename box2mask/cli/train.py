@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -12,15 +13,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from box2mask.cli import app
-from box2mask.cli._common import (
-    DatasetOptOption,
-    RootOption,
-    console,
-    err_console,
+from box2mask.cli._common import console, err_console, print_every, progress_bar, run_safely
+from box2mask.cli._flags import (
+    DATASET_OPT,
+    LOG_FLAGS,
+    ROOT,
+    RUN_PANEL,
+    DebugOption,
+    Flag,
     group_callback,
-    print_every,
-    progress_bar,
-    run_safely,
+    with_flags,
 )
 
 train_app = typer.Typer(
@@ -31,7 +33,88 @@ train_app = typer.Typer(
 _DATA = "Data"
 _OPT = "Optimisation"
 _AUG = "Augmentation"
-_RUN = "Running"
+
+#: train's options, by TrainOptions field name (``opt`` and ``val_opt`` are its
+#: ``adapter_options`` and ``val_options``); the CLI defaults are the paper's recipe
+TRAIN_FLAGS = {
+    "dataset": Flag(
+        str | None,
+        "Dataset adapter with ground-truth masks (rossam, satmtb --opt source=seg, coco).",
+        panel=_DATA,
+        short="-d",
+    ),
+    "root": ROOT,
+    "opt": DATASET_OPT,
+    "val_opt": Flag(
+        list[str] | None,
+        "Validation data: dataset options KEY=VALUE over --opt (e.g. split=val); repeatable.",
+        panel=_DATA,
+    ),
+    "val_fraction": Flag(
+        float,
+        "Hold out this share of the sequences for validation (instead of --val-opt).",
+        0.0,
+        panel=_DATA,
+    ),
+    "val_max_frames": Flag(int, "Validate on at most this many frames.", 200, panel=_DATA),
+    "sam": Flag(Path | None, "Official SAM checkpoint (sam_vit_{b,l,h}_*.pth)."),
+    "hq": Flag(Path | None, "Official HQ-SAM checkpoint of the same ViT (sam_hq_vit_*.pth)."),
+    "out": Flag(
+        Path | None,
+        "Run folder (checkpoints, metrics, model.safetensors); a run there is resumed.",
+        short="-o",
+    ),
+    "lora_rank": Flag(
+        int, "LoRA rank on q and v (the authors' 512; clamped to the ViT width).", 512
+    ),
+    "epochs": Flag(int, "Epochs.", 24, panel=_OPT),
+    "lr": Flag(float, "AdamW learning rate.", 1e-3, panel=_OPT),
+    "weight_decay": Flag(float, "AdamW weight decay.", 0.0, panel=_OPT),
+    "schedule": Flag(str, "step | cosine | none.", "step", panel=_OPT),
+    "lr_drop_epochs": Flag(
+        int, "step schedule: multiply the lr by --lr-gamma every this many epochs.", 10, panel=_OPT
+    ),
+    "lr_gamma": Flag(float, "step schedule factor.", 0.1, panel=_OPT),
+    "warmup_steps": Flag(int, "Linear warm-up optimizer steps.", 0, panel=_OPT),
+    "batch_size": Flag(int, "Images per micro-batch per process.", 1, panel=_OPT),
+    "grad_accum": Flag(int, "Micro-batches per optimizer step.", 1, panel=_OPT),
+    "steps_per_epoch": Flag(
+        int | None, "Cap on optimizer steps per epoch (quick runs).", panel=_OPT
+    ),
+    "view": Flag(
+        str, "frame (whole frame + LSJ, the paper) | crop (inference crops).", "frame", panel=_DATA
+    ),
+    "exclude_classes": Flag(
+        str, "Comma-separated classes left out ('' for none).", "car", panel=_DATA
+    ),
+    "frame_fraction": Flag(
+        float, "Fixed random share of each sequence's frames (the paper: 0.25).", 0.25, panel=_DATA
+    ),
+    "max_objects": Flag(int, "Prompts per image (frame view).", 16, panel=_DATA),
+    "augment": Flag(bool, "Rotation + large-scale jittering.", True, panel=_AUG),
+    "lsj_scale": Flag(str, "LSJ scale range MIN,MAX.", "0.1,4.0", panel=_AUG),
+    "rotate_prob": Flag(float, "Probability of a random rotation.", 0.5, panel=_AUG),
+    "max_angle": Flag(float, "Rotation angle range ±degrees.", 180.0, panel=_AUG),
+    "seed": Flag(int, "Seed of every random choice.", 0),
+    "device": Flag(
+        str, "auto | cpu | cuda | cuda:N (torchrun: the local rank's GPU).", "auto", panel=RUN_PANEL
+    ),
+    "precision": Flag(
+        str, "auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16.", "auto", panel=RUN_PANEL
+    ),
+    "workers": Flag(int, "DataLoader worker processes.", 2, panel=RUN_PANEL),
+    "overwrite": Flag(
+        bool, "Start afresh in a run folder that holds a run.", False, panel=RUN_PANEL
+    ),
+    "dry_run": Flag(
+        bool,
+        "Print parameter counts per part and write augmented samples to RUN/samples/; no training.",
+        False,
+        panel=RUN_PANEL,
+    ),
+    "pictures": Flag(int, "--dry-run: how many samples to draw.", 4, panel=RUN_PANEL),
+    **LOG_FLAGS,
+}
 
 
 def _floats(text: str, option: str) -> tuple[float, float]:
@@ -46,192 +129,35 @@ def _floats(text: str, option: str) -> tuple[float, float]:
 
 @train_app.callback()
 @group_callback
-def train_command(
-    ctx: typer.Context,
-    dataset: Annotated[
-        str | None,
-        typer.Option(
-            "--dataset",
-            "-d",
-            help="Dataset adapter with ground-truth masks (rossam, satmtb --opt source=seg, coco).",
-            rich_help_panel=_DATA,
-        ),
-    ] = None,
-    root: RootOption = None,
-    opt: DatasetOptOption = None,
-    val_opt: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--val-opt",
-            help="Validation data: dataset options KEY=VALUE over --opt (e.g. split=val); repeatable.",
-            rich_help_panel=_DATA,
-        ),
-    ] = None,
-    val_fraction: Annotated[
-        float,
-        typer.Option(
-            help="Hold out this share of the sequences for validation (instead of --val-opt).",
-            rich_help_panel=_DATA,
-        ),
-    ] = 0.0,
-    val_max_frames: Annotated[
-        int, typer.Option(help="Validate on at most this many frames.", rich_help_panel=_DATA)
-    ] = 200,
-    sam: Annotated[
-        Path | None, typer.Option(help="Official SAM checkpoint (sam_vit_{b,l,h}_*.pth).")
-    ] = None,
-    hq: Annotated[
-        Path | None,
-        typer.Option(help="Official HQ-SAM checkpoint of the same ViT (sam_hq_vit_*.pth)."),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Run folder (checkpoints, metrics, model.safetensors); a run there is resumed.",
-        ),
-    ] = None,
-    lora_rank: Annotated[
-        int, typer.Option(help="LoRA rank on q and v (the authors' 512; clamped to the ViT width).")
-    ] = 512,
-    epochs: Annotated[int, typer.Option(help="Epochs.", rich_help_panel=_OPT)] = 24,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate.", rich_help_panel=_OPT)] = 1e-3,
-    weight_decay: Annotated[
-        float, typer.Option(help="AdamW weight decay.", rich_help_panel=_OPT)
-    ] = 0.0,
-    schedule: Annotated[
-        str, typer.Option(help="step | cosine | none.", rich_help_panel=_OPT)
-    ] = "step",
-    lr_drop_epochs: Annotated[
-        int,
-        typer.Option(
-            help="step schedule: multiply the lr by --lr-gamma every this many epochs.",
-            rich_help_panel=_OPT,
-        ),
-    ] = 10,
-    lr_gamma: Annotated[
-        float, typer.Option(help="step schedule factor.", rich_help_panel=_OPT)
-    ] = 0.1,
-    warmup_steps: Annotated[
-        int, typer.Option(help="Linear warm-up optimizer steps.", rich_help_panel=_OPT)
-    ] = 0,
-    batch_size: Annotated[
-        int, typer.Option(help="Images per micro-batch per process.", rich_help_panel=_OPT)
-    ] = 1,
-    grad_accum: Annotated[
-        int, typer.Option(help="Micro-batches per optimizer step.", rich_help_panel=_OPT)
-    ] = 1,
-    steps_per_epoch: Annotated[
-        int | None,
-        typer.Option(help="Cap on optimizer steps per epoch (quick runs).", rich_help_panel=_OPT),
-    ] = None,
-    view: Annotated[
-        str,
-        typer.Option(
-            help="frame (whole frame + LSJ, the paper) | crop (inference crops).",
-            rich_help_panel=_DATA,
-        ),
-    ] = "frame",
-    exclude_classes: Annotated[
-        str,
-        typer.Option(help="Comma-separated classes left out ('' for none).", rich_help_panel=_DATA),
-    ] = "car",
-    frame_fraction: Annotated[
-        float,
-        typer.Option(
-            help="Fixed random share of each sequence's frames (the paper: 0.25).",
-            rich_help_panel=_DATA,
-        ),
-    ] = 0.25,
-    max_objects: Annotated[
-        int, typer.Option(help="Prompts per image (frame view).", rich_help_panel=_DATA)
-    ] = 16,
-    augment: Annotated[
-        bool,
-        typer.Option(
-            "--augment/--no-augment", help="Rotation + large-scale jittering.", rich_help_panel=_AUG
-        ),
-    ] = True,
-    lsj_scale: Annotated[
-        str, typer.Option(help="LSJ scale range MIN,MAX.", rich_help_panel=_AUG)
-    ] = "0.1,4.0",
-    rotate_prob: Annotated[
-        float, typer.Option(help="Probability of a random rotation.", rich_help_panel=_AUG)
-    ] = 0.5,
-    max_angle: Annotated[
-        float, typer.Option(help="Rotation angle range ±degrees.", rich_help_panel=_AUG)
-    ] = 180.0,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
-    device: Annotated[
-        str,
-        typer.Option(
-            help="auto | cpu | cuda | cuda:N (torchrun: the local rank's GPU).",
-            rich_help_panel=_RUN,
-        ),
-    ] = "auto",
-    precision: Annotated[
-        str,
-        typer.Option(
-            help="auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16.", rich_help_panel=_RUN
-        ),
-    ] = "auto",
-    workers: Annotated[
-        int, typer.Option(help="DataLoader worker processes.", rich_help_panel=_RUN)
-    ] = 2,
-    overwrite: Annotated[
-        bool,
-        typer.Option(
-            "--overwrite",
-            help="Start afresh in a run folder that holds a run.",
-            rich_help_panel=_RUN,
-        ),
-    ] = False,
-    dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run",
-            help="Print parameter counts per part and write augmented samples to RUN/samples/; no training.",
-            rich_help_panel=_RUN,
-        ),
-    ] = False,
-    pictures: Annotated[
-        int, typer.Option(help="--dry-run: how many samples to draw.", rich_help_panel=_RUN)
-    ] = 4,
-    debug: bool = False,
-) -> None:
+@with_flags(TRAIN_FLAGS)
+def train_command(given: dict[str, Any]) -> None:
     """Train ROS-SAM; a run already in --out is resumed (same options) from its last epoch."""
+    debug = bool(given["debug"])
 
     def build() -> Any:
         from box2mask.errors import UsageError
         from box2mask.options import parse_key_values
         from box2mask.train.loop import TrainOptions
 
-        missing = [
-            n
-            for n, v in (("--dataset", dataset), ("--sam", sam), ("--hq", hq), ("--out", out))
-            if not v
-        ]
+        missing = [f"--{n}" for n in ("dataset", "sam", "hq", "out") if not given[n]]
         if missing:
             raise UsageError(f"{', '.join(missing)} required")
-        return TrainOptions(
-            dataset=dataset, root=root, adapter_options=parse_key_values(opt or []),
-            val_options=parse_key_values(val_opt, "--val-opt") if val_opt else None,
-            val_fraction=val_fraction, val_max_frames=val_max_frames, sam=sam, hq=hq, out=out,
-            lora_rank=lora_rank, epochs=epochs, lr=lr, weight_decay=weight_decay, schedule=schedule,
-            lr_drop_epochs=lr_drop_epochs, lr_gamma=lr_gamma, warmup_steps=warmup_steps,
-            batch_size=batch_size, grad_accum=grad_accum, steps_per_epoch=steps_per_epoch, view=view,
-            exclude_classes=tuple(c.strip() for c in exclude_classes.split(",") if c.strip()),
-            frame_fraction=frame_fraction, max_objects=max_objects, augment=augment,
-            lsj_scale=_floats(lsj_scale, "--lsj-scale"), rotate_prob=rotate_prob, max_angle=max_angle,
-            seed=seed, device=device, precision=precision, workers=workers, overwrite=overwrite,
-        )  # type: ignore[arg-type]  # fmt: skip
+        fields = {f.name for f in dataclasses.fields(TrainOptions)}
+        val_opt, exclude = given["val_opt"], given["exclude_classes"]
+        kwargs = {
+            **{k: v for k, v in given.items() if k in fields},
+            "adapter_options": parse_key_values(given["opt"] or []),
+            "val_options": parse_key_values(val_opt, "--val-opt") if val_opt else None,
+            "exclude_classes": tuple(c.strip() for c in exclude.split(",") if c.strip()),
+            "lsj_scale": _floats(given["lsj_scale"], "--lsj-scale"),
+        }
+        return TrainOptions(**kwargs)
 
     options = run_safely(build, debug)
-    if dry_run:
-        from box2mask.train.loop import dry_run as do_dry_run
+    if given["dry_run"]:
+        from box2mask.train.loop import dry_run
 
-        res = run_safely(lambda: do_dry_run(options, pictures), debug)
+        res = run_safely(lambda: dry_run(options, given["pictures"]), debug)
         table = Table(title=f"ROS-SAM parameters (LoRA rank {res.lora_rank})")
         table.add_column("part")
         table.add_column("parameters", justify="right")
@@ -312,7 +238,7 @@ def export_command(
     which: Annotated[
         str, typer.Option(help="model (final) | best (best validation IoU).")
     ] = "model",
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Write the run's model with LoRA folded into the qkv weights, for inference."""
     from box2mask.train.export import export_folded

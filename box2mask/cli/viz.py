@@ -10,14 +10,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from box2mask.cli import app
-from box2mask.cli._common import (
-    DatasetOptOption,
-    RootOption,
-    console,
-    err_console,
-    run_safely,
-    setup_logging,
-)
+from box2mask.cli._common import console, err_console, run_safely, setup_logging
+from box2mask.cli._flags import DatasetOptOption, DebugOption, RootOption, VerboseOption
 from box2mask.options import parse_key_values, split_list
 
 _PIC = "Pictures"
@@ -79,8 +73,8 @@ def viz_command(
         bool,
         typer.Option("--no-boxes", help="Masks only: no boxes or labels.", rich_help_panel=_PIC),
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    verbose: VerboseOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Draw masks over the frames: a PNG per frame and a contact sheet per sequence (colours
     follow the track id, so a track keeps its colour)."""

@@ -19,6 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from box2mask.cli._common import console, err_console, run_safely
+from box2mask.cli._flags import DebugOption
 from box2mask.errors import CheckpointError
 from box2mask.weights import (
     CATALOG,
@@ -37,8 +38,6 @@ weights_app = typer.Typer(
     help="The official SAM / HQ-SAM checkpoints: list, download, verify.",
     no_args_is_help=True,
 )
-
-_Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
 
 def _bytes_progress() -> Progress:
@@ -66,7 +65,7 @@ def list_command(
         bool,
         typer.Option("--verify", help="Also check the sha256 of each file present (reads it all)."),
     ] = False,
-    debug: _Debug = False,
+    debug: DebugOption = False,
 ) -> None:
     """List the official checkpoints, and which are present in the weights directories."""
 
@@ -138,7 +137,7 @@ def download_command(
             help="Base URL serving the files under their file names, instead of the publisher.",
         ),
     ] = None,
-    debug: _Debug = False,
+    debug: DebugOption = False,
 ) -> None:
     """Download checkpoints; resumes a partial download and verifies the sha256."""
 
@@ -166,7 +165,7 @@ def verify_command(
     no_hash: Annotated[
         bool, typer.Option("--no-hash", help="Skip the sha256 (inspect the tensors only).")
     ] = False,
-    debug: _Debug = False,
+    debug: DebugOption = False,
 ) -> None:
     """Say what a checkpoint is (model, architecture, LoRA) and whether it is an official file."""
 
