@@ -135,9 +135,11 @@ def reference_window_mask(
 
 def time_engine(
     engine: MaskEngine, frames: list[Frame], device: torch.device
-) -> tuple[dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]], float, int]:
+) -> tuple[dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]], float, int, float]:
     """One timed run of ``engine`` over ``frames``: the masks by ``(frame, track)`` (window,
-    window mask clipped to the frame), the seconds (CUDA synchronised), the peak memory."""
+    window mask clipped to the frame), the seconds (CUDA synchronised), the peak memory, and
+    the CPU seconds of this process over the run (all its threads: on a machine shared with
+    other jobs, the work done, which time-sharing does not stretch as it does wall time)."""
     masks: dict[tuple[int, int], tuple[geometry.CropWindow, np.ndarray]] = {}
 
     def on_frame(fm: Any) -> None:
@@ -149,12 +151,12 @@ def time_engine(
 
     mem = PeakMemory(device)
     with mem.measure():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         engine.run(frames, on_frame)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - t0
-    return masks, seconds, mem.peak_bytes
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return masks, seconds, mem.peak_bytes, cpu
 
 
 def mask_iou(

@@ -32,7 +32,12 @@ from box2mask.models.classical import FillModel
 from box2mask.models.sam2_arch import OFFICIAL_HIERA, Sam2Arch
 from box2mask.types import Frame
 
-CONFIGS = {"t": "sam2.1_hiera_t", "s": "sam2.1_hiera_s", "b+": "sam2.1_hiera_b+", "l": "sam2.1_hiera_l"}
+CONFIGS = {
+    "t": "sam2.1_hiera_t",
+    "s": "sam2.1_hiera_s",
+    "b+": "sam2.1_hiera_b+",
+    "l": "sam2.1_hiera_l",
+}
 
 
 def official_arch(hiera: str) -> Sam2Arch:
@@ -127,7 +132,7 @@ def run_engine(
         engine = MaskEngine(model, opts, FillModel("box"), **kw)
     import speed_common as speed  # the same timed run as the SAM benchmark's
 
-    masks, seconds, peak_bytes = speed.time_engine(engine, frames, device)
+    masks, seconds, peak_bytes, _ = speed.time_engine(engine, frames, device)
     del engine, model
     gc.collect()
     return masks, seconds, peak_bytes, profile
@@ -154,7 +159,9 @@ def run(args: Any, device: torch.device, precision: str, tmp: Path) -> dict[str,
         ours, s, our_peak, profile = run_engine(ckpt, frames, device, opts, precision,
                                                 speed.PeakMemory)  # fmt: skip
         ours_s.append(s)
-        print(f"  [{k + 1}] box2mask sam2: {s:.2f} s ({args.objects / s:.3f} objects/s)", flush=True)
+        print(
+            f"  [{k + 1}] box2mask sam2: {s:.2f} s ({args.objects / s:.3f} objects/s)", flush=True
+        )
     r["box2mask_objects_per_s"] = args.objects / statistics.median(ours_s)
     r["box2mask_peak_mb"] = our_peak / 2**20
     r["box2mask_profile"] = dict(profile.seconds)
