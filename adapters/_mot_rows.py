@@ -20,6 +20,9 @@ The formats disagree on details that are part of each adapter's behaviour
   rows with ``w <= 0`` or NaN are returned, because VISO decides per file
   whether the four box values are ``x,y,w,h`` or corners before it can tell
   which rows are absent (it counts them itself, with :func:`absent_rows_note`).
+
+In both, a frame or id that is NaN, infinite or beyond :data:`MAX_ID` in
+magnitude makes the line malformed (reported with its file and line).
 """
 
 from __future__ import annotations
@@ -41,6 +44,13 @@ from box2mask.adapters.base import (
 
 #: A row rule's answer for a line that is an absent target to be counted.
 ABSENT = "absent"
+
+#: The largest frame number or track id (in magnitude). Rows are parsed into float64,
+#: which holds every whole number below 2**53 exactly; a longer one (2**53 + 1) reads as
+#: its neighbour, so two ids could read as one: such lines are malformed.
+MAX_ID = 2**53 - 1
+_MAX_F = float(MAX_ID)  # a float: float-to-int comparisons cost twice as much per line
+_ID_RANGE = "at most 2**53 - 1 in magnitude"
 
 #: ``rule(fields, text, path, line, report)``: the six numbers of a line with at
 #: least 6 fields, or :data:`ABSENT`, or ``None`` (skipped; reported if bad).
@@ -75,16 +85,23 @@ def _mot_row(fields: list[str], text: str, path: Path, ln: int, report: Reporter
     elif not any(box):
         return None  # all zeros: absent (FORMATS.md)
     try:
-        frame, tid = int(float(fields[0])), int(float(fields[1]))
+        frame, tid = float(fields[0]), float(fields[1])
     except ValueError:
         box = None
     if box is None:
         report(f"cannot read numbers from {text!r}", path, ln)
         return None
+    if not (abs(frame) <= _MAX_F and abs(tid) <= _MAX_F):  # NaN fails too
+        report(
+            f"frame and id must be finite numbers {_ID_RANGE}, got {fields[0]!r}, {fields[1]!r}",
+            path,
+            ln,
+        )
+        return None
     if not all(math.isfinite(v) for v in box):
         report(f"non-finite box in {text!r}", path, ln)
         return None
-    return (float(frame), float(tid), *box)
+    return (frame, tid, *box)  # frame and id truncated by the caller (Dialect.integer_ids)
 
 
 def _viso_row(fields: list[str], text: str, path: Path, ln: int, report: Reporter):  # type: ignore[no-untyped-def]
@@ -100,6 +117,11 @@ def _viso_row(fields: list[str], text: str, path: Path, ln: int, report: Reporte
         return None
     if not (frame_f.is_integer() and tid_f.is_integer()):
         report(f"frame and id must be integers, got {fields[0]!r}, {fields[1]!r}", path, ln)
+        return None
+    if abs(frame_f) > _MAX_F or abs(tid_f) > _MAX_F:
+        report(
+            f"frame and id must be integers {_ID_RANGE}, got {fields[0]!r}, {fields[1]!r}", path, ln
+        )
         return None
     if any(math.isinf(v) for v in (x, y, w, h)):
         report(f"infinite box value in {fields[2:6]}", path, ln)
@@ -118,7 +140,8 @@ class Dialect:
             many, ``{text}``: the line).
         row: the rule for one line of at least 6 fields.
         integer_ids: the fast path takes a file only if its frames and ids are
-            integers (the rule reports others); otherwise they are truncated.
+            integers (the rule reports others); otherwise they are truncated
+            (by the reader, on the whole array, after the rule).
         count_absent: the reader decides and counts absent rows (all-zero
             boxes skipped; ``w <= 0``, ``h <= 0``, NaN counted); otherwise
             every row comes back and the adapter decides.
@@ -217,7 +240,7 @@ def _rows_fast(
     """All rows with one ``numpy.loadtxt`` when the file is clean, else ``None``.
 
     Clean: every kept line has the same number (≥ 6) of plain numbers, with
-    finite frame and id (whole numbers where the dialect wants integers), no
+    frame and id within :data:`MAX_ID` (whole numbers where the dialect wants integers), no
     infinite box value, and no NaN where the reader counts absent rows
     itself (the line-by-line rule tells NaN from ``none`` by its text).
     """
@@ -242,7 +265,9 @@ def _rows_fast(
     box, ids = arr[:, 2:6], arr[:, :2]
     if np.isinf(box).any() or (dialect.count_absent and np.isnan(box).any()):
         return None
-    if not np.isfinite(ids).all() or (dialect.integer_ids and not (ids == np.round(ids)).all()):
+    if not (np.abs(ids) <= MAX_ID).all():  # NaN and infinities fail too
+        return None
+    if dialect.integer_ids and not (ids == np.round(ids)).all():
         return None
     values = arr[:, :6]
     if not dialect.integer_ids:
@@ -277,11 +302,10 @@ def _rows_checked(
             continue
         rows.append(row)  # type: ignore[arg-type]
         linenos.append(ln)
-    return (
-        np.asarray(linenos, np.int64),
-        np.asarray(rows, np.float64).reshape(-1, 6),
-        absent,
-    )
+    values = np.asarray(rows, np.float64).reshape(-1, 6)
+    if not dialect.integer_ids:
+        values[:, :2] = np.trunc(values[:, :2])  # as the fast path does
+    return np.asarray(linenos, np.int64), values, absent
 
 
 def mot_objects(

@@ -84,6 +84,23 @@ class _Box:
     line: int
 
 
+def _pair_key(frame: np.ndarray, tid: np.ndarray) -> np.ndarray:
+    """``(N,)`` int64, equal for two rows exactly when their (frame, track id) pairs are.
+
+    The pair packed into one number when the ranges allow (``frame * span + id``,
+    offsets removed); ids run to 2**53 (see ``_mot_rows.MAX_ID``), and for ranges
+    too wide to pack, the number of the pair among the distinct pairs.
+    """
+    if len(frame) == 0:
+        return np.zeros(0, np.int64)
+    f0, t0 = int(frame.min()), int(tid.min())
+    span = int(tid.max()) - t0 + 1
+    if (int(frame.max()) - f0 + 1) * span < 2**62:
+        return (frame - f0) * span + (tid - t0)
+    pairs = np.stack([frame, tid], axis=1)
+    return np.unique(pairs, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
 @ADAPTERS.register("viso")
 class Viso(Adapter):
     """VISO: MOT part (default) or SOT part, with option ``part``."""
@@ -145,9 +162,7 @@ class Viso(Adapter):
         for name, seq_dir in self._sequence_dirs():
             if not self._gt_files(seq_dir):
                 want = "gt/gt.txt" if self.opts["part"] == "mot" else "gt/<track>_<start>_<end>.txt"
-                self.report_once(
-                    ("nogt", name), f"sequence {name} has no {want}; skipped", seq_dir
-                )
+                self.report_once(("nogt", name), f"sequence {name} has no {want}; skipped", seq_dir)
                 continue
             out.append(SequenceInfo(name, count_frame_images(seq_dir / "img")))
         return out
@@ -267,7 +282,7 @@ class Viso(Adapter):
 
         idx = np.flatnonzero(keep)
         # duplicate (frame, id) pairs: keep the first, report the others
-        key = frame[idx] * (1 << 31) + (tid[idx] & 0x7FFFFFFF)
+        key = _pair_key(frame[idx], tid[idx])
         _, first = np.unique(key, return_index=True)
         if len(first) < len(idx):
             first_line: dict[int, int] = {}

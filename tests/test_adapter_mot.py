@@ -107,6 +107,26 @@ BAD = [
         "cannot read numbers from '2,9,x,1,2,2'",
         {},
     ),
+    # a frame or id that is NaN, infinite or 2**53 and more (past float64's exact whole numbers)
+    *(
+        (
+            f"frame-id-{name}",
+            _append(row + "\n"),
+            GT,
+            10,
+            f"frame and id must be finite numbers at most 2**53 - 1 in magnitude, got {got}",
+            {},
+        )
+        for name, row, got in [
+            ("inf", "inf,9,3,3,2,2", "'inf', '9'"),
+            ("minus-inf", "2,-inf,3,3,2,2", "'2', '-inf'"),
+            ("nan", "2,nan,3,3,2,2", "'2', 'nan'"),
+            ("huge-id", "2,1e30,3,3,2,2", "'2', '1e30'"),
+            ("huge-frame", "1e300,9,3,3,2,2", "'1e300', '9'"),
+            ("2-53", "2,9007199254740992,3,3,2,2", "'2', '9007199254740992'"),
+            ("past-2-53", "2,9007199254740993,3,3,2,2", "'2', '9007199254740993'"),
+        ]
+    ),
     (
         "leading-comma",
         _append(",2,9,3,3,2,2\n"),
@@ -198,6 +218,24 @@ def test_absent_rows_are_counted_with_their_lines(data):
     assert str(problems.reports[0]) == (
         f"{root / 'seqA/gt/gt.txt'}:3: 3 row(s) with w <= 0, h <= 0 or NaN skipped as absent targets: line(s) 3, 6, 9"
     )
+
+
+def test_ids_below_2_53_are_kept(data):
+    root, truth = data
+    big = 2**53 - 1
+    _append(f"2,{big},3,3,2,2\n2,-{big},5,5,2,2\n")(root)
+    problems = Problems()
+    frames = {f.frame_index: f for f in MOT(root, problems=problems).read_sequence("seqA")}
+    assert frames[2].track_id.tolist() == [t for t, _, _ in truth["seqA"][2]] + [big, -big]
+    assert problems.counts == {"absent": 3}
+
+
+@pytest.mark.parametrize("row", ["inf,9,3,3,2,2", "2,1e30,3,3,2,2"])
+def test_strict_raises_on_a_frame_or_id_out_of_range(data, row):
+    root, _ = data
+    _append(row + "\n")(root)
+    with pytest.raises(AnnotationError, match="gt.txt:10: frame and id must be finite numbers"):
+        list(MOT(root, problems=Problems(strict=True)).read_sequence("seqA"))
 
 
 def test_strict_raises(data):

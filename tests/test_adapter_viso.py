@@ -98,6 +98,23 @@ KEPT = {1: [(1, "car", (10.0, 12.0, 18.0, 18.0))], 2: [(1, "car", (12.0, 12.0, 2
         ("2,5,10,abc,5,5,1,-1,-1,-1", "non-numeric value 'abc' in column 4", {}),
         ("2,5,10,10", "expected at least 6 values (frame,id,x,y,w,h), got 4: '2,5,10,10'", {}),
         ("2.5,5,10,10,5,5", "frame and id must be integers, got '2.5', '5'", {}),
+        ("inf,5,10,10,5,5", "frame and id must be integers, got 'inf', '5'", {}),
+        ("2,nan,10,10,5,5", "frame and id must be integers, got '2', 'nan'", {}),
+        (
+            "2,1e30,10,10,5,5",
+            "frame and id must be integers at most 2**53 - 1 in magnitude, got '2', '1e30'",
+            {},
+        ),
+        (
+            "1e300,5,10,10,5,5",
+            "frame and id must be integers at most 2**53 - 1 in magnitude, got '1e300', '5'",
+            {},
+        ),
+        (
+            "2,9007199254740993,10,10,5,5",
+            "frame and id must be integers at most 2**53 - 1 in magnitude, got '2', '9007199254740993'",
+            {},
+        ),
         (
             "2,1,30,30,5,5,1,-1,-1,-1",
             "duplicate track id 1 in frame 2 (first on line 2); kept the first",
@@ -123,6 +140,35 @@ def test_mot_malformed_line(tmp_path: Path, bad: str, message: str, extra: dict)
     for k, v in extra.items():
         want[k] = want[k] + v
     assert got == want  # the rest of the file is still read
+
+
+def test_mot_large_ids_are_distinct_tracks(tmp_path: Path) -> None:
+    # ids that agree in their low 31 bits (1 and 2**31 + 1, -1 and 2**31 - 1) are two tracks
+    write_images(tmp_path / "mot/car/001/img", range(1, 3))
+    gt = tmp_path / G
+    gt.parent.mkdir(parents=True)
+    ids = [1, 2**31 + 1, -1, 2**31 - 1, 2**53 - 1]
+    gt.write_text("".join(f"1,{t},{10 * k},12,8,6,1,-1,-1,-1\n" for k, t in enumerate(ids)))
+    problems = Problems()
+    frames = list(ADAPTERS.get("viso")(tmp_path, problems).read_sequence("car/001"))
+    assert problems.reports == []
+    assert frames[0].track_id.tolist() == ids
+
+
+def test_mot_duplicates_among_ids_too_far_apart_to_pack(tmp_path: Path) -> None:
+    # frames 1 and 1000, ids +-(2**53 - 1): 1000 x 2**54 pairs, too many to pack into an int64
+    write_images(tmp_path / "mot/car/001/img", range(1, 1001, 999))
+    gt = tmp_path / G
+    gt.parent.mkdir(parents=True)
+    big = 2**53 - 1
+    rows = [(1, big), (1, -big), (1000, big), (1000, -big), (1000, big)]
+    gt.write_text("".join(f"{f},{t},{10 * k},12,8,6,1,-1,-1,-1\n" for k, (f, t) in enumerate(rows)))
+    problems = Problems()
+    frames = list(ADAPTERS.get("viso")(tmp_path, problems).read_sequence("car/001"))
+    assert [f.track_id.tolist() for f in frames] == [[big, -big], [big, -big]]
+    assert [str(r) for r in problems.reports] == [
+        f"{gt}:5: duplicate track id {big} in frame 1000 (first on line 3); kept the first"
+    ]
 
 
 def test_image_missing_reported_once_per_frame(tmp_path: Path) -> None:

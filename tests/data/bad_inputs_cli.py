@@ -31,6 +31,27 @@ def build_viso_boxes_outside(base: Path) -> Path:
     return root
 
 
+def build_mot_frame_inf(base: Path) -> Path:
+    """The generic MOT fixture (tests/data/make_mot.py) whose ``seqA/gt/gt.txt`` line 10
+    has an infinite frame number (``inf,9,3,3,2,2``)."""
+    from data.make_mot import make_mot
+
+    root = Path(base) / "MOT"
+    make_mot(root)
+    gt = root / "seqA" / "gt" / "gt.txt"
+    gt.write_text(gt.read_text() + "inf,9,3,3,2,2\n")
+    return root
+
+
+def build_viso_id_huge(base: Path) -> Path:
+    """The good VISO MOT fixture whose ``car/001/gt/gt.txt`` (7 rows) gains line 8, a row
+    with track id 1e30."""
+    root = build_viso_mot(base)
+    gt = root / "mot" / "car" / "001" / "gt" / "gt.txt"
+    gt.write_text(gt.read_text() + "2,1e30,10,10,5,5,1,-1,-1,-1\n")
+    return root
+
+
 def write_text(base: Path, name: str, text: str | bytes) -> Path:
     """A file ``base/name`` holding ``text`` (a config, a checkpoint)."""
     path = Path(base) / name
