@@ -189,9 +189,10 @@ RUN_FLAGS: dict[str, Flag] = {
     "precision": Flag(
         str | None,
         f"{' | '.join(Precision.values())}: auto is bf16 on CUDA, fp32 on CPU. On CPU with ViT-B, "
-        "measured against the authors' procedure on a 2-core Xeon: int8 (int8 encoder matrix "
-        "products) 2.8x, masks IoU 0.986; bf16 on CPUs with AMX/AVX512_BF16 4.3-4.6x, IoU 0.99 "
-        "(fp32: 2.3-2.5x); see docs/engine.md, section Speed (default: auto).",
+        "against the authors' procedure: bf16 on CPUs with AMX/AVX512_BF16 4.3-4.6x, masks IoU "
+        "0.99 (2-core Xeon); int8 (int8 encoder matrix products) 2.8x, IoU 0.986 (Xeon), 2.6x, "
+        "IoU 0.981 (AMD EPYC without VNNI); fp32 2.3-2.5x (Xeon), 2.0x (EPYC); see "
+        "docs/engine.md, section Speed (default: auto).",
         panel=RUN_PANEL,
     ),
     "workers": Flag(
