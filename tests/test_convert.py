@@ -143,6 +143,41 @@ def test_hq_sam_and_ros_sam_checkpoints_run_through_convert(viso_root, tiny_chec
         assert len(anns) == 4 and {a["mask_source"] for a in anns} == {"model"}
 
 
+def _strict(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON (RFC 8259)")
+
+
+def test_a_nan_model_score_is_written_as_null_in_strict_json(viso_root, tmp_path):
+    """A model whose IoU head gives NaN (its last bias NaN; the masks are untouched):
+    every JSON file written is strict JSON (``json.dumps`` would write ``NaN``), the
+    scores are null, and pycocotools loads the COCO file."""
+    import torch
+
+    from tests.tiny_sam import tiny_state_dict
+
+    root, _ = viso_root
+    state = tiny_state_dict(hq=False)
+    state["mask_decoder.iou_prediction_head.layers.2.bias"].fill_(float("nan"))
+    ckpt = tmp_path / "sam_nan_iou.pth"
+    torch.save(state, ckpt)
+    out = tmp_path / "o"
+    res = convert_viso(root, out, "--model", "sam", "--checkpoint", ckpt,
+                       "--format", "coco,png,ytvis", "--sequences", "plane/001")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    files = [out / "annotations.json", out / "ytvis.json", *sorted((out / "plane").rglob("*.json"))]
+    assert len(files) == 5  # and three PNG sidecars
+    data = {p.name: json.loads(p.read_text(), parse_constant=_strict) for p in files}
+    anns = data["annotations.json"]["annotations"]
+    assert len(anns) == 4 and {(a["mask_source"], a["score"]) for a in anns} == {("model", None)}
+    sidecars = [data[p.name]["instances"] for p in files[2:]]
+    assert [i["score"] for inst in sidecars for i in inst] == [None] * 4
+    tracks = data["ytvis.json"]["annotations"]
+    assert all(s is None for t in tracks for s in t["scores"])
+    assert any(seg is not None for t in tracks for seg in t["segmentations"])
+    coco = COCO(str(out / "annotations.json"))
+    assert len(coco.getAnnIds()) == 4 and coco.anns[1]["score"] is None
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -150,7 +185,10 @@ def test_hq_sam_and_ros_sam_checkpoints_run_through_convert(viso_root, tiny_chec
         (["--model", "sam", "--checkpoint", "/nonexistent/sam.pth"], "/nonexistent/sam.pth"),
         (["--model", "sam"], "sam_vit_h_4b8939.pth"),
         (["--model", "nosuch"], "unknown model 'nosuch'"),
-        (["--format", "tiff"], "--format must be one or more of coco, davis, mots, png, yolo, ytvis"),
+        (
+            ["--format", "tiff"],
+            "--format must be one or more of coco, davis, mots, png, yolo, ytvis",
+        ),
         (["--shard", "4/3"], "--shard K/N needs 1 <= K <= N"),
         (["--sequences", "car/999"], "viso has no sequence 'car/999'"),
         (["--opt", "part=xyz"], "part='xyz' is not one of"),

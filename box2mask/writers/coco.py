@@ -10,13 +10,15 @@ The result reads as is with pycocotools' ``COCO()``: ``images`` (``id``,
 ``sequence``, ``frame_index``), ``annotations`` (``id``, ``image_id``,
 ``category_id``, compressed-RLE ``segmentation`` with ``counts`` as str,
 ``area`` and ``bbox`` (xywh) from the mask, ``iscrowd`` 0, ``track_id``,
-``score`` (:func:`output_score`), ``prompt_box`` (xywh), ``mask_source``),
+``score`` (:func:`output_score`: ``null`` where the model's is not finite),
+``prompt_box`` (xywh), ``mask_source``),
 ``categories``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,8 +41,8 @@ def xyxy_to_xywh(xyxy: Iterable[float]) -> list[float]:
     return [x1, y1, x2 - x1, y2 - y1]
 
 
-def output_score(score: float | None) -> float:
-    """The ``score`` written for a mask: the model's own, else ``1.0``; never ``null``.
+def output_score(score: float | None) -> float | None:
+    """The ``score`` written for a mask: the model's own, else ``1.0``; ``None`` if not finite.
 
     SAM, HQ-SAM and ROS-SAM masks carry the model's predicted IoU, GrabCut
     cuts their agreement with the closest box-filling shape; a mask with no
@@ -49,10 +51,18 @@ def output_score(score: float | None) -> float:
     box says. ``COCOeval`` sorts detections by score, so a results file
     must have a number in every annotation (docs/eval.md).
 
-    >>> output_score(None), output_score(0.912345)
-    (1.0, 0.9123)
+    A model score that is NaN or infinite (a model whose IoU head overflowed)
+    is ``None``, written ``null``: ``json.dumps`` would write ``NaN``, which is
+    not JSON (strict parsers and pycocotools' loader reject the file), and a
+    made-up number would claim an estimate the model did not give.
+
+    >>> output_score(None), output_score(0.912345), output_score(float("nan"))
+    (1.0, 0.9123, None)
     """
-    return 1.0 if score is None else round(float(score), 4)
+    if score is None:
+        return 1.0
+    score = float(score)
+    return round(score, 4) if math.isfinite(score) else None
 
 
 def frame_part(fm: FrameMasks) -> dict[str, Any]:

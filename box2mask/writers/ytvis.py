@@ -13,7 +13,9 @@ read:
   ``iscrowd`` 0, ``height``, ``width``, and per frame of the video
   ``segmentations`` (uncompressed RLE, ``counts`` a list of ints, as the
   published YouTube-VIS files), ``areas``, ``bboxes`` (xywh) and box2mask's
-  ``scores``, each ``null`` where the track is absent or its mask is empty;
+  ``scores``, each ``null`` where the track is absent or its mask is empty
+  (a ``score`` is also ``null`` where the model's was not finite: the COCO
+  output's ``score``);
 - ``categories``: the job's category table (the COCO output's).
 
 Uncompressed RLE because TrackEval's ``YouTubeVIS`` class reads ground
@@ -71,7 +73,11 @@ def _united(segs: list[dict[str, Any]], hw: tuple[int, int]) -> tuple[dict, int,
     """One track's masks in one frame (a duplicate track id) united: RLE, area, bbox."""
     index = np.unique(np.concatenate([pixel_index(rle_runs(s)) for s in segs]))
     rle = {"size": list(hw), "counts": index_runs(index, hw[0] * hw[1])}
-    return rle, int(index.size), [float(v) for v in mask_utils.toBbox(mask_utils.frPyObjects(rle, *hw))]
+    return (
+        rle,
+        int(index.size),
+        [float(v) for v in mask_utils.toBbox(mask_utils.frPyObjects(rle, *hw))],
+    )
 
 
 def write_ytvis(
@@ -108,7 +114,9 @@ def write_ytvis(
             tracks: list[dict[str, Any]] = []
             for key in sorted(order, key=order.__getitem__):
                 if key[1] not in cat_ids:
-                    raise Box2MaskError(f"category {key[1]!r} of a part is not in the category table")
+                    raise Box2MaskError(
+                        f"category {key[1]!r} of a part is not in the category table"
+                    )
                 tracks.append(
                     {
                         "key": key,
@@ -125,7 +133,11 @@ def write_ytvis(
                 for key, anns in seen.items():
                     tr = tracks[order[key]]
                     if len(anns) == 1:
-                        rle, area, bbox = anns[0]["segmentation"], int(anns[0]["area"]), anns[0]["bbox"]
+                        rle, area, bbox = (
+                            anns[0]["segmentation"],
+                            int(anns[0]["area"]),
+                            anns[0]["bbox"],
+                        )
                     else:
                         rle, area, bbox = _united([a["segmentation"] for a in anns], hw)
                     if area == 0:
@@ -133,7 +145,8 @@ def write_ytvis(
                     tr["segmentations"][t] = uncompressed(rle)
                     tr["areas"][t] = area
                     tr["bboxes"][t] = [float(v) for v in bbox]
-                    tr["scores"][t] = max(float(a["score"]) for a in anns)
+                    scores = [float(a["score"]) for a in anns if a["score"] is not None]
+                    tr["scores"][t] = max(scores) if scores else None  # None: not finite
             for tr in tracks:
                 track_id, cat = tr.pop("key")
                 rec = {
@@ -184,7 +197,9 @@ def to_trackeval(
                 "video_id": ann["video_id"],
                 "category_id": ann["category_id"],
                 "segmentations": segs,
-                "score": score if score is not None else (float(np.mean(scores)) if scores else 1.0),
+                "score": score
+                if score is not None
+                else (float(np.mean(scores)) if scores else 1.0),
             }
         )
     return gt, results
