@@ -98,8 +98,9 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-#: how far before the end of the file the end marker (JPEG EOI, PNG IEND) may
-#: lie: encoders pad, some append a short trailer
+#: how far before the end of the file the end marker (JPEG EOI, PNG IEND) is
+#: looked for first: encoders pad, some append a short trailer. A file whose
+#: marker is not there is walked from its start (:func:`jpeg_end`, :func:`png_end`).
 _END_MARKER_SLACK = 1024
 
 
@@ -108,16 +109,94 @@ def truncation(data: bytes | memoryview) -> str | None:
 
     OpenCV decodes a truncated JPEG or PNG without an error (the missing rows
     come out grey or black), so the end marker is checked on the bytes before
-    decoding: a JPEG (``FF D8``) must hold its EOI marker ``FF D9`` near its
-    end (entropy-coded data cannot contain it: ``FF`` is stuffed as ``FF 00``),
-    a PNG its ``IEND`` chunk. Other formats are not checked.
+    decoding: a JPEG (``FF D8``) must hold the EOI marker ``FF D9`` that ends
+    its image, a PNG its ``IEND`` chunk. Other formats are not checked.
+
+    Bytes after the end marker are not truncation: cameras and phones append
+    a second image (MPF) or a video (motion photos), downloads and tools add
+    trailers; the decoder stops at the marker. The usual file has its marker
+    in its last KiB, found at no cost (entropy-coded data cannot hold
+    ``FF D9``: ``FF`` is stuffed as ``FF 00``); only a file whose marker is not
+    there is walked segment by segment (:func:`jpeg_end`, :func:`png_end`).
     """
     head = bytes(data[:8])
     tail = bytes(data[-_END_MARKER_SLACK:])
     if head[:2] == b"\xff\xd8":
-        return None if b"\xff\xd9" in tail else "JPEG has no end-of-image marker (file truncated)"
+        if b"\xff\xd9" in tail or jpeg_end(data) is not None:
+            return None
+        return "JPEG has no end-of-image marker (file truncated)"
     if head == b"\x89PNG\r\n\x1a\n":
-        return None if b"IEND" in tail else "PNG has no IEND chunk (file truncated)"
+        if b"IEND" in tail or png_end(data) is not None:
+            return None
+        return "PNG has no IEND chunk (file truncated)"
+    return None
+
+
+#: JPEG markers that stand alone (no length field): TEM, RST0-7, SOI
+_STANDALONE = frozenset([0x01, *range(0xD0, 0xD8), 0xD8])
+
+
+def jpeg_end(data: bytes | memoryview) -> int | None:
+    r"""The offset just past the EOI marker that ends a JPEG's image, or ``None`` (cut short).
+
+    Walks the file as a decoder reads it: from SOI, each marker segment is
+    skipped by its length (so an EXIF thumbnail's own EOI inside ``APP1`` is
+    not taken for the image's), and after each SOS the entropy-coded data runs
+    to the next marker (``FF`` followed by anything but ``00`` stuffing,
+    ``FF`` fill or a restart marker). Whatever follows the EOI is not looked at.
+
+    >>> jpeg_end(b"\xff\xd8\xff\xda\x00\x02\x12\xff\x00\x34\xff\xd9trailer")
+    12
+    >>> jpeg_end(b"\xff\xd8\xff\xda\x00\x02\x12\xff\x00\x34") is None
+    True
+    """
+    import numpy as np
+
+    buf = np.frombuffer(data, dtype=np.uint8)
+    n = len(buf)
+    # every place where a marker may start, found at once: FF, then a code other
+    # than 00 (stuffing), FF (fill) and D0-D7 (restarts, inside entropy-coded data)
+    ff = np.flatnonzero(buf[:-1] == 0xFF)
+    code = buf[ff + 1]
+    markers = ff[(code != 0x00) & (code != 0xFF) & ((code < 0xD0) | (code > 0xD7))]
+    pos, scan = 2, False  # after SOI; scan: inside entropy-coded data
+    while True:
+        if scan:  # the scan's data runs to the next marker
+            i = int(np.searchsorted(markers, pos))
+            if i == len(markers):
+                return None
+            pos, scan = int(markers[i]), False
+        while pos < n and buf[pos] == 0xFF and pos + 1 < n and buf[pos + 1] == 0xFF:
+            pos += 1  # fill bytes before a marker
+        if pos + 2 > n or buf[pos] != 0xFF:
+            return None  # cut short, or not a marker where one must be
+        marker = int(buf[pos + 1])
+        if marker == 0xD9:
+            return pos + 2
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        if pos + 4 > n:
+            return None
+        pos += 2 + (int(buf[pos + 2]) << 8 | int(buf[pos + 3]))
+        if pos > n:
+            return None
+        scan = marker == 0xDA  # SOS: its header, then entropy-coded data
+
+
+def png_end(data: bytes | memoryview) -> int | None:
+    r"""The offset just past a PNG's ``IEND`` chunk, walking its chunks, or ``None`` (cut short).
+
+    >>> png_end(b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\x00IEND\xaeB`\x82" + b"trailer")
+    20
+    """
+    view = memoryview(data).cast("B")
+    n, pos = len(view), 8
+    while pos + 12 <= n:
+        length = int.from_bytes(view[pos : pos + 4], "big")
+        if bytes(view[pos + 4 : pos + 8]) == b"IEND":
+            return pos + 12
+        pos += 12 + length  # length, type, data, CRC
     return None
 
 
