@@ -30,7 +30,7 @@ from pycocotools import mask as mask_utils
 
 from box2mask.types import CropWindow, Frame, FrameMasks, ObjectMask
 from box2mask.writers.coco import category_table, frame_part, write_coco
-from box2mask.writers.davis import MAX_OBJECTS, davis_palette, write_davis
+from box2mask.writers.davis import MAX_OBJECTS, davis_palette, link_value, write_davis
 from box2mask.writers.mots import class_ids, write_mots
 from box2mask.writers.yolo import mask_polygon, merge_multi_segment, write_yolo
 from box2mask.writers.ytvis import to_trackeval, write_ytvis
@@ -84,15 +84,21 @@ def frame_masks(seq: str, t: int, objs, root: Path) -> FrameMasks:
         win = CropWindow(-4, -4, max(H, W) + 8)
         crop = np.zeros((win.size, win.size), bool)
         crop[4 : 4 + H, 4 : 4 + W] = full
-        masks.append(ObjectMask(tid, cat, win, crop, np.array([0, 0, 1, 1]), score=0.9, source="model"))
+        masks.append(
+            ObjectMask(tid, cat, win, crop, np.array([0, 0, 1, 1]), score=0.9, source="model")
+        )
     return FrameMasks(frame, tuple(masks))
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """The truth, the FrameMasks, the parts, and each format written under ``out``."""
-    d = tmp_path_factory.mktemp("formats")
-    root, out = d / "data", d / "out"
+    return write_clip(tmp_path_factory.mktemp("formats"))
+
+
+def write_clip(d: Path, out: Path | None = None) -> dict:
+    """The clip's images under ``d/data`` and each format written under ``out`` (``d/out``)."""
+    root, out = d / "data", out if out is not None else d / "out"
     truth = clip_truth()
     fms = []
     for seq, frames in truth.items():
@@ -260,7 +266,9 @@ def test_mots_lines_are_the_visible_masks_with_ids_from_class_and_instance(clip)
         owner = expected_owner(objs)
         union = np.zeros((H, W), int)
         for _f, oid, cls, h, w, counts in rows:
-            m = mask_utils.decode({"size": [int(h), int(w)], "counts": counts.encode()}).astype(bool)
+            m = mask_utils.decode({"size": [int(h), int(w)], "counts": counts.encode()}).astype(
+                bool
+            )
             tid, cat = ids[int(oid)]
             assert int(cls) == int(oid) // 1000 == class_ids(CATEGORIES)[cat]
             want = np.isin(owner, [k for k, o in enumerate(objs) if (o[0], o[1]) == (tid, cat)])
@@ -272,7 +280,9 @@ def test_mots_lines_are_the_visible_masks_with_ids_from_class_and_instance(clip)
 def test_mots_refuses_more_than_999_tracks_of_a_class_in_a_sequence(tmp_path):
     from box2mask.errors import UsageError
 
-    objs = [(i, "car", _box(i // 56 % 40, i % 56, i // 56 % 40 + 1, i % 56 + 1)) for i in range(1000)]
+    objs = [
+        (i, "car", _box(i // 56 % 40, i % 56, i // 56 % 40 + 1, i % 56 + 1)) for i in range(1000)
+    ]
     part = frame_part(frame_masks("car/007", 0, objs, tmp_path))
     with pytest.raises(UsageError, match=r"sequence 'car/007' has more than 999 'car' tracks"):
         write_mots([part], CATEGORIES, tmp_path)
@@ -359,7 +369,9 @@ def test_ytvis_tracks_hold_each_frames_mask_and_null_where_absent(clip):
 # --- YOLO -------------------------------------------------------------------------------
 
 
-def test_yolo_output_reads_in_ultralytics_dataset_with_no_corrupt_label(clip, tmp_path, monkeypatch):
+def test_yolo_output_reads_in_ultralytics_dataset_with_no_corrupt_label(
+    clip, tmp_path, monkeypatch
+):
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "cfg"))
     from ultralytics.data.dataset import YOLODataset
     from ultralytics.data.utils import check_det_dataset, polygon2mask
@@ -367,7 +379,9 @@ def test_yolo_output_reads_in_ultralytics_dataset_with_no_corrupt_label(clip, tm
     yolo = clip["out"] / "yolo"
     data = check_det_dataset(str(yolo / "data.yaml"))
     assert data["names"] == {0: "airplane", 1: "ship", 2: "train", 3: "car"} and data["nc"] == 4
-    assert Path(data["train"]) == (yolo / "images").resolve() or Path(data["train"]) == yolo / "images"
+    assert (
+        Path(data["train"]) == (yolo / "images").resolve() or Path(data["train"]) == yolo / "images"
+    )
     ds = YOLODataset(img_path=data["train"], data={**data, "channels": 3}, task="segment",
                      imgsz=64, augment=False, cache=False, rect=False)  # fmt: skip
     # ultralytics' label check (verify_image_label on every image/label pair)
@@ -431,3 +445,65 @@ def test_yolo_labels_are_written_the_way_ultralytics_convert_coco_writes_them(cl
     # the one-pixel object (track 16) becomes its box: corners at pixel edges
     assert rows[4][1:] == [f"{v:g}" for v in (47 / W, 18 / H, 48 / W, 18 / H, 48 / W, 19 / H, 47 / W, 19 / H)]  # fmt: skip
     assert os.path.islink(clip["out"] / "yolo" / "images" / "car" / "001" / "000001.jpg")
+
+
+# --- image links (davis JPEGImages, yolo images) ----------------------------------------
+
+
+def _linked_images(out: Path, data: Path) -> dict[Path, Path]:
+    """Each image link of the davis and yolo outputs, and the dataset image it must lead to."""
+    links = {}
+    for seq in ("car/001", "ship/002"):
+        for t in range(6):
+            image = data / f"mot/{seq}/img/{t + 1:06d}.jpg"
+            links[out / "davis/JPEGImages" / seq.replace("/", "_") / image.name] = image
+            links[out / "yolo/images" / seq / image.name] = image
+    return links
+
+
+def test_links_are_relative_and_survive_moving_the_output_with_its_dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "cfg"))
+    from ultralytics.data.dataset import YOLODataset
+    from ultralytics.data.utils import check_det_dataset
+
+    project = tmp_path / "project"
+    write_clip(project)
+    assert all(not os.path.isabs(os.readlink(p)) for p in _linked_images(project / "out", project))
+    moved = tmp_path / "elsewhere" / "two levels deeper" / "project"  # another place and depth
+    moved.parent.mkdir(parents=True)
+    project.rename(moved)
+    links = _linked_images(moved / "out", moved / "data")
+    assert len(links) == 24
+    for path, image in links.items():
+        assert path.is_symlink() and path.resolve() == image.resolve(), path
+    first = moved / "out/davis/JPEGImages/car_001/000001.jpg"
+    assert np.array(Image.open(first)).shape == (H, W, 3)  # a DAVIS loader opens the link
+    data = check_det_dataset(str(moved / "out/yolo/data.yaml"))
+    ds = YOLODataset(img_path=data["train"], data={**data, "channels": 3}, task="segment",
+                     imgsz=64, augment=False, cache=False, rect=False)  # fmt: skip
+    nf, nm, ne, nc, n = ds.cache_labels(tmp_path / "check.cache")["results"]
+    assert (nf, nm, ne, nc, n) == (12, 0, 0, 0, 12)  # every image found, none corrupt
+    assert {Path(lb["im_file"]).resolve() for lb in ds.labels} == {
+        image.resolve() for path, image in links.items() if "yolo" in path.parts
+    }
+
+
+def test_links_from_an_output_reached_through_a_symlinked_folder_resolve(tmp_path):
+    # --out through a link to a deeper folder: the kernel walks a link's ".." from the
+    # folder the link physically is in, so the relative path is taken between real folders
+    deep = tmp_path / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    (tmp_path / "short").symlink_to(deep)
+    write_clip(tmp_path, out=tmp_path / "short" / "out")
+    for path, image in _linked_images(tmp_path / "short" / "out", tmp_path / "data").items():
+        assert not os.path.isabs(os.readlink(path))
+        assert path.resolve() == image.resolve(), path
+
+
+def test_a_link_is_absolute_where_there_is_no_relative_path(tmp_path, monkeypatch):
+    def other_drive(path, start=None):  # os.path.relpath on Windows, image and output on two drives
+        raise ValueError("path is on mount 'D:', start on mount 'C:'")
+
+    monkeypatch.setattr(os.path, "relpath", other_drive)
+    image = tmp_path / "data" / "000001.jpg"
+    assert link_value(image, tmp_path / "out") == str(image)

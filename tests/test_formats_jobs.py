@@ -25,13 +25,17 @@ runner = CliRunner()
 
 
 def tree(out: Path) -> dict[str, bytes | str]:
-    """Every output (the job state aside): file bytes, or ``-> target`` for a symbolic link."""
+    """Every output (the job state aside): file bytes, or ``-> file`` for a symbolic link.
+
+    A link is the file it leads to: links are relative to their own folder, so the
+    same image is linked by different text from outputs in different folders.
+    """
     got: dict[str, bytes | str] = {}
     for p in sorted(out.rglob("*")):
         rel = p.relative_to(out)
         if rel.parts[0] == ".box2mask" or p.is_dir() and not p.is_symlink():
             continue
-        got[rel.as_posix()] = f"-> {os.readlink(p)}" if p.is_symlink() else p.read_bytes()
+        got[rel.as_posix()] = f"-> {os.path.realpath(p)}" if p.is_symlink() else p.read_bytes()
     return got
 
 
@@ -56,7 +60,11 @@ def test_the_reference_run_wrote_every_format(data):
     ytvis = json.loads(ref["ytvis.json"])
     assert [v["name"] for v in ytvis["videos"]] == ["car/003", "plane/001", "plane/004", "ship/002"]
     assert len(ytvis["annotations"]) == 4 * len(LENGTHS)
-    assert ref["davis/JPEGImages/plane_001/000001.jpg"] == f"-> {data / 'viso' / 'mot/plane/001/img/000001.jpg'}"  # fmt: skip
+    image = data / "viso" / "mot/plane/001/img/000001.jpg"
+    assert ref["davis/JPEGImages/plane_001/000001.jpg"] == f"-> {image.resolve()}"
+    for name in ("davis/JPEGImages/plane_001/000001.jpg", "yolo/images/plane/001/000001.jpg"):
+        # relative, so that the output moves with the dataset
+        assert os.readlink(data / "ref" / name).startswith("../")
 
 
 def test_ultralytics_checks_every_image_and_label_of_a_converted_job(data, tmp_path):
@@ -65,7 +73,9 @@ def test_ultralytics_checks_every_image_and_label_of_a_converted_job(data, tmp_p
     from ultralytics.data.dataset import YOLODataset
     from ultralytics.data.utils import check_det_dataset
 
-    yolo = tmp_path / "yolo"  # a copy (links as links): ultralytics writes its cache beside labels
+    # a copy (links as links): ultralytics writes its cache beside labels; beside the
+    # reference run, where its relative links lead to the same images
+    yolo = data / f"ultralytics-{tmp_path.name}" / "yolo"
     shutil.copytree(data / "ref" / "yolo", yolo, symlinks=True)
     cfg = check_det_dataset(str(yolo / "data.yaml"))
     ds = YOLODataset(img_path=cfg["train"], data={**cfg, "channels": 3}, task="segment",
@@ -106,6 +116,18 @@ def test_a_rerun_rewrites_lost_or_damaged_assembled_files_identically(data, tmp_
     box2mask.convert(dataset="viso", root=data / "viso", out=out, model="ellipse",
                      formats=FORMATS, workers=1)  # fmt: skip
     assert tree(out) == tree(data / "ref")
+
+
+def test_an_output_moved_without_its_dataset_is_relinked_by_running_again(data, tmp_path):
+    import shutil
+
+    out = tmp_path / "moved" / "one level deeper"
+    shutil.copytree(data / "ref", out, symlinks=True)  # the output alone, elsewhere
+    link = out / "yolo" / "images" / "plane" / "001" / "000001.jpg"
+    assert link.is_symlink() and not link.exists()  # relative links: they lead nowhere now
+    box2mask.convert(dataset="viso", root=data / "viso", out=out, model="ellipse",
+                     formats=FORMATS, workers=1)  # fmt: skip
+    assert link.exists() and tree(out) == tree(data / "ref")
 
 
 def test_merged_shards_write_every_format_as_the_unsharded_run(data, tmp_path):

@@ -2,7 +2,7 @@
 
 ``--format davis`` writes, under ``<out>/davis/``::
 
-    JPEGImages/<video>/<stem><ext>    symbolic links to the dataset's frame images
+    JPEGImages/<video>/<stem><ext>    symbolic links (relative) to the dataset's frame images
     Annotations/<video>/<stem>.png    8-bit palette PNG ("P" mode, the DAVIS palette):
                                       0 background, k the video's k-th object
     ImageSets/all.txt                 the videos, one per line, dataset order
@@ -232,14 +232,38 @@ def part_stem(part: dict[str, Any]) -> str:
     return output_stem(frame)
 
 
-def link(target: Path, path: Path) -> None:
-    """Make ``path`` a symbolic link to ``target`` (absolute), replacing what is there atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def link_value(target: Path, folder: Path) -> str:
+    """What a link in ``folder`` to ``target`` holds: the relative path from one to the other.
+
+    ``os.path.relpath`` between the real folders (the kernel walks a link's
+    ``..`` from the folder the link physically is in, so a symlinked ``--out``
+    or dataset path must not be taken at its word); the image's own name is
+    kept, so a dataset whose images are links is linked to as it is. Relative
+    links also work across filesystems (a link is a path, resolved when it is
+    read). Where there is no relative path (Windows: the image on another
+    drive than the output), the link holds the absolute path.
+    """
     target = Path(os.path.abspath(target))
-    if path.is_symlink() and Path(os.readlink(path)) == target:
+    real = os.path.join(os.path.realpath(target.parent), target.name)
+    try:
+        return os.path.relpath(real, os.path.realpath(folder))
+    except ValueError:
+        return str(target)
+
+
+def link(target: Path, path: Path) -> None:
+    """Make ``path`` a symbolic link to ``target`` (:func:`link_value`), replacing what is there atomically.
+
+    The links are relative so that the output and the dataset can move
+    together (a project folder moved or mounted elsewhere, a container);
+    moving the output alone to another place breaks them (docs/formats.md).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = link_value(target, path.parent)
+    if path.is_symlink() and os.readlink(path) == value:
         return
     tmp = Path(tempfile.mktemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    os.symlink(target, tmp)
+    os.symlink(value, tmp)
     try:
         os.replace(tmp, path)
     except BaseException:

@@ -2,13 +2,14 @@
 
 ``--format yolo`` writes, under ``<out>/yolo/``::
 
-    images/<sequence>/<stem><ext>    symbolic links to the dataset's frame images
+    images/<sequence>/<stem><ext>    symbolic links (relative) to the dataset's frame images
     labels/<sequence>/<stem>.txt     one line per object: class x1 y1 x2 y2 ... (normalised)
     data.yaml                        train/val: images; names: class index -> category
 
 Ultralytics finds a label by replacing the last ``images`` folder of the
-image's path with ``labels``, hence the links. ``data.yaml`` has no ``path``:
-ultralytics then takes the folder the YAML is in, so the output can move.
+image's path with ``labels``, hence the links (relative: the output moves
+together with the dataset, see :func:`box2mask.writers.davis.link`). ``data.yaml``
+has no ``path``: ultralytics then takes the folder the YAML is in.
 
 Each line is what ultralytics' own ``convert_coco(..., use_segments=True)``
 writes for the object's mask:
@@ -147,7 +148,9 @@ def part_label_text(part: dict[str, Any], class_index: dict[str, int]) -> str:
         if poly is None:  # pragma: no cover - the block has a pixel
             continue
         if ann["category"] not in class_index:
-            raise Box2MaskError(f"category {ann['category']!r} of a part is not in the category table")
+            raise Box2MaskError(
+                f"category {ann['category']!r} of a part is not in the category table"
+            )
         vals = (class_index[ann["category"]], *(poly / scale).reshape(-1).tolist())
         rows.setdefault(("%g " * len(vals)).rstrip() % vals)  # duplicates once, as ultralytics
     return "".join(r + "\n" for r in rows)
