@@ -395,13 +395,21 @@ class SamModel(nn.Module):
 
 
 def cpu_has_vnni() -> bool:
-    """Whether this CPU has int8 dot-product instructions (AVX512-VNNI or AVX-VNNI; Linux)."""
+    """Whether fbgemm's int8 kernels use VNNI on this CPU: AVX512-VNNI only.
+
+    fbgemm picks its kernels by cpuinfo's ``avx512vnni`` alone, so a CPU with
+    AVX-VNNI but no AVX-512 (Alder Lake and later client chips) still runs
+    the AVX2 kernel that saturates. torch exposes the same cpuinfo reading;
+    ``/proc/cpuinfo`` is the fallback on a torch without it.
+    """
+    caps = getattr(torch.cpu, "get_capabilities", None)
+    if caps is not None:
+        return bool(caps().get("avx512_vnni", False))
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_vnni", "avx_vnni"})
+                    return "avx512_vnni" in line.split(":", 1)[1].split()
     except OSError:
         pass
     return False
@@ -410,8 +418,9 @@ def cpu_has_vnni() -> bool:
 def int8_bits(vnni: bool) -> tuple[int, int]:
     """``(weight_bits, activation_bits)`` for ``--precision int8`` on a CPU with or without VNNI.
 
-    fbgemm multiplies uint8 activations by int8 weights. With VNNI the products
-    accumulate in int32: 8 bits each. Without it (AVX2, e.g. AMD Zen 2/3)
+    fbgemm multiplies uint8 activations by int8 weights. With AVX512-VNNI the
+    products accumulate in int32: 8 bits each. Without it (AVX2, e.g. AMD Zen
+    2/3, and Intel client chips whose VNNI is AVX-VNNI, which fbgemm does not use)
     ``vpmaddubsw`` adds two products in int16 and saturates (255·127·2 > 32767),
     which wrecks full-range results (relative error 0.11 on a ViT-B MLP layer).
     torch's ``quantize_dynamic`` then gives the activations 7 bits
