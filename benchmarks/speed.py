@@ -172,7 +172,7 @@ class ReferenceWorker:
         env = {**os.environ, "BOX2MASK_SPEED_TUNE_REFERENCE": "1" if tune else "0"}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
 
-    def run(self, *args: Any) -> tuple[dict, dict, float, int]:
+    def run(self, *args: Any) -> tuple[dict, dict, float, int, float]:
         import pickle
 
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -275,6 +275,7 @@ def run_engine(
     dict,
     float,
     int,
+    float,
     Profile,
     float,
     int,
@@ -516,7 +517,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["reference_cpu_seconds"] = ref_cpu
             # CPU seconds per object: the work each side does; on a shared machine
             # wall time also counts the time other jobs held the cores
-            result["cpu_speedup"] = statistics.median(ref_cpu) / statistics.median(ours_cpu)
+            if device.type == "cpu":  # on CUDA the host's CPU time says nothing of the work
+                result["cpu_speedup"] = statistics.median(ref_cpu) / statistics.median(ours_cpu)
             result["reference_objects_per_s"] = args.objects / statistics.median(ref_s)
             result["reference_peak_mb"] = ref_peak / 2**20
             result["speedup"] = result["box2mask_objects_per_s"] / result["reference_objects_per_s"]
@@ -597,10 +599,11 @@ def _print(r: dict[str, Any]) -> None:
         pairs = r["speedup_pairs"]
         print(f"speed-up: {r['speedup']:.2f}x (ratio of the medians; per alternating pair: "
               f"{', '.join(f'{x:.2f}x' for x in pairs)}, median {statistics.median(pairs):.2f}x)")  # fmt: skip
-        print(f"speed-up in CPU seconds (work done, what a shared machine's load does not "
-              f"stretch): {r['cpu_speedup']:.2f}x (CPU s per object: reference "
-              f"{statistics.median(r['reference_cpu_seconds']) / r['objects']:.1f}, box2mask "
-              f"{statistics.median(r['box2mask_cpu_seconds']) / r['objects']:.1f})")  # fmt: skip
+        if "cpu_speedup" in r:
+            print(f"speed-up in CPU seconds (work done, what a shared machine's load does not "
+                  f"stretch): {r['cpu_speedup']:.2f}x (CPU s per object: reference "
+                  f"{statistics.median(r['reference_cpu_seconds']) / r['objects']:.1f}, box2mask "
+                  f"{statistics.median(r['box2mask_cpu_seconds']) / r['objects']:.1f})")  # fmt: skip
         on = {True: "on", False: "off"}
         print(f"glibc malloc tuning (box2mask.hostmem): reference "
               f"{on[bool(r.get('reference_malloc_tuned'))]}, box2mask {on[r['box2mask_malloc_tuned']]}")  # fmt: skip
