@@ -152,6 +152,25 @@ def test_inspect_reads_tinyvit_5m(ckpts, key, kind) -> None:
     assert 9_000_000 < info.num_params < 11_500_000  # TinyViT-5M + SAM's prompt encoder/decoder
 
 
+@pytest.mark.parametrize(("key", "kind"), [("mobile", "sam"), ("hq", "hq-sam")])
+def test_weights_verify_prints_the_tinyvit_stages(ckpts, key, kind) -> None:
+    from typer.testing import CliRunner
+
+    import box2mask.cli.commands  # noqa: F401  (registers the subcommands)
+    from box2mask.cli import app
+
+    r = CliRunner().invoke(app, ["weights", "verify", str(ckpts[key]), "--no-hash"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert f"model {kind} (kind {kind})" in text and "architecture vit_t" in text
+    # TinyViT-5M (MobileSAM's build_sam_vit_t); stage 1 is MBConv, without heads or windows
+    assert (
+        "encoder TinyViT, 4 stages (the first convolutional): widths [64, 128, 160, 320], "
+        "depths [2, 2, 6, 2], heads [-, 4, 5, 10], windows [-, 7, 14, 7]"
+    ) in text
+    assert "global attention" not in text
+
+
 # --- masks against the official code --------------------------------------------------
 
 

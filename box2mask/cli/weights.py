@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -32,6 +32,9 @@ from box2mask.weights import (
     sha256_file,
     verify_file,
 )
+
+if TYPE_CHECKING:
+    from box2mask.models.checkpoint import CheckpointInfo
 
 weights_app = typer.Typer(
     name="weights",
@@ -157,6 +160,33 @@ def download_command(
     run_safely(run, debug)
 
 
+def encoder_shape(info: CheckpointInfo) -> str:
+    """The ``encoder`` row of ``weights verify``.
+
+    A ViT: its width, depth, heads and global-attention blocks. A TinyViT
+    (MobileSAM, Light HQ-SAM) has no global-attention blocks: its stages'
+    widths, depths, heads and windows, ``-`` where the first, convolutional
+    (MBConv) stage has none.
+    """
+    from box2mask.models.checkpoint import TinyViTArch  # torch: only when a file is read
+
+    enc = info.encoder
+    if isinstance(enc, TinyViTArch):
+
+        def attention(values: tuple[int, ...]) -> str:
+            return "[" + ", ".join(["-", *(str(v) for v in values[1:])]) + "]"
+
+        return (
+            f"TinyViT, {len(enc.depths)} stages (the first convolutional): "
+            f"widths {list(enc.embed_dims)}, depths {list(enc.depths)}, "
+            f"heads {attention(enc.num_heads)}, windows {attention(enc.window_sizes)}"
+        )
+    return (
+        f"embed_dim {info.embed_dim}, depth {info.depth}, heads {info.num_heads}, "
+        f"global attention in blocks {list(info.global_attn_indexes)}"
+    )
+
+
 @weights_app.command("verify")
 def verify_command(
     target: Annotated[
@@ -225,11 +255,7 @@ def verify_command(
         info = inspect_checkpoint(path)
         table.add_row("model", f"[bold]{info.model}[/] (kind {info.kind})")
         table.add_row("architecture", info.arch)
-        table.add_row(
-            "encoder",
-            f"embed_dim {info.embed_dim}, depth {info.depth}, heads {info.num_heads}, "
-            f"global attention in blocks {list(info.global_attn_indexes)}",
-        )
+        table.add_row("encoder", escape(encoder_shape(info)))
         if info.kind.startswith("ros-sam"):
             rank = "unknown" if info.lora_rank is None else str(info.lora_rank)
             table.add_row("LoRA", f"rank {rank}, {'folded' if info.lora_folded else 'unfolded'}")
