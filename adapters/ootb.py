@@ -41,7 +41,6 @@ ANNO_ATTRIBUTES: tuple[str, ...] = (
 class OOTB(SingleTargetAdapter):
     """OOTB: one oriented box (4 corners) per frame, track id 1."""
 
-    name = "ootb"
     layout = (
         "<seq>/img/0001.jpg + <seq>/groundtruth.txt (x1,y1,...,x4,y4 per frame) + anno/<seq>.txt "
         "(16 0/1 attributes), seq = car_1, plane_1, ..."

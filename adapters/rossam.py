@@ -69,7 +69,6 @@ def onehot_provider(path: Path) -> GtMaskProvider:
 class RosSam(Adapter):
     """The ROS-SAM training layout: boxes plus one-hot ground-truth masks per image."""
 
-    name = "rossam"
     layout = "data/{train,val}/img/<class><n>.png + boxes/<class><n>.npy [N,4] xyxy + onehotmask/<class><n>.npy [N,H,W]"
     options = {"split": Option("all", "which split to read", choices=("train", "val", "all"))}
 

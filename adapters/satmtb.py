@@ -194,7 +194,6 @@ class _Parsed:
 class SatMTB(Adapter):
     """SAT-MTB reader; sequences are named ``<class>/<NN>`` (``airplane/01``)."""
 
-    name = "satmtb"
     layout = (
         "SAT-MTB/<class>/<NN>/img/000001.png, det/HBB|OBB/000001.xml, mot/<NN>[.txt], "
         "seg/000001.json; data_split.xlsx (class: airplane|car|ship|train)"

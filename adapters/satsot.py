@@ -253,7 +253,6 @@ class SingleTargetAdapter(Adapter):
 class SatSOT(SingleTargetAdapter):
     """SatSOT: one axis-aligned ``x,y,w,h`` box per frame, track id 1."""
 
-    name = "satsot"
     layout = "<seq>/img/0001.jpg + <seq>/groundtruth.txt (x,y,w,h per frame; 'none' = absent), seq = car_01, plane_01, ..."
     options = {}
 

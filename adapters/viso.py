@@ -105,7 +105,6 @@ def _pair_key(frame: np.ndarray, tid: np.ndarray) -> np.ndarray:
 class Viso(Adapter):
     """VISO: MOT part (default) or SOT part, with option ``part``."""
 
-    name = "viso"
     layout = (
         "mot/<cat>/<NNN>/img/000001.jpg + mot/<cat>/<NNN>/gt/gt.txt (frame,id,x,y,w,h,...); "
         "sot/<cat>/<NNN>/img/*.jpg + sot/<cat>/<NNN>/gt/<track>_<start>_<end>.txt (x,y,w,h per frame)"
