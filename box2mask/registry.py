@@ -54,7 +54,7 @@ class Registry(Generic[T]):
         self._plugins_loaded = True
         for ep in entry_points(group=self._group):
             if ep.name not in self._items:
-                self._items[ep.name] = ep.load()
+                self.add(ep.name, ep.load())  # as a decorator would: a registry may set the name
 
     def get(self, name: str) -> T:
         """The object registered as ``name``; a :class:`UsageError` lists the known names."""

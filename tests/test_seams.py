@@ -169,3 +169,25 @@ def test_an_assembled_format_is_added_to_a_finished_job_by_merge(dataset, tmp_pa
                      formats=("png",))  # fmt: skip
     with pytest.raises(box2mask.errors.UsageError, match="kept no frame parts"):
         merge([tmp_path / "png"], tmp_path / "none", formats=["ytvis"])
+
+
+def test_an_adapter_plugin_gets_its_name_from_its_entry_point(monkeypatch) -> None:
+    """An adapter installed as an entry point (``box2mask.adapters`` group) need not set
+    ``name``: the registry sets it, as ``@ADAPTERS.register`` does for built-in ones."""
+    from box2mask.adapters.base import Adapter, _AdapterRegistry
+
+    from box2mask import registry
+
+    class Plugin(Adapter):
+        pass
+
+    class EntryPoint:
+        name = "my-satellite-data"
+
+        def load(self) -> type[Adapter]:
+            return Plugin
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [EntryPoint()])
+    adapters = _AdapterRegistry("dataset", entry_point_group="box2mask.adapters")
+    assert adapters.get("my-satellite-data") is Plugin
+    assert Plugin.name == "my-satellite-data"
