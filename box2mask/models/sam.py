@@ -314,18 +314,17 @@ class SamModel(nn.Module):
         self._compiled_sizes = []
         return self
 
-    def quantize_encoder_int8(self, bits: tuple[int, int] | None = None) -> SamModel:
+    def quantize_encoder_int8(self) -> SamModel:
         """CPU only: dynamic int8 quantization of the encoder's linear layers (qkv, proj, MLP).
 
         Weights are quantized per output channel, activations per batch on the fly
         (``quantized::linear_dynamic``, fbgemm/x86), at the price of small mask
-        changes (measured by ``benchmarks/speed.py``). ``bits`` is
-        ``(weight_bits, activation_bits)``, by default :func:`int8_bits` of this
-        CPU. LoRA must be folded first. Returns ``self``.
+        changes (measured by ``benchmarks/speed.py``), with the bits
+        :func:`int8_bits` gives this CPU. LoRA must be folded first. Returns ``self``.
         """
         if self.device.type != "cpu":
             raise UsageError("--precision int8 is for CPU; use bf16 on CUDA")
-        weight_bits, activation_bits = bits if bits is not None else int8_bits(cpu_has_vnni())
+        weight_bits, activation_bits = int8_bits(cpu_has_vnni())
         for parent in list(self.image_encoder.modules()):
             for name, child in list(parent.named_children()):
                 if type(child) is nn.Linear:
