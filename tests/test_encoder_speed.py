@@ -82,6 +82,27 @@ def test_precision_masks_agree_with_fp32(tiny, precision: str) -> None:
         assert _iou(w, g) >= 0.98
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_int8_crop_features_do_not_depend_on_the_batch(tiny, compiled: bool) -> None:
+    """Dynamic int8 takes activation ranges over its input: a crop batched with others
+    gets the features it gets alone, whatever its companions (a resumed job batches
+    crops differently from an uninterrupted one); compiled, one graph of batch 1."""
+    path, images, _, _ = tiny
+    model = load_prompt_model("sam", path).quantize_encoder_int8()
+    if compiled:
+        model.compile_encoder(backend="eager")
+    other = (255 - images).contiguous()  # other ranges than images'
+    with torch.inference_mode():
+        alone = model.encode(images[:1]).embeddings[0]
+        first = model.encode(torch.cat([images[:1], other])).embeddings
+        last = model.encode(torch.cat([other[1:], images[:1]])).embeddings
+    assert first.shape == (3, 256, 64, 64)
+    assert torch.equal(first[0], alone) and torch.equal(last[1], alone)
+    assert not torch.equal(first[1], alone)  # the crops really differ
+    if compiled:
+        assert model._compiled_sizes == [1]
+
+
 def _int8_emulated(lin: torch.nn.Linear, x: torch.Tensor, weight_bits: int, act_bits: int):
     """What an int8 linear computes when no product saturates: dequantized per-channel
     weights times the activations fake-quantized over the whole tensor (uint8, with 0)."""

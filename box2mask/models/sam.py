@@ -232,6 +232,7 @@ class SamModel(nn.Module):
         self.image_size = image_encoder.img_size
         self._compiled_forward = None
         self._compiled_sizes: list[int] = []  # batch sizes compiled for (ascending)
+        self._encode_per_crop = False  # set by quantize_encoder_int8: see encode()
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), False)
 
@@ -261,11 +262,25 @@ class SamModel(nn.Module):
             )
         x = images.permute(0, 3, 1, 2).float()
         x = (x - self.pixel_mean) / self.pixel_std
-        if self._compiled_forward is None:
-            emb, interm = encoder_forward(self.image_encoder, x, self.attention, self.is_hq)
+        if self._encode_per_crop and x.shape[0] > 1:
+            # int8: dynamic quantization takes each activation's range over its whole
+            # input, so a batch (or a compiled batch's zero padding) would tie a crop's
+            # masks to the crops it was batched with, and a resumed job, batched
+            # differently, would differ; one crop at a time keeps them its own. ViT-B
+            # crops are big products already: on a 2-core EPYC this was no slower
+            # (16.5 vs 18.5 s for 4 objects) and peaked 1 GB lower (docs/engine.md).
+            outs = [self._encode_batch(x[i : i + 1]) for i in range(x.shape[0])]
+            emb = torch.cat([e for e, _ in outs])
+            interm = None if outs[0][1] is None else torch.cat([i for _, i in outs])  # type: ignore[misc]
         else:
-            emb, interm = self._encode_compiled(x)
+            emb, interm = self._encode_batch(x)
         return ImageFeatures(embeddings=emb, interm=interm)
+
+    def _encode_batch(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(B, 3, S, S)`` normalised crops through the compiled or the eager encoder."""
+        if self._compiled_forward is not None:
+            return self._encode_compiled(x)
+        return encoder_forward(self.image_encoder, x, self.attention, self.is_hq)
 
     def _encode_compiled(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The compiled encoder on a batch padded to a size it was compiled for.
@@ -317,8 +332,10 @@ class SamModel(nn.Module):
     def quantize_encoder_int8(self) -> SamModel:
         """CPU only: dynamic int8 quantization of the encoder's linear layers (qkv, proj, MLP).
 
-        Weights are quantized per output channel, activations per batch on the fly
-        (``quantized::linear_dynamic``, fbgemm/x86), at the price of small mask
+        Weights are quantized per output channel, activations on the fly
+        (``quantized::linear_dynamic``, fbgemm/x86) over one crop's tokens (crops
+        are encoded one at a time, so a crop's masks do not depend on its batch),
+        at the price of small mask
         changes (measured by ``benchmarks/speed.py``), with the bits
         :func:`int8_bits` gives this CPU. LoRA must be folded first. Returns ``self``.
         """
@@ -329,6 +346,7 @@ class SamModel(nn.Module):
             for name, child in list(parent.named_children()):
                 if type(child) is nn.Linear:
                     setattr(parent, name, Int8DynamicLinear(child, weight_bits, activation_bits))
+        self._encode_per_crop = True
         return self
 
     @torch.no_grad()
