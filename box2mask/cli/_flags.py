@@ -190,8 +190,8 @@ RUN_FLAGS: dict[str, Flag] = {
         str | None,
         f"{' | '.join(Precision.values())}: auto is bf16 on CUDA, fp32 on CPU. On CPU with ViT-B, "
         "against the authors' procedure: bf16 on CPUs with AMX/AVX512_BF16 4.3-4.6x, masks IoU "
-        "0.99 (2-core Xeon); int8 (int8 encoder matrix products) 2.8x, IoU 0.986 (Xeon), 4.8x, "
-        "IoU 0.986 (AMD EPYC Zen 4, VNNI), 2.6x, IoU 0.981 (EPYC Zen 3, no VNNI); fp32 "
+        "0.99 (2-core Xeon); int8 (int8 encoder matrix products) 2.8x, IoU 0.986 (Xeon), 3.9-4.8x, "
+        "IoU 0.987 (AMD EPYC Zen 4, VNNI), 2.6x, IoU 0.981 (EPYC Zen 3, no VNNI); fp32 "
         "2.3-2.5x (Xeon), 2.0x (Zen 3); see "
         "docs/engine.md, section Speed (default: auto).",
         panel=RUN_PANEL,
