@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -30,6 +30,7 @@ import numpy as np
 
 from box2mask.errors import Box2MaskError, UsageError
 from box2mask.geometry import mask_to_xyxy
+from box2mask.layout import sequence_dir as layout_sequence_dir
 
 #: pixel classes of the error panel (RGB): both masks, prediction only, ground truth only
 ERROR_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -370,17 +371,15 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 def sequence_dir(out: Path, sequence: str) -> Path:
     """Where a sequence's pictures go: ``out/<sequence>`` (``car/001`` → ``out/car/001``).
 
-    Names that would leave ``out`` (absolute, ``..``) are flattened with ``_``.
+    The sequence's safe folder name, as a convert job's (:func:`box2mask.layout.sequence_dir`):
+    names that would leave ``out`` (absolute, ``..``, empty) or are too long are escaped.
 
     >>> sequence_dir(Path("v"), "car/001").as_posix()
     'v/car/001'
     >>> sequence_dir(Path("v"), "../x").as_posix()
-    'v/.._x'
+    'v/%2E%2E/x'
     """
-    parts = PurePosixPath(sequence.replace("\\", "/")).parts
-    if not parts or sequence.startswith("/") or any(p in ("..", ".") for p in parts):
-        return out / sequence.replace("/", "_").replace("\\", "_")
-    return out.joinpath(*parts)
+    return out / layout_sequence_dir(sequence)
 
 
 # -- the driver ----------------------------------------------------------------
