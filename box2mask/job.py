@@ -361,9 +361,18 @@ class Job:
         for path, whole in targets:
             if path.is_symlink() or path.is_file():
                 path.unlink(missing_ok=True)
-                folders.add(path.parent)
             elif whole and path.is_dir():
                 shutil.rmtree(path)  # removes links inside, never follows them
+            if not whole:
+                folders.add(path.parent)
+        for folder in folders:  # a killed write's temp file of a listed file: ".<name>.*.tmp"
+            names = {p.name for p, whole in targets if not whole and p.parent == folder}
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(folder):
+                    n = entry.name
+                    temp = n.startswith(".") and n.endswith(".tmp") and entry.is_file()
+                    if temp and n[1:-4].rpartition(".")[0] in names:
+                        os.unlink(entry.path)
         real_out = Path(os.path.realpath(self.out))
         for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
             while (
