@@ -99,6 +99,9 @@ def _readme_demo() -> list[str]:
     raise AssertionError("README.md has no `box2mask convert ... examples/viso-mini` command")
 
 
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The wheel built from the committed sources, installed into a fresh venv."""
