@@ -285,3 +285,47 @@ def test_out_with_a_name_over_255_bytes_is_one_error(viso: Path, tmp_path: Path)
     assert res.exit_code == 2, res.output
     assert "--out" in res.output and "255-byte limit" in res.output
     assert os.listdir(tmp_path) == []
+
+
+def test_hostile_names_resume_shard_merge_and_qa_apply_agree(tmp_path: Path) -> None:
+    """One mapping everywhere: shards of a dataset with hostile sequence names, merged into a
+    folder, equal the unsharded job byte for byte, and qa apply finds the renamed PNGs."""
+    from data.make_coco import make_coco
+
+    root = tmp_path / "coco"
+    make_coco(root)
+    data = json.loads((root / "annotations.json").read_text())
+    for im, seq in zip(data["images"], ["../../ESC1", "", "a\nb\udcff"], strict=True):
+        im["sequence"] = seq
+    (root / "annotations.json").write_text(json.dumps(data))
+    base = dict(dataset="coco", root=root, model="box", formats="coco,png,davis,mots")
+    full = tmp_path / "full"
+    box2mask.convert(out=full, **base)
+    for k in (1, 2):
+        box2mask.convert(out=tmp_path / f"s{k}", shard=f"{k}/2", **base)
+    merged = tmp_path / "merged"
+    res = runner.invoke(app, ["merge", str(tmp_path / "s2"), str(tmp_path / "s1"), "--out",
+                              str(merged), "--format", "coco,png,davis,mots"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+
+    def files(out: Path) -> dict[str, bytes]:
+        return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+                if p.is_file() and ".box2mask" not in p.parts}  # fmt: skip
+
+    assert files(merged) == files(full)
+    assert {"%2E%2E/%2E%2E/ESC1/000001.png", "%/000002.png", "a%0Ab%FF/000030.png"} <= set(
+        files(full)
+    )
+    assert os.listdir(tmp_path) and not (tmp_path / "ESC1").exists()
+    # qa apply rewrites the PNG of a renamed sequence (it finds it through the same mapping)
+    coco = json.loads((full / "annotations.json").read_text())
+    seq_of = {im["id"]: im for im in coco["images"]}
+    ann = next(a for a in coco["annotations"] if seq_of[a["image_id"]]["sequence"] == "")
+    decisions = tmp_path / "decisions.json"
+    decisions.write_text(json.dumps({"box2mask_qa_decisions": 1, "decisions": [
+        {"sequence": "", "frame_index": seq_of[ann["image_id"]]["frame_index"],
+         "track_id": ann["track_id"], "action": "reject"}]}))  # fmt: skip
+    before = (full / "%" / "000002.png").read_bytes()
+    res = runner.invoke(app, ["qa", "apply", str(decisions), "--out", str(full)])
+    assert res.exit_code == 0, res.output
+    assert (full / "%" / "000002.png").read_bytes() != before
