@@ -329,3 +329,39 @@ def test_hostile_names_resume_shard_merge_and_qa_apply_agree(tmp_path: Path) -> 
     res = runner.invoke(app, ["qa", "apply", str(decisions), "--out", str(full)])
     assert res.exit_code == 0, res.output
     assert (full / "%" / "000002.png").read_bytes() != before
+
+
+def test_folder_names_that_are_not_utf8_read_and_write_without_a_crash(tmp_path: Path) -> None:
+    """OpenCV's file functions crash the process (SIGSEGV) on a path with bytes that are not
+    UTF-8, as a dataset's folders named in another encoding (GBK, Latin-1) have: every image
+    read and write goes through Python. Run as child processes: a crash would end pytest."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = tmp_path / "viso"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "viso-mini", root)
+    car = os.fsencode(root / "mot" / "car")
+    os.rename(os.path.join(car, b"001"), os.path.join(car, b"\xb3\xb5 001"))  # GBK, not UTF-8
+    masks = os.fsencode(root / "masks" / "car")
+    if os.path.isdir(os.path.join(masks, b"001")):
+        os.rename(os.path.join(masks, b"001"), os.path.join(masks, b"\xb3\xb5 001"))
+    out, viz = tmp_path / "out", os.fsdecode(os.fsencode(tmp_path) + b"/viz\xff")
+    env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
+    for args in (
+        ["convert", "--dataset", "viso", "--root", str(root), "--out", str(out), "--model",
+         "classical", "--format", "coco,png"],
+        ["qa", "--out", str(out), "--html", str(out / "review")],
+        ["viz", "--dataset", "viso", "--root", str(root), "--out", str(out), "--viz-out", viz,
+         "--mp4", "--gt"],
+        ["eval", "--dataset", "viso", "--root", str(root), "--model", "box"],
+    ):  # fmt: skip
+        res = subprocess.run([sys.executable, "-m", "box2mask", *args], env=env,
+                             capture_output=True, timeout=300)  # fmt: skip
+        shown = f"{args}: exit {res.returncode}\n{res.stdout.decode(errors='replace')[-3000:]}"
+        assert res.returncode == 0, shown + res.stderr.decode(errors="replace")[-3000:]
+    coco = json.loads((out / "annotations.json").read_text())
+    assert "car/\udcb3\udcb5 001" in {im["sequence"] for im in coco["images"]}
+    assert (out / "car" / "%B3%B5 001" / "000001.png").is_file()
+    assert (out / "review" / "index.html").is_file()
+    assert os.path.isfile(os.fsencode(viz) + b"/car/%B3%B5 001.mp4")

@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from box2mask.io import atomic_open, atomic_write_bytes
+from box2mask.io import atomic_open, atomic_write_bytes, imread
 from box2mask.mask_blocks import block_from_segmentation
 from box2mask.qa.apply import FORMAT_KEY
 from box2mask.qa.report import Output, QAReport
@@ -79,7 +79,7 @@ def write_page(report: QAReport, output: Output, dest: Path, top: int = 1000) ->
     items = []
     root = report.image_root
     for fname, objs in by_file.items():
-        bgr = cv2.imread(str(Path(root) / fname), cv2.IMREAD_COLOR) if root is not None else None
+        bgr = imread(Path(root) / fname) if root is not None else None
         rgb = None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         for o in objs:
             rel = None
