@@ -46,6 +46,7 @@ from box2mask.layout import (
     STATE_DIR,
     part_frame_index,
     sequence_dir,
+    sequence_dirs,
 )
 from box2mask.writers import WRITERS, Assembly, WriterContext
 from box2mask.writers.coco import write_coco as write_coco_stream
@@ -271,6 +272,7 @@ def _write_formats(
             f"--format {unknown[0]!r} is not a format; known: {', '.join(WRITERS.names())}"
         )
     assembly = _assembly(sources)
+    sequence_dirs(assembly.sequences)  # two sequences in one folder (from COCO inputs): exit 2
     root = Path(jobs[0].identity.get("root", ".")) if jobs else Path(".")  # type: ignore[union-attr]
     ctx = WriterContext(dest, root, assembly.categories, assembly.sequences)
     dest.mkdir(parents=True, exist_ok=True)
