@@ -78,7 +78,9 @@ def write_page(report: QAReport, output: Output, dest: Path, top: int = 1000) ->
     items = []
     root = report.image_root
     for fname, objs in by_file.items():
-        bgr = cv2.imread(str(Path(root) / fname), cv2.IMREAD_COLOR) if root is not None else None
+        path = None if root is None else Path(root) / fname
+        # a FIFO or device is not opened (its read would block): no thumbnail
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if path and path.is_file() else None
         rgb = None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         for o in objs:
             rel = None

@@ -27,7 +27,10 @@ _RIDGE = 4.0  # added to the covariances' diagonal (Lab units²): flat regions s
 
 
 def read_lab(path: Path) -> np.ndarray | None:
-    """``(H, W, 3)`` float32 CIE Lab of an image file, ``None`` when it cannot be read."""
+    """``(H, W, 3)`` float32 CIE Lab of an image file, ``None`` when it cannot be read
+    (a FIFO or device is not opened: its read would block)."""
+    if not Path(path).is_file():
+        return None
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         return None
