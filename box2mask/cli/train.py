@@ -113,6 +113,9 @@ TRAIN_FLAGS = {
         panel=RUN_PANEL,
     ),
     "pictures": Flag(int, "--dry-run: how many samples to draw.", 4, panel=RUN_PANEL),
+    "log_every": Flag(
+        int, "A line in RUN/metrics.jsonl every N optimizer steps.", 10, panel=RUN_PANEL
+    ),
     **LOG_FLAGS,
 }
 
