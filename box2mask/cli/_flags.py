@@ -231,12 +231,12 @@ RUN_FLAGS: dict[str, Flag] = {
     "clip_to_obb": Flag(bool | None, "Clip model masks to the oriented box (OOTB, SAT-MTB OBB)."),
     "precision": Flag(
         str | None,
-        f"{' | '.join(Precision.values())}: auto is bf16 on CUDA, fp32 on CPU. On CPU with ViT-B, "
-        "against the authors' procedure: bf16 on CPUs with AMX/AVX512_BF16 4.3-4.6x, masks IoU "
-        "0.99 (2-core Xeon); int8 (int8 encoder matrix products) 2.8x, IoU 0.986 (Xeon), 3.9-4.8x, "
-        "IoU 0.987 (AMD EPYC Zen 4, VNNI), 2.6x, IoU 0.981 (EPYC Zen 3, no VNNI); fp32 "
-        "2.3-2.5x (Xeon), 2.0x (Zen 3); see "
-        "docs/engine.md, section Speed (default: auto).",
+        f"{' | '.join(Precision.values())}: auto is bf16 on CUDA, fp32 on CPU. On 2-core CPUs "
+        "with ViT-B, against the authors' procedure (model-mask IoU): bf16 (needs AMX or "
+        "AVX512_BF16) 4.3-4.6x, IoU 0.99 (Xeon), 3.5x (AMD EPYC Zen 4); int8 (int8 encoder "
+        "matrix products) 3.9x, IoU 0.987 (Zen 4, VNNI), 1.8-3.0x, IoU 0.986 (Xeon), 2.6x, "
+        "IoU 0.981 (EPYC Zen 3, no VNNI); fp32 2.3-2.5x (Xeon), 2.0x (Zen 3), IoU 1.0; see "
+        "README and docs/engine.md, Speed (default: auto).",
         panel=RUN_PANEL,
     ),
     "workers": Flag(
