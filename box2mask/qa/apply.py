@@ -1,4 +1,4 @@
-"""``box2mask qa apply decisions.json --out JOB``: a reviewer's decisions written into a job.
+"""``box2mask qa apply decisions.json --job JOB``: a reviewer's decisions written into a job.
 
 A decision names one object (``sequence``, ``frame_index``, ``track_id``;
 the annotation ``id`` when there is no track id) and an action:
