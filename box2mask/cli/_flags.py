@@ -163,7 +163,9 @@ RUN_PANEL = "Running"
 
 ROOT = Flag(Path | None, "Dataset root folder (default: $BOX2MASK_DATA/<dataset>).")
 DATASET_OPT = Flag(
-    list[str] | None, "Dataset option KEY=VALUE (see `box2mask datasets`); repeatable."
+    list[str] | None,
+    "Dataset option KEY=VALUE (see `box2mask datasets`); repeatable.",
+    metavar="KEY=VALUE",
 )
 
 #: ``--verbose`` and ``--debug``, the last options of every command that runs something
@@ -193,10 +195,14 @@ RUN_FLAGS: dict[str, Flag] = {
         str | None, "Checkpoint path or registry name (see `box2mask weights list`)."
     ),
     "config": Flag(
-        Path | None, "YAML file of convert options (names as here); command-line options win."
+        Path | None,
+        "YAML file of convert options, names as here (batch_size or batch-size; opt: a mapping "
+        "for --opt); command-line options win.",
     ),
-    "sequences": Flag(list[str] | None, "Only these sequences (repeat or comma-separate)."),
-    "classes": Flag(list[str] | None, "Only objects of these categories."),
+    "sequences": Flag(
+        list[str] | None, "Only these sequences (repeat or comma-separate).", metavar="NAMES"
+    ),
+    "classes": Flag(list[str] | None, "Only objects of these categories.", metavar="NAMES"),
     "batch_size": Flag(int | None, "Crops per encoder batch (default: 4).", panel=RUN_PANEL),
     "crop_size": Flag(
         int | None, "Minimum crop side in frame pixels (default: 512).", panel=GEOM_PANEL

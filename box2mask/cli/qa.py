@@ -50,7 +50,9 @@ QA_FLAGS = {
         panel=_GT,
     ),
     "gt_root": Flag(Path | None, "Root of the ground-truth dataset.", panel=_GT),
-    "gt_opt": Flag(list[str] | None, "Ground-truth dataset option KEY=VALUE.", panel=_GT),
+    "gt_opt": Flag(
+        list[str] | None, "Ground-truth dataset option KEY=VALUE.", panel=_GT, metavar="KEY=VALUE"
+    ),
     **LOG_FLAGS,
 }
 

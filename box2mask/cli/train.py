@@ -49,6 +49,7 @@ TRAIN_FLAGS = {
         list[str] | None,
         "Validation data: dataset options KEY=VALUE over --opt (e.g. split=val); repeatable.",
         panel=_DATA,
+        metavar="KEY=VALUE",
     ),
     "val_fraction": Flag(
         float,

@@ -42,7 +42,8 @@ def viz_command(
     sequences: Annotated[
         list[str] | None,
         typer.Option(
-            help="Only these sequences, repeat or comma-separate (default: all in the predictions)."
+            help="Only these sequences, repeat or comma-separate (default: all in the predictions).",
+            metavar="NAMES",
         ),
     ] = None,
     gt: Annotated[
