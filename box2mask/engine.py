@@ -39,7 +39,7 @@ from box2mask import geometry
 from box2mask.device_errors import classify_error
 from box2mask.errors import AnnotationError, Box2MaskError
 from box2mask.hostmem import keep_freed_memory
-from box2mask.io import check_frame_file, read_image
+from box2mask.io import read_image
 from box2mask.models.base import PromptModel, ShapeModel
 from box2mask.options import EngineOptions
 from box2mask.problems import Problems
@@ -330,10 +330,6 @@ class MaskEngine:
                     f"says {frame.image_hw[0]}x{frame.image_hw[1]}",
                     frame.image_path,
                 )
-        else:
-            # not decoded (box fills only), but a missing, empty, non-image or non-regular
-            # frame is still bad input: reported and skipped as a decoded one would be
-            check_frame_file(frame.image_path, frame.image_hw)
         hw = frame.image_hw
         model_slots: list[int] = []
         model_windows: list[CropWindow] = []

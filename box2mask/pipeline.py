@@ -25,8 +25,9 @@ from box2mask.adapters import ADAPTERS, SequenceInfo, resolve_root
 from box2mask.adapters.base import check_selection, select_sequences
 from box2mask.checks import drop_outside_boxes
 from box2mask.engine import DeviceFailed, Profile
-from box2mask.errors import Box2MaskError
+from box2mask.errors import AnnotationError, Box2MaskError
 from box2mask.executors import FrameEncoder, FrameSink, RunContext, choose_executor
+from box2mask.io import check_frame_file
 from box2mask.job import DISK_FULL, Job, JobInterrupted, JobStopped, WriteFailed
 from box2mask.layout import STATE_DIR
 from box2mask.merge import job_assembly
@@ -202,6 +203,7 @@ def convert(
             stop,
             reading,
             _resumed(state, state_lock, progress, part_of),
+            problems,
         )
         skipped_before = len(problems)
         sink = FrameSink(job, FrameEncoder(writers), recorded, timer=profile.time)
@@ -341,9 +343,17 @@ def _pending(
     stop: threading.Event,
     reading: _Reading,
     is_done: Callable[[Frame], bool],
+    problems: Problems,
 ) -> Iterator[Frame]:
-    """The frames not yet recorded; ends early once ``stop`` is set (Ctrl-C), and at
-    once when the signal interrupts the read of the next frame."""
+    """The frames not yet recorded whose image file is one (:func:`check_frame_file`);
+    ends early once ``stop`` is set (Ctrl-C), and at once when the signal interrupts
+    the read of the next frame.
+
+    The file check is made here, for every frame, because a frame whose objects are
+    all box-filled is never decoded: a missing, 0-byte, non-image (a text file named
+    ``.jpg``) or non-regular frame (a FIFO, never opened) was converted and counted as
+    done. It costs a ``stat`` and a header read; a decoded frame is still checked in
+    full by the engine (truncation)."""
     it = iter(frames)
     while not stop.is_set():
         try:
@@ -351,8 +361,17 @@ def _pending(
                 frame = next(it)
         except (StopIteration, _InputInterrupted):
             return
-        if frame.key not in done or not is_done(frame):
-            yield frame
+        if frame.key in done and is_done(frame):
+            continue
+        try:
+            with reading.reading():  # a hung file system: the first signal stops here too
+                check_frame_file(frame.image_path, frame.image_hw)
+        except AnnotationError as exc:
+            problems.report(exc, kind="frame")
+            continue
+        except _InputInterrupted:
+            return
+        yield frame
 
 
 @contextlib.contextmanager
