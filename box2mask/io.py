@@ -277,7 +277,7 @@ def check_frame_file(path: Path, image_hw: tuple[int, int] | None = None) -> Non
                 w, h = im.size
         except UnidentifiedImageError:
             raise AnnotationError(
-                "frame image is not an image (no known image header)", path
+                "frame image cannot be decoded (not an image: no known image header)", path
             ) from None
         except Exception as exc:  # PIL raises many types for corrupt headers
             raise AnnotationError(f"frame image cannot be read ({exc})", path) from None

@@ -318,7 +318,7 @@ ROWS = [
         data=bc.build_coco_track_id_2_70, dataset="coco"),
     # a text file named .jpg: counted (was: exit 1 and no message when no frame was left)
     Row("mot-text-jpg", [], 0,
-        ["seqA/img1/000002.jpg: frame image is not an image (no known image header)"],
+        ["seqA/img1/000002.jpg: frame image cannot be decoded (not an image: no known image header)"],
         data=bc.build_mot_text_frame, dataset="mot", converted=("seqA", "seqB")),
     Row("mot-only-text-jpgs", [], 2,
         ["no frame converted of 6: every frame was skipped as bad input",
