@@ -33,7 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from box2mask.adapters._files import SHARED_CATEGORIES, first_image_hw, list_frame_images
+from box2mask.adapters._files import (
+    SHARED_CATEGORIES,
+    error_reason,
+    first_image_hw,
+    list_frame_images,
+)
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
 from box2mask.problems import Problems
@@ -188,17 +193,22 @@ class Adapter:
 
         ``frames`` is :func:`~box2mask.adapters._files.list_frame_images`; the
         size is the first readable image's (a video shares one size, so one
-        header is read). Each unreadable header before it is reported
-        (``cannot read image size``, kind ``image``); its frame is still
-        yielded (the engine reports it when it decodes it). ``None`` when the
-        folder holds no frame image or none is readable.
+        header is read). A frame whose header cannot be read before it is still
+        yielded: the engine reports it once, when it reads or checks the frame
+        (a report here too would count it twice). ``None`` when the folder holds
+        no frame image or none is readable; then each unreadable one is reported
+        here (kind ``image``), as no frame of the folder is yielded.
         """
-
-        def unreadable(_k: int, path: Path, exc: Exception) -> None:
-            self.report(f"cannot read image size: {exc}", path, kind="image")
-
+        failed: list[tuple[Path, Exception]] = []
         images = list_frame_images(folder)
-        hw = first_image_hw(folder, images, unreadable) if images else None
+        hw = (
+            first_image_hw(folder, images, lambda _k, path, exc: failed.append((path, exc)))
+            if images
+            else None
+        )
+        if hw is None:
+            for path, exc in failed:
+                self.report(error_reason(exc), path, kind="image")
         return None if hw is None else (images, hw)
 
     def file_name(self, path: Path) -> str:

@@ -24,17 +24,26 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-from box2mask.adapters._files import image_hw
+from box2mask.adapters._files import error_reason, image_hw
 from box2mask.adapters._objects import Obj, checked, fmt_box, frame_arrays
 from box2mask.adapters.base import ADAPTERS, Adapter, Option, SequenceInfo
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
+from box2mask.ids import whole_id
 from box2mask.types import Frame, GtMaskProvider
 
 log = logging.getLogger("box2mask")
 
 #: Category names mapped onto the shared ones; every other name is kept as it is.
 CATEGORY_ALIASES = {"plane": "airplane", "aeroplane": "airplane", "aircraft": "airplane"}
+
+
+def image_key(value: Any) -> int | str | None:
+    """An image id usable as a key: an integer (a float with no fraction counts) or a
+    string; ``None`` for anything else (a list, an object, a bool, null, 1.5)."""
+    if isinstance(value, str):
+        return value
+    return whole_id(value)
 
 
 def category_name(name: str) -> str:
@@ -122,34 +131,48 @@ class COCO(Adapter):
         path = self.json_path
         self._cats: dict[Any, tuple[str, str]] = {}
         for c in data.get("categories", []) or []:
-            try:
-                name = category_name(str(c["name"]))
-                self._cats[c["id"]] = (name, str(c.get("supercategory") or name))
-            except (KeyError, TypeError):
-                self.report(f"category {c!r} has no id or name; skipped", path)
-        images: dict[Any, dict[str, Any]] = {}
-        for n, im in enumerate(data["images"], start=1):
-            if (
-                not isinstance(im, dict)
-                or "id" not in im
-                or not isinstance(im.get("file_name"), str)
-            ):
-                self.report(f"images[{n - 1}] has no id or file_name; skipped", path)
+            cid = image_key(c.get("id")) if isinstance(c, dict) else None
+            if cid is None or not isinstance(c.get("name"), str):
+                self.report(f"category {c!r} has no id (an integer) or name; skipped", path)
                 continue
-            images.setdefault(im["id"], im)
+            name = category_name(c["name"])
+            self._cats[cid] = (name, str(c.get("supercategory") or name))
+        images: dict[Any, dict[str, Any]] = {}
+        position: dict[Any, int] = {}
+        twice: set[Any] = set()
+        for n, im in enumerate(data["images"]):
+            key = image_key(im.get("id")) if isinstance(im, dict) else None
+            if key is None or not isinstance(im.get("file_name"), str):
+                self.report(
+                    f"images[{n}] has no id (an integer or a string) or no file_name; skipped", path
+                )
+                continue
+            if key in images:
+                # annotations name images by id: which of the two an annotation meant is unknown
+                twice.add(key)
+                self.report(
+                    f"images[{n}] has id {key!r}, already the id of images[{position[key]}]; "
+                    "both skipped (their annotations cannot be told apart)",
+                    path,
+                )
+                continue
+            images[key] = {**im, "id": key}
+            position[key] = n
+        for key in twice:
+            del images[key]
         self._anns: dict[Any, list[dict[str, Any]]] = {}
         crowd = 0
-        for n, ann in enumerate(data.get("annotations", []) or [], start=1):
-            if not isinstance(ann, dict) or ann.get("image_id") not in images:
+        for n, ann in enumerate(data.get("annotations", []) or []):
+            key = image_key(ann.get("image_id")) if isinstance(ann, dict) else None
+            if key not in images:
                 aid = ann.get("id") if isinstance(ann, dict) else None
-                self.report(
-                    f"annotation id {aid} (annotations[{n - 1}]): no such image_id; skipped", path
-                )
+                why = "its image id was used twice" if key in twice else "no such image_id"
+                self.report(f"annotation id {aid!r} (annotations[{n}]): {why}; skipped", path)
                 continue
             if ann.get("iscrowd", 0) == 1:
                 crowd += 1
                 continue
-            self._anns.setdefault(ann["image_id"], []).append(ann)
+            self._anns.setdefault(key, []).append(ann)
         if crowd:
             # crowd regions are valid COCO but not objects with a box prompt: counted, not errors
             log.info("coco: %d iscrowd=1 annotations in %s skipped", crowd, path)
@@ -162,10 +185,14 @@ class COCO(Adapter):
             seq = (
                 str(im["sequence"]) if "sequence" in im else (parts[0] if len(parts) > 1 else stem)
             )
-            try:
-                k = int(im.get("frame_index", im["id"]))
-            except (TypeError, ValueError):
-                self.report(f"image id {im['id']}: frame_index/id is not an integer; skipped", path)
+            k = whole_id(im.get("frame_index", im["id"]))
+            if k is None:
+                what = "frame_index" if "frame_index" in im else "id (standing in for frame_index)"
+                self.report(
+                    f"image id {im['id']!r}: {what} {im.get('frame_index', im['id'])!r} is not a "
+                    "whole number within 2**53 - 1; skipped",
+                    path,
+                )
                 continue
             frames = seqs.setdefault(seq, {})
             if k in frames:
@@ -210,8 +237,9 @@ class COCO(Adapter):
         for k, im in self._seqs[sequence].items():
             path = self._images_dir / im["file_name"]
             if not path.is_file():
+                what = "not found" if not path.exists() else "not a regular file (not read)"
                 self.report(
-                    f"frame {k}: image {im['file_name']} (id {im['id']}) not found; skipped",
+                    f"frame {k}: image {im['file_name']} (id {im['id']}) {what}; skipped",
                     path,
                     kind="image",
                 )
@@ -244,7 +272,7 @@ class COCO(Adapter):
             real = image_hw(path)
         except (AnnotationError, OSError) as exc:
             self.report(
-                f"frame {k}: unreadable image ({exc.__class__.__name__}); skipped",
+                f"frame {k}: unreadable image ({error_reason(exc)}); skipped",
                 path,
                 kind="image",
             )
@@ -262,26 +290,34 @@ class COCO(Adapter):
         segs: list[Any] = []
         for ann in self._anns.get(im["id"], []):
             aid = ann.get("id")
-            cat = self._cats.get(ann.get("category_id"))
+            cat = self._cats.get(image_key(ann.get("category_id")))
             if cat is None:
                 self.report(
-                    f"annotation id {aid}: unknown category_id {ann.get('category_id')!r}; skipped",
+                    f"annotation id {aid!r}: unknown category_id {ann.get('category_id')!r}; skipped",
                     self.json_path,
                 )
                 continue
             try:
                 x, y, w, h = (float(v) for v in ann["bbox"])
-                tid = int(ann.get("track_id", aid))
             except (KeyError, TypeError, ValueError):
                 self.report(
-                    f"annotation id {aid}: bbox must be 4 numbers [x, y, w, h]; skipped",
+                    f"annotation id {aid!r}: bbox must be 4 numbers [x, y, w, h]; skipped",
+                    self.json_path,
+                )
+                continue
+            tid = whole_id(ann.get("track_id", aid))
+            if tid is None:
+                what = "track_id" if "track_id" in ann else "id (the track id without a track_id)"
+                self.report(
+                    f"annotation id {aid!r}: {what} {ann.get('track_id', aid)!r} is not a whole "
+                    "number within 2**53 - 1; skipped",
                     self.json_path,
                 )
                 continue
             xyxy = np.array([x, y, x + w, y + h])
             if not np.isfinite(xyxy).all() or w <= 0 or h <= 0:
                 self.report(
-                    f"annotation id {aid}: empty or invalid bbox {fmt_box(xyxy)}; skipped",
+                    f"annotation id {aid!r}: empty or invalid bbox {fmt_box(xyxy)}; skipped",
                     self.json_path,
                 )
                 continue

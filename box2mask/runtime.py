@@ -113,7 +113,8 @@ def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:
     """The model spec, its checkpoint and a note for the summary.
 
     ``--model auto``: the kind of ``--checkpoint`` if given; else HQ-SAM, then
-    SAM, whose official weights are present; else the best weight-free model.
+    SAM, then SAM 2 (``auto_rank``), whose official weights are present; else the
+    best weight-free model.
     """
     from box2mask.weights import resolve_checkpoint
 
@@ -143,7 +144,7 @@ def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:
     return (
         fallback,
         None,
-        f"no SAM/HQ-SAM checkpoint found: used the weight-free '{fallback.name}' model "
+        f"no HQ-SAM, SAM or SAM 2 checkpoint found: used the weight-free '{fallback.name}' model "
         "(see `box2mask weights list` to get one)",
     )
 

@@ -54,6 +54,7 @@ EVAL_FLAGS = {
         "AXIS=V1,V2 values of one axis (implies --sweep), e.g. crop_size=256,512 or "
         "box_fill_classes=car,none; repeatable.",
         panel=_SWEEP,
+        metavar="AXIS=V1,V2",
     ),
 }
 

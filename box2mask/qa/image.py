@@ -28,7 +28,8 @@ _RIDGE = 4.0  # added to the covariances' diagonal (Lab units²): flat regions s
 
 
 def read_lab(path: Path) -> np.ndarray | None:
-    """``(H, W, 3)`` float32 CIE Lab of an image file, ``None`` when it cannot be read."""
+    """``(H, W, 3)`` float32 CIE Lab of an image file, ``None`` when it cannot be read
+    (a FIFO or device is not opened: its read would block)."""
     bgr = imread(path)  # not cv2.imread: it crashes on names that are not UTF-8
     if bgr is None:
         return None

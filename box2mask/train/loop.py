@@ -157,6 +157,7 @@ class TrainOptions:
             (0 <= self.rotate_prob <= 1, f"--rotate-prob must be in [0, 1], got {self.rotate_prob}"),
             (self.max_objects >= 1, f"--max-objects must be at least 1, got {self.max_objects}"),
             (self.steps_per_epoch is None or self.steps_per_epoch >= 1, "--steps-per-epoch must be at least 1"),
+            (self.log_every >= 1, f"--log-every must be at least 1, got {self.log_every}"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
