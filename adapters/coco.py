@@ -11,8 +11,9 @@ else the first folder of its ``file_name``, else one sequence named after the
 JSON file; its frame index is the image's ``frame_index``, else its id. Each
 annotation is an object: ``bbox`` ``[x, y, w, h]`` becomes ``xyxy``; the track
 id is ``track_id``, else the annotation id; ``segmentation`` (polygons,
-uncompressed or compressed RLE) is the object's ground-truth mask, decoded by
-pycocotools on demand. ``iscrowd = 1`` annotations are skipped.
+uncompressed or compressed RLE) is the object's ground-truth mask, decoded on
+demand by box2mask's mask codec (:func:`box2mask.masks.decode`: pycocotools'
+rasterisation of polygons, its pixels for RLE). ``iscrowd = 1`` annotations are skipped.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from box2mask.adapters._objects import Obj, checked, fmt_box, frame_arrays
 from box2mask.adapters.base import ADAPTERS, Adapter, Option, SequenceInfo
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
+from box2mask.masks import decode
 from box2mask.types import Frame, GtMaskProvider
 
 log = logging.getLogger("box2mask")
@@ -43,7 +45,7 @@ def category_name(name: str) -> str:
 
 
 def decode_segmentation(seg: Any, image_hw: tuple[int, int]) -> np.ndarray:
-    """A COCO ``segmentation`` as an ``(H, W)`` bool mask (pycocotools' rasterisation).
+    """A COCO ``segmentation`` as an ``(H, W)`` bool mask (:func:`box2mask.masks.decode`).
 
     Args:
         seg: polygons (list of flat ``[x0, y0, ...]`` lists), uncompressed RLE
@@ -53,25 +55,19 @@ def decode_segmentation(seg: Any, image_hw: tuple[int, int]) -> np.ndarray:
     Raises:
         ValueError: the value is none of these, or an RLE's size is not ``image_hw``.
     """
-    from pycocotools import mask as mask_utils
-
     h, w = image_hw
     if isinstance(seg, list):
         polys = [p for p in seg if isinstance(p, list) and len(p) >= 6]
         if not polys or not all(isinstance(v, int | float) for p in polys for v in p):
             raise ValueError("polygon segmentation needs lists of at least 3 x, y pairs")
-        rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
+        block = decode(polys, (h, w))
     elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
         if [int(v) for v in seg["size"]] != [h, w]:
             raise ValueError(f"RLE size {list(seg['size'])} is not the image's {[h, w]}")
-        if isinstance(seg["counts"], list):
-            rle = mask_utils.frPyObjects(seg, h, w)
-        else:
-            counts = seg["counts"]
-            rle = {"size": [h, w], "counts": counts.encode() if isinstance(counts, str) else counts}
+        block = decode(seg)
     else:
         raise ValueError("segmentation is neither polygons nor RLE")
-    return mask_utils.decode(rle).astype(bool)
+    return block.to_array((h, w))
 
 
 @ADAPTERS.register("coco")

@@ -49,7 +49,8 @@ from box2mask.adapters import ADAPTERS, resolve_root
 from box2mask.adapters.base import select_sequences
 from box2mask.choices import Interpolation, Window
 from box2mask.errors import Box2MaskError, UsageError
-from box2mask.geometry import crop_mask, mask_to_xyxy, paste_mask
+from box2mask.geometry import crop_mask, frame_block, mask_to_xyxy, paste_mask
+from box2mask.masks import MaskBlock
 from box2mask.metrics import DEFAULT_BIOU_RATIO, QualityAccumulator
 from box2mask.options import ConvertOptions
 from box2mask.problems import Problems
@@ -215,8 +216,11 @@ class Scorer:
         self.objects_without_gt = 0
         self.missing_predictions = 0
         self.sources: Counter[str] = Counter()
-        #: per (sequence, track): (frame_index, predicted block, ground-truth block, box)
-        self.tracks: dict[tuple[str, int], list[tuple[int, Any, Any, np.ndarray]]] = {}
+        #: per (sequence, track): (frame_index, predicted block, ground-truth block, box, (H, W)),
+        #: blocks in frame pixels
+        self.tracks: dict[
+            tuple[str, int], list[tuple[int, MaskBlock, MaskBlock, np.ndarray, tuple[int, int]]]
+        ] = {}
 
     def score_frame(
         self,
@@ -312,21 +316,14 @@ class Scorer:
     def _add_to_track(
         self, frame: Frame, i: int, pred: ObjectMask | np.ndarray, gt: np.ndarray
     ) -> None:
-        from box2mask.mask_blocks import block_from_mask
-
         hw = frame.image_hw
         if isinstance(pred, ObjectMask):
-            ov = pred.window.overlap(hw)
-            if ov is None:
-                pb = block_from_mask(np.zeros((0, 0), bool), frame_hw=hw)
-            else:
-                fr, fc, cr, cc = ov
-                pb = block_from_mask(pred.mask[cr, cc], fr.start, fc.start, hw)
+            pb = frame_block(pred.block, pred.window, hw)
         else:
-            pb = block_from_mask(pred)
+            pb = MaskBlock.from_mask(pred)
         key = (frame.sequence, int(frame.track_id[i]))
         self.tracks.setdefault(key, []).append(
-            (frame.frame_index, pb, block_from_mask(gt), frame.xyxy[i].copy())
+            (frame.frame_index, pb, MaskBlock.from_mask(gt), frame.xyxy[i].copy(), hw)
         )
 
     def consistency(self) -> dict[str, Any]:
@@ -344,9 +341,9 @@ class Scorer:
         pred, gt = [], []
         for items in self.tracks.values():
             items.sort(key=lambda t: t[0])
-            for (_, pp, pg, pbox), (_, cp, cg, cbox) in zip(items, items[1:], strict=False):
-                pred.append(aligned_iou(pp, pbox, cp, cbox))
-                gt.append(aligned_iou(pg, pbox, cg, cbox))
+            for (_, pp, pg, pbox, _), (_, cp, cg, cbox, hw) in zip(items, items[1:], strict=False):
+                pred.append(aligned_iou(pp, pbox, cp, cbox, hw))
+                gt.append(aligned_iou(pg, pbox, cg, cbox, hw))
         if not pred:
             nan = math.nan
             return {"pairs": 0, "mean": nan, "below_0.5": nan, "gt_mean": nan, "tracks": 0}

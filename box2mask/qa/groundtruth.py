@@ -17,7 +17,7 @@ import numpy as np
 from box2mask.adapters import ADAPTERS, resolve_root
 from box2mask.errors import UsageError
 from box2mask.evaluate import PredictionIndex
-from box2mask.mask_blocks import block_from_segmentation
+from box2mask.masks import decode
 from box2mask.metrics import mask_iou
 from box2mask.problems import Problems
 
@@ -57,7 +57,7 @@ def gt_ious(
             gt = frame.gt_mask(i)
             if gt is None:
                 continue
-            pred = block_from_segmentation(ann.get("segmentation"), frame.image_hw).full()
+            pred = decode(ann.get("segmentation"), frame.image_hw).to_array(frame.image_hw)
             out[int(ann["id"])] = mask_iou(pred, np.asarray(gt, dtype=bool))
     if frames_with_gt == 0:
         raise UsageError(f"--gt-dataset {dataset}: no frame at {root_path} has ground-truth masks")
