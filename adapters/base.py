@@ -293,6 +293,31 @@ def resolve_root(dataset: str, root: Path | str | None) -> Path:
     )
 
 
+def open_dataset(
+    name: str,
+    root: Path | str | None,
+    options: Mapping[str, Any] | None = None,
+    problems: Problems | None = None,
+) -> Adapter:
+    """The adapter registered as ``name``, opened on its root (:func:`resolve_root`, made absolute).
+
+    The one way box2mask opens a dataset (convert, eval, viz, qa's ground
+    truth, the temporal memory, training).
+
+    Args:
+        name: the ``--dataset`` name.
+        root: ``--root``, or ``None`` for ``$BOX2MASK_DATA/<name>``.
+        options: the adapter's options (``--adapter-option key=value``).
+        problems: where bad input is reported; a fresh :class:`Problems` by default.
+
+    Raises:
+        UsageError: an unknown dataset (lists the registered ones) or adapter option.
+        DatasetNotFound: no root (names the paths tried), or the adapter's layout is not there.
+    """
+    cls = ADAPTERS.get(name)
+    return cls(resolve_root(name, root).resolve(), problems=problems, **dict(options or {}))
+
+
 # -- text annotation helpers (FORMATS.md "Common rules") ----------------------
 
 _SPLIT = re.compile(r"[,\s]+")

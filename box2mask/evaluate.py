@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from box2mask.adapters import ADAPTERS, resolve_root
+from box2mask.adapters import open_dataset
 from box2mask.adapters.base import select_sequences
 from box2mask.choices import Interpolation, Window
 from box2mask.errors import Box2MaskError, UsageError
@@ -402,8 +402,7 @@ def _settings(opts: ConvertOptions, model: str, ratio: float, kind: str) -> dict
 
 
 def _open_dataset(opts: ConvertOptions, problems: Problems) -> tuple[Any, list[str], int]:
-    root = resolve_root(opts.dataset, opts.root).resolve()
-    adapter = ADAPTERS.get(opts.dataset)(root, problems=problems, **opts.adapter_options)
+    adapter = open_dataset(opts.dataset, opts.root, opts.adapter_options, problems)
     seqs = select_sequences(opts.dataset, adapter.list_sequences(), opts.sequences)
     return adapter, [s.name for s in seqs], sum(s.num_frames for s in seqs)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from box2mask.adapters import ADAPTERS, SequenceInfo, resolve_root
+from box2mask.adapters import SequenceInfo, open_dataset
 from box2mask.adapters.base import check_selection, select_sequences
 from box2mask.checks import drop_outside_boxes
 from box2mask.engine import DeviceFailed, Profile
@@ -115,8 +115,8 @@ def convert(
     opts = options if options is not None else ConvertOptions(**kwargs)
     t_start = time.perf_counter()
     problems = Problems(strict=opts.strict)
-    root = resolve_root(opts.dataset, opts.root).resolve()
-    adapter = ADAPTERS.get(opts.dataset)(root, problems=problems, **opts.adapter_options)
+    adapter = open_dataset(opts.dataset, opts.root, opts.adapter_options, problems)
+    root = adapter.root
 
     all_seqs = adapter.list_sequences()
     check_selection(adapter, all_seqs, opts.classes)  # nothing to convert, or a --classes typo: exit 2

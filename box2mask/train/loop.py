@@ -40,7 +40,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from box2mask.adapters.base import ADAPTERS, Adapter, resolve_root
+from box2mask.adapters.base import Adapter, open_dataset
 from box2mask.errors import Box2MaskError, CheckpointError, JobMismatch, UsageError
 from box2mask.train.augment import AugmentConfig
 from box2mask.train.data import (
@@ -307,14 +307,6 @@ def _resolve_device(name: str, di: DistInfo) -> torch.device:
 # data
 
 
-def _adapter(dataset: str, root: Path | None, options: dict[str, Any]) -> Adapter:
-    try:
-        cls = ADAPTERS.get(dataset)
-    except KeyError:
-        raise UsageError(f"unknown dataset {dataset!r}; see 'box2mask datasets'") from None
-    return cls(resolve_root(dataset, root), **options)
-
-
 def _read_sequences(adapter: Adapter, names: list[str]) -> list[tuple[str, list[Frame]]]:
     return [(name, list(adapter.read_sequence(name))) for name in names]
 
@@ -328,13 +320,13 @@ def _spaced(frames: list[Frame], n: int) -> list[Frame]:
 
 def load_frames(opts: TrainOptions) -> tuple[list[Frame], list[Frame]]:
     """``(train frames, validation frames)`` as the options say (see :class:`TrainOptions`)."""
-    adapter = _adapter(opts.dataset, opts.root, opts.adapter_options)
+    adapter = open_dataset(opts.dataset, opts.root, opts.adapter_options)
     names = [s.name for s in adapter.list_sequences()]
     if not names:
         raise UsageError(f"{opts.dataset} at {adapter.root} has no sequences")
     val_frames: list[Frame] = []
     if opts.val_options is not None:
-        val_adapter = _adapter(
+        val_adapter = open_dataset(
             opts.dataset, opts.root, {**opts.adapter_options, **opts.val_options}
         )
         for _, frames in _read_sequences(
