@@ -40,19 +40,9 @@ from box2mask.problems import Problems
 from box2mask.registry import Registry
 from box2mask.types import Frame
 
-
-class _AdapterRegistry(Registry["type[Adapter]"]):
-    """Registers an adapter class under its ``--dataset`` name, which it sets on the class."""
-
-    def add(self, name: str, obj: type[Adapter]) -> None:
-        obj.name = name
-        super().add(name, obj)
-
-
-#: ``--dataset`` name -> adapter class (plugins: entry-point group ``box2mask.adapters``)
-ADAPTERS: Registry[type[Adapter]] = _AdapterRegistry(
-    "dataset", entry_point_group="box2mask.adapters"
-)
+#: ``--dataset`` name -> adapter class (plugins: entry-point group ``box2mask.adapters``);
+#: ``@ADAPTERS.register(name)`` sets the class's ``name``
+ADAPTERS: Registry[type[Adapter]] = Registry("dataset", entry_point_group="box2mask.adapters")
 
 
 @dataclass(frozen=True)
