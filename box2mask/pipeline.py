@@ -27,12 +27,13 @@ from box2mask.checks import drop_outside_boxes
 from box2mask.engine import DeviceFailed, Profile
 from box2mask.errors import Box2MaskError
 from box2mask.executors import FrameEncoder, FrameSink, RunContext, choose_executor
+from box2mask.io import sha256_file
 from box2mask.job import DISK_FULL, Job, JobInterrupted, JobStopped, WriteFailed
 from box2mask.layout import STATE_DIR
 from box2mask.merge import job_assembly
 from box2mask.options import ConvertOptions, check_output_dir, job_identity, parse_shard
 from box2mask.problems import Problems
-from box2mask.runtime import choose_model, file_sha256, parse_devices
+from box2mask.runtime import choose_model, parse_devices
 from box2mask.types import Frame
 from box2mask.writers import WRITERS, EncodedFrame, WriterContext
 from box2mask.writers.coco import category_table
@@ -140,7 +141,7 @@ def convert(
         "root": str(root),
         "adapter_options": adapter.output_options(),
         "model": spec.name,
-        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
+        "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
         **job_identity(opts, prompt_model=spec.kind == "prompt", precision=precision),
     }
     writers = [

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -42,6 +41,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from box2mask.adapters.base import Adapter, open_dataset
 from box2mask.errors import Box2MaskError, CheckpointError, JobMismatch, UsageError
+from box2mask.io import sha256_file
 from box2mask.train.augment import AugmentConfig
 from box2mask.train.data import (
     DataConfig,
@@ -437,14 +437,6 @@ def validate(
 # run folder
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def run_identity(opts: TrainOptions, world: int) -> dict[str, Any]:
     """What determines the trained weights (a resumed run must have the same)."""
     from box2mask import __version__
@@ -455,8 +447,8 @@ def run_identity(opts: TrainOptions, world: int) -> dict[str, Any]:
     d["root"] = None if opts.root is None else str(Path(opts.root).resolve())
     d["exclude_classes"] = list(opts.exclude_classes)
     d["lsj_scale"] = list(opts.lsj_scale)
-    d["sam_sha256"] = file_sha256(opts.sam)
-    d["hq_sha256"] = file_sha256(opts.hq)
+    d["sam_sha256"] = sha256_file(opts.sam)
+    d["hq_sha256"] = sha256_file(opts.hq)
     d["world_size"] = world
     d["box2mask_version"] = __version__
     return d
