@@ -42,7 +42,6 @@ from box2mask.masks import compress, decode, encode_frame_block, rle_runs, union
 from box2mask.writers._json import two_arrays
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import (
-    TrackKey,
     by_sequence,
     check_video_names,
     part_hw,
@@ -119,7 +118,7 @@ def write_ytvis(
                     }
                 )
             for t, part in enumerate(seq_parts):
-                seen: dict[TrackKey, list[dict[str, Any]]] = {}
+                seen: dict[tuple[int, str], list[dict[str, Any]]] = {}  # track key: its masks
                 for ann in part["annotations"]:
                     seen.setdefault(track_key(ann), []).append(ann)
                 for key, anns in seen.items():
