@@ -66,7 +66,9 @@ def instance_map_provider(path: Path, track_ids: np.ndarray) -> Callable[[int], 
         if "map" not in cache:
             import cv2
 
-            arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            from box2mask.io import imread  # cv2.imread crashes on names that are not UTF-8
+
+            arr = imread(path, cv2.IMREAD_UNCHANGED)
             if arr is None:
                 raise AnnotationError("cannot read ground-truth instance map", path)
             if arr.ndim == 3:  # a colour PNG: take its first channel

@@ -201,6 +201,38 @@ def png_end(data: bytes | memoryview) -> int | None:
     return None
 
 
+def imread(path: Path, flags: int | None = None) -> np.ndarray | None:
+    """``cv2.imread`` for any path: the file is read by Python and decoded from memory.
+
+    OpenCV's own file functions crash the process (segmentation fault) on a path
+    holding bytes that are not UTF-8 (a folder of a dataset named in another
+    encoding: Python gives them as lone surrogates). ``flags`` defaults to
+    ``cv2.IMREAD_COLOR``; ``None`` when the file cannot be read or decoded.
+    """
+    import cv2
+    import numpy as np
+
+    try:
+        data = np.fromfile(os.fspath(path), dtype=np.uint8)
+    except (OSError, ValueError):
+        return None
+    if data.size == 0:
+        return None
+    return cv2.imdecode(data, cv2.IMREAD_COLOR if flags is None else flags)
+
+
+def write_png_file(path: Path, image: np.ndarray) -> bool:
+    """``cv2.imwrite`` of a PNG for any path (see :func:`imread`), atomically; False when
+    OpenCV cannot encode ``image``."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        return False
+    atomic_write_bytes(Path(path), buf.tobytes())
+    return True
+
+
 def read_image(path: Path) -> np.ndarray:
     """Read an image file as ``(H, W, 3)`` RGB uint8.
 

@@ -18,6 +18,17 @@
   one, and the merge of shards all write identical files.
 - ``finished.json``: written when a run has gone through every frame of the
   job (frames done and skipped); ``box2mask merge`` refuses jobs without it.
+- the manifest of what the job writes outside its state folder, read by
+  ``--overwrite``: ``job.json``'s ``owned`` (the files and folders of the
+  formats assembled at the end, listed when the job starts) and
+  ``outputs.jsonl`` (each frame's own files, appended before they are
+  written, so a killed job leaves them listed). ``--overwrite`` deletes
+  those and the state folder, nothing else, and only after checking that
+  every one of them is a plain relative path inside ``--out`` (no ``..``, no
+  absolute path, no symbolic link out of it).
+- ``sequence_dirs`` in ``job.json``: the sequences whose folder name is not
+  the name itself (:func:`box2mask.layout.sequence_dir`); a job whose folders
+  were named otherwise (an earlier box2mask) is not resumed.
 
 See docs/jobs.md.
 """
@@ -35,17 +46,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from box2mask.errors import Box2MaskError, JobMismatch
+from box2mask.errors import Box2MaskError, JobMismatch, UsageError
 from box2mask.io import atomic_write_json
 from box2mask.layout import (
     FINISHED_FILE,
     JOB_FILE,
     LEDGER_FILE,
     LOCK_FILE,
+    OUTPUTS_FILE,
     PARTS_DIR,
     STATE_DIR,
     part_path,
 )
+from box2mask.safe_paths import resolve_inside
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +106,7 @@ class Job:
         self.identity = identity
         self._ledger_fd: int | None = None
         self._lock_fd: int | None = None
+        self._outputs_fd: int | None = None
         self._synced_at = 0.0
 
     @property
@@ -106,6 +120,10 @@ class Job:
     @property
     def finished_file(self) -> Path:
         return self.dir / FINISHED_FILE
+
+    @property
+    def outputs_file(self) -> Path:
+        return self.dir / OUTPUTS_FILE
 
     def part_path(self, sequence: str, frame_index: int) -> Path:
         return part_path(self.dir, sequence, frame_index)
@@ -158,6 +176,8 @@ class Job:
                     f"{self.out} holds a job started with other options ({format_diffs(diffs)}). "
                     "Run with the same options to resume it, use another --out, or --overwrite to start afresh."
                 )
+            else:
+                self._check_sequence_dirs(saved, extra or {})
         else:
             self.dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.job_file, {"identity": self.identity, **(extra or {})}, indent=2)
@@ -170,6 +190,42 @@ class Job:
 
     def saved(self) -> dict[str, Any]:
         return json.loads(self.job_file.read_text(encoding="utf-8"))
+
+    def _check_sequence_dirs(self, saved: dict[str, Any], extra: dict[str, Any]) -> None:
+        """Refuse to resume a job whose sequences' folders were named otherwise.
+
+        ``sequence_dirs`` lists the sequences whose folder is not their name; a job
+        without it (an earlier box2mask) used every name as it was.
+        """
+        if "sequence_dirs" not in extra:
+            return
+        before, now = saved.get("sequence_dirs", {}), extra["sequence_dirs"]
+        for seq in sorted(set(saved.get("sequences", [])) & set(extra.get("sequences", []))):
+            if before.get(seq, seq) != now.get(seq, seq):
+                raise JobMismatch(
+                    f"{self.out} holds a job whose files of sequence {seq!r} are in the folder "
+                    f"{before.get(seq, seq)!r}; this box2mask names it {now.get(seq, seq)!r} "
+                    "(names are made safe for the file system; docs/jobs.md). Use --overwrite to "
+                    "start afresh, or another --out."
+                )
+
+    def note_outputs(self, paths: list[str]) -> None:
+        """Add a frame's own output files (relative to ``--out``) to the manifest; call
+        *before* writing them, so that ``--overwrite`` finds them even after a kill.
+
+        One ``write`` to ``outputs.jsonl`` (``O_APPEND``), not fsynced: a lost line after
+        a power cut leaves a file ``--overwrite`` does not delete, never the reverse.
+        """
+        if not paths:
+            return
+        if self._outputs_fd is None:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+            self._outputs_fd = os.open(self.outputs_file, flags, 0o666)
+        data = (json.dumps({"files": paths}) + "\n").encode("utf-8")
+        if os.write(self._outputs_fd, data) != len(data):
+            raise OSError(
+                errno.ENOSPC, "short write to the output manifest", str(self.outputs_file)
+            )
 
     def read_ledger(self) -> set[tuple[str, int]]:
         """Finished frames; a torn (unterminated or unparsable) line is ignored."""
@@ -195,6 +251,9 @@ class Job:
             self._synced_at = now
 
     def close(self) -> None:
+        if self._outputs_fd is not None:
+            os.close(self._outputs_fd)
+            self._outputs_fd = None
         if self._ledger_fd is not None:
             with contextlib.suppress(OSError):  # closing must not hide the error that stopped us
                 os.fsync(self._ledger_fd)
@@ -228,13 +287,15 @@ class Job:
     def remove_stale_temp_files(self) -> None:
         """Delete the temp files of atomic writes a killed run left (``.<name>.<random>.tmp``)."""
         roots = [self.dir / PARTS_DIR]
-        with contextlib.suppress(OSError, json.JSONDecodeError):
-            roots += [self.out / rel for rel in self.saved().get("outputs", [])]
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            for rel in self.saved().get("outputs", []):
+                with contextlib.suppress(ValueError):  # a path out of --out: not walked
+                    roots.append(resolve_inside(self.out, rel))
         for top in [self.out, self.dir]:
             for p in top.glob(".*.tmp"):
                 p.unlink(missing_ok=True)
         for root in roots:
-            if root.is_dir():
+            if root.is_dir() and not root.is_symlink():
                 for dirpath, _dirs, files in os.walk(root):
                     for name in files:
                         if name.startswith(".") and name.endswith(".tmp"):
@@ -264,18 +325,81 @@ class Job:
         )
 
     def _remove_outputs(self) -> None:
-        """Remove what a previous job wrote: its state folder and the files it lists."""
+        """``--overwrite``: remove what the previous job's manifest lists, then its state folder.
+
+        Every listed path is checked first (:func:`box2mask.safe_paths.resolve_inside`:
+        relative, plain components, its folder inside ``--out`` with links resolved); one
+        that fails stops everything before anything is deleted. Listed folders (a format's
+        own, as ``davis/``) go whole, links inside them as links; per-frame files one by
+        one, then the folders they leave empty, up to ``--out``.
+
+        Raises:
+            UsageError: a listed path is not inside ``--out``; nothing was deleted.
+        """
         try:
             saved = self.saved()
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):
             saved = {}
-        for rel in saved.get("outputs", []):
-            p = self.out / rel
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            elif p.exists():
-                p.unlink()
+        if not isinstance(saved, dict):
+            saved = {}
+        # jobs before the per-frame manifest listed every top-level output as owned
+        owned = saved.get("owned", saved.get("outputs", []))
+        listed = [(rel, True) for rel in (owned if isinstance(owned, list) else [owned])]
+        listed += [(rel, False) for rel in self._manifest_files()]
+        targets = []
+        for rel, whole in listed:
+            try:
+                targets.append((resolve_inside(self.out, rel), whole))
+            except ValueError as exc:
+                raise UsageError(
+                    f"--overwrite: {self.job_file if whole else self.outputs_file} lists "
+                    f"{rel!r} as an output of the job, which is not a path inside --out "
+                    f"{self.out} ({exc}); nothing was deleted. Delete the old job by hand, "
+                    "or use another --out."
+                ) from None
+        folders: set[Path] = set()
+        for path, whole in targets:
+            if path.is_symlink() or path.is_file():
+                path.unlink(missing_ok=True)
+            elif whole and path.is_dir():
+                shutil.rmtree(path)  # removes links inside, never follows them
+            if not whole:
+                folders.add(path.parent)
+        for folder in folders:  # a killed write's temp file of a listed file: ".<name>.*.tmp"
+            names = {p.name for p, whole in targets if not whole and p.parent == folder}
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(folder):
+                    n = entry.name
+                    temp = n.startswith(".") and n.endswith(".tmp") and entry.is_file()
+                    if temp and n[1:-4].rpartition(".")[0] in names:
+                        os.unlink(entry.path)
+        real_out = Path(os.path.realpath(self.out))
+        for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+            while (
+                folder.is_relative_to(self.out)
+                and folder not in (self.out, self.dir)
+                and Path(os.path.realpath(folder)) != real_out
+            ):
+                try:
+                    folder.rmdir()  # only an empty folder: the user's files stay
+                except OSError:
+                    break
+                folder = folder.parent
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _manifest_files(self) -> list[Any]:
+        """The per-frame files listed in ``outputs.jsonl`` (a torn last line is skipped)."""
+        files: list[Any] = []
+        try:
+            with open(self.outputs_file, encoding="utf-8", errors="surrogateescape") as fh:
+                for line in fh:
+                    if not line.endswith("\n"):
+                        break
+                    with contextlib.suppress(ValueError, AttributeError, TypeError):
+                        files.extend(dict.fromkeys(json.loads(line).get("files", [])))
+        except FileNotFoundError:
+            pass
+        return list(dict.fromkeys(files))
 
 
 def read_ledger_records(state_dir: Path) -> list[dict[str, Any]]:

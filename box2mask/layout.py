@@ -8,7 +8,13 @@
     <out>/.box2mask/ledger.jsonl          one line per finished frame
     <out>/.box2mask/finished.json         the job went through every frame
     <out>/.box2mask/parts/<sequence>/<frame_stem>.json   a frame's COCO part
+    <out>/.box2mask/outputs.jsonl         per-frame output files, recorded before they are written
     <out>/.box2mask/lock                  held while a run owns the job
+
+``<sequence>`` is :func:`sequence_dir` of the sequence's name and ``<stem>``
+:func:`output_stem` of the frame: names from the data reach a path only
+through these (and :mod:`box2mask.safe_paths`), so nothing is written
+outside ``<out>`` whatever the dataset calls its sequences and files.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePath
 
+from box2mask.safe_paths import RESERVED, check_unique, safe_component, safe_relpath
 from box2mask.types import Frame
 
 STATE_DIR = ".box2mask"
@@ -25,6 +32,7 @@ LEDGER_FILE = "ledger.jsonl"
 FINISHED_FILE = "finished.json"
 PARTS_DIR = "parts"
 LOCK_FILE = "lock"
+OUTPUTS_FILE = "outputs.jsonl"
 
 
 def state_dir(out: Path) -> Path:
@@ -32,9 +40,55 @@ def state_dir(out: Path) -> Path:
     return Path(out) / STATE_DIR
 
 
+def sequence_dir(sequence: str) -> str:
+    """The folder (posix, relative) of a sequence's files, under ``--out`` and under ``parts/``.
+
+    The name made safe (:func:`box2mask.safe_paths.safe_relpath`): ``car/001`` stays
+    ``car/001``; ``..``, ``""``, an absolute or a 300-byte name become folders inside,
+    and a top-level name box2mask uses itself (``.box2mask``, ``davis``) is escaped.
+
+    >>> sequence_dir("car/001"), sequence_dir("../x"), sequence_dir(".box2mask")
+    ('car/001', '%2E%2E/x', '%2Ebox2mask')
+    """
+    return safe_relpath(sequence, RESERVED)
+
+
+def sequence_dirs(sequences: list[str]) -> dict[str, str]:
+    """``{sequence: folder}`` for a job's sequences; two sequences in one folder are refused.
+
+    Raises:
+        UsageError: names both sequences and the folder.
+    """
+    dirs = {s: sequence_dir(s) for s in sequences}
+    check_unique(dirs, "sequences")
+    return dirs
+
+
+def renamed(dirs: dict[str, str]) -> dict[str, str]:
+    """The entries of :func:`sequence_dirs` whose folder is not the name itself (job.json)."""
+    return {s: d for s, d in dirs.items() if s != d}
+
+
 def part_path(state: Path, sequence: str, frame_index: int) -> Path:
-    """``<state>/parts/<sequence>/<frame_stem>.json``."""
-    return Path(state) / PARTS_DIR / sequence / f"{frame_stem(frame_index)}.json"
+    """``<state>/parts/<sequence_dir>/<frame_stem>.json``."""
+    return Path(state) / PARTS_DIR / sequence_dir(sequence) / f"{frame_stem(frame_index)}.json"
+
+
+def video_name(sequence: str) -> str:
+    """A flat, safe folder name for a sequence (DAVIS, MOTS): ``/`` becomes ``_``.
+
+    >>> video_name("car/001"), video_name("../x"), video_name("")
+    ('car_001', '.._x', '%')
+    """
+    return safe_component(sequence.replace("/", "_"))
+
+
+def image_suffix(file_name: str) -> str:
+    """The extension of a frame's image for a link to it (``.jpg``), ``""`` when it is not a
+    short plain one (a name's tail after a dot may be anything)."""
+    suffix = PurePath(file_name.replace("\\", "/")).suffix
+    plain = suffix[1:].isascii() and suffix[1:].isalnum() and len(suffix) <= 16
+    return suffix if plain else ""
 
 
 def part_frame_index(path: Path) -> int | None:
@@ -57,7 +111,8 @@ def output_stem(frame: Frame) -> str:
     ``img_0001.png`` -> ``img_0001``) when its last number is the frame's
     number: frame numbers are unique within a sequence, so such stems are
     too, and never equal another frame's fallback. Otherwise (no number, a
-    number that is not the frame's, a hidden name) :func:`frame_stem`.
+    number that is not the frame's, a hidden name, a name that is not safe
+    as it is: see :func:`box2mask.safe_paths.safe_component`) :func:`frame_stem`.
 
     >>> from box2mask.types import Frame
     >>> output_stem(Frame("s", 1, "img/0001.jpg", (4, 4), [], [], []))
@@ -70,5 +125,7 @@ def output_stem(frame: Frame) -> str:
         stem = frame.image_path.stem
     m = _LAST_NUMBER.search(stem)
     if m is None or stem.startswith(".") or int(m.group(1)) != int(frame.frame_index):
+        return frame_stem(frame.frame_index)
+    if safe_component(stem) != stem:  # a control character, "\\", 200+ bytes: unsafe as is
         return frame_stem(frame.frame_index)
     return stem

@@ -39,7 +39,15 @@ from typing import Any
 
 from box2mask.errors import UsageError
 from box2mask.job import diff_identity, format_diffs
-from box2mask.layout import FINISHED_FILE, JOB_FILE, PARTS_DIR, STATE_DIR, part_frame_index
+from box2mask.layout import (
+    FINISHED_FILE,
+    JOB_FILE,
+    PARTS_DIR,
+    STATE_DIR,
+    part_frame_index,
+    sequence_dir,
+    sequence_dirs,
+)
 from box2mask.writers import WRITERS, Assembly, WriterContext
 from box2mask.writers.coco import write_coco as write_coco_stream
 
@@ -95,11 +103,11 @@ class _JobSource(_Source):
         parts = self.state / PARTS_DIR
         #: the full dataset's sequence order (shards of one dataset share it)
         self.order = list(saved.get("sequences", []))
-        self.sequences = [s for s in self.order if (parts / s).is_dir()]
+        self.sequences = [s for s in self.order if (parts / sequence_dir(s)).is_dir()]
 
     def frames(self, sequence: str) -> list[tuple[int, _Loader]]:
         out = []
-        for p in (self.state / PARTS_DIR / sequence).glob("*.json"):
+        for p in (self.state / PARTS_DIR / sequence_dir(sequence)).glob("*.json"):
             index = part_frame_index(p)
             if index is not None:
                 out.append((index, _json_loader(p)))
@@ -264,6 +272,7 @@ def _write_formats(
             f"--format {unknown[0]!r} is not a format; known: {', '.join(WRITERS.names())}"
         )
     assembly = _assembly(sources)
+    sequence_dirs(assembly.sequences)  # two sequences in one folder (from COCO inputs): exit 2
     root = Path(jobs[0].identity.get("root", ".")) if jobs else Path(".")  # type: ignore[union-attr]
     ctx = WriterContext(dest, root, assembly.categories, assembly.sequences)
     dest.mkdir(parents=True, exist_ok=True)

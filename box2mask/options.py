@@ -247,6 +247,9 @@ def check_types(values: dict[str, Any], where: str = "") -> None:
 
 def check_output_dir(out: Path) -> None:
     """``--out`` can be created and written to, else a :class:`UsageError` naming it."""
+    from box2mask.safe_paths import check_out_path
+
+    check_out_path(out)  # a name over 255 bytes, a path too long for the files inside, a NUL
     out = Path(out)
     for parent in (out, *out.parents):
         if parent.exists():

@@ -29,13 +29,14 @@ from box2mask.errors import Box2MaskError
 from box2mask.executors import FrameEncoder, FrameSink, RunContext, choose_executor
 from box2mask.io import sha256_file
 from box2mask.job import DISK_FULL, Job, JobInterrupted, JobStopped, WriteFailed
-from box2mask.layout import STATE_DIR
+from box2mask.layout import STATE_DIR, renamed, sequence_dirs
 from box2mask.merge import job_assembly
 from box2mask.options import ConvertOptions, check_output_dir, job_identity, parse_shard
 from box2mask.problems import Problems
 from box2mask.runtime import choose_model, parse_devices
 from box2mask.types import Frame
 from box2mask.writers import WRITERS, EncodedFrame, WriterContext
+from box2mask.writers.base import sequence_tops
 from box2mask.writers.coco import category_table
 
 log = logging.getLogger("box2mask")
@@ -69,6 +70,8 @@ class Summary:
     seconds: float
     outputs: list[Path] = field(default_factory=list)
     profile: dict[str, float] = field(default_factory=dict)
+    #: things the user should know that are not problems (sequences written under safe names)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def objects(self) -> int:
@@ -121,6 +124,8 @@ def convert(
 
     all_seqs = adapter.list_sequences()
     check_selection(adapter, all_seqs, opts.classes)  # nothing to convert, or a --classes typo: exit 2
+    # every sequence's folder, over the whole dataset so that shards agree; two in one: exit 2
+    dirs = sequence_dirs([s.name for s in all_seqs])
     seqs = shard_sequences(select_sequences(opts.dataset, all_seqs, opts.sequences), opts.shard)
     seq_names = [s.name for s in seqs]
 
@@ -148,6 +153,11 @@ def convert(
         WRITERS.get(f)(WriterContext(opts.out, root, categories, seq_names)) for f in opts.formats
     ]
     outputs = [name for w in writers for name in w.outputs()]
+    # what --overwrite may delete whole: every format's own files and folders, except the
+    # sequences' folders of a per-frame format (png), which may hold files of the user's:
+    # their files are listed one by one in the job's outputs.jsonl as they are written
+    tops = set(sequence_tops(seq_names))
+    owned = [o for w in writers for o in w.outputs() if not (w.per_frame and o in tops)]
     job = Job(opts.out, identity)
     check_output_dir(job.out)  # a file, a read-only or /proc path: one UsageError naming --out
     done = job.open(
@@ -156,8 +166,13 @@ def convert(
             "categories": categories,
             "sequences": [s.name for s in all_seqs],
             "outputs": outputs,
+            "owned": owned,
+            "sequence_dirs": renamed(dirs),
         },
     )
+    notes = _renamed_note(renamed({s: dirs[s] for s in seq_names}))
+    for line in notes:
+        log.info("%s", line)
 
     try:
         total = sum(s.num_frames for s in seqs)
@@ -238,7 +253,21 @@ def convert(
         seconds=time.perf_counter() - t_start,
         outputs=[opts.out / name for name in outputs],
         profile=dict(profile.seconds),
+        notes=notes,
     )
+
+
+def _renamed_note(changed: dict[str, str], show: int = 5) -> list[str]:
+    """One line saying which sequences' files are under another (safe) folder name."""
+    if not changed:
+        return []
+    pairs = ", ".join(f"{s!r} -> {d}" for s, d in list(changed.items())[:show])
+    more = f" and {len(changed) - show} more" if len(changed) > show else ""
+    return [
+        f"{len(changed)} sequence name(s) cannot be used as folder names as they are; their "
+        f"files are under safe names (the COCO output keeps the names): {pairs}{more} "
+        f"(all in {STATE_DIR}/job.json 'sequence_dirs'; docs/jobs.md)"
+    ]
 
 
 def _stopped_message(

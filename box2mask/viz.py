@@ -20,9 +20,12 @@ A track keeps its colour across frames and runs (:func:`track_colour`).
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -30,6 +33,8 @@ import numpy as np
 
 from box2mask.errors import Box2MaskError, UsageError
 from box2mask.geometry import mask_to_xyxy
+from box2mask.io import write_png_file
+from box2mask.layout import sequence_dir as layout_sequence_dir
 
 #: pixel classes of the error panel (RGB): both masks, prediction only, ground truth only
 ERROR_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -306,8 +311,8 @@ def contact_sheet(
 
 def write_png(path: Path, image: np.ndarray) -> None:
     """Write an RGB uint8 image as PNG (folders made as needed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok = cv2.imwrite(str(path), cv2.cvtColor(_check_image(image), cv2.COLOR_RGB2BGR))
+    # not cv2.imwrite: it crashes on a --viz-out path with bytes that are not UTF-8
+    ok = write_png_file(path, cv2.cvtColor(_check_image(image), cv2.COLOR_RGB2BGR))
     if not ok:
         raise Box2MaskError(f"could not write {path}")
 
@@ -325,6 +330,9 @@ class Mp4Writer:
         self._writer: Any = None
         self._size: tuple[int, int] | None = None
         self.frames = 0
+        #: where OpenCV writes: ``path``, or a temp file when ``path`` is not UTF-8 (OpenCV
+        #: crashes on such names), moved to ``path`` on close
+        self._target: Path | None = None
 
     def write(self, image: np.ndarray) -> None:
         img = _check_image(image)
@@ -333,8 +341,15 @@ class Mp4Writer:
             # mp4v wants even sides
             self._size = (w - w % 2, h - h % 2)
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._target = self.path
+            try:
+                str(self.path).encode("utf-8")
+            except UnicodeEncodeError:
+                fd, tmp = tempfile.mkstemp(suffix=".mp4")
+                os.close(fd)
+                self._target = Path(tmp)
             writer = cv2.VideoWriter(
-                str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self._size
+                str(self._target), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self._size
             )
             if not writer.isOpened():
                 raise Box2MaskError(
@@ -352,6 +367,8 @@ class Mp4Writer:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+            if self._target is not None and self._target != self.path:
+                shutil.move(self._target, self.path)
 
     def __enter__(self) -> Mp4Writer:
         return self
@@ -370,17 +387,15 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 def sequence_dir(out: Path, sequence: str) -> Path:
     """Where a sequence's pictures go: ``out/<sequence>`` (``car/001`` → ``out/car/001``).
 
-    Names that would leave ``out`` (absolute, ``..``) are flattened with ``_``.
+    The sequence's safe folder name, as a convert job's (:func:`box2mask.layout.sequence_dir`):
+    names that would leave ``out`` (absolute, ``..``, empty) or are too long are escaped.
 
     >>> sequence_dir(Path("v"), "car/001").as_posix()
     'v/car/001'
     >>> sequence_dir(Path("v"), "../x").as_posix()
-    'v/.._x'
+    'v/%2E%2E/x'
     """
-    parts = PurePosixPath(sequence.replace("\\", "/")).parts
-    if not parts or sequence.startswith("/") or any(p in ("..", ".") for p in parts):
-        return out / sequence.replace("/", "_").replace("\\", "_")
-    return out.joinpath(*parts)
+    return out / layout_sequence_dir(sequence)
 
 
 # -- the driver ----------------------------------------------------------------

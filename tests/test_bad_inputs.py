@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from data import bad_inputs as bi
 from data import bad_inputs_cli as bc
+from data import bad_paths as bp
 from typer.testing import CliRunner
 
 from box2mask.cli import app
@@ -47,6 +48,7 @@ class Row:
     converted: tuple[str, ...] = ()  # exit 0: sequences whose frames are in annotations.json
     base: bool = True  # False: args are the whole command after "convert"
     model: str = "box"  # in the base command ("box" never decodes a frame)
+    outside: bool = False  # nothing under {tmp} but --out may change (a bystander is added)
 
 
 def _cfg(text: str, name: str = "job.yaml") -> Callable[[Path, pytest.MonkeyPatch], str]:
@@ -87,6 +89,17 @@ def _read_only(tmp: Path, mp: pytest.MonkeyPatch) -> str:
 
 def _garbage(tmp: Path, mp: pytest.MonkeyPatch) -> str:
     return str(bc.build_garbage_checkpoint(tmp))
+
+
+def _recorded_dotdot(tmp: Path, mp: pytest.MonkeyPatch) -> str:
+    """The finished job in {tmp}/out as a box2mask before issue 24 recorded a sequence ``..``:
+    its outputs list ``..`` (``--overwrite`` removed the folder holding --out)."""
+    job = tmp / "out" / ".box2mask" / "job.json"
+    saved = json.loads(job.read_text())
+    saved["outputs"] = ["annotations.json", ".."]
+    saved.pop("owned", None)
+    job.write_text(json.dumps(saved))
+    return ""
 
 
 def _env_root(tmp: Path, mp: pytest.MonkeyPatch) -> str:
@@ -215,6 +228,43 @@ ROWS = [
     Row("config-binary", ["--config", "{x}"], 2, ["--config {x}"],
         setup=lambda tmp, mp: str(bc.write_text(tmp, "bin.yaml", bytes(range(256))))),
     _refused("job-options-changed", "--model ellipse", "--overwrite"),
+    # -- issue 24: names that made paths outside --out. Names that can be made safe are
+    # converted under a safe folder name with a "note:" saying which (docs/jobs.md); the COCO
+    # output keeps the dataset's names. Every row: nothing under {tmp} outside --out changes.
+    Row("coco-sequence-escape", ["--format", "coco,png,davis,yolo"], 0,
+        ["'../../ESC1' -> %2E%2E/%2E%2E/ESC1"], data=bp.build_coco_sequence_escape,
+        dataset="coco", converted=("../../ESC1",), outside=True),
+    Row("coco-sequence-empty", ["--format", "coco,png"], 0, ["'' -> %"],
+        data=bp.build_coco_sequence_empty, dataset="coco", converted=("",), outside=True),
+    Row("coco-sequence-dot", ["--format", "coco,png"], 0, ["'.' -> %2E"],
+        data=bp.build_coco_sequence_dot, dataset="coco", converted=(".",), outside=True),
+    Row("coco-sequence-absolute", ["--format", "coco,png"], 0, ["/ESC2' -> %/"],
+        data=bp.build_coco_sequence_absolute, dataset="coco", outside=True),
+    Row("coco-file-name-dotdot", ["--format", "coco,png,yolo"], 0, ["'..' -> %2E%2E"],
+        data=bp.build_coco_file_name_dotdot, dataset="coco", converted=("..", "clipA"),
+        outside=True),
+    Row("coco-sequence-300-bytes", ["--format", "coco,png,davis,mots"], 0,
+        ["'" + "L" * 300 + "' -> " + "L" * 183 + "~10bf7a12272b807e"],
+        data=bp.build_coco_sequence_300_bytes, dataset="coco", converted=("L" * 300,),
+        outside=True),
+    Row("coco-sequence-lone-surrogate", ["--format", "coco,png"], 0,
+        ["'a\\ud800b' -> a%ED%A0%80b"], data=bp.build_coco_sequence_lone_surrogate,
+        dataset="coco", converted=("a\ud800b",), outside=True),
+    Row("coco-sequences-one-folder", [], 2,
+        ["sequences", "both map to the path", "L" * 183 + "~10bf7a12272b807e"],
+        data=bp.build_coco_sequences_collide, dataset="coco", outside=True),
+    Row("viso-folder-names-hostile", ["--format", "coco,png,davis,mots"], 0,
+        ["car/a%0Ab<i>%FF", "ship/" + "S" * 183 + "~"], data=bp.build_viso_hostile_folders,
+        converted=("car/a\nb<i>\udcff", "ship/" + "S" * 255), outside=True),
+    Row("mot-sequence-255-bytes", ["--format", "coco,png,davis"], 0, ["Q" * 183 + "~"],
+        data=bp.build_mot_sequence_255_bytes, dataset="mot", converted=("Q" * 255,),
+        outside=True),
+    Row("out-name-300-bytes", ["--out", "{tmp}/" + "O" * 300 + "/x"], 2,
+        ["--out {tmp}/" + "O" * 300 + "/x", "is 300 bytes, over the file system's 255-byte limit"],
+        outside=True),
+    Row("overwrite-job-recorded-dotdot", ["--overwrite"], 2,
+        ["--overwrite", "'..'", "nothing was deleted"], setup=_recorded_dotdot, kept=True,
+        outside=True),
 ]  # fmt: skip
 
 
@@ -225,6 +275,17 @@ def _flat(text: str) -> str:
 def _snapshot(out: Path) -> dict[str, bytes]:
     files = [out / ".box2mask" / "ledger.jsonl", out / "annotations.json"]
     return {str(p): p.read_bytes() for p in files}
+
+
+def _outside(tmp: Path, out: Path) -> dict[str, tuple[int, int]]:
+    """Every entry under ``tmp`` but ``out``'s subtree: (mode, size) of each, files' mtimes."""
+    found = {}
+    for p in tmp.rglob("*"):
+        if p == out or out in p.parents:
+            continue
+        st = p.lstat()
+        found[os.fsdecode(p.relative_to(tmp))] = (st.st_mode, 0 if p.is_dir() else st.st_mtime_ns)
+    return found
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
@@ -239,6 +300,9 @@ def test_bad_input(row: Row, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert first.exit_code == 0, first.output
         before = _snapshot(out)
     x = row.setup(tmp_path, monkeypatch) if row.setup else ""
+    if row.outside:
+        (tmp_path / "bystander.txt").write_text("keep")
+        around = _outside(tmp_path, out)
 
     def fill(s: str) -> str:
         return s.format(tmp=tmp_path, root=root, out=out, x=x)
@@ -265,7 +329,9 @@ def test_bad_input(row: Row, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             assert fill(s) in message, shown
     else:
         assert "error:" not in res.output, shown
-        reports = _flat(" ".join(ln for ln in res.output.splitlines() if "skipped:" in ln))
+        reports = _flat(
+            " ".join(ln for ln in res.output.splitlines() if "skipped:" in ln or "note:" in ln)
+        )
         for s in row.says:
             assert fill(s) in reports, shown
         coco = json.loads((out / "annotations.json").read_text())
@@ -273,6 +339,8 @@ def test_bad_input(row: Row, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert set(row.converted) <= done, shown
     if row.kept:
         assert _snapshot(out) == before, shown  # the finished job is untouched
+    if row.outside:
+        assert _outside(tmp_path, out) == around, shown  # nothing written or deleted outside
 
 
 def test_the_table_covers_issue_16():
@@ -285,5 +353,16 @@ def test_the_table_covers_issue_16():
         "out-is-a-file", "out-read-only", "out-under-proc", "config-invalid-yaml",
         "config-batch-size-many", "context-nan", "rows-w-h-nan-counted", "truncated-jpeg",
         "truncated-jpeg-strict", "classes-bus-absent", "sequence-without-gt",
+    ):  # fmt: skip
+        assert needed in ids
+
+
+def test_the_table_covers_issue_24_paths():
+    ids = {r.id for r in ROWS}
+    for needed in (
+        "coco-sequence-escape", "coco-sequence-empty", "coco-sequence-dot",
+        "coco-sequence-absolute", "coco-file-name-dotdot", "coco-sequence-300-bytes",
+        "coco-sequence-lone-surrogate", "coco-sequences-one-folder", "viso-folder-names-hostile",
+        "mot-sequence-255-bytes", "out-name-300-bytes", "overwrite-job-recorded-dotdot",
     ):  # fmt: skip
         assert needed in ids

@@ -3,7 +3,9 @@
 The page is opened from disk (``file://``, no server); the test checks that
 the thumbnails decode, that a filter narrows the list, and that decisions
 made by clicking in the page, exported through the page's own download
-link, are what ``box2mask qa apply`` reads back.
+link, are what ``box2mask qa apply`` reads back. A page built from hostile
+category, sequence and path names (issue 24) must run its own script and
+contain no injected element.
 """
 
 from __future__ import annotations
@@ -139,3 +141,78 @@ def test_review_page_in_headless_chromium(browser, tmp_path: Path) -> None:
 
     assert key(byid[rej]) not in keys
     assert keys[key(byid[boxed])]["mask_source"] == "box"
+
+
+#: dataset-derived names that break out of each context of the page if not escaped for it:
+#: inline JSON in <script> (``<!--<script>``, ``</script>``), HTML text (``<title>``),
+#: attributes (``"'>``), and JavaScript line terminators (U+2028/2029)
+HOSTILE_CATEGORIES = {
+    "car": "<!--<script>",
+    "airplane": "</script><script>window.__pwned = 'category script'</script>",
+    "ship": '"><img src=x onerror="window.__pwned = \'category img\'">&amp;',
+}
+HOSTILE_SEQUENCES = {
+    "car/001": "<!--\u2028\u2029\"'><svg onload=\"window.__pwned = 'sequence svg'\">",
+    "plane/001": "</script><!-- <script>window.__pwned = 'sequence script'</script>",
+    "ship/001": "]]><img src=x onerror=window.__pwned='ship'> \udcff",
+}
+
+
+def test_review_page_of_hostile_names_runs_and_injects_nothing(browser, tmp_path: Path) -> None:
+    """A page built from hostile category, sequence and path names: its own script runs (every
+    card is drawn, the filters list the names as text) and no injected element or script exists."""
+    job = tmp_path / "job"
+    r = runner.invoke(app, ["convert", "-d", "viso", "--root", str(EXAMPLE), "--out", str(job),
+                            "--model", "ellipse", "--format", "coco"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    coco = json.loads((job / "annotations.json").read_text())
+    for c in coco["categories"]:
+        c["name"] = HOSTILE_CATEGORIES.get(c["name"], c["name"])
+    for im in coco["images"]:
+        im["sequence"] = HOSTILE_SEQUENCES[im["sequence"]]
+    # the page's title names the file: a folder name closing <title> and opening an element
+    pred = tmp_path / "job<" / "title><img src=x onerror=window.__pwned='title'>" / "pred.json"
+    pred.parent.mkdir(parents=True)
+    pred.write_text(json.dumps(coco))
+    page = tmp_path / "review"
+    r = runner.invoke(app, ["qa", "--out", str(pred), "--image-root", str(EXAMPLE), "--html",
+                            str(page)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+
+    browser.get((page / "index.html").as_uri())
+    assert browser.title == f"box2mask qa: {pred}"
+    assert browser.execute_script("return window.__pwned === undefined")
+    # the page's own script ran: a card per object, each with its four decision buttons
+    n = len(coco["annotations"])
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".card")) == n
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".card input[type=radio]")) == 4 * n
+    # nothing injected: only the page's two scripts, no svg, only thumbnail images
+    assert browser.execute_script("return document.scripts.length") == 2
+    assert (
+        browser.execute_script(
+            "return document.querySelectorAll('svg, [onerror], [onload]').length"
+        )
+        == 0
+    )
+    srcs = browser.execute_script("return [...document.images].map(i => i.getAttribute('src'))")
+    assert srcs and all(s.startswith("thumbs/") for s in srcs)
+    # the names arrive intact, as text: in the filters and in the cards
+    options = browser.execute_script(
+        "return [...document.querySelectorAll('#f-category option')].map(o => o.value)"
+    )
+    used = {c["id"]: c["name"] for c in coco["categories"]}
+    assert set(options) == {"", *(used[a["category_id"]] for a in coco["annotations"])}
+    assert set(options) == {"", *HOSTILE_CATEGORIES.values()}
+    # (the lone surrogate of one name is compared in the page: it does not cross the driver)
+    same = browser.execute_script(
+        "const want = arguments[0].concat([arguments[1] + '\\udcff']);"
+        "const got = [...document.querySelectorAll('#f-sequence option')].slice(1).map(o => o.value);"
+        "return got.length === want.length && want.every(v => got.includes(v))",
+        [s for s in HOSTILE_SEQUENCES.values() if "\udcff" not in s],
+        HOSTILE_SEQUENCES["ship/001"].replace("\udcff", ""),
+    )
+    assert same
+    cat = HOSTILE_CATEGORIES["car"]
+    Select(browser.find_element(By.ID, "f-category")).select_by_value(cat)
+    shown = browser.find_elements(By.CSS_SELECTOR, ".card .meta")
+    assert shown and all(f" · {cat} · " in m.text for m in shown)

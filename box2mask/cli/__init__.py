@@ -37,6 +37,9 @@ def _root(
     ),
 ) -> None:
     """Instance masks from the boxes of satellite-video tracking datasets (ROS-SAM)."""
+    from box2mask.cli._common import printable_streams
+
+    printable_streams()  # names with undecodable bytes print as \udcff, never fail
 
 
 def main() -> None:

@@ -33,6 +33,20 @@ console = _console()
 err_console = _console(stderr=True)
 
 
+def printable_streams() -> None:
+    """Let stdout and stderr print any name a dataset gives.
+
+    A folder name with bytes that are not UTF-8 reaches Python as lone surrogates
+    (``\\udcff``), and a JSON file can hold them as escapes; printing one to a UTF-8
+    stream raised ``UnicodeEncodeError`` (an internal error, after the work was done).
+    They are printed as ``\\udcff`` instead.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            reconfigure(errors="backslashreplace")
+
+
 def setup_logging(verbose: bool = False) -> None:
     """Log lines through rich on a terminal, plain lines otherwise."""
     level = logging.INFO if verbose else logging.WARNING

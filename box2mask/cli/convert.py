@@ -204,6 +204,8 @@ def _print_summary(summary, options: ConvertOptions) -> None:  # noqa: ANN001
     for path in summary.outputs:
         table.add_row("output", escape(str(path)))
     console.print(table)
+    for note in summary.notes:
+        console.print(f"  [cyan]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     for err in summary.problems.reports[:20]:
         console.print(f"  [yellow]skipped:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
     if len(summary.problems) > 20:

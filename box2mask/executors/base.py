@@ -6,9 +6,11 @@ frame's outputs encoded (:class:`~box2mask.writers.base.EncodedFrame`). It
 passes them to the :class:`FrameSink`, in the calling (driver) process only,
 which keeps the job's contract in one place:
 
-1. the frame's files are written atomically (temp file, fsync, rename);
-2. only then is the frame recorded in the ledger (one ``write``, fsync);
-3. then it is counted and the progress callback told.
+1. the frame's files outside the job's state folder are listed in the job's
+   output manifest (``outputs.jsonl``, read by ``--overwrite``);
+2. the frame's files are written atomically (temp file, fsync, rename);
+3. only then is the frame recorded in the ledger (one ``write``, fsync);
+4. then it is counted and the progress callback told.
 
 So a kill at any moment leaves every recorded frame complete, a frame is
 recorded once, and only one process ever writes the ledger. A new executor
@@ -27,10 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_write_bytes
 from box2mask.job import Job, WriteFailed
 from box2mask.layout import STATE_DIR, part_path
 from box2mask.registry import Registry
+from box2mask.safe_paths import check_relpath
 from box2mask.types import Frame, FrameMasks
 from box2mask.writers.base import EncodedFrame, FrameFile, Writer
 from box2mask.writers.coco import frame_part
@@ -121,8 +125,19 @@ class FrameSink:
                 propagates as is.
         """
         out = self.job.out
+        for f in enc.files:  # a writer's bug must not write outside --out either
+            try:
+                check_relpath(f.path)
+            except ValueError:
+                raise Box2MaskError(
+                    f"{enc.sequence} frame {enc.frame_index}: a writer gave the output path "
+                    f"{f.path!r}, which is not a plain path inside --out; nothing written"
+                ) from None
         with self._lock, self._time("write"):
             try:
+                self.job.note_outputs(
+                    [f.path for f in enc.files if not f.path.startswith(STATE_DIR + "/")]
+                )
                 for f in enc.files:
                     atomic_write_bytes(out / f.path, f.data)
             except OSError as exc:

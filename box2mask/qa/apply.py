@@ -48,7 +48,15 @@ import numpy as np
 
 from box2mask.errors import UsageError
 from box2mask.io import atomic_open, atomic_write_bytes, atomic_write_json
-from box2mask.layout import COCO_NAME, JOB_FILE, LOCK_FILE, PARTS_DIR, part_path, state_dir
+from box2mask.layout import (
+    COCO_NAME,
+    JOB_FILE,
+    LOCK_FILE,
+    PARTS_DIR,
+    part_path,
+    sequence_dir,
+    state_dir,
+)
 from box2mask.masks import decode, encode_window_mask, paint
 from box2mask.types import CropWindow
 
@@ -288,8 +296,8 @@ def _sidecar_index(out: Path, sequences: set[str]) -> dict[tuple[str, int], Path
     """``(sequence, frame_index) -> sidecar path`` of the png format's frames in those sequences."""
     found: dict[tuple[str, int], Path] = {}
     for seq in sequences:
-        folder = out / seq
-        if not seq or not folder.is_dir() or folder.name == PARTS_DIR:
+        folder = out / sequence_dir(seq)
+        if not folder.is_dir() or folder.name == PARTS_DIR:
             continue
         for p in folder.glob("*.json"):
             if not p.with_suffix(".png").is_file():

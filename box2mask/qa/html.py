@@ -15,11 +15,12 @@ import html as html_lib
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from box2mask.io import atomic_open, atomic_write_bytes
+from box2mask.io import atomic_open, atomic_write_bytes, imread
 from box2mask.masks import decode
 from box2mask.qa.apply import FORMAT_KEY
 from box2mask.qa.report import Output, QAReport
@@ -72,7 +73,7 @@ def write_page(report: QAReport, output: Output, dest: Path, top: int = 1000) ->
     items = []
     root = report.image_root
     for fname, objs in by_file.items():
-        bgr = cv2.imread(str(Path(root) / fname), cv2.IMREAD_COLOR) if root is not None else None
+        bgr = imread(Path(root) / fname) if root is not None else None
         rgb = None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         for o in objs:
             rel = None
@@ -94,11 +95,55 @@ def write_page(report: QAReport, output: Output, dest: Path, top: int = 1000) ->
         "objects": items,
     }
     page = dest / "index.html"
-    blob = json.dumps(data).replace("</", "<\\/")
-    title = html_lib.escape(f"box2mask qa: {output.coco_path}")
+    title = html_text(f"box2mask qa: {output.coco_path}")
     with atomic_open(page) as fh:
-        fh.write(_PAGE.replace("__TITLE__", title).replace("__DATA__", blob))
+        fh.write(_PAGE.replace("__TITLE__", title).replace("__DATA__", script_json(data)))
     return page
+
+
+# -- escaping by context: every dataset-derived string reaches the page through one of these.
+# The page's script builds everything else with DOM properties (textContent, value, src,
+# dataset), which never parse markup, so attributes need no escaping of their own.
+
+
+def html_text(text: str) -> str:
+    """``text`` for HTML text content (``<title>``): ``& < > " '`` as character references.
+
+    Lone surrogates (a file name's undecodable bytes) cannot be written as UTF-8: they show
+    as ``\\udcff``.
+
+    >>> html_text('a</title><img src=x onerror="y">')
+    'a&lt;/title&gt;&lt;img src=x onerror=&quot;y&quot;&gt;'
+    """
+    return html_lib.escape(text.encode("utf-8", "backslashreplace").decode("utf-8"), quote=True)
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinite floats as ``None``: ``JSON.parse`` rejects ``NaN``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def script_json(obj: Any) -> str:
+    """``obj`` as JSON to put inside ``<script type="application/json">``, read by ``JSON.parse``.
+
+    The HTML parser ends a script element at ``</script`` and enters an "escaped" state at
+    ``<!--`` (after which ``<script>`` makes it skip the real end tag, so a category named
+    ``<!--<script>`` swallowed the page's own script). So no ``<``, ``>`` or ``&`` is written
+    as itself (``\\u003c`` ...: the same string to ``JSON.parse``); the text is ASCII, so
+    U+2028/U+2029 (line terminators in old JavaScript) and lone surrogates are ``\\u``
+    escapes too.
+
+    >>> script_json({"c": "<!--<script>", "s": "</script>&\u2028"})
+    '{"c": "\\\\u003c!--\\\\u003cscript\\\\u003e", "s": "\\\\u003c/script\\\\u003e\\\\u0026\\\\u2028"}'
+    """
+    text = json.dumps(_finite(obj), ensure_ascii=True, allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 _PAGE = """<!doctype html>

@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from box2mask.io import imread
 from box2mask.masks import MaskBlock
 
 _RIDGE = 4.0  # added to the covariances' diagonal (Lab units²): flat regions stay invertible
@@ -28,7 +29,7 @@ _RIDGE = 4.0  # added to the covariances' diagonal (Lab units²): flat regions s
 
 def read_lab(path: Path) -> np.ndarray | None:
     """``(H, W, 3)`` float32 CIE Lab of an image file, ``None`` when it cannot be read."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    bgr = imread(path)  # not cv2.imread: it crashes on names that are not UTF-8
     if bgr is None:
         return None
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB).astype(np.float32)

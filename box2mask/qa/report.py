@@ -191,6 +191,15 @@ def write_reports(report: QAReport, dest: Path) -> list[Path]:
         for o in report.objects:
             d = o.as_dict()
             row = [d[k] for k in head[:9]] + [d["suspicion"], " ".join(d["flags"])]
-            w.writerow(row + ["" if d["signals"][k] is None else d["signals"][k]
-                              for k in SIGNAL_COLUMNS])  # fmt: skip
+            cells = row + ["" if d["signals"][k] is None else d["signals"][k]
+                           for k in SIGNAL_COLUMNS]  # fmt: skip
+            w.writerow([_csv_text(v) for v in cells])
     return [jp, cp]
+
+
+def _csv_text(value: Any) -> Any:
+    """A CSV cell: a name holding lone surrogates (a file name's undecodable bytes, a JSON
+    ``\\udcff``) is written with them as ``\\udcff`` text; UTF-8 cannot hold them."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value

@@ -87,7 +87,8 @@ def sample_picture(aug: Augmented, title: str = "") -> np.ndarray:
 
 def write_picture(path: Path, picture: np.ndarray) -> Path:
     """Write an RGB picture as PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
+    from box2mask.io import write_png_file  # not cv2.imwrite: it crashes on non-UTF-8 names
+
+    if not write_png_file(path, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
         raise UsageError(f"cannot write {path}")
     return path

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from box2mask.layout import sequence_dir
 from box2mask.registry import Registry
 from box2mask.types import FrameMasks
 
@@ -156,5 +157,8 @@ WRITERS: Registry[type[Writer]] = _WriterRegistry("format", entry_point_group="b
 
 
 def sequence_tops(sequences: list[str]) -> list[str]:
-    """The top-level folders of per-sequence outputs (``car/001`` -> ``car``), sorted, unique."""
-    return sorted({s.split("/")[0] for s in sequences})
+    """The top-level folders of per-sequence outputs (``car/001`` -> ``car``), sorted, unique.
+
+    Folders are the sequences' safe names (:func:`box2mask.layout.sequence_dir`).
+    """
+    return sorted({sequence_dir(s).split("/")[0] for s in sequences})

@@ -8,7 +8,8 @@
     ImageSets/all.txt                 the videos, one per line, dataset order
     objects.json                      per video: its sequence and index -> track id, category
 
-``<video>`` is the sequence name with ``/`` replaced by ``_`` (:func:`video_name`):
+``<video>`` is the sequence name with ``/`` replaced by ``_``, made safe for a
+folder name (:func:`box2mask.layout.video_name`):
 DAVIS readers (XMem, Cutie, SAM 2's VOS loader) take every entry of
 ``JPEGImages/`` as one video, so a nested ``car/001`` would read as a video
 ``car`` whose frames are folders. ``<stem>`` is the frame's image stem as in
@@ -30,8 +31,8 @@ category) is one object: its masks are united.
 
 The assembly reads the job's COCO parts; it holds one sequence's parts at a
 time. The sequence and track helpers here (:func:`by_sequence`,
-:func:`track_order`, :func:`video_name`, :func:`link`) are shared with the
-MOTS, YouTube-VIS and YOLO writers.
+:func:`track_order`, :func:`check_video_names`, :func:`link`) are shared with
+the MOTS, YouTube-VIS and YOLO writers.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import itertools
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,7 @@ from PIL import Image
 
 from box2mask.errors import UsageError
 from box2mask.io import atomic_write_bytes
-from box2mask.layout import output_stem
+from box2mask.layout import image_suffix, output_stem, video_name
 from box2mask.masks import decode, paint
 from box2mask.types import Frame
 from box2mask.writers._json import write_json_sidecar
@@ -85,15 +86,6 @@ def davis_palette() -> list[int]:
 
 
 _PALETTE = davis_palette()
-
-
-def video_name(sequence: str) -> str:
-    """A flat folder name for a sequence: ``/`` becomes ``_``.
-
-    >>> video_name("car/001")
-    'car_001'
-    """
-    return sequence.replace("/", "_")
 
 
 def check_video_names(sequences: Iterable[str], fmt: str) -> dict[str, str]:
@@ -240,9 +232,7 @@ def write_davis(
                 )
                 png = palette_png(index_map)
                 atomic_write_bytes(base / "Annotations" / video / f"{stem}.png", png)
-                link(
-                    image, base / "JPEGImages" / video / f"{stem}{PurePosixPath(image.name).suffix}"
-                )
+                link(image, base / "JPEGImages" / video / f"{stem}{image_suffix(image.name)}")
                 n_png += 1
         keys = sorted(order, key=order.__getitem__)
         for g, video in enumerate(groups):

@@ -5,7 +5,7 @@
     <video>.txt     time_frame id class_id img_height img_width rle
     tracks.json     class ids -> names; per video its sequence and id -> track id, category
 
-One file per sequence, ``<video>`` its flat name (:func:`box2mask.writers.davis.video_name`,
+One file per sequence, ``<video>`` its flat name (:func:`box2mask.layout.video_name`,
 ``car/001`` -> ``car_001``). Lines are in frame order, then id order:
 
 - ``time_frame``: the dataset's own frame number (``frame_index`` of the COCO

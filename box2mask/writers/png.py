@@ -1,6 +1,7 @@
 """Per-frame PNG instance maps (DESIGN §7).
 
-For each frame, ``<out>/<sequence>/<frame>.png`` (``<frame>``: the stem of the
+For each frame, ``<out>/<sequence>/<frame>.png`` (``<sequence>``: the sequence's
+safe folder name, :func:`box2mask.layout.sequence_dir`; ``<frame>``: the stem of the
 frame's own image file, see :func:`box2mask.layout.output_stem`) is a 16-bit single-channel
 PNG of instance indices (0 = background, ``k`` = the frame's ``k``-th object,
 1-based, in the frame's object order), and ``<frame>.json`` beside it maps
@@ -20,7 +21,7 @@ import numpy as np
 from box2mask.errors import Box2MaskError
 from box2mask.geometry import frame_block
 from box2mask.io import atomic_write_bytes
-from box2mask.layout import output_stem
+from box2mask.layout import output_stem, sequence_dir
 from box2mask.masks import paint
 from box2mask.types import FrameMasks
 from box2mask.writers.base import WRITERS, FrameFile, Writer, sequence_tops
@@ -42,7 +43,7 @@ def instance_map(fm: FrameMasks) -> np.ndarray:
 
 def png_frame_files(fm: FrameMasks) -> list[FrameFile]:
     """A frame's PNG and JSON sidecar as :class:`FrameFile` s (paths relative to ``--out``)."""
-    stem = f"{fm.frame.sequence}/{output_stem(fm.frame)}"
+    stem = f"{sequence_dir(fm.frame.sequence)}/{output_stem(fm.frame)}"
     ok, buf = cv2.imencode(".png", instance_map(fm))
     if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
         raise Box2MaskError(

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -51,6 +51,7 @@ import numpy as np
 
 from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_write_bytes
+from box2mask.layout import image_suffix, sequence_dir
 from box2mask.masks import decode
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import link, part_hw, part_stem
@@ -59,13 +60,14 @@ YOLO_DIR = "yolo"
 
 
 def label_path(sequence: str, stem: str) -> str:
-    """``yolo/labels/<sequence>/<stem>.txt`` (posix, relative to ``--out``)."""
-    return f"{YOLO_DIR}/labels/{sequence}/{stem}.txt"
+    """``yolo/labels/<sequence>/<stem>.txt`` (posix, relative to ``--out``; ``<sequence>``
+    the safe folder name, :func:`box2mask.layout.sequence_dir`)."""
+    return f"{YOLO_DIR}/labels/{sequence_dir(sequence)}/{stem}.txt"
 
 
 def image_link_path(sequence: str, stem: str, file_name: str) -> str:
     """``yolo/images/<sequence>/<stem><ext of the image>``."""
-    return f"{YOLO_DIR}/images/{sequence}/{stem}{PurePosixPath(file_name).suffix}"
+    return f"{YOLO_DIR}/images/{sequence_dir(sequence)}/{stem}{image_suffix(file_name)}"
 
 
 def min_index(arr1: np.ndarray, arr2: np.ndarray) -> tuple[int, int]:
