@@ -45,19 +45,9 @@ from box2mask.problems import Problems
 from box2mask.registry import Registry
 from box2mask.types import Frame
 
-
-class _AdapterRegistry(Registry["type[Adapter]"]):
-    """Registers an adapter class under its ``--dataset`` name, which it sets on the class."""
-
-    def add(self, name: str, obj: type[Adapter]) -> None:
-        obj.name = name
-        super().add(name, obj)
-
-
-#: ``--dataset`` name -> adapter class (plugins: entry-point group ``box2mask.adapters``)
-ADAPTERS: Registry[type[Adapter]] = _AdapterRegistry(
-    "dataset", entry_point_group="box2mask.adapters"
-)
+#: ``--dataset`` name -> adapter class (plugins: entry-point group ``box2mask.adapters``);
+#: ``@ADAPTERS.register(name)`` sets the class's ``name``
+ADAPTERS: Registry[type[Adapter]] = Registry("dataset", entry_point_group="box2mask.adapters")
 
 
 @dataclass(frozen=True)
@@ -301,6 +291,31 @@ def resolve_root(dataset: str, root: Path | str | None) -> Path:
     raise DatasetNotFound(
         f"no {dataset} dataset found; tried: " + "; ".join(tried) + ". Pass --root PATH."
     )
+
+
+def open_dataset(
+    name: str,
+    root: Path | str | None,
+    options: Mapping[str, Any] | None = None,
+    problems: Problems | None = None,
+) -> Adapter:
+    """The adapter registered as ``name``, opened on its root (:func:`resolve_root`, made absolute).
+
+    The one way box2mask opens a dataset (convert, eval, viz, qa's ground
+    truth, the temporal memory, training).
+
+    Args:
+        name: the ``--dataset`` name.
+        root: ``--root``, or ``None`` for ``$BOX2MASK_DATA/<name>``.
+        options: the adapter's options (``--adapter-option key=value``).
+        problems: where bad input is reported; a fresh :class:`Problems` by default.
+
+    Raises:
+        UsageError: an unknown dataset (lists the registered ones) or adapter option.
+        DatasetNotFound: no root (names the paths tried), or the adapter's layout is not there.
+    """
+    cls = ADAPTERS.get(name)
+    return cls(resolve_root(name, root).resolve(), problems=problems, **dict(options or {}))
 
 
 # -- text annotation helpers (FORMATS.md "Common rules") ----------------------

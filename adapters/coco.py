@@ -11,8 +11,9 @@ else the first folder of its ``file_name``, else one sequence named after the
 JSON file; its frame index is the image's ``frame_index``, else its id. Each
 annotation is an object: ``bbox`` ``[x, y, w, h]`` becomes ``xyxy``; the track
 id is ``track_id``, else the annotation id; ``segmentation`` (polygons,
-uncompressed or compressed RLE) is the object's ground-truth mask, decoded by
-pycocotools on demand. ``iscrowd = 1`` annotations are skipped.
+uncompressed or compressed RLE) is the object's ground-truth mask, decoded on
+demand by box2mask's mask codec (:func:`box2mask.masks.decode`: pycocotools'
+rasterisation of polygons, its pixels for RLE). ``iscrowd = 1`` annotations are skipped.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from box2mask.adapters.base import ADAPTERS, Adapter, Option, SequenceInfo
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
 from box2mask.ids import whole_id
+from box2mask.masks import decode
 from box2mask.types import Frame, GtMaskProvider
 
 log = logging.getLogger("box2mask")
@@ -52,7 +54,7 @@ def category_name(name: str) -> str:
 
 
 def decode_segmentation(seg: Any, image_hw: tuple[int, int]) -> np.ndarray:
-    """A COCO ``segmentation`` as an ``(H, W)`` bool mask (pycocotools' rasterisation).
+    """A COCO ``segmentation`` as an ``(H, W)`` bool mask (:func:`box2mask.masks.decode`).
 
     Args:
         seg: polygons (list of flat ``[x0, y0, ...]`` lists), uncompressed RLE
@@ -62,25 +64,19 @@ def decode_segmentation(seg: Any, image_hw: tuple[int, int]) -> np.ndarray:
     Raises:
         ValueError: the value is none of these, or an RLE's size is not ``image_hw``.
     """
-    from pycocotools import mask as mask_utils
-
     h, w = image_hw
     if isinstance(seg, list):
         polys = [p for p in seg if isinstance(p, list) and len(p) >= 6]
         if not polys or not all(isinstance(v, int | float) for p in polys for v in p):
             raise ValueError("polygon segmentation needs lists of at least 3 x, y pairs")
-        rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
+        block = decode(polys, (h, w))
     elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
         if [int(v) for v in seg["size"]] != [h, w]:
             raise ValueError(f"RLE size {list(seg['size'])} is not the image's {[h, w]}")
-        if isinstance(seg["counts"], list):
-            rle = mask_utils.frPyObjects(seg, h, w)
-        else:
-            counts = seg["counts"]
-            rle = {"size": [h, w], "counts": counts.encode() if isinstance(counts, str) else counts}
+        block = decode(seg)
     else:
         raise ValueError("segmentation is neither polygons nor RLE")
-    return mask_utils.decode(rle).astype(bool)
+    return block.to_array((h, w))
 
 
 @ADAPTERS.register("coco")
@@ -214,7 +210,7 @@ class COCO(Adapter):
             return folder
         if (
             images
-            and not (self.root / images[0]["file_name"]).is_file()
+            and not _file_kind(self.root / images[0]["file_name"])[0]
             and (self.root / "images").is_dir()
         ):
             return self.root / "images"
@@ -236,8 +232,8 @@ class COCO(Adapter):
         first = True
         for k, im in self._seqs[sequence].items():
             path = self._images_dir / im["file_name"]
-            if not path.is_file():
-                what = "not found" if not path.exists() else "not a regular file (not read)"
+            regular, what = _file_kind(path)
+            if not regular:
                 self.report(
                     f"frame {k}: image {im['file_name']} (id {im['id']}) {what}; skipped",
                     path,
@@ -324,6 +320,21 @@ class COCO(Adapter):
             objs.append(Obj(xyxy, tid, cat[0], self.json_path, None, extra={"ann_id": aid}))
             segs.append(ann.get("segmentation") or None)
         return objs, segs
+
+
+def _file_kind(path: Path) -> tuple[bool, str]:
+    """``(is a regular file, why not)`` for an image named by the JSON.
+
+    ``Path.is_file`` raises on a name the file system cannot look up (a part over
+    255 bytes: ENAMETOOLONG), which a dataset's own ``file_name`` can hold: that
+    is a missing image, reported, not an internal error.
+    """
+    try:
+        if path.is_file():
+            return True, ""
+        return False, "not found" if not path.exists() else "not a regular file (not read)"
+    except OSError as exc:
+        return False, f"cannot be looked up ({exc.strerror or exc})"
 
 
 def _provider(segs: list[Any], hw: tuple[int, int], adapter: COCO, path: Path) -> GtMaskProvider:

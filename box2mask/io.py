@@ -1,4 +1,4 @@
-"""Atomic file writes: finished output is never half-written.
+"""Atomic file writes (finished output is never half-written), image reads, file hashes.
 
 Every file box2mask produces is written to a temporary name in the same
 folder, flushed and fsynced, then renamed over its final name, so that a
@@ -9,11 +9,12 @@ the new one, never a torn one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -350,3 +351,27 @@ def read_image(path: Path) -> np.ndarray:
     if image is None:
         raise AnnotationError("frame image cannot be decoded (corrupt or not an image)", path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def sha256_file(path: Path | str, progress: Callable[[int, int], None] | None = None) -> str:
+    """The lowercase hex sha256 of a file; of a folder, of its files one after the other.
+
+    The one sha256 helper of box2mask (a checkpoint's hash in the job
+    identity, a training run's base weights, ``weights verify``). A folder
+    (the authors' checkpoint folder) is hashed as its files' bytes in sorted
+    path order. Read in 1 MiB chunks; ``progress(done, total)`` is called
+    after each with the bytes read so far and in all.
+    """
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    total = sum(p.stat().st_size for p in files)
+    h = hashlib.sha256()
+    done = 0
+    for p in files:
+        with open(p, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+    return h.hexdigest()

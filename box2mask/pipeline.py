@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from box2mask.adapters import ADAPTERS, SequenceInfo, resolve_root
+from box2mask.adapters import SequenceInfo, open_dataset
 from box2mask.adapters.base import check_selection, select_sequences
 from box2mask.checks import drop_outside_boxes
 from box2mask.engine import DeviceFailed, Profile
 from box2mask.errors import AnnotationError, Box2MaskError
 from box2mask.executors import FrameEncoder, FrameSink, RunContext, choose_executor
-from box2mask.io import check_frame_file
+from box2mask.io import check_frame_file, sha256_file
 from box2mask.job import DISK_FULL, Job, JobInterrupted, JobStopped, WriteFailed
 from box2mask.layout import STATE_DIR, renamed, sequence_dirs
 from box2mask.merge import job_assembly
@@ -39,7 +39,7 @@ from box2mask.options import (
     split_list,
 )
 from box2mask.problems import Problems
-from box2mask.runtime import choose_model, file_sha256, parse_devices
+from box2mask.runtime import choose_model, parse_devices
 from box2mask.types import Frame
 from box2mask.writers import WRITERS, EncodedFrame, WriterContext
 from box2mask.writers.base import sequence_tops
@@ -124,8 +124,8 @@ def convert(
     opts = options if options is not None else ConvertOptions(**kwargs)
     t_start = time.perf_counter()
     problems = Problems(strict=opts.strict)
-    root = resolve_root(opts.dataset, opts.root).resolve()
-    adapter = ADAPTERS.get(opts.dataset)(root, problems=problems, **opts.adapter_options)
+    adapter = open_dataset(opts.dataset, opts.root, opts.adapter_options, problems)
+    root = adapter.root
 
     all_seqs = adapter.list_sequences()
     check_selection(adapter, all_seqs, opts.classes)  # nothing to convert, or a --classes typo: exit 2
@@ -158,7 +158,7 @@ def convert(
         "root": str(root),
         "adapter_options": adapter.output_options(),
         "model": spec.name,
-        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
+        "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
         **job_identity(opts, prompt_model=spec.kind == "prompt", precision=precision),
     }
     writers = [

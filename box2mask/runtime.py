@@ -6,7 +6,6 @@ Shared by ``convert`` (``pipeline``), its worker processes (``workers``) and
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -96,17 +95,6 @@ def resolve_device(device: str) -> torch.device:
             )
         dev = torch.device("cuda", index)  # one name per GPU: `cuda` and `cuda:0` are one device
     return dev
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, or of each file of a folder (sorted) for checkpoint folders."""
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in files:
-        with open(p, "rb") as fh:
-            while chunk := fh.read(1 << 22):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:

@@ -476,10 +476,9 @@ def visualize(
         UsageError: bad options, an unknown sequence, or predictions that match
             no frame of the dataset.
     """
-    from box2mask.adapters import ADAPTERS, resolve_root
+    from box2mask.adapters import open_dataset
     from box2mask.evaluate import PredictionIndex
     from box2mask.io import read_image
-    from box2mask.problems import Problems
 
     for name, value in (("--every", every), ("--sheet-frames", sheet_frames)):
         if value < 1:
@@ -494,8 +493,8 @@ def visualize(
         raise UsageError(f"--fps must be > 0, got {fps}")
     source = find_predictions(Path(predictions))
     preds = PredictionIndex.load(source)
-    ds_root = resolve_root(dataset, root).resolve()
-    adapter = ADAPTERS.get(dataset)(ds_root, problems=Problems(), **(adapter_options or {}))
+    adapter = open_dataset(dataset, root, adapter_options)
+    ds_root = adapter.root
     infos = {s.name: s for s in adapter.list_sequences()}
     if sequences:
         missing = [s for s in sequences if s not in infos]

@@ -19,8 +19,9 @@ What is rewritten, each file atomically, nothing else touched:
   ``convert`` would (COCO ids 1.., ``area``/``bbox`` from the masks); a
   later resume or ``box2mask merge`` assembles the reviewed output too;
 - the png format (per-frame), when the job has it: the affected frames'
-  instance maps and sidecars, re-painted from the frame's remaining masks by
-  the png writer's rule (largest first, index = position in the frame);
+  instance maps and sidecars, re-painted from the frame's remaining masks with
+  :func:`box2mask.masks.paint`, as the png writer paints them (the smaller
+  object on top, index = position in the frame);
 - without parts (a job folder whose ``.box2mask/parts`` is gone), only
   ``annotations.json`` (rewritten directly, ids renumbered 1..) and the png
   format.
@@ -57,8 +58,7 @@ from box2mask.layout import (
     sequence_dir,
     state_dir,
 )
-from box2mask.mask_blocks import block_from_segmentation
-from box2mask.rle import encode_window_mask
+from box2mask.masks import decode, encode_window_mask, paint
 from box2mask.types import CropWindow
 
 ACTIONS = ("accept", "reject", "box", "ellipse")
@@ -350,18 +350,10 @@ def _sidecar_index(out: Path, sequences: set[str]) -> dict[tuple[str, int], Path
 
 def _rewrite_png(side_path: Path, im: Mapping[str, Any], anns: list[dict],
                  cats: Mapping[Any, str]) -> list[Path]:  # fmt: skip
-    """Re-paint a frame's instance map and sidecar from its annotations (the png writer's rule)."""
+    """Re-paint a frame's instance map and sidecar from its annotations (as the png writer does)."""
     side = json.loads(side_path.read_text(encoding="utf-8"))
     h, w = int(im["height"]), int(im["width"])
-    blocks = [block_from_segmentation(a["segmentation"], (h, w)) for a in anns]
-    inst = np.zeros((h, w), dtype=np.uint16)
-    for k in sorted(range(len(anns)), key=lambda i: -blocks[i].area):
-        b = blocks[k]
-        if b.empty:
-            continue
-        bh, bw = b.mask.shape
-        region = inst[b.top : b.top + bh, b.left : b.left + bw]
-        region[b.mask] = k + 1
+    inst = paint((h, w), [decode(a["segmentation"], (h, w)) for a in anns])
     ok, buf = cv2.imencode(".png", inst)
     if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
         raise UsageError(f"could not encode {side_path.with_suffix('.png')}")
