@@ -227,6 +227,10 @@ class Job:
     def __init__(self, out: Path, identity: dict[str, Any]) -> None:
         self.out = Path(out)
         self.dir = self.out / STATE_DIR
+        self.job_file = self.dir / JOB_FILE
+        self.ledger_file = self.dir / LEDGER_FILE
+        self.finished_file = self.dir / FINISHED_FILE
+        self.outputs_file = self.dir / OUTPUTS_FILE
         self.identity = identity
         self._ledger_fd: int | None = None
         self._lock_fd: int | None = None
@@ -236,22 +240,6 @@ class Job:
         #: ``(frames, objects)`` of corrections ``--overwrite`` dropped, for the summary
         self.dropped: tuple[int, int] = (0, 0)
         self._synced_at = 0.0
-
-    @property
-    def job_file(self) -> Path:
-        return self.dir / JOB_FILE
-
-    @property
-    def ledger_file(self) -> Path:
-        return self.dir / LEDGER_FILE
-
-    @property
-    def finished_file(self) -> Path:
-        return self.dir / FINISHED_FILE
-
-    @property
-    def outputs_file(self) -> Path:
-        return self.dir / OUTPUTS_FILE
 
     def part_path(self, sequence: str, frame_index: int) -> Path:
         return part_path(self.dir, sequence, frame_index)
