@@ -209,6 +209,18 @@ def test_qa_apply_gives_every_format_of_a_fresh_conversion_with_the_decisions(
     COCO(str(job / "annotations.json"))  # pycocotools reads it
 
 
+def test_qa_apply_finds_an_object_by_its_annotation_id(job: Path, tmp_path: Path) -> None:
+    """A decision without a track id names the annotation id of the job's COCO output."""
+    coco = json.loads((job / "annotations.json").read_bytes())
+    target = _key_of(coco)[("s2", 2, 5)]
+    decision = {"sequence": "s2", "frame_index": 2, "id": target["id"], "action": "reject"}
+    res = runner.invoke(app, ["qa", "apply", str(_decide(tmp_path / "d.json", [decision])),
+                              "--job", str(job)])  # fmt: skip
+    assert res.exit_code == 0 and "removed 1," in res.output, res.output
+    after = _key_of(json.loads((job / "annotations.json").read_bytes()))
+    assert set(_key_of(coco)) - set(after) == {("s2", 2, 5)}
+
+
 def test_changes_replace_add_remove_and_review_in_every_format(job: Path, tmp_path: Path) -> None:
     before = _key_of(json.loads((job / "annotations.json").read_bytes()))
     square = np.zeros(HW, np.uint8, order="F")

@@ -56,6 +56,8 @@ class ChangeSummary:
         frames: frames whose corrections changed.
         files: the files written (corrections, per-frame files, assembled formats).
         recovered: frames of an interrupted earlier change that were finished first.
+        assembled: the formats assembled from the parts were written again (``False``
+            for a job whose ``convert`` has not finished: they are written when it does).
     """
 
     out: Path
@@ -64,6 +66,7 @@ class ChangeSummary:
     frames: int = 0
     files: list[Path] = field(default_factory=list)
     recovered: int = 0
+    assembled: bool = False
 
     def counts(self) -> Counter[tuple[str, str]]:
         """``{(action, result): n}``."""
@@ -115,6 +118,7 @@ def apply_changes(
             atomic_write_json(folder.state / PENDING_FILE, {"frames": plan})
             summary.files += _commit(folder, plan)
             summary.frames = len(plan)
+            summary.assembled = folder.finished
     return summary
 
 

@@ -244,6 +244,11 @@ def _apply_to_job(job: JobFolder, decisions: list[Decision], repeated: int) -> A
             summary.replaced[action] = summary.replaced.get(action, 0) + 1
     summary.frames = done.frames
     summary.files = done.files
+    if done.frames and not done.assembled:
+        summary.notes.append(
+            "note: the job's convert has not finished: its formats assembled from the parts "
+            "(coco, ytvis, ...) are written, with the decisions, when it does"
+        )
     if done.recovered:
         summary.notes.append(
             f"note: finished first an earlier change of {done.recovered} frame(s) that was "
