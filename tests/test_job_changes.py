@@ -302,6 +302,7 @@ def test_a_change_that_cannot_be_made_writes_nothing(job: Path) -> None:
         (dict(track_id=1.5), "track_id must be a whole number"),
         (dict(frame_index=float("inf")), "frame_index must be a whole number"),
         (dict(action="replace"), "replace needs annotation"),
+        (dict(action="add", annotation=[1, 2]), "annotation must be a mapping"),
     ]:
         with pytest.raises(UsageError, match=message):
             ObjectChange(**{**dict(action="remove", sequence="s1", frame_index=1, track_id=1),

@@ -116,6 +116,8 @@ class ObjectChange:
                     f"{self.label}: {key} must be a whole number, got {getattr(self, key)!r}"
                 )
             object.__setattr__(self, key, number)
+        if self.annotation is not None and not isinstance(self.annotation, Mapping):
+            raise UsageError(f"{self.label}: annotation must be a mapping of fields")
         if (self.annotation is None) == (self.action in ("replace", "add")):
             need = "needs" if self.annotation is None else "takes no"
             raise UsageError(f"{self.label}: {self.action} {need} annotation")
