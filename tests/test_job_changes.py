@@ -290,6 +290,11 @@ def test_a_change_that_cannot_be_made_writes_nothing(job: Path) -> None:
         (ObjectChange("add", "s1", 1, 8, annotation={"segmentation": {
             "size": [10, 10], "counts": [0, 100]}, "category": "ship"}), "its mask is 10x10"),
         (ObjectChange("add", "s1", 1, 8, annotation={"category": "ship"}), "needs its mask"),
+        (ObjectChange("replace", "s1", 1, 3, annotation={"mask_source": "magic"}), "mask_source"),
+        (ObjectChange("replace", "s1", 1, 3, annotation={"score": float("nan")}), "score must"),
+        (ObjectChange("replace", "s1", 1, 3, annotation={"prompt_box": [1, 2, -3, 4]}),
+         "prompt_box must"),
+        (ObjectChange("replace", "s1", 1, 3, annotation={"note": {1, 2}}), "not plain JSON"),
         (ObjectChange("review", "s1", 9, 1), "has no frame 9 of sequence 's1'"),
         (ObjectChange("review", "../s1", 1, 1), "has no frame 1 of sequence '../s1'"),
         (ObjectChange("review", "s1", 2, 1), "change the same object"),

@@ -36,6 +36,7 @@ the re-derived formats are :mod:`box2mask.job.changes`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ from box2mask.ids import whole_id
 from box2mask.job.parts import Part, part_hw
 from box2mask.layout import CORRECTIONS_DIR, frame_stem, sequence_dir
 from box2mask.masks import decode, encode_frame_block
+from box2mask.types import MASK_SOURCES
 
 #: what a change does to its object
 ACTIONS = ("replace", "add", "remove", "review")
@@ -334,8 +336,38 @@ def _record(
             record["prompt_box"] = list(enc.bbox)
     record.update(fields)
     record.update(ch.review_fields(review))
+    _check_record(record, ch)
     first = [k for k in PART_FIELDS if k in record]
     return {k: record[k] for k in [*first, *(k for k in record if k not in PART_FIELDS)]}
+
+
+def _check_record(record: Mapping[str, Any], ch: ObjectChange) -> None:
+    """A record every format can be derived from (checked before anything is written)."""
+    if record.get("mask_source") not in MASK_SOURCES:
+        raise UsageError(
+            f"{ch.label}: mask_source must be one of {', '.join(MASK_SOURCES)}, "
+            f"got {record.get('mask_source')!r}"
+        )
+    score = record.get("score")
+    if score is not None and (
+        isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score)
+    ):
+        raise UsageError(f"{ch.label}: score must be a finite number or null, got {score!r}")
+    box = record.get("prompt_box")
+    ok = (
+        isinstance(box, (list, tuple))
+        and len(box) == 4
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
+        and all(math.isfinite(v) for v in box)
+        and box[2] >= 0
+        and box[3] >= 0
+    )
+    if not ok:
+        raise UsageError(f"{ch.label}: prompt_box must be [x, y, w, h] (w, h >= 0), got {box!r}")
+    try:
+        json.dumps(record, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{ch.label}: a field is not plain JSON ({exc})") from None
 
 
 def _category(ch: ObjectChange, categories: list[dict[str, Any]]) -> str | None:
