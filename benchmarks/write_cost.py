@@ -42,13 +42,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from box2mask.executors.base import part_bytes  # noqa: E402
 from box2mask.geometry import window_for_box  # noqa: E402
 from box2mask.io import atomic_write_bytes  # noqa: E402
+from box2mask.job.parts import encode_part, frame_part, read_part  # noqa: E402
 from box2mask.layout import STATE_DIR, part_path  # noqa: E402
 from box2mask.types import Frame, FrameMasks, MaskBlock, ObjectMask  # noqa: E402
 from box2mask.writers import WRITERS, Assembly, FrameFile, WriterContext  # noqa: E402
-from box2mask.writers.coco import category_table, frame_part, read_parts  # noqa: E402
+from box2mask.writers.coco import category_table  # noqa: E402
 
 HW = (1024, 1024)
 SEQ = "car/001"
@@ -115,11 +115,11 @@ def main() -> None:
         for fm in dense_frames(args.frames, args.per_frame):
             n_obj += len(fm.masks)
             rel = part_path(Path(STATE_DIR), fm.frame.sequence, fm.frame.frame_index).as_posix()
-            timed("parts", 0, lambda: write([FrameFile(rel, part_bytes(frame_part(fm)))]))  # noqa: B023
+            timed("parts", 0, lambda: write([FrameFile(rel, encode_part(frame_part(fm)))]))  # noqa: B023
             for name, w in writers.items():
                 timed(name, 0, lambda w=w: write(w.encode_frame(fm)))  # noqa: B023
         files = sorted((out / STATE_DIR / "parts" / SEQ).glob("*.json"))
-        assembly = Assembly(cats, lambda: read_parts(files), [SEQ])
+        assembly = Assembly(cats, lambda: map(read_part, files), [SEQ])
         for name, w in writers.items():
             timed(name, 1, lambda w=w: w.finalize(assembly, out))
         sizes = {

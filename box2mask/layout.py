@@ -9,7 +9,11 @@
     <out>/.box2mask/finished.json         the job went through every frame
     <out>/.box2mask/parts/<sequence>/<frame_stem>.json   a frame's COCO part
     <out>/.box2mask/outputs.jsonl         per-frame output files, recorded before they are written
-    <out>/.box2mask/lock                  held while a run owns the job
+    <out>/.box2mask/corrections/<sequence>/<frame_stem>.json   a frame's corrections (people's)
+    <out>/.box2mask/corrections.pending.json   the journal of a change being applied
+    <out>/.box2mask/lock                  held while a run (or a change) owns the job
+
+Who reads and writes these is :mod:`box2mask.job` (docs/jobs.md).
 
 ``<sequence>`` is :func:`sequence_dir` of the sequence's name and ``<stem>``
 :func:`output_stem` of the frame: names from the data reach a path only
@@ -33,6 +37,9 @@ FINISHED_FILE = "finished.json"
 PARTS_DIR = "parts"
 LOCK_FILE = "lock"
 OUTPUTS_FILE = "outputs.jsonl"
+CORRECTIONS_DIR = "corrections"
+#: the journal of a change being applied (:mod:`box2mask.job.changes`)
+PENDING_FILE = "corrections.pending.json"
 
 
 def state_dir(out: Path) -> Path:

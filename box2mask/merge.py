@@ -39,20 +39,14 @@ import json
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from box2mask.errors import UsageError
-from box2mask.job import diff_identity, format_diffs
-from box2mask.layout import (
-    FINISHED_FILE,
-    JOB_FILE,
-    PARTS_DIR,
-    STATE_DIR,
-    part_frame_index,
-    sequence_dir,
-    sequence_dirs,
-)
+from box2mask.job import JobFileError, JobFolder, diff_identity, format_diffs
+from box2mask.job.derive import finalize
+from box2mask.layout import FINISHED_FILE, JOB_FILE, STATE_DIR, sequence_dirs
 from box2mask.writers import WRITERS, Assembly, WriterContext
 from box2mask.writers.coco import write_coco as write_coco_stream
 
@@ -94,30 +88,26 @@ class _Source:
 
 
 class _JobSource(_Source):
+    """A job folder, read through :class:`~box2mask.job.JobFolder` (parts with corrections)."""
+
     def __init__(self, out: Path) -> None:
         self.label = str(out)
         self.out = Path(out)
-        self.state = out / STATE_DIR
+        self.folder = JobFolder(out)
         try:
-            saved = json.loads((self.state / JOB_FILE).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise MergeError(f"{self.state / JOB_FILE} is unreadable: {exc}") from None
-        self.identity = saved.get("identity", {})
-        self.categories = saved.get("categories", [])
-        self.finished = (self.state / FINISHED_FILE).exists()
-        parts = self.state / PARTS_DIR
+            self.identity = self.folder.identity
+        except JobFileError as exc:
+            raise MergeError(str(exc)) from None
+        self.categories = self.folder.categories
+        self.finished = self.folder.finished
+        self.pending = self.folder.pending
         #: the full dataset's sequence order (shards of one dataset share it)
-        self.order = list(saved.get("sequences", []))
-        self.sequences = [s for s in self.order if (parts / sequence_dir(s)).is_dir()]
+        self.order = self.folder.order
+        self.sequences = self.folder.sequences
 
     def frames(self, sequence: str) -> list[tuple[int, _Loader]]:
-        out = []
-        for p in (self.state / PARTS_DIR / sequence_dir(sequence)).glob("*.json"):
-            index = part_frame_index(p)
-            if index is not None:
-                out.append((index, _json_loader(p)))
-        out.sort(key=lambda t: t[0])
-        return out
+        return [(i, partial(self.folder.read_part, sequence, i))
+                for i in self.folder.frame_indices(sequence)]  # fmt: skip
 
 
 class _CocoSource(_Source):
@@ -187,14 +177,6 @@ class _CocoSource(_Source):
                 if key not in ann:
                     return f"annotations[{n}] has no {key}"
         return None
-
-
-def _json_loader(path: Path) -> _Loader:
-    def load() -> dict[str, Any]:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-
-    return load
 
 
 def open_input(path: Path) -> _Source:
@@ -267,6 +249,12 @@ def merge(
             problems.append(
                 f"{s.label} differs from {jobs[0].label}: "
                 + format_diffs(diffs, a="first has", b="this has")
+            )
+    for s in jobs:
+        if getattr(s, "pending", False):
+            raise MergeError(
+                f"{s.label}: a change to the job (qa apply, an import) was interrupted; run it "
+                "again, or the job's convert command, to complete it before merging"
             )
     for s in jobs:
         if not getattr(s, "finished", True):
@@ -411,15 +399,14 @@ def _write_formats(sources: list[_Source], dest: Path, formats: Sequence[str]) -
     root = Path(jobs[0].identity.get("root", ".")) if jobs else Path(".")  # type: ignore[union-attr]
     ctx = WriterContext(dest, root, assembly.categories, assembly.sequences)
     dest.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for name in formats:
-        writer = WRITERS.get(name)(ctx)
+    writers = [WRITERS.get(name)(ctx) for name in formats]
+    for writer in writers:
         if writer.per_frame:
             for job in jobs:
-                own = WRITERS.get(name)(WriterContext(job.out, root, [], job.sequences))
+                own = WRITERS.get(writer.name)(WriterContext(job.out, root, [], job.sequences))
                 _copy_outputs(own, job.out, dest)
-        written.extend(writer.finalize(assembly, dest))
-        written.extend(dest / o for o in writer.outputs() if (dest / o).exists())
+    written = finalize(writers, assembly, dest)
+    written += [dest / o for w in writers for o in w.outputs() if (dest / o).exists()]
     n_img = sum(1 for _ in assembly.parts())
     n_ann = sum(len(p["annotations"]) for p in assembly.parts())
     return MergeSummary(
@@ -448,14 +435,6 @@ def _assembly(sources: list[_Source]) -> Assembly:
             if seq in present:
                 order.setdefault(seq, None)
     return Assembly(categories, lambda: _ordered_frames(sources), list(order))
-
-
-def job_assembly(out: Path) -> Assembly:
-    """A job's own frames as an :class:`Assembly` (what ``convert``'s writers finalize from).
-
-    The job folder is read when :attr:`Assembly.parts` is called, not before.
-    """
-    return _assembly([_JobSource(Path(out))])
 
 
 def _ordered_frames(sources: list[_Source]) -> Iterator[dict[str, Any]]:

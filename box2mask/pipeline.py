@@ -28,9 +28,10 @@ from box2mask.engine import DeviceFailed, Profile
 from box2mask.errors import AnnotationError, Box2MaskError
 from box2mask.executors import FrameEncoder, FrameSink, RunContext, choose_executor
 from box2mask.io import check_frame_file, sha256_file
-from box2mask.job import DISK_FULL, Job, JobInterrupted, JobStopped, WriteFailed
+from box2mask.job import DISK_FULL, Job, JobFolder, JobInterrupted, JobStopped, WriteFailed
+from box2mask.job.changes import finish_pending
+from box2mask.job.derive import finalize
 from box2mask.layout import STATE_DIR, renamed, sequence_dirs
-from box2mask.merge import job_assembly
 from box2mask.options import (
     ConvertOptions,
     check_output_dir,
@@ -128,7 +129,8 @@ def convert(
     root = adapter.root
 
     all_seqs = adapter.list_sequences()
-    check_selection(adapter, all_seqs, opts.classes)  # nothing to convert, or a --classes typo: exit 2
+    # nothing to convert, or a --classes typo: exit 2
+    check_selection(adapter, all_seqs, opts.classes)
     # every sequence's folder, over the whole dataset so that shards agree; two in one: exit 2
     dirs = sequence_dirs([s.name for s in all_seqs])
     seqs = shard_sequences(select_sequences(opts.dataset, all_seqs, opts.sequences), opts.shard)
@@ -161,9 +163,8 @@ def convert(
         "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
         **job_identity(opts, prompt_model=spec.kind == "prompt", precision=precision),
     }
-    writers = [
-        WRITERS.get(f)(WriterContext(opts.out, root, categories, seq_names)) for f in opts.formats
-    ]
+    ctx = WriterContext(opts.out, root, categories, seq_names, list(opts.formats))
+    writers = [WRITERS.get(f)(ctx) for f in opts.formats]
     outputs = [name for w in writers for name in w.outputs()]
     # what --overwrite may delete whole: every format's own files and folders, except the
     # sequences' folders of a per-frame format (png), which may hold files of the user's:
@@ -183,10 +184,17 @@ def convert(
         },
     )
     notes = _renamed_note(renamed({s: dirs[s] for s in seq_names}))
+    if job.dropped[1]:
+        notes.append(
+            f"--overwrite dropped the job's corrections: {job.dropped[1]} object(s) of "
+            f"{job.dropped[0]} frame(s) reviewed, corrected, added or removed by qa apply or "
+            "an import (docs/jobs.md, 'Corrections')"
+        )
     for line in notes:
         log.info("%s", line)
 
     try:
+        finish_pending(JobFolder(opts.out))  # a change to the job a kill interrupted
         total = sum(s.num_frames for s in seqs)
         # frames already done are counted as they come by (_pending): a ledger line that
         # names no frame of this run, or one whose part is gone, counts for nothing
@@ -257,9 +265,7 @@ def convert(
             raise err
 
         try:
-            assembly = job_assembly(opts.out)
-            for w in writers:
-                w.finalize(assembly, opts.out)
+            finalize(writers, JobFolder(opts.out).assembly(), opts.out)
             job.mark_finished(total, state.frames_done, len(problems) - skipped_before)
         except OSError as exc:
             raise JobStopped(_stopped_message(exc, state, opts, merging=True)) from None

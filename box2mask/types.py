@@ -25,8 +25,9 @@ import numpy as np
 from box2mask.masks.block import MaskBlock
 
 #: Where a mask came from (recorded in every annotation). ``shape``: an inscribed
-#: shape fitted to the image by the ``classical`` model.
-MASK_SOURCES = ("model", "box", "ellipse", "polygon", "obb", "grabcut", "shape")
+#: shape fitted to the image by the ``classical`` model; ``manual``: drawn or corrected
+#: by a person (a job's corrections layer, :mod:`box2mask.job.corrections`).
+MASK_SOURCES = ("model", "box", "ellipse", "polygon", "obb", "grabcut", "shape", "manual")
 
 #: ``gt_mask(i)`` returns object ``i``'s full-frame ground-truth mask,
 #: ``(H, W)`` bool, or ``None`` when that object has none.

@@ -28,8 +28,9 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from box2mask.job.parts import frame_part
 from box2mask.types import CropWindow, Frame, FrameMasks, ObjectMask
-from box2mask.writers.coco import category_table, frame_part, write_coco
+from box2mask.writers.coco import category_table, write_coco
 from box2mask.writers.davis import MAX_OBJECTS, davis_palette, link_value, write_davis
 from box2mask.writers.mots import class_ids, write_mots
 from box2mask.writers.yolo import mask_polygon, merge_multi_segment, write_yolo

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import box2mask
 import box2mask.executors.base
-import box2mask.job
+import box2mask.job.state
 from box2mask.cli import app
 from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
 from box2mask.engine import DeviceFailed, EngineOptions, MaskEngine
@@ -140,8 +140,8 @@ def test_a_full_disk_stops_the_job_cleanly_and_a_rerun_completes_it(tmp_path, mo
     clean = tmp_path / "clean"
     assert runner.invoke(app, [str(a) for a in [*args, "--out", clean]]).exit_code == 0
 
-    # every frame's files are written by the executors' sink
-    real = box2mask.executors.base.atomic_write_bytes
+    # every frame's files are written by the executors' sink, through the job module
+    real = box2mask.job.state.atomic_write_bytes
     writes = []
 
     def full_after_4(path, data):
@@ -151,7 +151,7 @@ def test_a_full_disk_stops_the_job_cleanly_and_a_rerun_completes_it(tmp_path, mo
                 raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, data)
 
-    monkeypatch.setattr(box2mask.executors.base, "atomic_write_bytes", full_after_4)
+    monkeypatch.setattr(box2mask.job.state, "atomic_write_bytes", full_after_4)
     out = tmp_path / "out"
     res = runner.invoke(app, [str(a) for a in [*args, "--out", out]])
     assert res.exit_code == 1, res.output
@@ -169,7 +169,7 @@ def test_a_full_disk_stops_the_job_cleanly_and_a_rerun_completes_it(tmp_path, mo
     ]
     assert not list(out.rglob("*.tmp")) and not (out / "annotations.json").exists()
 
-    monkeypatch.setattr(box2mask.executors.base, "atomic_write_bytes", real)
+    monkeypatch.setattr(box2mask.job.state, "atomic_write_bytes", real)
     res = runner.invoke(app, [str(a) for a in [*args, "--out", out]])
     assert res.exit_code == 0, res.output
     assert "7 converted, 4 already done" in " ".join(res.output.split())

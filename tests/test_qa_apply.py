@@ -92,13 +92,18 @@ def test_apply_removes_and_replaces_consistently(jobs: dict[str, Path], tmp_path
     # the ellipse one is the ellipse model's own mask (this job's model), marked reviewed
     assert new[ell["track_id"]]["segmentation"] == ell["segmentation"]
     assert new[ell["track_id"]]["review"] == "ellipse"
+    # the accepted one keeps its mask and records the review: who and when
+    kept = new[acc["track_id"]]
+    assert kept["segmentation"] == acc["segmentation"] and kept["review"] == "accepted"
+    assert kept["review_tool"] == "box2mask qa" and kept["review_time"].endswith("Z")
+    assert new[boxed["track_id"]]["review_tool"] == "box2mask qa"
     # the rest of the file is unchanged, but for renumbered ids
     strip = ("id",)
     keep_b = [{k: v for k, v in a.items() if k not in strip} for a in before["annotations"]
-              if a["id"] not in (rej["id"], boxed["id"], ell["id"])]  # fmt: skip
+              if a["id"] not in (rej["id"], boxed["id"], ell["id"], acc["id"])]  # fmt: skip
     keep_a = [{k: v for k, v in a.items() if k not in strip} for a in after["annotations"]
               if not (a["image_id"] == rej["image_id"] and a["track_id"] in
-                      (boxed["track_id"], ell["track_id"]))]  # fmt: skip
+                      (boxed["track_id"], ell["track_id"], acc["track_id"]))]  # fmt: skip
     assert keep_a == keep_b
     assert after["images"] == before["images"] and after["categories"] == before["categories"]
 
@@ -114,11 +119,16 @@ def test_apply_removes_and_replaces_consistently(jobs: dict[str, Path], tmp_path
     k = [i["track_id"] for i in side["instances"]].index(boxed["track_id"]) + 1
     m = mask_utils.decode(new[boxed["track_id"]]["segmentation"]).astype(bool)
     assert (inst == k).sum() <= m.sum() and np.all(m[inst == k])
-    # other frames' files are untouched
+    # other frames' files are untouched; the model's part stays, the decisions are the
+    # frame's corrections beside it
     changed = {n for n, b in _snapshot(job).items() if untouched.get(n) != b}
     stem = side_path.stem
-    assert changed <= {"annotations.json", "ytvis.json", f"{seq}/{stem}.png",
-                       f"{seq}/{stem}.json", f".box2mask/parts/{seq}/{fi:06d}.json"}  # fmt: skip
+    layer = f".box2mask/corrections/{seq}/{fi:06d}.json"
+    assert changed == {"annotations.json", "ytvis.json", f"{seq}/{stem}.png",
+                       f"{seq}/{stem}.json", layer}  # fmt: skip
+    assert {o["track_id"] for o in json.loads((job / layer).read_text())["objects"]} == {
+        a["track_id"] for a in (rej, boxed, ell, acc)
+    }
 
     # a format assembled from the parts (ytvis) is re-derived through its writer
     yt = json.loads((job / "ytvis.json").read_text())

@@ -15,9 +15,10 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from box2mask.geometry import paste_mask
+from box2mask.job.parts import frame_part, read_part
 from box2mask.masks import encode_window_mask
 from box2mask.types import CropWindow, Frame, FrameMasks, ObjectMask
-from box2mask.writers.coco import category_table, frame_part, read_parts, write_coco
+from box2mask.writers.coco import category_table, write_coco
 from box2mask.writers.png import instance_map, write_png_frame
 
 
@@ -95,7 +96,7 @@ def _write_dataset(tmp_path):
         [("airplane", "vehicle"), ("ship", "vessel"), ("train", "vehicle"), ("car", "vehicle")]
     )
     dest = tmp_path / "annotations.json"
-    n_img, n_ann = write_coco(read_parts(parts), cats, dest)
+    n_img, n_ann = write_coco(map(read_part, parts), cats, dest)
     return frames, dest, n_img, n_ann
 
 

@@ -30,14 +30,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from box2mask.errors import Box2MaskError
-from box2mask.io import atomic_write_bytes
 from box2mask.job import Job, WriteFailed
-from box2mask.layout import STATE_DIR, part_path
+from box2mask.job.parts import encode_part, frame_part, part_relpath
+from box2mask.job.state import write_frame_files
 from box2mask.registry import Registry
-from box2mask.safe_paths import check_relpath
 from box2mask.types import Frame, FrameMasks
 from box2mask.writers.base import EncodedFrame, FrameFile, Writer
-from box2mask.writers.coco import frame_part
 
 if TYPE_CHECKING:  # torch and the engine are not needed to describe a run
     import torch
@@ -74,20 +72,13 @@ class FrameEncoder:
         files: list[FrameFile] = []
         if self.parts:
             with time_("encode-rle"):
-                rel = part_path(Path(STATE_DIR), frame.sequence, frame.frame_index).as_posix()
-                files.append(FrameFile(rel, part_bytes(frame_part(fm))))
+                rel = part_relpath(frame.sequence, frame.frame_index)
+                files.append(FrameFile(rel, encode_part(frame_part(fm))))
         for w in self.writers:
             with time_("write"):
                 files.extend(w.encode_frame(fm))
         sources = Counter(om.source for om in fm.masks)
         return EncodedFrame(frame.sequence, frame.frame_index, files, dict(sources))
-
-
-def part_bytes(part: dict[str, Any]) -> bytes:
-    """A COCO part as stored in ``parts/`` (compact JSON, as :func:`atomic_write_json` writes it)."""
-    import json
-
-    return json.dumps(part, separators=(",", ":")).encode("utf-8")
 
 
 class FrameSink:
@@ -124,22 +115,13 @@ class FrameSink:
                 the frame is not recorded. An ``OSError`` from the ledger itself
                 propagates as is.
         """
-        out = self.job.out
-        for f in enc.files:  # a writer's bug must not write outside --out either
-            try:
-                check_relpath(f.path)
-            except ValueError:
-                raise Box2MaskError(
-                    f"{enc.sequence} frame {enc.frame_index}: a writer gave the output path "
-                    f"{f.path!r}, which is not a plain path inside --out; nothing written"
-                ) from None
+        if enc.key in self.job.corrected:  # converted again (its part was lost): its files
+            enc = self.job.with_corrections(enc, self.encoder.writers)  # are the job's
         with self._lock, self._time("write"):
             try:
-                self.job.note_outputs(
-                    [f.path for f in enc.files if not f.path.startswith(STATE_DIR + "/")]
-                )
-                for f in enc.files:
-                    atomic_write_bytes(out / f.path, f.data)
+                write_frame_files(self.job.out, enc.files, self.job.manifest)
+            except Box2MaskError as exc:
+                raise Box2MaskError(f"{enc.sequence} frame {enc.frame_index}: {exc}") from None
             except OSError as exc:
                 raise WriteFailed(exc) from exc
             self.job.record(enc.sequence, enc.frame_index, **info)

@@ -3,66 +3,57 @@
 A decision names one object (``sequence``, ``frame_index``, ``track_id``;
 the annotation ``id`` when there is no track id) and an action:
 
-- ``accept``: nothing changes;
+- ``accept``: the object is marked as reviewed (``"review": "accepted"``), its
+  mask unchanged;
 - ``reject``: the object is removed;
 - ``box`` / ``ellipse``: its mask is replaced by the prompt box filled, or
   the ellipse inscribed in it, drawn exactly as ``--model box`` /
   ``--model ellipse`` draw them (score 1.0, ``mask_source`` ``box`` /
   ``ellipse``, ``"review"`` set to the action).
 
-What is rewritten, each file atomically, nothing else touched:
+Every decision records ``review_tool`` ``"box2mask qa"`` and ``review_time``.
+The decisions go into the job's corrections layer through
+:func:`box2mask.job.apply_changes`, the operation an annotation tool's import
+uses too: atomically, under the job's lock, and with every format of the job
+re-derived through the writer registry, the per-frame ones (png, or a plugin's)
+for the frames it touches and the assembled ones (coco, ytvis, davis, mots,
+yolo) whole, exactly as a fresh ``convert`` would write them with those
+objects so. The parts stay the model's; a resumed or rerun ``convert`` and
+``box2mask merge`` keep the decisions; ``--overwrite`` drops them and says so.
 
-- the job's per-frame COCO parts (``.box2mask/parts``) of the affected
-  frames; then every format of the job that is assembled from the parts
-  (``needs_parts`` in the writer registry: coco, ytvis, davis, mots, yolo)
-  is re-derived by its own writer's ``finalize``, exactly as a resumed
-  ``convert`` would (COCO ids 1.., ``area``/``bbox`` from the masks); a
-  later resume or ``box2mask merge`` assembles the reviewed output too;
-- the png format (per-frame), when the job has it: the affected frames'
-  instance maps and sidecars, re-painted from the frame's remaining masks with
-  :func:`box2mask.masks.paint`, as the png writer paints them (the smaller
-  object on top, index = position in the frame);
-- without parts (a job folder whose ``.box2mask/parts`` is gone), only
-  ``annotations.json`` (rewritten directly, ids renumbered 1..) and the png
-  format.
+A folder without a job (a COCO file from another tool as ``annotations.json``,
+or a job whose ``.box2mask/parts`` is gone) gets its ``annotations.json``
+rewritten directly (ids renumbered 1..), and nothing else; ``qa apply`` says so.
 
 Applying the same decisions again changes nothing: a removed object is not
 found again (counted as already applied), a replaced one already has the
-new mask.
+new mask, an accepted one its mark.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import datetime as dt
 import json
 import math
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from box2mask.errors import UsageError
 from box2mask.ids import whole_id
-from box2mask.io import atomic_open, atomic_write_bytes, atomic_write_json
-from box2mask.layout import (
-    COCO_NAME,
-    JOB_FILE,
-    LOCK_FILE,
-    PARTS_DIR,
-    part_path,
-    sequence_dir,
-    state_dir,
-)
-from box2mask.masks import decode, encode_window_mask, paint
+from box2mask.io import atomic_open
+from box2mask.job import JobFileError, JobFolder, ObjectChange, apply_changes, read_job_file
+from box2mask.layout import COCO_NAME
+from box2mask.masks import encode_window_mask
 from box2mask.types import CropWindow
 
 ACTIONS = ("accept", "reject", "box", "ellipse")
 FORMAT_KEY = "box2mask_qa_decisions"
+#: the ``review_tool`` of the decisions ``qa apply`` writes
+REVIEW_TOOL = "box2mask qa"
 
 
 @dataclass
@@ -188,38 +179,111 @@ def _key(seq: str, fi: int, tid: int | None, aid: int | None) -> tuple:
     return (seq, fi, "t", tid) if tid is not None else (seq, fi, "id", aid)
 
 
-@contextlib.contextmanager
-def _job_locked(out: Path) -> Iterator[None]:
-    """Hold the job's ``.box2mask/lock`` (the flock a running convert holds) while applying."""
-    lock = state_dir(out) / LOCK_FILE
-    if not lock.parent.is_dir():
-        yield
-        return
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise UsageError(
-                f"--job {out}: a box2mask process is running this job; apply the decisions "
-                "when it has ended"
-            ) from None
-        yield
-    finally:
-        os.close(fd)
-
-
 def apply_decisions(decisions_path: Path, out: Path) -> ApplySummary:
     """Apply a decisions file to the job folder ``out`` (see the module docstring)."""
-    with _job_locked(Path(out)):
-        return _apply(decisions_path, Path(out))
-
-
-def _apply(decisions_path: Path, out: Path) -> ApplySummary:
+    out = Path(out)
     coco_path = out / COCO_NAME
     if not coco_path.is_file():
         raise UsageError(f"--job {out}: no {COCO_NAME} (a `box2mask convert --format coco` job)")
     decisions, repeated = check_duplicates(read_decisions(decisions_path))
+    try:
+        job = JobFolder(out) if read_job_file(out, missing_ok=True) else None
+    except JobFileError as exc:
+        raise UsageError(f"--job {exc.path}: {exc.reason}") from None
+    if job is not None and job.sequences:
+        return _apply_to_job(job, decisions, repeated)
+    return _apply_to_coco(coco_path, decisions, repeated)
+
+
+def _apply_to_job(job: JobFolder, decisions: list[Decision], repeated: int) -> ApplySummary:
+    """The decisions as changes of the job (:func:`box2mask.job.apply_changes`)."""
+    summary = ApplySummary(job.out, duplicates=repeated)
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ids = _track_ids(job, {d.id for d in decisions if d.track_id is None and d.id is not None})
+    changes: list[ObjectChange] = []
+    decided: dict[int, Decision] = {}
+    for d in decisions:
+        tid = d.track_id if d.track_id is not None else ids.get((d.sequence, d.frame_index, d.id))
+        if tid is None or not job.part_path(d.sequence, d.frame_index).is_file():
+            if d.action in ("box", "ellipse"):
+                raise UsageError(_no_object(d, job.out / COCO_NAME))
+            if d.action == "reject":
+                summary.already_removed += 1
+            else:
+                summary.accepted += 1
+            continue
+        base = dict(sequence=d.sequence, frame_index=d.frame_index, track_id=tid,
+                    review_tool=REVIEW_TOOL, review_time=when, where=d.where)  # fmt: skip
+        if d.action == "accept":
+            ch = ObjectChange("review", review="accepted", **base)
+        elif d.action == "reject":
+            ch = ObjectChange("remove", review="manual", **base)
+        else:
+            part = job.read_part(d.sequence, d.frame_index)
+            held = [a for a in part["annotations"] if int(a["track_id"]) == tid]
+            if not held:
+                raise UsageError(_no_object(d, job.out / COCO_NAME))
+            hw = (int(part["image"]["height"]), int(part["image"]["width"]))
+            seg = fill_annotation(held[0], d.action, hw)["segmentation"]
+            ann = {"segmentation": seg, "score": 1.0, "mask_source": d.action}
+            ch = ObjectChange("replace", annotation=ann, review=d.action, **base)
+        decided[id(ch)] = d
+        changes.append(ch)
+    done = apply_changes(job.out, changes, doing="apply the decisions")
+    for o in done.outcomes:
+        action = decided[id(o.change)].action
+        if action == "accept":
+            summary.accepted += 1
+        elif o.result == "absent":
+            summary.already_removed += 1
+        elif o.result == "unchanged":
+            summary.unchanged += 1
+        elif action == "reject":
+            summary.removed += 1
+        else:
+            summary.replaced[action] = summary.replaced.get(action, 0) + 1
+    summary.frames = done.frames
+    summary.files = done.files
+    if done.frames and not done.assembled:
+        summary.notes.append(
+            "note: the job's convert has not finished: its formats assembled from the parts "
+            "(coco, ytvis, ...) are written, with the decisions, when it does"
+        )
+    if done.recovered:
+        summary.notes.append(
+            f"note: finished first an earlier change of {done.recovered} frame(s) that was "
+            "interrupted"
+        )
+    return summary
+
+
+def _no_object(d: Decision, coco_path: Path) -> str:
+    return (
+        f"{d.where}: {coco_path} has no object sequence {d.sequence!r} frame "
+        f"{d.frame_index} track {d.track_id} (decisions for another job?)"
+    )
+
+
+def _track_ids(job: JobFolder, wanted: set[int]) -> dict[tuple[str, int, int], int]:
+    """``{(sequence, frame, annotation id): track id}`` for the annotation ids of decisions
+    that carry no track id: the job's COCO ids are 1.. in the order of its frames (one
+    pass over the parts, one frame in memory)."""
+    found: dict[tuple[str, int, int], int] = {}
+    if not wanted:
+        return found
+    n = 0
+    for part in job.iter_parts():
+        seq, fi = str(part["image"]["sequence"]), int(part["image"]["frame_index"])
+        for ann in part["annotations"]:
+            n += 1
+            if n in wanted:
+                found[(seq, fi, n)] = int(ann["track_id"])
+    return found
+
+
+def _apply_to_coco(coco_path: Path, decisions: list[Decision], repeated: int) -> ApplySummary:
+    """No job (a COCO file of another tool, a job whose parts are gone): ``annotations.json``
+    rewritten directly, ids renumbered 1..; nothing else."""
     try:
         coco = json.loads(coco_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -230,33 +294,29 @@ def _apply(decisions_path: Path, out: Path) -> ApplySummary:
         im = images[a["image_id"]]
         seq, fi = str(im.get("sequence", "")), int(im.get("frame_index", im["id"]))
         by_key.setdefault(_key(seq, fi, a.get("track_id"), a.get("id")), []).append(k)
-    summary = ApplySummary(out, duplicates=repeated)
+    summary = ApplySummary(coco_path.parent, duplicates=repeated)
     remove: set[int] = set()
-    changed_images: set[Any] = set()
     anns = coco["annotations"]
     for d in decisions:
         cands = by_key.get(_key(d.sequence, d.frame_index, d.track_id, d.id), [])
         if len(cands) > 1 and d.id is not None:
             cands = [k for k in cands if anns[k].get("id") == d.id] or cands
         if not cands:
+            if d.action in ("box", "ellipse"):
+                raise UsageError(_no_object(d, coco_path))
             if d.action == "reject":
                 summary.already_removed += 1
-                continue
-            if d.action == "accept":
+            else:
                 summary.accepted += 1
-                continue
-            raise UsageError(
-                f"{d.where}: {coco_path} has no object sequence {d.sequence!r} frame "
-                f"{d.frame_index} track {d.track_id} (decisions for another job?)"
-            )
+            continue
         k = cands[0]
         a = anns[k]
         if d.action == "accept":
             summary.accepted += 1
         elif d.action == "reject":
             remove.add(k)
-            changed_images.add(a["image_id"])
             summary.removed += 1
+            summary.frames += 1
         else:
             im = images[a["image_id"]]
             new = fill_annotation(a, d.action, (int(im["height"]), int(im["width"])))
@@ -264,115 +324,20 @@ def _apply(decisions_path: Path, out: Path) -> ApplySummary:
                 summary.unchanged += 1
                 continue
             anns[k] = new
-            changed_images.add(a["image_id"])
+            summary.frames += 1
             summary.replaced[d.action] = summary.replaced.get(d.action, 0) + 1
-    if not changed_images:
+    if not remove and not summary.replaced:
         return summary
     kept = [a for k, a in enumerate(anns) if k not in remove]
-    per_image: dict[Any, list[dict]] = {}
-    for a in kept:
-        per_image.setdefault(a["image_id"], []).append(a)
-    cats = {c["id"]: c["name"] for c in coco.get("categories", [])}
-    job = _job_file(out)
-    keys = {iid: (str(images[iid].get("sequence", "")),
-                  int(images[iid].get("frame_index", images[iid]["id"]))) for iid in images}  # fmt: skip
-    parts = {iid: part_path(state_dir(out), *keys[iid]) for iid in changed_images}
-    assembled = job is not None and all(p.is_file() for p in parts.values())
-    for iid in sorted(changed_images, key=str):
-        if assembled:
-            _rewrite_part(parts[iid], per_image.get(iid, []), cats)
-            summary.files.append(parts[iid])
-    if assembled:
-        # every format assembled from the parts, COCO included, re-derived by its own writer
-        summary.files += _finalize(out, job)
-    else:
-        for i, a in enumerate(kept, start=1):
-            a["id"] = i
-        coco["annotations"] = kept
-        with atomic_open(coco_path) as fh:
-            json.dump(coco, fh)
-            fh.write("\n")
-        summary.files.append(coco_path)
-        summary.notes.append(
-            "note: the job has no parts for these frames (no .box2mask/parts): only "
-            f"{COCO_NAME} and the png format were rewritten"
-        )
-    sidecars = _sidecar_index(out, {keys[i][0] for i in changed_images})
-    for iid in sorted(changed_images, key=str):
-        summary.frames += 1
-        side = sidecars.get(keys[iid])
-        if side is not None:
-            summary.files += _rewrite_png(side, images[iid], per_image.get(iid, []), cats)
+    for i, a in enumerate(kept, start=1):
+        a["id"] = i
+    coco["annotations"] = kept
+    with atomic_open(coco_path) as fh:
+        json.dump(coco, fh)
+        fh.write("\n")
+    summary.files.append(coco_path)
+    summary.notes.append(
+        f"note: {coco_path.parent} is not a box2mask job with parts (no .box2mask/job.json or "
+        f"no .box2mask/parts): only {COCO_NAME} was rewritten"
+    )
     return summary
-
-
-def _job_file(out: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((state_dir(out) / JOB_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _finalize(out: Path, job: dict[str, Any]) -> list[Path]:
-    """Run the finalize step of the job's formats that are assembled from the parts."""
-    from box2mask.merge import job_assembly
-    from box2mask.writers import WRITERS, WriterContext
-
-    ident = job.get("identity", {})
-    ctx = WriterContext(out, Path(ident.get("root") or "."), list(job.get("categories", [])),
-                        list(job.get("sequences", [])))  # fmt: skip
-    assembly = job_assembly(out)
-    written: list[Path] = []
-    for name in ident.get("formats", []):
-        writer = WRITERS.get(name)(ctx)
-        if writer.needs_parts:
-            written += writer.finalize(assembly, out)
-    return written
-
-
-def _sidecar_index(out: Path, sequences: set[str]) -> dict[tuple[str, int], Path]:
-    """``(sequence, frame_index) -> sidecar path`` of the png format's frames in those sequences."""
-    found: dict[tuple[str, int], Path] = {}
-    for seq in sequences:
-        folder = out / sequence_dir(seq)
-        if not folder.is_dir() or folder.name == PARTS_DIR:
-            continue
-        for p in folder.glob("*.json"):
-            if not p.with_suffix(".png").is_file():
-                continue
-            try:
-                side = json.loads(p.read_text(encoding="utf-8"))
-                found[(str(side["sequence"]), int(side["frame_index"]))] = p
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-    return found
-
-
-def _rewrite_png(side_path: Path, im: Mapping[str, Any], anns: list[dict],
-                 cats: Mapping[Any, str]) -> list[Path]:  # fmt: skip
-    """Re-paint a frame's instance map and sidecar from its annotations (as the png writer does)."""
-    side = json.loads(side_path.read_text(encoding="utf-8"))
-    h, w = int(im["height"]), int(im["width"])
-    inst = paint((h, w), [decode(a["segmentation"], (h, w)) for a in anns])
-    ok, buf = cv2.imencode(".png", inst)
-    if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
-        raise UsageError(f"could not encode {side_path.with_suffix('.png')}")
-    side["instances"] = [
-        {"index": k + 1, "track_id": a.get("track_id"), "category": cats.get(a["category_id"]),
-         "score": a.get("score"), "mask_source": a.get("mask_source")}
-        for k, a in enumerate(anns)
-    ]  # fmt: skip
-    png = side_path.with_suffix(".png")
-    atomic_write_bytes(png, buf.tobytes())
-    atomic_write_bytes(side_path, (json.dumps(side, indent=1) + "\n").encode("utf-8"))
-    return [png, side_path]
-
-
-def _rewrite_part(path: Path, anns: list[dict], cats: Mapping[Any, str]) -> None:
-    part = json.loads(path.read_text(encoding="utf-8"))
-    drop = ("id", "image_id", "category_id")
-    part["annotations"] = [
-        {"category": cats.get(a["category_id"]), **{k: v for k, v in a.items() if k not in drop}}
-        for a in anns
-    ]
-    atomic_write_json(path, part)

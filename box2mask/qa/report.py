@@ -19,7 +19,8 @@ from typing import Any
 
 from box2mask.errors import UsageError
 from box2mask.io import atomic_open
-from box2mask.layout import COCO_NAME, JOB_FILE, state_dir
+from box2mask.job import read_job_file
+from box2mask.layout import COCO_NAME
 from box2mask.qa.score import DEFAULT, FLAGS, Calibration, flags, logit, suspicion
 from box2mask.qa.signals import CropGeometry, ObjectSignals, signals
 
@@ -68,15 +69,10 @@ def load_output(path: Path | str) -> Output:
         raise UsageError(f"--job {coco_path}: not readable JSON ({exc})") from None
     if not isinstance(coco, dict) or not isinstance(coco.get("annotations"), list):
         raise UsageError(f"--job {coco_path}: not a COCO JSON (no annotations list)")
-    job: dict[str, Any] = {}
-    jf = state_dir(job_dir) / JOB_FILE if job_dir is not None else None
-    if jf is not None and jf.is_file():
-        try:
-            job = json.loads(jf.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{jf}: not readable JSON ({exc})") from None
-    else:
-        job_dir = path if path.is_dir() else None
+    # an unreadable job.json: JobFileError, a UsageError naming it
+    job = read_job_file(job_dir, missing_ok=True) if job_dir is not None else None
+    if job is None:
+        job, job_dir = {}, path if path.is_dir() else None
     return Output(coco_path, coco, job_dir, job)
 
 

@@ -20,7 +20,7 @@ Paths in :class:`FrameFile` are relative to the job's ``--out`` folder.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -52,6 +52,11 @@ class EncodedFrame:
     #: objects by mask source (``"model"``, ``"box"``, ...), for the summary
     sources: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def key(self) -> tuple[str, int]:
+        """``(sequence, frame_index)``."""
+        return (self.sequence, self.frame_index)
+
 
 @dataclass(frozen=True)
 class WriterContext:
@@ -62,12 +67,15 @@ class WriterContext:
         root: the dataset root (a frame's ``file_name`` is relative to it).
         categories: the COCO category table (ids 1..), as in ``job.json``.
         sequences: the sequences the job converts, in dataset order.
+        formats: the job's ``--format`` list (empty where the writers do not
+            write a convert job: ``merge`` into a folder).
     """
 
     out: Path
     root: Path
     categories: list[dict[str, Any]]
     sequences: list[str]
+    formats: Sequence[str] = ()
 
 
 @dataclass
@@ -76,10 +84,10 @@ class Assembly:
 
     Attributes:
         categories: the (unified) COCO category table, ids 1..
-        parts: a fresh iterator over the frames' COCO parts
-            (:func:`box2mask.writers.coco.frame_part`: ``image`` and ``annotations``
-            without ids) in dataset order: sequence order, then frame order.
-            May be called more than once.
+        parts: a fresh iterator over the frames' COCO parts (:mod:`box2mask.job.parts`:
+            ``image`` and ``annotations`` without ids, corrections applied) in dataset
+            order: sequence order, then frame order, one at a time. May be called more
+            than once.
         sequences: the sequences present, in that order.
     """
 

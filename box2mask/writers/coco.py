@@ -1,8 +1,9 @@
 """COCO instance-segmentation JSON (DESIGN §7).
 
-A frame's annotations are first written as a small *part* file (no ids), then
-all parts are merged, in (sequence, frame) order, into one JSON by a streaming
-writer whose memory does not grow with the dataset. Ids are given in that
+A frame's annotations are first written as a small *part* file (no ids; the
+job's part format, :mod:`box2mask.job.parts`), then all parts are merged, in
+(sequence, frame) order, into one JSON by a streaming writer whose memory
+does not grow with the dataset. Ids are given in that
 order, so the same frames always get the same ids however the job ran.
 
 The result reads as is with pycocotools' ``COCO()``: ``images`` (``id``,
@@ -17,16 +18,13 @@ The result reads as is with pycocotools' ``COCO()``: ``images`` (``id``,
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from box2mask.errors import Box2MaskError
 from box2mask.layout import COCO_NAME
-from box2mask.masks import encode_object_mask
-from box2mask.types import FrameMasks
 from box2mask.writers._json import two_arrays
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 
@@ -65,38 +63,6 @@ def output_score(score: float | None) -> float | None:
     return round(score, 4) if math.isfinite(score) else None
 
 
-def frame_part(fm: FrameMasks) -> dict[str, Any]:
-    """The COCO image record and annotations (without ids) of one frame."""
-    frame = fm.frame
-    h, w = frame.image_hw
-    anns = []
-    for om in fm.masks:
-        enc = encode_object_mask(om, frame.image_hw)  # from the mask's block: O(object)
-        anns.append(
-            {
-                "category": om.category,
-                "segmentation": enc.rle,
-                "area": enc.area,
-                "bbox": enc.bbox,
-                "iscrowd": 0,
-                "track_id": int(om.track_id),
-                "score": output_score(om.score),
-                "prompt_box": [round(v, 3) for v in xyxy_to_xywh(om.prompt_xyxy)],
-                "mask_source": om.source,
-            }
-        )
-    return {
-        "image": {
-            "file_name": frame.file_name,
-            "width": w,
-            "height": h,
-            "sequence": frame.sequence,
-            "frame_index": int(frame.frame_index),
-        },
-        "annotations": anns,
-    }
-
-
 def category_table(categories: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
     """COCO ``categories`` with ids 1.. in the given order (duplicates dropped)."""
     seen: dict[str, str] = {}
@@ -110,7 +76,7 @@ def category_table(categories: Iterable[tuple[str, str]]) -> list[dict[str, Any]
 def write_coco(
     parts: Iterable[dict[str, Any]], categories: list[dict[str, Any]], dest: Path
 ) -> tuple[int, int]:
-    """Stream frame parts (see :func:`frame_part`), in the order given, into one COCO JSON.
+    """Stream frame parts (:mod:`box2mask.job.parts`), in the order given, into one COCO JSON.
 
     One pass: image records go straight to the output, annotations to a spool
     file beside it that is appended after the images; memory holds one part at
@@ -135,13 +101,6 @@ def write_coco(
                 )  # fmt: skip
     n_img, n_ann = image.count, ann_out.count
     return n_img, n_ann
-
-
-def read_parts(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
-    """Load part files one at a time."""
-    for p in paths:
-        with open(p, encoding="utf-8") as fh:
-            yield json.load(fh)
 
 
 @WRITERS.register("coco")

@@ -198,7 +198,7 @@ def write_davis(
     """Write the DAVIS layout for the parts (dataset order) under ``dest/davis``.
 
     Args:
-        parts: COCO parts (:func:`box2mask.writers.coco.frame_part`), dataset order.
+        parts: COCO parts (:mod:`box2mask.job.parts`), dataset order.
         root: the dataset root (part ``file_name`` is relative to it), for the image links.
         dest: the output folder.
 

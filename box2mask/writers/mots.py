@@ -30,7 +30,6 @@ seen twice in one frame (and category) is one object, its masks united.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,6 @@ import numpy as np
 
 from box2mask.errors import UsageError
 from box2mask.io import atomic_write_bytes
-from box2mask.layout import JOB_FILE, STATE_DIR
 from box2mask.masks import MaskBlock, decode, encode_frame_block, paint, union
 from box2mask.writers._json import write_json_sidecar
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
@@ -53,15 +51,6 @@ from box2mask.writers.davis import (
 )
 
 MOTS_DIR = "mots"
-
-
-def assembly_formats(out: Path) -> list[str]:
-    """The ``--format`` list of the job in ``out`` (for a hint), empty if unreadable."""
-    try:
-        saved = json.loads((Path(out) / STATE_DIR / JOB_FILE).read_text(encoding="utf-8"))
-        return list(saved.get("identity", {}).get("formats", []))
-    except (OSError, ValueError, AttributeError):
-        return []
 
 
 #: instances one class can have in a sequence (``id = class * 1000 + instance``)
@@ -205,7 +194,7 @@ class MotsWriter(AssembledWriter):
         try:
             write_mots(assembly.parts(), assembly.categories, path.parent)
         except UsageError as exc:
-            job_formats = assembly_formats(self.ctx.out)
+            job_formats = list(self.ctx.formats)
             if not job_formats:  # not a convert job (merge): the message as is
                 raise
             others = sorted(set(job_formats) - {self.name}) or ["coco"]

@@ -1,10 +1,11 @@
-"""A conversion job's own state in ``<out>/.box2mask/``: identity, ledger, per-frame parts.
+"""A job's state folder ``<out>/.box2mask/``: identity, ledger, manifest, lock.
 
 - ``job.json``: everything that determines the output (DESIGN §8), written
   when the job starts, plus (not compared) the category table and the full
   dataset's sequence order, which fixes the order ids are given in. Running
   again with the same identity resumes; with a different one it is refused
-  (:class:`JobMismatch` names each difference and both values).
+  (:class:`JobMismatch` names each difference and both values). It is read in
+  one place, :func:`read_job_file`.
 - ``ledger.jsonl``: one line per finished frame, appended (one ``write``
   call) only after that frame's files are atomically in place (each fsynced).
   The ledger itself is fsynced at most every :data:`LEDGER_SYNC_SECONDS` and
@@ -12,10 +13,6 @@
   lose only the last lines, whose frames are then converted again to the
   same bytes; their files were durable before their lines were written. A
   torn last line (killed mid-write) is ignored and cut off on the next start.
-- ``parts/<sequence>/<frame>.json``: the frame's COCO image and annotations
-  without ids; ids are given when the parts are merged, in the order of the
-  full dataset's sequences then frames, so a resumed run, an uninterrupted
-  one, and the merge of shards all write identical files.
 - ``finished.json``: written when a run has gone through every frame of the
   job (frames done and skipped); ``box2mask merge`` refuses jobs without it.
 - the manifest of what the job writes outside its state folder, read by
@@ -29,8 +26,12 @@
 - ``sequence_dirs`` in ``job.json``: the sequences whose folder name is not
   the name itself (:func:`box2mask.layout.sequence_dir`); a job whose folders
   were named otherwise (an earlier box2mask) is not resumed.
+- ``lock``: held (a kernel ``flock``, :func:`hold_lock`) by whoever writes the
+  job: a running ``convert`` (:class:`Job`) or a change to it
+  (:meth:`box2mask.job.folder.JobFolder.locked`).
 
-See docs/jobs.md.
+The parts, the corrections layer and the formats derived from them are in the
+other modules of :mod:`box2mask.job`. See docs/jobs.md.
 """
 
 from __future__ import annotations
@@ -43,12 +44,16 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from box2mask.errors import Box2MaskError, JobMismatch, UsageError
-from box2mask.io import atomic_write_json
+from box2mask.io import atomic_write_bytes, atomic_write_json
+from box2mask.job.corrections import count_layer, layer_frames
+from box2mask.job.derive import with_corrections
 from box2mask.layout import (
+    CORRECTIONS_DIR,
     FINISHED_FILE,
     JOB_FILE,
     LEDGER_FILE,
@@ -58,7 +63,8 @@ from box2mask.layout import (
     STATE_DIR,
     part_path,
 )
-from box2mask.safe_paths import resolve_inside
+from box2mask.safe_paths import check_relpath, resolve_inside
+from box2mask.writers.base import EncodedFrame, FrameFile, Writer
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +90,130 @@ class JobStopped(Box2MaskError):
     """The job could not go on (disk full, a worker died); finished frames stay recorded; exit 1."""
 
 
+class JobFileError(UsageError):
+    """A job's ``job.json`` is missing or cannot be read (exit 2).
+
+    Attributes:
+        path: the file.
+        reason: what is wrong with it (``no such file``, the JSON error...).
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def read_job_file(out: Path, missing_ok: bool = False) -> dict[str, Any] | None:
+    """A job's ``job.json``, the one place it is read: ``{"identity": {...}, ...}``.
+
+    Args:
+        out: the job folder (``--out``).
+        missing_ok: return ``None`` when the job has no ``job.json``.
+
+    Raises:
+        JobFileError: it is missing (unless ``missing_ok``), unreadable, not JSON,
+            or not an object whose ``identity`` is an object.
+    """
+    path = Path(out) / STATE_DIR / JOB_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise JobFileError(path, "no such file (not a box2mask job folder)") from None
+    except (OSError, ValueError) as exc:
+        raise JobFileError(path, f"unreadable ({exc})") from None
+    try:
+        saved = json.loads(text)
+    except ValueError as exc:
+        raise JobFileError(path, f"unreadable ({exc})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("identity", {}), dict):
+        raise JobFileError(path, "unreadable (not a box2mask job file: no identity object)")
+    return saved
+
+
+def hold_lock(state: Path) -> int | None:
+    """Take ``<state>/lock`` (an exclusive, non-blocking ``flock``): the one lock of a job.
+
+    The kernel drops the lock when its holder dies, SIGKILL included, so a killed
+    run never leaves the job locked.
+
+    Returns:
+        The lock's file descriptor (close it to release the lock), or ``None`` when
+        another process holds it.
+    """
+    Path(state).mkdir(parents=True, exist_ok=True)
+    fd = os.open(Path(state) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 class WriteFailed(Exception):
     """An output file could not be written (carries the ``OSError``); stops the job."""
 
     def __init__(self, cause: OSError) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+
+class OutputsManifest:
+    """Appends a frame's own output files to ``outputs.jsonl`` (what ``--overwrite`` deletes).
+
+    Call :meth:`note` *before* writing the files, so that ``--overwrite`` finds them
+    even after a kill. One ``write`` per call (``O_APPEND``), not fsynced: a lost line
+    after a power cut leaves a file ``--overwrite`` does not delete, never the reverse.
+    """
+
+    def __init__(self, state: Path) -> None:
+        self.path = Path(state) / OUTPUTS_FILE
+        self._fd: int | None = None
+
+    def note(self, paths: list[str]) -> None:
+        """List ``paths`` (posix, relative to ``--out``)."""
+        if not paths:
+            return
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        data = (json.dumps({"files": paths}) + "\n").encode("utf-8")
+        if os.write(self._fd, data) != len(data):
+            raise OSError(errno.ENOSPC, "short write to the output manifest", str(self.path))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def write_frame_files(
+    out: Path, files: list[FrameFile], manifest: OutputsManifest, listed: Collection[str] = ()
+) -> None:
+    """A frame's files in place under ``out``: listed in the manifest (those outside the
+    state folder, except those ``listed`` there already), then each written atomically
+    (temp file, fsync, rename).
+
+    Raises:
+        Box2MaskError: a path that is not a plain relative one (a writer's bug must not
+            write outside ``--out`` either); nothing written.
+        OSError: a file could not be written.
+    """
+    for f in files:
+        try:
+            check_relpath(f.path)
+        except ValueError:
+            raise Box2MaskError(
+                f"a writer gave the output path {f.path!r}, which is not a plain path inside "
+                "--out; nothing written"
+            ) from None
+    manifest.note(
+        [f.path for f in files if not f.path.startswith(STATE_DIR + "/") and f.path not in listed]
+    )
+    for f in files:
+        atomic_write_bytes(Path(out) / f.path, f.data)
 
 
 class Job:
@@ -103,27 +227,19 @@ class Job:
     def __init__(self, out: Path, identity: dict[str, Any]) -> None:
         self.out = Path(out)
         self.dir = self.out / STATE_DIR
+        self.job_file = self.dir / JOB_FILE
+        self.ledger_file = self.dir / LEDGER_FILE
+        self.finished_file = self.dir / FINISHED_FILE
+        self.outputs_file = self.dir / OUTPUTS_FILE
         self.identity = identity
         self._ledger_fd: int | None = None
         self._lock_fd: int | None = None
-        self._outputs_fd: int | None = None
+        self.manifest = OutputsManifest(self.dir)
+        #: frames with corrections (:mod:`box2mask.job.corrections`), found by :meth:`open`
+        self.corrected: set[tuple[str, int]] = set()
+        #: ``(frames, objects)`` of corrections ``--overwrite`` dropped, for the summary
+        self.dropped: tuple[int, int] = (0, 0)
         self._synced_at = 0.0
-
-    @property
-    def job_file(self) -> Path:
-        return self.dir / JOB_FILE
-
-    @property
-    def ledger_file(self) -> Path:
-        return self.dir / LEDGER_FILE
-
-    @property
-    def finished_file(self) -> Path:
-        return self.dir / FINISHED_FILE
-
-    @property
-    def outputs_file(self) -> Path:
-        return self.dir / OUTPUTS_FILE
 
     def part_path(self, sequence: str, frame_index: int) -> Path:
         return part_path(self.dir, sequence, frame_index)
@@ -152,15 +268,14 @@ class Job:
 
     def _open(self, overwrite: bool, extra: dict[str, Any] | None) -> set[tuple[str, int]]:
         if overwrite and self.dir.exists():
+            self.dropped = count_layer(self.dir)
             self._remove_outputs()
             self._lock()
-        if self.job_file.exists():
-            try:
-                saved = json.loads(self.job_file.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise JobMismatch(
-                    f"{self.job_file} is unreadable ({exc}); use --overwrite to start afresh"
-                ) from None
+        try:
+            saved = read_job_file(self.out, missing_ok=True)
+        except JobFileError as exc:
+            raise JobMismatch(f"{exc}; use --overwrite to start afresh") from None
+        if saved is not None:
             diffs = diff_identity(saved.get("identity", {}), self.identity)
             if diffs and not any(True for _ in read_ledger_records(self.dir)):
                 # the earlier run finished no frame (e.g. its checkpoint failed to
@@ -183,13 +298,19 @@ class Job:
             atomic_write_json(self.job_file, {"identity": self.identity, **(extra or {})}, indent=2)
         self.repair_ledger()
         self.remove_stale_temp_files()
+        self.corrected = {
+            (seq, fi)
+            for seq in (extra or {}).get("sequences", [])
+            for fi in layer_frames(self.dir, seq)
+        }
         done = self.read_ledger()
         # O_APPEND: each record is one write() at the end of the file, never interleaved
         self._ledger_fd = os.open(self.ledger_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         return done
 
     def saved(self) -> dict[str, Any]:
-        return json.loads(self.job_file.read_text(encoding="utf-8"))
+        """The job's ``job.json`` (:func:`read_job_file`)."""
+        return read_job_file(self.out)  # type: ignore[return-value]
 
     def _check_sequence_dirs(self, saved: dict[str, Any], extra: dict[str, Any]) -> None:
         """Refuse to resume a job whose sequences' folders were named otherwise.
@@ -209,23 +330,10 @@ class Job:
                     "start afresh, or another --out."
                 )
 
-    def note_outputs(self, paths: list[str]) -> None:
-        """Add a frame's own output files (relative to ``--out``) to the manifest; call
-        *before* writing them, so that ``--overwrite`` finds them even after a kill.
-
-        One ``write`` to ``outputs.jsonl`` (``O_APPEND``), not fsynced: a lost line after
-        a power cut leaves a file ``--overwrite`` does not delete, never the reverse.
-        """
-        if not paths:
-            return
-        if self._outputs_fd is None:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-            self._outputs_fd = os.open(self.outputs_file, flags, 0o666)
-        data = (json.dumps({"files": paths}) + "\n").encode("utf-8")
-        if os.write(self._outputs_fd, data) != len(data):
-            raise OSError(
-                errno.ENOSPC, "short write to the output manifest", str(self.outputs_file)
-            )
+    def with_corrections(self, enc: EncodedFrame, writers: list[Writer]) -> EncodedFrame:
+        """A frame's files, converted again, when it has corrections: its per-frame files
+        re-derived from its part with them (:func:`box2mask.job.derive.with_corrections`)."""
+        return with_corrections(enc, self.dir, writers, Path(self.identity.get("root") or "."))
 
     def read_ledger(self) -> set[tuple[str, int]]:
         """Finished frames; a torn (unterminated or unparsable) line is ignored."""
@@ -251,9 +359,7 @@ class Job:
             self._synced_at = now
 
     def close(self) -> None:
-        if self._outputs_fd is not None:
-            os.close(self._outputs_fd)
-            self._outputs_fd = None
+        self.manifest.close()
         if self._ledger_fd is not None:
             with contextlib.suppress(OSError):  # closing must not hide the error that stopped us
                 os.fsync(self._ledger_fd)
@@ -264,30 +370,22 @@ class Job:
             self._lock_fd = None
 
     def _lock(self) -> None:
-        """Hold ``.box2mask/lock`` (flock) while the job runs: one process per job.
-
-        The kernel drops the lock when the holder dies, SIGKILL included, so a
-        killed run never leaves the job locked.
-        """
+        """Hold ``.box2mask/lock`` (:func:`hold_lock`) while the job runs: one process per job."""
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
+        fd = hold_lock(self.dir)
+        if fd is None:
             raise JobLocked(
                 f"another box2mask process is running the job in {self.out}; "
                 "wait for it to end (or stop it) before running this one"
-            ) from None
+            )
         self._lock_fd = fd
 
     def remove_stale_temp_files(self) -> None:
         """Delete the temp files of atomic writes a killed run left (``.<name>.<random>.tmp``)."""
-        roots = [self.dir / PARTS_DIR]
-        with contextlib.suppress(OSError, ValueError, AttributeError):
+        roots = [self.dir / PARTS_DIR, self.dir / CORRECTIONS_DIR]
+        with contextlib.suppress(Box2MaskError, AttributeError, TypeError):
             for rel in self.saved().get("outputs", []):
                 with contextlib.suppress(ValueError):  # a path out of --out: not walked
                     roots.append(resolve_inside(self.out, rel))
@@ -338,9 +436,7 @@ class Job:
         """
         try:
             saved = self.saved()
-        except (OSError, ValueError):
-            saved = {}
-        if not isinstance(saved, dict):
+        except JobFileError:
             saved = {}
         # jobs before the per-frame manifest listed every top-level output as owned
         owned = saved.get("owned", saved.get("outputs", []))
