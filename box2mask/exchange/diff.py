@@ -15,6 +15,10 @@ and sorts them:
   object the export did not send whose key the job holds with another mask, a
   key the job holds twice, an unreadable mask).
 
+Nothing is removed on doubt: an object whose shape is in the file but cannot be
+used stays as it is, and so does every deleted object of a frame that holds a
+shape without a usable track id (it may be that object, redrawn).
+
 A frame the file holds without a review (a Label Studio task with no
 annotation) changes nothing. Importing the same file again into the job it
 produced finds every object unchanged: a changed object now has the file's
@@ -33,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from box2mask.exchange import _codec
-from box2mask.exchange.model import Found, ObjectKey, ToolFile, tool_labels
+from box2mask.exchange.model import Found, FrameKey, ObjectKey, ToolFile, tool_labels
 from box2mask.exchange.source import JobData
 
 KINDS = ("unchanged", "changed", "added", "removed")
@@ -119,23 +123,26 @@ def diff(job: JobData, tf: ToolFile, when: str) -> ImportResult:
     res.unmatched += [Unmatched(w, r) for w, r in tf.skipped]
     labels = tool_labels(list(job.categories.values()))
     groups: dict[ObjectKey, list[Found]] = defaultdict(list)
+    seen: set[ObjectKey] = set()  # keys the file holds, usable or not: never removed
+    blocked: dict[FrameKey, str] = {}  # frames holding a shape that has no usable key
     for f in tf.found:
+        key = None
+        if f.frame is not None and f.track_id is not None:
+            key = ObjectKey(f.frame.sequence, f.frame.frame_index, f.track_id)
+            seen.add(key)
         reason = _unusable(f, tf, labels)
         if reason:
             res.unmatched.append(Unmatched(f.where, reason))
+            if key is None and f.frame is not None:
+                blocked.setdefault(f.frame, f.where)
             continue
-        assert f.frame is not None and f.track_id is not None
-        groups[ObjectKey(f.frame.sequence, f.frame.frame_index, f.track_id)].append(f)
-    seen: set[ObjectKey] = set()
+        groups[key].append(f)  # type: ignore[index]
     for key, parts in groups.items():
         where = "; ".join(p.where for p in parts)
         if len({p.label for p in parts}) > 1:
-            res.unmatched.append(
-                Unmatched(where, f"track {key.track_id} has shapes with different labels")
-            )
-            seen.add(key)  # neither kept as it was nor removed: the reviewer's intent is unclear
+            reason = f"track {key.track_id} has shapes with different labels"
+            res.unmatched.append(Unmatched(where, reason))
             continue
-        seen.add(key)
         change = _match(job, key, parts, tf, labels, when, where)
         if isinstance(change, Unmatched):
             res.unmatched.append(change)
@@ -147,13 +154,18 @@ def diff(job: JobData, tf: ToolFile, when: str) -> ImportResult:
             if key in seen:
                 continue
             anns = job.objects.get(key, [])
-            if len(anns) == 1:
+            where = f"sequence {key.sequence!r} frame {key.frame_index} track {track}"
+            if anns and fkey in blocked:
+                # a shape without a usable track id may be this object, redrawn: keep it
+                res.unmatched.append(Unmatched(where, (
+                    "deleted in the tool, but not removed: the frame holds a shape without a "
+                    f"usable track id ({blocked[fkey]}), which may be this object redrawn"
+                )))  # fmt: skip
+            elif len(anns) == 1:
                 res.changes.append(Change("removed", key, int(anns[0]["id"])))
             elif len(anns) > 1:
-                res.unmatched.append(Unmatched(
-                    f"sequence {key.sequence!r} frame {key.frame_index} track {track}",
-                    f"deleted in the tool, but the job holds {len(anns)} objects with this key",
-                ))  # fmt: skip
+                reason = f"deleted in the tool, but the job holds {len(anns)} objects with this key"
+                res.unmatched.append(Unmatched(where, reason))
             # none: already gone from the job (imported before), nothing to do
     return res
 
