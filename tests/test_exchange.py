@@ -444,11 +444,17 @@ def test_a_file_from_another_job_is_refused(job, tmp_path) -> None:
 
 def test_labelstudio_urls_are_under_the_document_root(job, tmp_path) -> None:
     out = tmp_path / "ls"
-    export(job, "labelstudio", out, document_root=MINI.parent.parent)
+    export(job, "labelstudio", out)  # the document root is the folder above the dataset's
     tasks = json.loads((out / "tasks.json").read_text())
     files = {t["data"]["file_name"] for t in tasks}
-    rel = MINI.relative_to(MINI.parent.parent).as_posix()
-    assert {t["data"]["image"] for t in tasks} == {f"/data/local-files/?d={rel}/{f}" for f in files}
+    assert {t["data"]["image"] for t in tasks} == {
+        f"/data/local-files/?d=viso-mini/{f}" for f in files
+    }
+    export(job, "labelstudio", tmp_path / "up", document_root=MINI.parent.parent)
+    tasks = json.loads((tmp_path / "up" / "tasks.json").read_text())
+    assert {t["data"]["image"] for t in tasks} == {
+        f"/data/local-files/?d=examples/viso-mini/{f}" for f in files
+    }
     with pytest.raises(UsageError, match="is not inside it"):
         export(job, "labelstudio", tmp_path / "x", document_root=tmp_path / "elsewhere")
     assert not (tmp_path / "x").exists()

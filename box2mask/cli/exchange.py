@@ -45,7 +45,8 @@ EXPORT_FLAGS = {
     "document_root": Flag(
         Path | None,
         "labelstudio: Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT; the image URLs are "
-        "the frames' paths relative to it (default: the image root).",
+        "the frames' paths relative to it (default: the folder above the image root, so that "
+        "the dataset root can be the project's local-files storage).",
     ),
     **LOG_FLAGS,
 }

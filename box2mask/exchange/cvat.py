@@ -20,8 +20,8 @@ read a mask inside a ``<track>`` at all (it needs the ``<image>``'s size). A
 polygon track holds one polygon per frame (box2mask's masks may have several
 parts) and CVAT interpolates between its keyframes, inventing shapes on frames
 the export did not hold. Shapes on frames, each with its ``track``
-attribute, keep every mask and its id; CVAT's filter ``attr["track"] == "7"``
-shows a track across frames. CVAT's "CVAT 1.1" importer reads this layout into
+attribute, keep every mask and its id (filtering on the attribute shows a track
+across frames). CVAT's "CVAT 1.1" importer reads this layout into
 a task made from images or from a video alike.
 
 The way back reads CVAT's export of a task or job, as "CVAT for images 1.1"

@@ -101,7 +101,9 @@ def export(
         image_root: the folder the images' ``file_name`` is relative to (default: the
             job's dataset root).
         document_root: Label Studio's ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` (default:
-            ``image_root``).
+            the folder above ``image_root``: Label Studio serves a file only from a local
+            storage inside the document root and not the root itself, so the storage is
+            the dataset root).
         now: the export's time (default: now, UTC).
 
     Raises:
@@ -125,7 +127,9 @@ def export(
         raise UsageError("nothing to export: the selection holds no object")
     when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
     plan = _plan(job, chosen, root, tool, shape, selection, when)
-    doc_root = Path(document_root) if document_root is not None else root
+    doc_root = (
+        Path(document_root) if document_root is not None else Path(os.path.abspath(root)).parent
+    )
     if tool == "labelstudio":  # every URL checked before anything is written
         for t in plan.tasks:
             for f in t.frames:

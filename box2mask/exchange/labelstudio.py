@@ -16,8 +16,10 @@ has no masks). The export writes:
   brush or polygon labels of the job's categories, the per-region track number).
 - ``data.image`` is ``/data/local-files/?d=<path>``, the frame's path relative to
   ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` (``--document-root``, by default the
-  job's dataset root): Label Studio's local-files storage serves the dataset's
-  own files, nothing is copied.
+  folder above the job's dataset root): Label Studio serves a file to a project
+  with a local-files storage whose path holds it, inside the document root and
+  not the root itself, so the dataset root is that storage. The dataset's own
+  files are served, nothing is copied.
 - ``data.box2mask`` carries the key back: the export id, the job's identity
   hash, the sequence, the frame, its size and the track ids sent to it. So
   Label Studio's JSON export alone (``GET /api/projects/<id>/export?exportType=
