@@ -45,6 +45,7 @@ from xml.sax.saxutils import XMLGenerator
 import numpy as np
 
 from box2mask.errors import UsageError
+from box2mask.exchange import _codec
 from box2mask.exchange.model import Found, FrameKey, ToolFile, tool_text
 from box2mask.exchange.plan import Manifest, Plan, PlanTask
 from box2mask.exchange.polygons import mask_to_polygons, polygons_to_mask
@@ -173,12 +174,14 @@ def write_task(plan: Plan, task: PlanTask, folder: Path) -> int:
         for k, frame in enumerate(task.frames):
             h, w = frame.hw
             xml.open("image", {"id": str(k), "name": frame.name, "width": str(w), "height": str(h)})
-            masks = [(o, frame.mask(o)) for o in frame.objects]
             # larger objects lower: the smaller object stays visible, as in box2mask's PNGs
-            order = sorted(range(len(masks)), key=lambda i: -int(masks[i][1].sum()))
+            areas = [_codec.area_bbox(o.ann["segmentation"], frame.hw)[0] for o in frame.objects]
+            order = sorted(range(len(areas)), key=lambda i: -areas[i])
             z = {i: n for n, i in enumerate(order)}
-            for i, (obj, mask) in enumerate(masks):
-                shapes += _shape(xml, plan.shape, obj.label, obj.key.track_id, mask, z[i])
+            for i, obj in enumerate(frame.objects):  # one full-frame mask at a time
+                shapes += _shape(
+                    xml, plan.shape, obj.label, obj.key.track_id, frame.mask(obj), z[i]
+                )
             xml.close("image")
         xml.close("annotations")
         xml.end()
@@ -393,15 +396,17 @@ def _found(
     try:
         if shape.tag == "mask":
             rle = [int(v) for v in shape.get("rle", "").split(",") if v.strip()]
-            found.mask = cvat_to_mask(
-                rle,
-                *(int(float(shape.get(k, "-1"))) for k in ("left", "top", "width", "height")),
-                hw,
+            found.rle = _codec.encode(
+                cvat_to_mask(
+                    rle,
+                    *(int(float(shape.get(k, "-1"))) for k in ("left", "top", "width", "height")),
+                    hw,
+                )
             )
         elif shape.tag == "polygon":
             pts = [_xy(p) for p in shape.get("points", "").split(";")]
             found.shape_text = points_text(pts)
-            found.mask = polygons_to_mask([pts], hw)
+            found.rle = _codec.encode(polygons_to_mask([pts], hw))
         else:
             found.problem = f"a {shape.tag} is not a mask: draw a mask or a polygon"
     except ValueError as exc:

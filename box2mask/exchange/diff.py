@@ -181,7 +181,7 @@ def _unusable(f: Found, tf: ToolFile, labels: dict[str, int]) -> str | None:
         return f"label {f.label!r} is not a category of the job"
     if f.track_id is None:
         return "a new object without a track id: give it one (CVAT: its 'track' attribute; Label Studio: its track number)"
-    if f.mask is None:
+    if f.rle is None:
         return "no mask"
     return None
 
@@ -201,30 +201,30 @@ def _match(
         return Unmatched(where, "the job has no such frame")
     hw = (int(img["height"]), int(img["width"]))
     category = labels[parts[0].label]  # type: ignore[index]
-    mask = parts[0].mask
-    for p in parts[1:]:  # a multi-part object comes back as several shapes with one track
-        mask = mask | p.mask  # type: ignore[operator]
-    assert mask is not None
-    if mask.shape != hw:
-        return Unmatched(
-            where, f"mask of {mask.shape[0]}x{mask.shape[1]} on a {hw[0]}x{hw[1]} frame"
-        )
+    if any(p.rle["size"] != [hw[0], hw[1]] for p in parts):  # type: ignore[index]
+        size = next(p.rle["size"] for p in parts)  # type: ignore[index]
+        return Unmatched(where, f"mask of {size[0]}x{size[1]} on a {hw[0]}x{hw[1]} frame")
+    rle = parts[0].rle
+    if len(parts) > 1:  # a multi-part object comes back as several shapes with one track
+        rle = _codec.encode(np.any([_codec.decode(p.rle, hw) for p in parts], axis=0))
+    assert rle is not None
+    empty = _codec.area_bbox(rle, hw)[0] == 0
     exported = key.track_id in tf.covered.get(key.frame, set())
     if len(anns) > 1:
         return Unmatched(where, f"the job holds {len(anns)} objects with this key")
     if not anns:
         if exported:
             return Unmatched(where, "the export sent this object, and the job no longer holds it")
-        if not mask.any():
+        if empty:
             return Unmatched(where, "a new object with an empty mask")
         return Change(
-            "added", key, None, _record(None, img, key, category, mask, tf.tool, when), where
+            "added", key, None, _record(None, img, key, category, rle, tf.tool, when), where
         )
     ann = anns[0]
     same_cat = int(ann["category_id"]) == category
     if same_cat and _as_exported(parts, tf, ann, hw):
         return Change("unchanged", key, int(ann["id"]), None, where)
-    if same_cat and _codec.same(_codec.encode(mask), ann["segmentation"], hw):
+    if same_cat and _codec.same(rle, ann["segmentation"], hw):
         return Change("unchanged", key, int(ann["id"]), None, where)
     if not exported:
         return Unmatched(
@@ -232,11 +232,10 @@ def _match(
             f"track {key.track_id} is on this frame in the job with another mask, and the "
             "export did not send it: a new object needs a track id of its own",
         )
-    if not mask.any():
+    if empty:
         return Unmatched(where, "an empty mask: delete the object instead")
-    return Change(
-        "changed", key, int(ann["id"]), _record(ann, img, key, category, mask, tf.tool, when), where
-    )
+    record = _record(ann, img, key, category, rle, tf.tool, when)
+    return Change("changed", key, int(ann["id"]), record, where)
 
 
 def _as_exported(
@@ -254,12 +253,12 @@ def _record(
     img: dict[str, Any],
     key: ObjectKey,
     category: int,
-    mask: np.ndarray,
+    rle: dict[str, Any],
     tool: str,
     when: str,
 ) -> dict[str, Any]:
-    """The annotation of a changed (``ann`` given) or added object, with the reviewer's mask."""
-    rle = _codec.encode(mask)
+    """The annotation of a changed (``ann`` given) or added object, with the reviewer's mask
+    (COCO compressed RLE, ``counts`` as str)."""
     area, bbox = _codec.area_bbox(rle, (int(img["height"]), int(img["width"])))
     rec: dict[str, Any] = copy.deepcopy(ann) if ann is not None else {
         "image_id": img["id"], "iscrowd": 0, "track_id": key.track_id, "prompt_box": bbox,

@@ -43,7 +43,7 @@ import numpy as np
 
 from box2mask import __version__
 from box2mask.errors import UsageError
-from box2mask.exchange import lsrle
+from box2mask.exchange import _codec, lsrle
 from box2mask.exchange.cvat import label_color
 from box2mask.exchange.model import (
     Found,
@@ -272,13 +272,15 @@ def _regions(
             if kind == "brushlabels":
                 if value.get("format", "rle") != "rle":
                     raise ValueError(f"brush format {value.get('format')!r}, not rle")
-                f.mask = lsrle.decode(value.get("rle") or [], hw)
+                f.rle = _codec.encode(lsrle.decode(value.get("rle") or [], hw))
             elif kind == "polygonlabels":
                 polygons = True
                 pts = [[float(x), float(y)] for x, y in value.get("points") or []]
                 f.shape_text = points_text(pts)
                 h, w = hw
-                f.mask = polygons_to_mask([[(x * w / 100.0, y * h / 100.0) for x, y in pts]], hw)
+                f.rle = _codec.encode(
+                    polygons_to_mask([[(x * w / 100.0, y * h / 100.0) for x, y in pts]], hw)
+                )
             else:
                 f.problem = f"a {kind} region is not a mask: draw a brush mask or a polygon"
         except (ValueError, TypeError) as exc:

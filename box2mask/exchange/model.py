@@ -123,7 +123,8 @@ class Found:
         frame: its frame, ``None`` when the file does not say which.
         track_id: its track id, ``None`` when the reviewer drew it without one.
         label: the tool's label name (a :func:`tool_labels` key).
-        mask: ``(H, W)`` bool in frame pixels, ``None`` when it could not be read
+        rle: the mask, in frame pixels, as COCO compressed RLE (a file's objects are held
+            compactly, not as full-frame arrays), ``None`` when it could not be read
             (``problem``).
         shape_text: for a polygon, its vertices as the tool's file writes them: a polygon
             the reviewer left as the export wrote it keeps the job's own mask (a polygon
@@ -135,7 +136,7 @@ class Found:
     frame: FrameKey | None
     track_id: int | None
     label: str | None
-    mask: np.ndarray | None = None
+    rle: dict[str, Any] | None = None
     shape_text: str | None = None
     problem: str | None = None
 
