@@ -458,3 +458,56 @@ def test_labelstudio_urls_are_under_the_document_root(job, tmp_path) -> None:
     with pytest.raises(UsageError, match="is not inside it"):
         export(job, "labelstudio", tmp_path / "x", document_root=tmp_path / "elsewhere")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("tool", ["cvat", "labelstudio"])
+def test_an_empty_mask_goes_out_without_a_shape_and_a_drawn_one_fixes_it(
+    job, tmp_path, tool
+) -> None:
+    pick = _pick(job)
+    coco = _coco(job)
+    imgs = {im["id"]: im for im in coco["images"]}
+    empty_ann = next(
+        a for a in coco["annotations"]
+        if (imgs[a["image_id"]]["sequence"], imgs[a["image_id"]]["frame_index"], a["track_id"]) == pick["change"]
+    )  # fmt: skip
+    h, w = job_masks(job)[pick["change"]].shape
+    empty_ann["segmentation"] = {"size": [h, w], "counts": [h * w]}  # the model gave nothing
+    job2 = copy_job(job, tmp_path / "job2", coco)
+    out = tmp_path / "out"
+    s = export(job2, tool, out, Selection(sequences=(pick["change"][0],)))
+    assert s.empty == 1 and any("without a shape" in line for line in s.lines())
+    man = json.loads((out / "box2mask-export.json").read_text())
+    frames = [f for t in man["tasks"] for f in t["frames"] if f["frame_index"] == pick["change"][1]]
+    assert (
+        frames[0]["empty"] == [pick["change"][2]] and pick["change"][2] not in frames[0]["tracks"]
+    )
+    # left as it is: unchanged, not removed
+    f = (
+        ls_review(out, tmp_path / "ls.json")
+        if tool == "labelstudio"
+        else next(iter(out.glob("tasks/**/annotations.xml")))
+    )
+    _, res = read_review(tool, f, job2, manifest=out / "box2mask-export.json")
+    assert res.counts()["removed"] == 0 and res.counts()["unchanged"] == s.objects
+    # the reviewer draws its mask, with its track id: a change of that object
+    drawn = _new_mask((h, w))
+    if tool == "labelstudio":
+
+        def edit(task: dict, result: list[dict]) -> list[dict]:
+            if ls_frame(task) != pick["change"][:2]:
+                return result
+            return result + ls_region("drawn00001", "car", drawn, pick["change"][2])
+
+        f = ls_review(out, tmp_path / "ls2.json", edit)
+    else:
+        names = _image_names(out)
+
+        def cedit(root: ElementTree.Element, image: ElementTree.Element) -> None:
+            if names[image.get("name")] == pick["change"][:2]:
+                image.append(cvat_mask_shape("car", drawn, pick["change"][2]))
+
+        f = cvat_review(f, tmp_path / "t.xml", cedit)
+    _, res = read_review(tool, f, job2, manifest=out / "box2mask-export.json")
+    changed = [c for c in res.changes if c.kind == "changed"]
+    assert [c.key for c in changed] == [pick["change"]] and res.counts()["added"] == 0

@@ -160,7 +160,7 @@ def labels_json(plan: Plan) -> list[dict[str, Any]]:
 
 def write_task(plan: Plan, task: PlanTask, folder: Path) -> int:
     """Write ``folder/annotations.xml`` and ``folder/images/`` for one task; returns the
-    number of shapes written (an empty mask has no shape in CVAT and is left out)."""
+    number of shapes written (an empty mask has no shape in CVAT and goes out without one)."""
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
     for frame in task.frames:
@@ -179,6 +179,8 @@ def write_task(plan: Plan, task: PlanTask, folder: Path) -> int:
             order = sorted(range(len(areas)), key=lambda i: -areas[i])
             z = {i: n for n, i in enumerate(order)}
             for i, obj in enumerate(frame.objects):  # one full-frame mask at a time
+                if obj.empty:
+                    continue
                 shapes += _shape(
                     xml, plan.shape, obj.label, obj.key.track_id, frame.mask(obj), z[i]
                 )
@@ -310,13 +312,14 @@ def read_export(path: Path, manifest: Manifest, hw: dict[FrameKey, tuple[int, in
     root = _parse(path)
     by_name: dict[str, tuple[FrameKey, list[int]]] = {}
     by_task: dict[str, list[tuple[FrameKey, list[int]]]] = {}
+    out = ToolFile("cvat", [], {})
     for t in manifest.tasks:
-        frames = [(FrameKey(t.sequence, fi), tracks) for fi, _, tracks in t.frames]
+        frames = [(FrameKey(t.sequence, fi), tracks) for fi, _, tracks, _ in t.frames]
         by_task[task_name(PlanTask(t.number, t.sequence))] = frames
-        for (fkey, tracks), (_, name, _) in zip(frames, t.frames, strict=True):
+        for (fkey, tracks), (_, name, _, empty) in zip(frames, t.frames, strict=True):
             by_name[name] = (fkey, tracks)
             by_name[PurePosixPath(name).stem] = (fkey, tracks)
-    out = ToolFile("cvat", [], {})
+            out.empty[fkey] = set(empty)
     if manifest.shape == "polygon":
         out.exported_shapes = exported_polygons
     for el in root.iter("image"):

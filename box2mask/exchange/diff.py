@@ -167,6 +167,11 @@ def diff(job: JobData, tf: ToolFile, when: str) -> ImportResult:
                 reason = f"deleted in the tool, but the job holds {len(anns)} objects with this key"
                 res.unmatched.append(Unmatched(where, reason))
             # none: already gone from the job (imported before), nothing to do
+        for track in sorted(tf.empty.get(fkey, set())):
+            key = ObjectKey(fkey.sequence, fkey.frame_index, track)
+            anns = job.objects.get(key, [])
+            if key not in seen and len(anns) == 1:  # sent without a shape, left so
+                res.changes.append(Change("unchanged", key, int(anns[0]["id"])))
     return res
 
 
@@ -209,7 +214,8 @@ def _match(
         rle = _codec.encode(np.any([_codec.decode(p.rle, hw) for p in parts], axis=0))
     assert rle is not None
     empty = _codec.area_bbox(rle, hw)[0] == 0
-    exported = key.track_id in tf.covered.get(key.frame, set())
+    sent = tf.covered.get(key.frame, set()) | tf.empty.get(key.frame, set())
+    exported = key.track_id in sent
     if len(anns) > 1:
         return Unmatched(where, f"the job holds {len(anns)} objects with this key")
     if not anns:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from box2mask.errors import UsageError
-from box2mask.exchange import cvat, labelstudio
+from box2mask.exchange import _codec, cvat, labelstudio
 from box2mask.exchange.model import SHAPES, TOOLS, FrameKey, tool_labels
 from box2mask.exchange.plan import MANIFEST, Plan, PlanFrame, PlanObject, PlanTask, identity_sha
 from box2mask.exchange.select import Selection, select
@@ -49,7 +49,6 @@ class ExportSummary:
     tasks: int
     frames: int
     objects: int
-    shapes: int
     empty: int = 0
     stale: int = 0
     ambiguous: int = 0
@@ -66,7 +65,8 @@ class ExportSummary:
         ]
         if self.empty:
             out.append(
-                f"{self.empty} empty mask(s) have no shape in the tool (CVAT has no empty mask)"
+                f"{self.empty} empty mask(s) went out without a shape (neither tool has an "
+                "empty mask): a shape drawn with the track id is their fix"
             )
         if self.ambiguous:
             out.append(
@@ -151,8 +151,12 @@ def _plan(job, chosen, root: Path, tool: str, shape: str, selection: Selection, 
     by_frame: dict[FrameKey, list[PlanObject]] = {}
     for key in chosen.keys:
         ann = job.objects[key][0]
+        img = job.images[int(ann["image_id"])]
+        hw = (int(img["height"]), int(img["width"]))
+        empty = _codec.area_bbox(ann["segmentation"], hw)[0] == 0
+        label = label_of[int(ann["category_id"])]
         by_frame.setdefault(key.frame, []).append(
-            PlanObject(key, ann, label_of[int(ann["category_id"])], chosen.suspicion.get(key))
+            PlanObject(key, ann, label, chosen.suspicion.get(key), empty)
         )
     order = {s: n for n, s in enumerate(dict.fromkeys(k.sequence for k in job.frames))}
     tasks: dict[str, PlanTask] = {}
@@ -180,20 +184,18 @@ def _write(plan: Plan, out: Path, doc_root: Path) -> ExportSummary:
     frames = sum(len(t.frames) for t in plan.tasks)
     objects = sum(len(f.objects) for t in plan.tasks for f in t.frames)
     tasks = len(plan.tasks) if plan.tool == "cvat" else frames
-    summary = ExportSummary(plan.tool, out, tasks, frames, objects, 0)
+    empty = sum(o.empty for t in plan.tasks for f in t.frames for o in f.objects)
+    summary = ExportSummary(plan.tool, out, tasks, frames, objects, empty=empty)
     if plan.tool == "cvat":
         folders = sequence_dirs([t.sequence for t in plan.tasks])
         for t in plan.tasks:
             folder = out / "tasks" / folders[t.sequence]
-            summary.shapes += cvat.write_task(plan, t, folder)
+            cvat.write_task(plan, t, folder)
             summary.files.append(folder / "annotations.xml")
         atomic_write_json(out / cvat.LABELS_JSON, cvat.labels_json(plan), indent=1)
         summary.files.append(out / cvat.LABELS_JSON)
-        if plan.shape == "mask":
-            summary.empty = objects - summary.shapes
     else:
         labelstudio.write(plan, out, doc_root, identity_sha(plan.job))
-        summary.shapes = objects
         summary.files += [out / labelstudio.TASKS_JSON, out / labelstudio.LABEL_CONFIG]
     atomic_write_json(out / MANIFEST, plan.manifest(), indent=1)
     summary.files.insert(0, out / MANIFEST)

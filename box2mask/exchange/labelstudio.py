@@ -123,6 +123,8 @@ def task(
     result: list[dict[str, Any]] = []
     common = {"to_name": IMAGE, "original_width": w, "original_height": h, "image_rotation": 0}
     for obj in frame.objects:
+        if obj.empty:
+            continue
         mask = frame.mask(obj)
         rid = f"t{obj.key.track_id}"
         if plan.shape == "polygon":
@@ -158,7 +160,8 @@ def task(
                 "frame_index": frame.key.frame_index,
                 "width": w,
                 "height": h,
-                "tracks": [o.key.track_id for o in frame.objects],
+                "tracks": [o.key.track_id for o in frame.objects if not o.empty],
+                "empty": [o.key.track_id for o in frame.objects if o.empty],
             },
         },
         "predictions": [
@@ -207,6 +210,7 @@ def read_export(path: Path, identity_sha: str | None) -> ToolFile:
             fkey = FrameKey(name_from_json(meta["sequence"]), int(meta["frame_index"]))
             hw = (int(meta["height"]), int(meta["width"]))
             tracks = {int(v) for v in meta["tracks"]}
+            empty = {int(v) for v in meta.get("empty", [])}
         except (KeyError, TypeError, ValueError) as exc:
             out.skipped.append((where, f"data.box2mask is damaged ({exc})"))
             continue
@@ -215,6 +219,7 @@ def read_export(path: Path, identity_sha: str | None) -> ToolFile:
             out.not_reviewed += 1
             continue
         out.covered[fkey] = tracks
+        out.empty[fkey] = empty
         where = f"{where} annotation {review.get('id')}"
         found, poly = _regions(review.get("result") or [], fkey, hw, where)
         polygons |= poly

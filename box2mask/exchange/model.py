@@ -149,7 +149,8 @@ class ToolFile:
         tool: ``cvat`` or ``labelstudio``.
         found: the objects.
         covered: each frame the reviewer worked on, with the track ids the export
-            sent to it: an exported track missing from the file was deleted.
+            sent to it with a shape: an exported track missing from the file was deleted.
+        empty: per frame, the track ids sent without a shape (empty masks).
         not_reviewed: frames the file holds without a review (a Label Studio task
             with no annotation); nothing of theirs changes.
         skipped: ``(where, reason)`` of parts of the file that are not box2mask's.
@@ -160,6 +161,7 @@ class ToolFile:
     tool: str
     found: list[Found]
     covered: dict[FrameKey, set[int]]
+    empty: dict[FrameKey, set[int]] = field(default_factory=dict)
     not_reviewed: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     exported_shapes: Callable[[np.ndarray, tuple[int, int]], list[str]] | None = None

@@ -30,12 +30,16 @@ MANIFEST_VERSION = 1
 
 @dataclass
 class PlanObject:
-    """An object to export: its key, the job's annotation, its tool label, its qa rank."""
+    """An object to export: its key, the job's annotation, its tool label, its qa rank, and
+    whether its mask is empty (then it goes out without a shape: neither tool has an empty
+    mask; a shape the reviewer draws with its track id is its fix, and its absence is no
+    deletion)."""
 
     key: ObjectKey
     ann: dict[str, Any]
     label: str
     rank: tuple[int, float] | None = None
+    empty: bool = False
 
 
 @dataclass
@@ -108,7 +112,8 @@ class Plan:
                         {
                             "frame_index": f.key.frame_index,
                             "image": f.name,
-                            "tracks": [o.key.track_id for o in f.objects],
+                            "tracks": [o.key.track_id for o in f.objects if not o.empty],
+                            "empty": [o.key.track_id for o in f.objects if o.empty],
                         }
                         for f in t.frames
                     ],
@@ -132,11 +137,12 @@ def identity_sha(job: JobData) -> str | None:
 
 @dataclass
 class ManifestTask:
-    """A task of a read manifest: its sequence and frames (index, tool image name, tracks)."""
+    """A task of a read manifest: its sequence and frames (index, tool image name, the
+    tracks sent with a shape, those sent without one)."""
 
     number: int
     sequence: str
-    frames: list[tuple[int, str, list[int]]]
+    frames: list[tuple[int, str, list[int], list[int]]]
 
 
 @dataclass
@@ -167,7 +173,12 @@ def read_manifest(path: Path) -> Manifest:
                 int(t["task"]),
                 name_from_json(t["sequence"]),
                 [
-                    (int(f["frame_index"]), str(f["image"]), [int(v) for v in f["tracks"]])
+                    (
+                        int(f["frame_index"]),
+                        str(f["image"]),
+                        [int(v) for v in f["tracks"]],
+                        [int(v) for v in f["empty"]],
+                    )
                     for f in t["frames"]
                 ],  # fmt: skip
             )
