@@ -11,6 +11,13 @@ from box2mask.adapters import rossam as rossam
 from box2mask.adapters import satmtb as satmtb
 from box2mask.adapters import satsot as satsot
 from box2mask.adapters import viso as viso
-from box2mask.adapters.base import ADAPTERS, Adapter, Option, SequenceInfo, resolve_root
+from box2mask.adapters.base import (
+    ADAPTERS,
+    Adapter,
+    Option,
+    SequenceInfo,
+    open_dataset,
+    resolve_root,
+)
 
-__all__ = ["ADAPTERS", "Adapter", "Option", "SequenceInfo", "resolve_root"]
+__all__ = ["ADAPTERS", "Adapter", "Option", "SequenceInfo", "open_dataset", "resolve_root"]

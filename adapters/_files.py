@@ -165,17 +165,34 @@ def folder_listing(folder: Path, limit: int = 10) -> str:
 
 @lru_cache(maxsize=4096)
 def image_hw(path: Path) -> tuple[int, int]:
-    """``(H, W)`` of an image file, read from its header (no decode), cached per path."""
-    from PIL import Image
+    """``(H, W)`` of an image file, read from its header (no decode), cached per path.
 
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # PIL raises many types for corrupt files
-        raise AnnotationError(f"cannot read image size: {exc}", path) from exc
+    A FIFO, socket or device is refused without being opened (it would block
+    the run forever), as a missing file is: :class:`AnnotationError`.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from box2mask.io import open_regular
+
+    with open_regular(path, "frame image") as fh:
+        try:
+            with Image.open(fh) as im:
+                w, h = im.size
+        except Exception as exc:  # PIL raises many types for corrupt files
+            why = (
+                "not an image format PIL reads" if isinstance(exc, UnidentifiedImageError) else exc
+            )
+            raise AnnotationError(f"cannot read image size: {why}", path) from exc
     return int(h), int(w)
+
+
+def error_reason(exc: BaseException) -> str:
+    """The reason of an error without the path the report adds (``frame image is missing``)."""
+    if isinstance(exc, AnnotationError):
+        return exc.reason
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def first_image_hw(

@@ -42,13 +42,15 @@ from box2mask.adapters.base import (
     split_fields,
 )
 
+from box2mask import ids
+
 #: A row rule's answer for a line that is an absent target to be counted.
 ABSENT = "absent"
 
-#: The largest frame number or track id (in magnitude). Rows are parsed into float64,
-#: which holds every whole number below 2**53 exactly; a longer one (2**53 + 1) reads as
-#: its neighbour, so two ids could read as one: such lines are malformed.
-MAX_ID = 2**53 - 1
+#: The largest frame number or track id (in magnitude; box2mask.ids). Rows are parsed
+#: into float64, which holds every whole number below 2**53 exactly; a longer one
+#: (2**53 + 1) reads as its neighbour, so two ids could read as one: such lines are malformed.
+MAX_ID = ids.MAX_ID
 _MAX_F = float(MAX_ID)  # a float: float-to-int comparisons cost twice as much per line
 _ID_RANGE = "at most 2**53 - 1 in magnitude"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from box2mask.adapters._files import first_image_hw
+from box2mask.adapters._files import error_reason, first_image_hw
 
 #: ``report(message, path, line)``: an adapter's :meth:`Adapter.report`.
 Reporter = Callable[[str, "Path | str | None", "int | None"], None]
@@ -132,9 +132,7 @@ def first_size(
     """
 
     def unreadable(k: int, path: Path, exc: Exception) -> None:
-        report(
-            f"frame {k}: unreadable image ({exc.__class__.__name__}); skipped", path, kind="image"
-        )
+        report(f"frame {k}: unreadable image ({error_reason(exc)}); skipped", path, kind="image")
         images[k] = None
 
     return first_image_hw(folder, images.items(), unreadable)

@@ -33,26 +33,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from box2mask.adapters._files import SHARED_CATEGORIES, first_image_hw, list_frame_images
+from box2mask.adapters._files import (
+    SHARED_CATEGORIES,
+    error_reason,
+    first_image_hw,
+    list_frame_images,
+)
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
 from box2mask.problems import Problems
 from box2mask.registry import Registry
 from box2mask.types import Frame
 
-
-class _AdapterRegistry(Registry["type[Adapter]"]):
-    """Registers an adapter class under its ``--dataset`` name, which it sets on the class."""
-
-    def add(self, name: str, obj: type[Adapter]) -> None:
-        obj.name = name
-        super().add(name, obj)
-
-
-#: ``--dataset`` name -> adapter class (plugins: entry-point group ``box2mask.adapters``)
-ADAPTERS: Registry[type[Adapter]] = _AdapterRegistry(
-    "dataset", entry_point_group="box2mask.adapters"
-)
+#: ``--dataset`` name -> adapter class (plugins: entry-point group ``box2mask.adapters``);
+#: ``@ADAPTERS.register(name)`` sets the class's ``name``
+ADAPTERS: Registry[type[Adapter]] = Registry("dataset", entry_point_group="box2mask.adapters")
 
 
 @dataclass(frozen=True)
@@ -188,17 +183,22 @@ class Adapter:
 
         ``frames`` is :func:`~box2mask.adapters._files.list_frame_images`; the
         size is the first readable image's (a video shares one size, so one
-        header is read). Each unreadable header before it is reported
-        (``cannot read image size``, kind ``image``); its frame is still
-        yielded (the engine reports it when it decodes it). ``None`` when the
-        folder holds no frame image or none is readable.
+        header is read). A frame whose header cannot be read before it is still
+        yielded: the engine reports it once, when it reads or checks the frame
+        (a report here too would count it twice). ``None`` when the folder holds
+        no frame image or none is readable; then each unreadable one is reported
+        here (kind ``image``), as no frame of the folder is yielded.
         """
-
-        def unreadable(_k: int, path: Path, exc: Exception) -> None:
-            self.report(f"cannot read image size: {exc}", path, kind="image")
-
+        failed: list[tuple[Path, Exception]] = []
         images = list_frame_images(folder)
-        hw = first_image_hw(folder, images, unreadable) if images else None
+        hw = (
+            first_image_hw(folder, images, lambda _k, path, exc: failed.append((path, exc)))
+            if images
+            else None
+        )
+        if hw is None:
+            for path, exc in failed:
+                self.report(error_reason(exc), path, kind="image")
         return None if hw is None else (images, hw)
 
     def file_name(self, path: Path) -> str:
@@ -291,6 +291,31 @@ def resolve_root(dataset: str, root: Path | str | None) -> Path:
     raise DatasetNotFound(
         f"no {dataset} dataset found; tried: " + "; ".join(tried) + ". Pass --root PATH."
     )
+
+
+def open_dataset(
+    name: str,
+    root: Path | str | None,
+    options: Mapping[str, Any] | None = None,
+    problems: Problems | None = None,
+) -> Adapter:
+    """The adapter registered as ``name``, opened on its root (:func:`resolve_root`, made absolute).
+
+    The one way box2mask opens a dataset (convert, eval, viz, qa's ground
+    truth, the temporal memory, training).
+
+    Args:
+        name: the ``--dataset`` name.
+        root: ``--root``, or ``None`` for ``$BOX2MASK_DATA/<name>``.
+        options: the adapter's options (``--adapter-option key=value``).
+        problems: where bad input is reported; a fresh :class:`Problems` by default.
+
+    Raises:
+        UsageError: an unknown dataset (lists the registered ones) or adapter option.
+        DatasetNotFound: no root (names the paths tried), or the adapter's layout is not there.
+    """
+    cls = ADAPTERS.get(name)
+    return cls(resolve_root(name, root).resolve(), problems=problems, **dict(options or {}))
 
 
 # -- text annotation helpers (FORMATS.md "Common rules") ----------------------

@@ -11,8 +11,9 @@ else the first folder of its ``file_name``, else one sequence named after the
 JSON file; its frame index is the image's ``frame_index``, else its id. Each
 annotation is an object: ``bbox`` ``[x, y, w, h]`` becomes ``xyxy``; the track
 id is ``track_id``, else the annotation id; ``segmentation`` (polygons,
-uncompressed or compressed RLE) is the object's ground-truth mask, decoded by
-pycocotools on demand. ``iscrowd = 1`` annotations are skipped.
+uncompressed or compressed RLE) is the object's ground-truth mask, decoded on
+demand by box2mask's mask codec (:func:`box2mask.masks.decode`: pycocotools'
+rasterisation of polygons, its pixels for RLE). ``iscrowd = 1`` annotations are skipped.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-from box2mask.adapters._files import image_hw
+from box2mask.adapters._files import error_reason, image_hw
 from box2mask.adapters._objects import Obj, checked, fmt_box, frame_arrays
 from box2mask.adapters.base import ADAPTERS, Adapter, Option, SequenceInfo
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
+from box2mask.ids import whole_id
+from box2mask.masks import decode
 from box2mask.types import Frame, GtMaskProvider
 
 log = logging.getLogger("box2mask")
@@ -37,13 +40,21 @@ log = logging.getLogger("box2mask")
 CATEGORY_ALIASES = {"plane": "airplane", "aeroplane": "airplane", "aircraft": "airplane"}
 
 
+def image_key(value: Any) -> int | str | None:
+    """An image id usable as a key: an integer (a float with no fraction counts) or a
+    string; ``None`` for anything else (a list, an object, a bool, null, 1.5)."""
+    if isinstance(value, str):
+        return value
+    return whole_id(value)
+
+
 def category_name(name: str) -> str:
     """The shared name for an obvious synonym (``plane`` → ``airplane``), else ``name`` unchanged."""
     return CATEGORY_ALIASES.get(name.strip().lower(), name)
 
 
 def decode_segmentation(seg: Any, image_hw: tuple[int, int]) -> np.ndarray:
-    """A COCO ``segmentation`` as an ``(H, W)`` bool mask (pycocotools' rasterisation).
+    """A COCO ``segmentation`` as an ``(H, W)`` bool mask (:func:`box2mask.masks.decode`).
 
     Args:
         seg: polygons (list of flat ``[x0, y0, ...]`` lists), uncompressed RLE
@@ -53,25 +64,19 @@ def decode_segmentation(seg: Any, image_hw: tuple[int, int]) -> np.ndarray:
     Raises:
         ValueError: the value is none of these, or an RLE's size is not ``image_hw``.
     """
-    from pycocotools import mask as mask_utils
-
     h, w = image_hw
     if isinstance(seg, list):
         polys = [p for p in seg if isinstance(p, list) and len(p) >= 6]
         if not polys or not all(isinstance(v, int | float) for p in polys for v in p):
             raise ValueError("polygon segmentation needs lists of at least 3 x, y pairs")
-        rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
+        block = decode(polys, (h, w))
     elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
         if [int(v) for v in seg["size"]] != [h, w]:
             raise ValueError(f"RLE size {list(seg['size'])} is not the image's {[h, w]}")
-        if isinstance(seg["counts"], list):
-            rle = mask_utils.frPyObjects(seg, h, w)
-        else:
-            counts = seg["counts"]
-            rle = {"size": [h, w], "counts": counts.encode() if isinstance(counts, str) else counts}
+        block = decode(seg)
     else:
         raise ValueError("segmentation is neither polygons nor RLE")
-    return mask_utils.decode(rle).astype(bool)
+    return block.to_array((h, w))
 
 
 @ADAPTERS.register("coco")
@@ -122,34 +127,48 @@ class COCO(Adapter):
         path = self.json_path
         self._cats: dict[Any, tuple[str, str]] = {}
         for c in data.get("categories", []) or []:
-            try:
-                name = category_name(str(c["name"]))
-                self._cats[c["id"]] = (name, str(c.get("supercategory") or name))
-            except (KeyError, TypeError):
-                self.report(f"category {c!r} has no id or name; skipped", path)
-        images: dict[Any, dict[str, Any]] = {}
-        for n, im in enumerate(data["images"], start=1):
-            if (
-                not isinstance(im, dict)
-                or "id" not in im
-                or not isinstance(im.get("file_name"), str)
-            ):
-                self.report(f"images[{n - 1}] has no id or file_name; skipped", path)
+            cid = image_key(c.get("id")) if isinstance(c, dict) else None
+            if cid is None or not isinstance(c.get("name"), str):
+                self.report(f"category {c!r} has no id (an integer) or name; skipped", path)
                 continue
-            images.setdefault(im["id"], im)
+            name = category_name(c["name"])
+            self._cats[cid] = (name, str(c.get("supercategory") or name))
+        images: dict[Any, dict[str, Any]] = {}
+        position: dict[Any, int] = {}
+        twice: set[Any] = set()
+        for n, im in enumerate(data["images"]):
+            key = image_key(im.get("id")) if isinstance(im, dict) else None
+            if key is None or not isinstance(im.get("file_name"), str):
+                self.report(
+                    f"images[{n}] has no id (an integer or a string) or no file_name; skipped", path
+                )
+                continue
+            if key in images:
+                # annotations name images by id: which of the two an annotation meant is unknown
+                twice.add(key)
+                self.report(
+                    f"images[{n}] has id {key!r}, already the id of images[{position[key]}]; "
+                    "both skipped (their annotations cannot be told apart)",
+                    path,
+                )
+                continue
+            images[key] = {**im, "id": key}
+            position[key] = n
+        for key in twice:
+            del images[key]
         self._anns: dict[Any, list[dict[str, Any]]] = {}
         crowd = 0
-        for n, ann in enumerate(data.get("annotations", []) or [], start=1):
-            if not isinstance(ann, dict) or ann.get("image_id") not in images:
+        for n, ann in enumerate(data.get("annotations", []) or []):
+            key = image_key(ann.get("image_id")) if isinstance(ann, dict) else None
+            if key not in images:
                 aid = ann.get("id") if isinstance(ann, dict) else None
-                self.report(
-                    f"annotation id {aid} (annotations[{n - 1}]): no such image_id; skipped", path
-                )
+                why = "its image id was used twice" if key in twice else "no such image_id"
+                self.report(f"annotation id {aid!r} (annotations[{n}]): {why}; skipped", path)
                 continue
             if ann.get("iscrowd", 0) == 1:
                 crowd += 1
                 continue
-            self._anns.setdefault(ann["image_id"], []).append(ann)
+            self._anns.setdefault(key, []).append(ann)
         if crowd:
             # crowd regions are valid COCO but not objects with a box prompt: counted, not errors
             log.info("coco: %d iscrowd=1 annotations in %s skipped", crowd, path)
@@ -162,10 +181,14 @@ class COCO(Adapter):
             seq = (
                 str(im["sequence"]) if "sequence" in im else (parts[0] if len(parts) > 1 else stem)
             )
-            try:
-                k = int(im.get("frame_index", im["id"]))
-            except (TypeError, ValueError):
-                self.report(f"image id {im['id']}: frame_index/id is not an integer; skipped", path)
+            k = whole_id(im.get("frame_index", im["id"]))
+            if k is None:
+                what = "frame_index" if "frame_index" in im else "id (standing in for frame_index)"
+                self.report(
+                    f"image id {im['id']!r}: {what} {im.get('frame_index', im['id'])!r} is not a "
+                    "whole number within 2**53 - 1; skipped",
+                    path,
+                )
                 continue
             frames = seqs.setdefault(seq, {})
             if k in frames:
@@ -187,7 +210,7 @@ class COCO(Adapter):
             return folder
         if (
             images
-            and not (self.root / images[0]["file_name"]).is_file()
+            and not _file_kind(self.root / images[0]["file_name"])[0]
             and (self.root / "images").is_dir()
         ):
             return self.root / "images"
@@ -209,9 +232,10 @@ class COCO(Adapter):
         first = True
         for k, im in self._seqs[sequence].items():
             path = self._images_dir / im["file_name"]
-            if not path.is_file():
+            regular, what = _file_kind(path)
+            if not regular:
                 self.report(
-                    f"frame {k}: image {im['file_name']} (id {im['id']}) not found; skipped",
+                    f"frame {k}: image {im['file_name']} (id {im['id']}) {what}; skipped",
                     path,
                     kind="image",
                 )
@@ -244,7 +268,7 @@ class COCO(Adapter):
             real = image_hw(path)
         except (AnnotationError, OSError) as exc:
             self.report(
-                f"frame {k}: unreadable image ({exc.__class__.__name__}); skipped",
+                f"frame {k}: unreadable image ({error_reason(exc)}); skipped",
                 path,
                 kind="image",
             )
@@ -262,32 +286,55 @@ class COCO(Adapter):
         segs: list[Any] = []
         for ann in self._anns.get(im["id"], []):
             aid = ann.get("id")
-            cat = self._cats.get(ann.get("category_id"))
+            cat = self._cats.get(image_key(ann.get("category_id")))
             if cat is None:
                 self.report(
-                    f"annotation id {aid}: unknown category_id {ann.get('category_id')!r}; skipped",
+                    f"annotation id {aid!r}: unknown category_id {ann.get('category_id')!r}; skipped",
                     self.json_path,
                 )
                 continue
             try:
                 x, y, w, h = (float(v) for v in ann["bbox"])
-                tid = int(ann.get("track_id", aid))
             except (KeyError, TypeError, ValueError):
                 self.report(
-                    f"annotation id {aid}: bbox must be 4 numbers [x, y, w, h]; skipped",
+                    f"annotation id {aid!r}: bbox must be 4 numbers [x, y, w, h]; skipped",
+                    self.json_path,
+                )
+                continue
+            tid = whole_id(ann.get("track_id", aid))
+            if tid is None:
+                what = "track_id" if "track_id" in ann else "id (the track id without a track_id)"
+                self.report(
+                    f"annotation id {aid!r}: {what} {ann.get('track_id', aid)!r} is not a whole "
+                    "number within 2**53 - 1; skipped",
                     self.json_path,
                 )
                 continue
             xyxy = np.array([x, y, x + w, y + h])
             if not np.isfinite(xyxy).all() or w <= 0 or h <= 0:
                 self.report(
-                    f"annotation id {aid}: empty or invalid bbox {fmt_box(xyxy)}; skipped",
+                    f"annotation id {aid!r}: empty or invalid bbox {fmt_box(xyxy)}; skipped",
                     self.json_path,
                 )
                 continue
             objs.append(Obj(xyxy, tid, cat[0], self.json_path, None, extra={"ann_id": aid}))
             segs.append(ann.get("segmentation") or None)
         return objs, segs
+
+
+def _file_kind(path: Path) -> tuple[bool, str]:
+    """``(is a regular file, why not)`` for an image named by the JSON.
+
+    ``Path.is_file`` raises on a name the file system cannot look up (a part over
+    255 bytes: ENAMETOOLONG), which a dataset's own ``file_name`` can hold: that
+    is a missing image, reported, not an internal error.
+    """
+    try:
+        if path.is_file():
+            return True, ""
+        return False, "not found" if not path.exists() else "not a regular file (not read)"
+    except OSError as exc:
+        return False, f"cannot be looked up ({exc.strerror or exc})"
 
 
 def _provider(segs: list[Any], hw: tuple[int, int], adapter: COCO, path: Path) -> GtMaskProvider:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from box2mask.adapters._files import (
+    error_reason,
     folder_listing,
     image_hw,
     is_image_name,
@@ -174,7 +175,7 @@ class RosSam(Adapter):
         try:
             hw = image_hw(img)
         except (AnnotationError, OSError) as exc:
-            self.report(f"cannot read image size: {exc}", img, kind="image")
+            self.report(error_reason(exc), img, kind="image")
             return None
         if not boxes_path.is_file():
             self.report("missing boxes file for this image; frame skipped", boxes_path)

@@ -9,7 +9,8 @@ Coordinate frames and shapes
 ----------------------------
 - Masks are frame masks: an ``(H, W)`` bool/0-1 array, or a COCO RLE
   (``{"size": [H, W], "counts": str | list}``, as ``box2mask convert``
-  writes them), or a :class:`box2mask.mask_blocks.Block`. Row ``r``, column
+  writes them; read with :func:`box2mask.masks.decode`), or a
+  :class:`box2mask.masks.MaskBlock` in frame pixels. Row ``r``, column
   ``c`` is the pixel whose centre is at ``(x, y) = (c + 0.5, r + 0.5)``.
 - Boxes are ``xyxy`` floats in frame pixels with exclusive ``x2``/``y2``
   (the convention of :mod:`box2mask.geometry`; a COCO ``[x, y, w, h]``
@@ -35,22 +36,25 @@ from typing import Any
 
 import numpy as np
 
-from box2mask.mask_blocks import Block, block_from_mask, block_from_segmentation
+from box2mask.masks import MaskBlock, decode
 
-MaskLike = np.ndarray | Mapping[str, Any] | Block
+MaskLike = np.ndarray | Mapping[str, Any] | MaskBlock
 
 
-def as_block(mask: MaskLike, frame_hw: tuple[int, int] | None = None) -> Block:
-    """A frame mask (array, COCO RLE or Block) as a :class:`Block`."""
-    if isinstance(mask, Block):
-        return mask
+def as_block(mask: MaskLike) -> tuple[MaskBlock, tuple[int, int] | None]:
+    """A frame mask (array, COCO RLE or block) as ``(block in frame pixels, (H, W) or None)``.
+
+    The frame size is the array's shape or the RLE's ``size``; a block does not know it.
+    """
+    if isinstance(mask, MaskBlock):
+        return mask, None
     if isinstance(mask, Mapping):
-        hw = frame_hw if frame_hw is not None else tuple(mask.get("size", (0, 0)))
-        return block_from_segmentation(dict(mask), hw)  # type: ignore[arg-type]
+        size = mask.get("size")
+        return decode(dict(mask)), None if size is None else (int(size[0]), int(size[1]))
     arr = np.asarray(mask)
     if arr.ndim != 2:
         raise ValueError(f"a frame mask must be 2-D (H, W), got shape {arr.shape}")
-    return block_from_mask(arr != 0)
+    return MaskBlock.from_mask(arr != 0), (int(arr.shape[0]), int(arr.shape[1]))
 
 
 def _scale(cur: float, prev: float) -> float:
@@ -62,14 +66,19 @@ def aligned_iou(
     prev_box_xyxy: Iterable[float],
     mask: MaskLike,
     box_xyxy: Iterable[float],
+    frame_hw: tuple[int, int] | None = None,
 ) -> float:
     """IoU of ``mask`` with the previous frame's mask moved and scaled as the box moved.
 
     Args:
-        prev_rle_or_mask: the previous frame's mask: ``(H, W)`` array, COCO RLE or Block.
+        prev_rle_or_mask: the previous frame's mask: ``(H, W)`` array, COCO RLE or
+            :class:`~box2mask.masks.MaskBlock` in frame pixels.
         prev_box_xyxy: the previous frame's box ``(x1, y1, x2, y2)``, frame pixels.
         mask: the current frame's mask (same kinds; the frame sizes may differ).
         box_xyxy: the current frame's box ``(x1, y1, x2, y2)``.
+        frame_hw: ``(H, W)`` of the current frame (the previous mask moved
+            past it counts as outside); needed when ``mask`` is a block, else
+            its array shape or RLE ``size``.
 
     Returns:
         In ``[0, 1]``: 1.0 when both masks are empty, 0.0 when one is.
@@ -79,10 +88,14 @@ def aligned_iou(
     >>> aligned_iou(a, [2, 2, 8, 6], b, [10, 12, 16, 16])
     1.0
     """
-    pb, cb = as_block(prev_rle_or_mask), as_block(mask)
-    if pb.empty and cb.empty:
+    pb, _ = as_block(prev_rle_or_mask)
+    cb, hw = as_block(mask)
+    hw = frame_hw if frame_hw is not None else hw
+    if hw is None:
+        raise ValueError("aligned_iou: the current mask is a block; give its frame_hw")
+    if pb.area == 0 and cb.area == 0:
         return 1.0
-    if pb.empty or cb.empty:
+    if pb.area == 0 or cb.area == 0:
         return 0.0
     px1, py1, px2, py2 = (float(v) for v in prev_box_xyxy)
     cx1, cy1, cx2, cy2 = (float(v) for v in box_xyxy)
@@ -101,16 +114,14 @@ def aligned_iou(
     ys = pcy + (np.arange(y0, y1) + 0.5 - ccy) / sy
     cols = np.floor(xs).astype(np.int64) - pb.left
     rows = np.floor(ys).astype(np.int64) - pb.top
-    ph, pw = pb.mask.shape
-    cin, rin = (cols >= 0) & (cols < pw), (rows >= 0) & (rows < ph)
+    cin, rin = (cols >= 0) & (cols < pb.width), (rows >= 0) & (rows < pb.height)
     moved = np.zeros((y1 - y0, x1 - x0), dtype=bool)
     if cin.any() and rin.any():
-        moved[np.ix_(rin, cin)] = pb.mask[np.ix_(rows[rin], cols[cin])]
+        moved[np.ix_(rin, cin)] = pb.pixels()[np.ix_(rows[rin], cols[cin])]
     cur = np.zeros_like(moved)
-    ch, cw = cb.mask.shape
-    cur[cb.top - y0 : cb.top - y0 + ch, cb.left - x0 : cb.left - x0 + cw] = cb.mask
+    cur[cb.top - y0 : cb.bottom - y0, cb.left - x0 : cb.right - x0] = cb.pixels()
     # the previous mask moved off the current frame counts as outside it
-    fh, fw = cb.frame_hw
+    fh, fw = hw
     inside = np.zeros_like(moved)
     inside[max(0, -y0) : max(0, fh - y0), max(0, -x0) : max(0, fw - x0)] = True
     moved &= inside
@@ -171,15 +182,14 @@ def track_pairs(
         tracks.setdefault((seq, int(a["track_id"])), []).append((fi, a))
     for (seq, tid), items in tracks.items():
         items.sort(key=lambda t: t[0])
-        prev: tuple[int, Mapping[str, Any], Block] | None = None
+        prev: tuple[int, Mapping[str, Any], MaskBlock] | None = None
         for fi, a in items:
             im = ims[a["image_id"]]
-            blk = block_from_segmentation(
-                a.get("segmentation"), (int(im["height"]), int(im["width"]))
-            )
+            hw = (int(im["height"]), int(im["width"]))
+            blk = decode(a.get("segmentation"), hw)
             if prev is not None:
                 pfi, pa, pblk = prev
-                iou = aligned_iou(pblk, annotation_box(pa), blk, annotation_box(a))
+                iou = aligned_iou(pblk, annotation_box(pa), blk, annotation_box(a), hw)
                 yield TrackPair(seq, tid, pa.get("id"), a.get("id"), pfi, fi, iou)
             prev = (fi, a, blk)
 

@@ -45,18 +45,16 @@ from typing import Any
 
 import numpy as np
 
-from box2mask.adapters import ADAPTERS, resolve_root
+from box2mask.adapters import open_dataset
 from box2mask.adapters.base import select_sequences
 from box2mask.choices import Interpolation, Window
 from box2mask.errors import Box2MaskError, UsageError
-from box2mask.geometry import crop_mask, mask_to_xyxy, paste_mask
+from box2mask.geometry import MODEL_SIZE, crop_mask, frame_block, mask_to_xyxy, paste_mask
+from box2mask.masks import MaskBlock
 from box2mask.metrics import DEFAULT_BIOU_RATIO, QualityAccumulator
-from box2mask.options import ConvertOptions
+from box2mask.options import ConvertOptions, job_identity
 from box2mask.problems import Problems
 from box2mask.types import CropWindow, Frame, FrameMasks, ObjectMask
-
-#: the model side of SAM-family inputs: crops are resized to this (upsample = 1024 / crop size)
-MODEL_INPUT = 1024
 
 
 @dataclass
@@ -215,8 +213,11 @@ class Scorer:
         self.objects_without_gt = 0
         self.missing_predictions = 0
         self.sources: Counter[str] = Counter()
-        #: per (sequence, track): (frame_index, predicted block, ground-truth block, box)
-        self.tracks: dict[tuple[str, int], list[tuple[int, Any, Any, np.ndarray]]] = {}
+        #: per (sequence, track): (frame_index, predicted block, ground-truth block, box, (H, W)),
+        #: blocks in frame pixels
+        self.tracks: dict[
+            tuple[str, int], list[tuple[int, MaskBlock, MaskBlock, np.ndarray, tuple[int, int]]]
+        ] = {}
 
     def score_frame(
         self,
@@ -312,21 +313,14 @@ class Scorer:
     def _add_to_track(
         self, frame: Frame, i: int, pred: ObjectMask | np.ndarray, gt: np.ndarray
     ) -> None:
-        from box2mask.mask_blocks import block_from_mask
-
         hw = frame.image_hw
         if isinstance(pred, ObjectMask):
-            ov = pred.window.overlap(hw)
-            if ov is None:
-                pb = block_from_mask(np.zeros((0, 0), bool), frame_hw=hw)
-            else:
-                fr, fc, cr, cc = ov
-                pb = block_from_mask(pred.mask[cr, cc], fr.start, fc.start, hw)
+            pb = frame_block(pred.block, pred.window, hw)
         else:
-            pb = block_from_mask(pred)
+            pb = MaskBlock.from_mask(pred)
         key = (frame.sequence, int(frame.track_id[i]))
         self.tracks.setdefault(key, []).append(
-            (frame.frame_index, pb, block_from_mask(gt), frame.xyxy[i].copy())
+            (frame.frame_index, pb, MaskBlock.from_mask(gt), frame.xyxy[i].copy(), hw)
         )
 
     def consistency(self) -> dict[str, Any]:
@@ -344,9 +338,9 @@ class Scorer:
         pred, gt = [], []
         for items in self.tracks.values():
             items.sort(key=lambda t: t[0])
-            for (_, pp, pg, pbox), (_, cp, cg, cbox) in zip(items, items[1:], strict=False):
-                pred.append(aligned_iou(pp, pbox, cp, cbox))
-                gt.append(aligned_iou(pg, pbox, cg, cbox))
+            for (_, pp, pg, pbox, _), (_, cp, cg, cbox, hw) in zip(items, items[1:], strict=False):
+                pred.append(aligned_iou(pp, pbox, cp, cbox, hw))
+                gt.append(aligned_iou(pg, pbox, cg, cbox, hw))
         if not pred:
             nan = math.nan
             return {"pairs": 0, "mean": nan, "below_0.5": nan, "gt_mean": nan, "tracks": 0}
@@ -378,7 +372,23 @@ def eval_options(**kwargs: Any) -> ConvertOptions:
     return ConvertOptions(**kwargs)
 
 
-def _settings(opts: ConvertOptions, model: str, ratio: float, kind: str) -> dict[str, Any]:
+#: options of a convert job's identity that eval does not apply: it writes no files and
+#: scores every selected sequence
+NOT_EVALUATED = ("formats", "shard")
+
+
+def _settings(
+    opts: ConvertOptions, model: str, ratio: float, kind: str, precision: str | None = None
+) -> dict[str, Any]:
+    """What a report's numbers depend on: the data, the model, and every option that makes the masks.
+
+    The options are the job identity's (:func:`box2mask.options.job_identity`:
+    every field marked ``in_identity``, as a convert with this model records
+    it) less :data:`NOT_EVALUATED`, so a new option that changes masks is
+    reported without being named here; ``upsample`` (1024 / crop size) is
+    added for prompt models. Scored predictions record the selection only:
+    their masks come from the file.
+    """
     settings: dict[str, Any] = {
         "dataset": opts.dataset,
         "root": None if opts.root is None else str(opts.root),
@@ -386,27 +396,18 @@ def _settings(opts: ConvertOptions, model: str, ratio: float, kind: str) -> dict
         "model": model,
         "checkpoint": opts.checkpoint,
         "biou_ratio": ratio,
-        "box_fill_classes": list(opts.box_fill_classes),
-        "box_fill_area": opts.box_fill_area,
-        "sequences": list(opts.sequences),
-        "classes": list(opts.classes),
     }
-    if kind != "predictions":
-        settings.update(
-            crop_size=opts.crop_size,
-            upsample=round(MODEL_INPUT / opts.crop_size, 4) if kind == "prompt" else None,
-            context=opts.context,
-            window=opts.window,
-            interpolation=opts.interpolation if kind == "prompt" else None,
-            threshold=opts.threshold if kind == "prompt" else None,
-            hq_token_only=opts.hq_token_only if _has_hq_token_option(model) else None,
-        )
+    if kind == "predictions":
+        settings.update(sequences=sorted(opts.sequences), classes=sorted(opts.classes))
+        return settings
+    identity = job_identity(opts, kind == "prompt", precision or opts.precision)
+    settings.update((k, v) for k, v in identity.items() if k not in NOT_EVALUATED)
+    settings["upsample"] = round(MODEL_SIZE / opts.crop_size, 4) if kind == "prompt" else None
     return settings
 
 
 def _open_dataset(opts: ConvertOptions, problems: Problems) -> tuple[Any, list[str], int]:
-    root = resolve_root(opts.dataset, opts.root).resolve()
-    adapter = ADAPTERS.get(opts.dataset)(root, problems=problems, **opts.adapter_options)
+    adapter = open_dataset(opts.dataset, opts.root, opts.adapter_options, problems)
     seqs = select_sequences(opts.dataset, adapter.list_sequences(), opts.sequences)
     return adapter, [s.name for s in seqs], sum(s.num_frames for s in seqs)
 
@@ -455,6 +456,7 @@ def evaluate(
     scorer = Scorer(biou_ratio)
     state = EvalProgress(frames_total=total)
     no_gt = [0]
+    precision: str | None = None  # the model's, resolved (none for predictions)
 
     def with_gt() -> Iterator[Frame]:
         for frame in adapter.frames(seq_names):
@@ -522,7 +524,7 @@ def evaluate(
         objects_without_gt=scorer.objects_without_gt,
         missing_predictions=scorer.missing_predictions,
         objects_by_source=scorer.sources,
-        settings=_settings(opts, model, biou_ratio, kind),
+        settings=_settings(opts, model, biou_ratio, kind, precision),
         model_note=note,
         problems=problems,
         seconds=time.perf_counter() - t0,
@@ -751,7 +753,7 @@ def setting_label(axis: str, value: Any, upsampled: bool = True) -> str:
     """
     if axis == "crop_size":
         return (
-            f"crop {value} (x{MODEL_INPUT / value:.3g} upsample)" if upsampled else f"crop {value}"
+            f"crop {value} (x{MODEL_SIZE / value:.3g} upsample)" if upsampled else f"crop {value}"
         )
     if axis == "hq_token_only":
         return "HQ token only" if value else "SAM + HQ summed"

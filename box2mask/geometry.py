@@ -264,7 +264,8 @@ def frame_block(block: MaskBlock, window: CropWindow, image_hw: tuple[int, int])
     """A window-pixel :class:`MaskBlock` seen in the frame: shifted, cut to the image, tight.
 
     The pixels of the window outside the image are dropped, as in
-    :func:`paste_mask`. Costs in proportion to the block.
+    :func:`paste_mask` (:meth:`MaskBlock.to_frame` at the window's corner).
+    Costs in proportion to the block.
 
     Returns:
         The block in frame pixels (:meth:`MaskBlock.empty` when nothing is inside the frame).
@@ -272,10 +273,4 @@ def frame_block(block: MaskBlock, window: CropWindow, image_hw: tuple[int, int])
     >>> frame_block(MaskBlock(0, 0, 4, 6), CropWindow(-2, 5, 8), (20, 30))
     MaskBlock(top=5, left=0, height=4, width=4, data=None)
     """
-    h, w = image_hw
-    y0, x0 = window.y0, window.x0
-    part = block.clip(-y0, -x0, h - y0, w - x0)
-    if part.height == 0:
-        return part
-    shifted = MaskBlock(part.top + y0, part.left + x0, part.height, part.width, part.data)
-    return shifted.tight()
+    return block.to_frame((window.y0, window.x0), image_hw)

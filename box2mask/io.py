@@ -1,4 +1,4 @@
-"""Atomic file writes: finished output is never half-written.
+"""Atomic file writes (finished output is never half-written), image reads, file hashes.
 
 Every file box2mask produces is written to a temporary name in the same
 folder, flushed and fsynced, then renamed over its final name, so that a
@@ -9,11 +9,12 @@ the new one, never a torn one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -200,6 +201,93 @@ def png_end(data: bytes | memoryview) -> int | None:
     return None
 
 
+def _file_kind(mode: int) -> str:
+    """What a non-regular file is, for a message (``a FIFO``, ``a folder`` ...)."""
+    import stat
+
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+@contextlib.contextmanager
+def open_regular(path: Path, what: str = "file") -> Iterator[IO[bytes]]:
+    """Open ``path`` for binary reading only if it is a regular file (symlinks followed).
+
+    A FIFO, socket or device given as a frame or an annotation file would block a
+    read forever (a FIFO's ``open`` waits for a writer) or never end: it is
+    refused after a ``stat``, without being opened; the file is then opened
+    non-blocking and checked again on its descriptor, so that one swapped in
+    between cannot block either.
+
+    Raises:
+        AnnotationError: ``path`` is missing, not a regular file, or cannot be
+            opened (the message names ``what`` and ``path``).
+    """
+    import stat
+
+    from box2mask.errors import AnnotationError
+
+    def refuse(mode: int) -> AnnotationError:
+        return AnnotationError(f"{what} is {_file_kind(mode)}, not a regular file; not read", path)
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise AnnotationError(f"{what} is missing", path) from None
+    except OSError as exc:
+        raise AnnotationError(f"{what} cannot be read ({exc.strerror or exc})", path) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise refuse(st.st_mode)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise AnnotationError(f"{what} cannot be read ({exc.strerror or exc})", path) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise refuse(mode)
+    with os.fdopen(fd, "rb") as fh:
+        yield fh
+
+
+def check_frame_file(path: Path, image_hw: tuple[int, int] | None = None) -> None:
+    """Check a frame whose pixels are not needed (every object box-filled) without
+    decoding it: a regular, non-empty file whose header is an image's (PIL reads
+    the header only) of size ``image_hw`` when given. A 0-byte frame, a text file
+    named ``.jpg`` or a FIFO is bad input whether or not it is decoded.
+
+    Raises:
+        AnnotationError: as :func:`read_image` (names the file).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from box2mask.errors import AnnotationError
+
+    with open_regular(path, "frame image") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise AnnotationError("frame image is an empty file", path)
+        try:
+            with Image.open(fh) as im:
+                w, h = im.size
+        except UnidentifiedImageError:
+            raise AnnotationError(
+                "frame image cannot be decoded (not an image: no known image header)", path
+            ) from None
+        except Exception as exc:  # PIL raises many types for corrupt headers
+            raise AnnotationError(f"frame image cannot be read ({exc})", path) from None
+    if image_hw is not None and (h, w) != tuple(image_hw):
+        raise AnnotationError(
+            f"image is {h}x{w} (HxW) but the annotation says {image_hw[0]}x{image_hw[1]}", path
+        )
+
+
 def imread(path: Path, flags: int | None = None) -> np.ndarray | None:
     """``cv2.imread`` for any path: the file is read by Python and decoded from memory.
 
@@ -211,9 +299,12 @@ def imread(path: Path, flags: int | None = None) -> np.ndarray | None:
     import cv2
     import numpy as np
 
-    try:
-        data = np.fromfile(os.fspath(path), dtype=np.uint8)
-    except (OSError, ValueError):
+    from box2mask.errors import AnnotationError
+
+    try:  # a FIFO or device is refused unopened (open_regular), never read
+        with open_regular(Path(path), "image") as fh:
+            data = np.frombuffer(fh.read(), dtype=np.uint8)
+    except (AnnotationError, OSError, ValueError):
         return None
     if data.size == 0:
         return None
@@ -240,7 +331,8 @@ def read_image(path: Path) -> np.ndarray:
     image.
 
     Raises:
-        AnnotationError: the file is missing, truncated or cannot be decoded (names the file).
+        AnnotationError: the file is missing, not a regular file (a FIFO is not
+            opened), truncated or cannot be decoded (names the file).
     """
     import cv2
     import numpy as np
@@ -248,9 +340,8 @@ def read_image(path: Path) -> np.ndarray:
     from box2mask.errors import AnnotationError
 
     path = Path(path)
-    if not path.is_file():
-        raise AnnotationError("frame image is missing", path)
-    data = np.fromfile(str(path), dtype=np.uint8)
+    with open_regular(path, "frame image") as fh:  # a FIFO or device is refused, not opened
+        data = np.frombuffer(fh.read(), dtype=np.uint8)
     if data.size == 0:
         raise AnnotationError("frame image is an empty file", path)
     cut = truncation(memoryview(data))
@@ -260,3 +351,27 @@ def read_image(path: Path) -> np.ndarray:
     if image is None:
         raise AnnotationError("frame image cannot be decoded (corrupt or not an image)", path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def sha256_file(path: Path | str, progress: Callable[[int, int], None] | None = None) -> str:
+    """The lowercase hex sha256 of a file; of a folder, of its files one after the other.
+
+    The one sha256 helper of box2mask (a checkpoint's hash in the job
+    identity, a training run's base weights, ``weights verify``). A folder
+    (the authors' checkpoint folder) is hashed as its files' bytes in sorted
+    path order. Read in 1 MiB chunks; ``progress(done, total)`` is called
+    after each with the bytes read so far and in all.
+    """
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    total = sum(p.stat().st_size for p in files)
+    h = hashlib.sha256()
+    done = 0
+    for p in files:
+        with open(p, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+    return h.hexdigest()

@@ -403,20 +403,40 @@ class Job:
 
 
 def read_ledger_records(state_dir: Path) -> list[dict[str, Any]]:
-    """The ledger lines of a job state folder; a torn or unparsable line is skipped."""
+    """The ledger lines of a job state folder, as :meth:`Job.record` writes them: an
+    object whose ``sequence`` is a string and ``frame`` an integer. A torn, unparsable
+    or foreign line (``"frame": 4.5``, ``"5"``, ``true``; a list as sequence) is
+    skipped, with one warning naming the ledger and the lines: its frame is redone."""
     path = Path(state_dir) / LEDGER_FILE
     out: list[dict[str, Any]] = []
     if not path.exists():
         return out
+    bad: list[int] = []
     with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
+        for n, line in enumerate(fh, start=1):
             if not line.endswith("\n"):
                 break  # torn write from a kill: that frame is redone
             try:
                 rec = json.loads(line)
-                out.append({**rec, "sequence": str(rec["sequence"]), "frame": int(rec["frame"])})
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            except json.JSONDecodeError:
+                rec = None
+            frame = rec.get("frame") if isinstance(rec, dict) else None
+            if (
+                not isinstance(rec, dict)
+                or not isinstance(rec.get("sequence"), str)
+                or type(frame) is not int  # not bool, not float
+            ):
+                bad.append(n)
                 continue
+            out.append(rec)
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
+        log.warning(
+            "%s: %d line(s) are not ledger records (line(s) %s); ignored, their frames are redone",
+            path,
+            len(bad),
+            shown,
+        )
     return out
 
 

@@ -22,10 +22,15 @@ Inputs are job folders (a ``--out`` of ``box2mask convert``: its
 Memory: one part at a time, plus the frame list of one sequence. Plain COCO
 files are read whole (use job folders for very large inputs).
 
-Refused (:class:`MergeError`, exit 2): jobs whose identities differ in
-anything but ``shard`` and ``sequences`` (the options that pick a share),
-unfinished jobs, and a frame present in two inputs. ``force=True`` accepts
-the first two, never the last.
+Refused (:class:`MergeError`, exit 2), all checked before anything is
+written: jobs whose identities differ in anything but ``shard`` and
+``sequences`` (the options that pick a share), unfinished jobs, shards
+``K/N`` of which some ``K`` is missing (1/3 and 3/3 without 2/3), a frame
+present in two inputs, a plain COCO file that lacks what a format needs
+(``sequence``, ``frame_index``, ``track_id``, RLE masks: a foreign COCO file
+merges into COCO only), and outputs already at ``dest``. ``force=True``
+accepts the first three, ``overwrite=True`` the last; never a frame in two
+inputs.
 """
 
 from __future__ import annotations
@@ -143,6 +148,7 @@ class _CocoSource(_Source):
             by_image.setdefault(a["image_id"], []).append(
                 {"category": names[a["category_id"]], **rec}
             )
+        self._images, self._anns = images, anns
         self._seqs: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         for pos, img in enumerate(images):
             seq = str(img.get("sequence", ""))
@@ -159,6 +165,28 @@ class _CocoSource(_Source):
         out = [(i, (lambda p=p: p)) for i, p in self._seqs.get(sequence, [])]
         out.sort(key=lambda t: t[0])
         return out
+
+    def lacks_video_fields(self) -> str | None:
+        """What this file lacks for the formats beyond COCO (tracks in sequences, RLE
+        masks), as box2mask's own COCO output has them: the first image or annotation
+        without it, or ``None``."""
+        for n, img in enumerate(self._images):
+            for key, kind in (("sequence", str), ("frame_index", int), ("width", int),
+                              ("height", int), ("file_name", str)):  # fmt: skip
+                value = img.get(key) if isinstance(img, dict) else None
+                if not isinstance(value, kind) or isinstance(value, bool):
+                    return f"images[{n}] has no {key} ({kind.__name__})"
+        for n, ann in enumerate(self._anns):
+            tid = ann.get("track_id")
+            if not isinstance(tid, int) or isinstance(tid, bool):
+                return f"annotations[{n}] has no track_id (an integer)"
+            seg = ann.get("segmentation")
+            if not (isinstance(seg, dict) and isinstance(seg.get("counts"), str)):
+                return f"annotations[{n}] has no compressed-RLE segmentation"
+            for key in ("area", "bbox", "score"):
+                if key not in ann:
+                    return f"annotations[{n}] has no {key}"
+        return None
 
 
 def _json_loader(path: Path) -> _Loader:
@@ -209,20 +237,23 @@ def merge(
     dest: Path | str,
     force: bool = False,
     formats: Sequence[str] | None = None,
+    overwrite: bool = False,
 ) -> MergeSummary:
     """Merge job folders and/or COCO files into ``dest`` (each file written atomically).
+
+    Every check is made before anything is written: a refused merge writes nothing.
 
     Args:
         inputs: job folders (``--out`` of ``convert``) and/or COCO JSON files.
         dest: a ``.json`` file (one COCO JSON, when ``formats`` is ``None`` or
             ``["coco"]``), or a folder that receives each format.
+        force: merge jobs that differ, are unfinished or miss shards (``--force``).
         formats: ``--format`` names (``None``: COCO; with a folder ``dest``,
             the formats of the first job).
+        overwrite: replace outputs already at ``dest`` (``--overwrite``).
 
     Raises:
-        MergeError: different jobs or unfinished jobs (unless ``force``), a
-            frame in two inputs (always), an unreadable input, a per-frame
-            format asked of a plain COCO input.
+        MergeError: see the module docstring.
     """
     if not inputs:
         raise MergeError("nothing to merge: give one or more job folders or COCO files")
@@ -243,42 +274,64 @@ def merge(
                 f"{s.label} is not finished (no {STATE_DIR}/{FINISHED_FILE}): "
                 "run its convert command again to complete it"
             )
+    problems += _missing_shards(jobs)
     if problems and not force:
         raise MergeError(
             "refusing to merge: " + "; ".join(problems) + ". Use --force to merge anyway."
         )
     warnings.extend(problems)
     dest = Path(dest)
-    if dest.suffix.lower() == ".json" and list(formats or ["coco"]) == ["coco"]:
+    single = dest.suffix.lower() == ".json" and list(formats or ["coco"]) == ["coco"]
+    if not single and formats is None:
+        formats = jobs[0].identity.get("formats", ["coco"]) if jobs else ["coco"]  # type: ignore[union-attr]
+    _check_inputs(sources, formats or ["coco"], single)
+    _check_frames_once(sources)
+    _check_dest(sources, dest, formats or ["coco"], single, overwrite)
+    if single:
         summary = write_coco(sources, dest)
         summary.written = [dest]
     else:
-        summary = _write_formats(sources, dest, formats)
+        summary = _write_formats(sources, dest, formats or ["coco"])
     summary.warnings = warnings
     return summary
 
 
-def _write_formats(
-    sources: list[_Source], dest: Path, formats: Sequence[str] | None
-) -> MergeSummary:
-    """Each format into the folder ``dest``: assembled ones from every input's parts at
-    once, per-frame ones copied from each job folder."""
-    jobs = [s for s in sources if isinstance(s, _JobSource)]
-    if formats is None:
-        formats = jobs[0].identity.get("formats", ["coco"]) if jobs else ["coco"]  # type: ignore[union-attr]
+def _missing_shards(jobs: Sequence[_Source]) -> list[str]:
+    """``shard 2/3 is missing`` for each ``K`` of ``K/N`` that no job converted, when some
+    job is a shard of ``N``."""
+    have: dict[int, set[int]] = {}
+    for job in jobs:
+        shard = (job.identity or {}).get("shard")
+        if shard:
+            k, n = (int(v) for v in str(shard).split("/"))
+            have.setdefault(n, set()).add(k)
+    out = []
+    for n, ks in sorted(have.items()):
+        missing = [k for k in range(1, n + 1) if k not in ks]
+        if missing:
+            given = ", ".join(f"{k}/{n}" for k in sorted(ks))
+            out.append(
+                f"shard{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(f'{k}/{n}' for k in missing)} "
+                f"{'are' if len(missing) > 1 else 'is'} missing (given: {given}): the merge "
+                "would lack their sequences"
+            )
+    return out
+
+
+def _check_inputs(sources: list[_Source], formats: Sequence[str], single: bool) -> None:
+    """Each format known, and each input able to give it (before anything is written)."""
     unknown = [f for f in formats if f not in WRITERS]
     if unknown:
         raise MergeError(
             f"--format {unknown[0]!r} is not a format; known: {', '.join(WRITERS.names())}"
         )
-    assembly = _assembly(sources)
-    sequence_dirs(assembly.sequences)  # two sequences in one folder (from COCO inputs): exit 2
-    root = Path(jobs[0].identity.get("root", ".")) if jobs else Path(".")  # type: ignore[union-attr]
-    ctx = WriterContext(dest, root, assembly.categories, assembly.sequences)
-    dest.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    jobs = [s for s in sources if isinstance(s, _JobSource)]
+    plain = [s for s in sources if isinstance(s, _CocoSource)]
+    if not single:  # two sequences whose folders would be one (from COCO inputs): exit 2
+        sequence_dirs(_assembly(sources).sequences)
     for name in formats:
-        writer = WRITERS.get(name)(ctx)
+        writer = WRITERS.get(name)
         if writer.needs_parts:
             for job in jobs:
                 kept = [f for f in (job.identity or {}).get("formats", ["coco"]) if f in WRITERS]
@@ -288,15 +341,81 @@ def _write_formats(
                         f"--format {','.join(kept)}); convert it again with coco among its formats"
                     )
         if writer.per_frame:
-            plain = [s.label for s in sources if not isinstance(s, _JobSource)]
             if plain:
                 raise MergeError(
-                    f"--format {name}: {plain[0]} is a COCO file; {name} is written per frame "
-                    "and can only be merged from job folders"
+                    f"--format {name}: {plain[0].label} is a COCO file; {name} is written per "
+                    "frame and can only be merged from job folders"
                 )
             for job in jobs:
                 if name not in (job.identity or {}).get("formats", []):
                     raise MergeError(f"--format {name}: {job.label} was not converted with it")
+        elif name != "coco":
+            for src in plain:
+                lack = src.lacks_video_fields()
+                if lack is not None:
+                    raise MergeError(
+                        f"--format {name}: {src.label}: {lack}; a COCO file merges into "
+                        f"{name} only when it has box2mask's fields (sequence, frame_index, "
+                        "track_id, RLE masks); merge it with --format coco"
+                    )
+
+
+def _check_frames_once(sources: list[_Source]) -> None:
+    """A frame in two inputs is refused before anything is written."""
+    for seq in _assembly(sources).sequences:  # in output order: the first clash is named
+        owner: dict[int, str] = {}
+        for s in sources:
+            if seq not in s.sequences:
+                continue
+            for i, _ in sorted(s.frames(seq), key=lambda t: t[0]):
+                if i in owner and owner[i] != s.label:
+                    raise MergeError(
+                        f"sequence {seq!r} frame {i} is in both {owner[i]} and {s.label}"
+                    )
+                owner.setdefault(i, s.label)
+
+
+def _check_dest(
+    sources: list[_Source], dest: Path, formats: Sequence[str], single: bool, overwrite: bool
+) -> None:
+    """Outputs already at ``dest`` are replaced only with ``overwrite``; a file where the
+    folder ``dest`` must be is refused."""
+    if single:
+        found = [dest] if dest.exists() else []
+    else:
+        if dest.exists() and not dest.is_dir():
+            raise MergeError(f"--out {dest}: is a file; give a folder (or a .json file for COCO)")
+        jobs = [s for s in sources if isinstance(s, _JobSource)]
+        root = Path(jobs[0].identity.get("root", ".")) if jobs else Path(".")  # type: ignore[union-attr]
+        sequences = list(dict.fromkeys(seq for s in sources for seq in s.sequences))
+        ctx = WriterContext(dest, root, [], sequences)
+        found = [
+            dest / rel
+            for name in formats
+            for rel in WRITERS.get(name)(ctx).outputs()
+            if (dest / rel).exists() or (dest / rel).is_symlink()
+        ]
+    if found and not overwrite:
+        shown = ", ".join(str(p) for p in found[:3]) + (" ..." if len(found) > 3 else "")
+        raise MergeError(
+            f"--out {dest}: {shown} already exist{'s' if len(found) == 1 else ''}; "
+            "use --overwrite to replace, or another --out"
+        )
+
+
+def _write_formats(sources: list[_Source], dest: Path, formats: Sequence[str]) -> MergeSummary:
+    """Each format into the folder ``dest``: assembled ones from every input's parts at
+    once, per-frame ones copied from each job folder (checked by :func:`_check_inputs`)."""
+    jobs = [s for s in sources if isinstance(s, _JobSource)]
+    assembly = _assembly(sources)
+    root = Path(jobs[0].identity.get("root", ".")) if jobs else Path(".")  # type: ignore[union-attr]
+    ctx = WriterContext(dest, root, assembly.categories, assembly.sequences)
+    dest.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name in formats:
+        writer = WRITERS.get(name)(ctx)
+        if writer.per_frame:
+            for job in jobs:
                 own = WRITERS.get(name)(WriterContext(job.out, root, [], job.sequences))
                 _copy_outputs(own, job.out, dest)
         written.extend(writer.finalize(assembly, dest))

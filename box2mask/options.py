@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from box2mask.choices import Interpolation, Precision, Window
-from box2mask.errors import UsageError
+from box2mask.errors import AnnotationError, UsageError
 
 #: classes given a box mask without running the model, as in the ROS-SAM paper
 DEFAULT_BOX_FILL_CLASSES = ("car",)
@@ -265,6 +265,20 @@ def check_output_dir(out: Path) -> None:
         raise UsageError(f"--out {out}: cannot write there ({reason})") from None
 
 
+def check_folder_option(folder: Path, option: str) -> None:
+    """``folder`` (the value of ``option``) can be a folder to write into, checked without
+    creating anything: a file there or above it, or a read-only place, is a
+    :class:`UsageError` naming the option, before the command writes anything."""
+    folder = Path(folder)
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{option} {folder}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UsageError(f"{option} {folder}: cannot write there ({parent} is read-only)")
+            return
+
+
 def split_list(value: Any) -> list[str]:
     """``"a,b"`` or ``["a", "b,c"]`` → ``["a", "b", "c"]``."""
     if value is None:
@@ -302,10 +316,45 @@ def parse_key_values(items: list[str] | tuple[str, ...], option: str = "--opt") 
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a mapping with one key twice (YAML 1.2 says keys are
+    unique; PyYAML keeps the last silently, so a second ``batch_size:`` hid the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                first = seen.get(key)
+                seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the base class says so
+                break
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} given twice (first on line {first}); keep one",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: Path) -> dict[str, Any]:
-    """Read a YAML config whose keys are option names (``batch-size`` or ``batch_size``)."""
+    """Read a YAML config whose keys are option names (``batch-size`` or ``batch_size``;
+    ``opt`` is a mapping or a list of ``KEY=VALUE``, as ``--opt``). A key given twice,
+    also under two spellings (``batch-size`` and ``batch_size``), is refused."""
+    from box2mask.io import open_regular
+
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        with open_regular(Path(path), "--config") as fh:  # a FIFO would block: refused
+            text = fh.read().decode("utf-8")
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except AnnotationError as exc:
+        if exc.reason.endswith("is missing"):
+            raise UsageError(f"--config {path}: no such file") from None
+        if "a folder" in exc.reason:
+            raise UsageError(f"--config {path}: is a folder, not a YAML file") from None
+        raise UsageError(f"--config {path}: {exc.reason}") from None
     except FileNotFoundError:
         raise UsageError(f"--config {path}: no such file") from None
     except IsADirectoryError:
@@ -329,12 +378,20 @@ def load_config(path: Path) -> dict[str, Any]:
         raise UsageError(f"--config {path}: expected a mapping of option names to values")
     known = set(ConvertOptions.field_names())
     out: dict[str, Any] = {}
+    spelled: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
-        if name == "format":
-            name = "formats"
+        name = {"format": "formats", "opt": "adapter_options"}.get(name, name)
         if name not in known:
             raise UsageError(f"--config {path}: unknown option {key!r}")
+        if name in spelled:
+            raise UsageError(
+                f"--config {path}: {spelled[name]!r} and {key!r} are one option; keep one"
+            )
+        spelled[name] = key
+        if name == "adapter_options" and isinstance(value, list | str):
+            items = [value] if isinstance(value, str) else [str(v) for v in value]
+            value = parse_key_values(items, f"--config {path}: key {key!r}")
         out[name] = value
     check_types(out, where=f"--config {path}")
     return out

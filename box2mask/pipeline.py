@@ -21,25 +21,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from box2mask.adapters import ADAPTERS, SequenceInfo, resolve_root
+from box2mask.adapters import SequenceInfo, open_dataset
 from box2mask.adapters.base import check_selection, select_sequences
 from box2mask.checks import drop_outside_boxes
 from box2mask.engine import DeviceFailed, Profile
-from box2mask.errors import Box2MaskError
+from box2mask.errors import AnnotationError, Box2MaskError
 from box2mask.executors import FrameEncoder, FrameSink, RunContext, choose_executor
+from box2mask.io import check_frame_file, sha256_file
 from box2mask.job import DISK_FULL, Job, JobInterrupted, JobStopped, WriteFailed
 from box2mask.layout import STATE_DIR, renamed, sequence_dirs
 from box2mask.merge import job_assembly
-from box2mask.options import ConvertOptions, check_output_dir, job_identity, parse_shard
+from box2mask.options import (
+    ConvertOptions,
+    check_output_dir,
+    job_identity,
+    parse_shard,
+    split_list,
+)
 from box2mask.problems import Problems
-from box2mask.runtime import choose_model, file_sha256, parse_devices
+from box2mask.runtime import choose_model, parse_devices
 from box2mask.types import Frame
 from box2mask.writers import WRITERS, EncodedFrame, WriterContext
 from box2mask.writers.base import sequence_tops
 from box2mask.writers.coco import category_table
 
 log = logging.getLogger("box2mask")
-
 
 
 @dataclass
@@ -118,8 +124,8 @@ def convert(
     opts = options if options is not None else ConvertOptions(**kwargs)
     t_start = time.perf_counter()
     problems = Problems(strict=opts.strict)
-    root = resolve_root(opts.dataset, opts.root).resolve()
-    adapter = ADAPTERS.get(opts.dataset)(root, problems=problems, **opts.adapter_options)
+    adapter = open_dataset(opts.dataset, opts.root, opts.adapter_options, problems)
+    root = adapter.root
 
     all_seqs = adapter.list_sequences()
     check_selection(adapter, all_seqs, opts.classes)  # nothing to convert, or a --classes typo: exit 2
@@ -135,6 +141,13 @@ def convert(
 
     spec, checkpoint, note = choose_model(opts)
     devices = parse_devices(opts.device, spec.kind)
+    gpus = [d for d in split_list(opts.device) if d not in ("auto", "cpu")]
+    if spec.kind != "prompt" and gpus:
+        # a weight-free model runs on the CPU: say so rather than take --device cuda silently
+        note = "; ".join(
+            n for n in (note, f"--device {opts.device}: {spec.name} is weight-free and runs on "
+                        "the CPU (a GPU serves only the SAM-family models)") if n
+        )  # fmt: skip
     precision = opts.precision
     if precision == "auto":
         precision = "bf16" if devices[0].type == "cuda" else "fp32"
@@ -145,7 +158,7 @@ def convert(
         "root": str(root),
         "adapter_options": adapter.output_options(),
         "model": spec.name,
-        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
+        "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
         **job_identity(opts, prompt_model=spec.kind == "prompt", precision=precision),
     }
     writers = [
@@ -175,9 +188,10 @@ def convert(
 
     try:
         total = sum(s.num_frames for s in seqs)
-        in_job = set(seq_names)
-        resumed = sum(1 for key in done if key[0] in in_job)
-        state = Progress(frames_total=total, frames_done=resumed, frames_resumed=resumed)
+        # frames already done are counted as they come by (_pending): a ledger line that
+        # names no frame of this run, or one whose part is gone, counts for nothing
+        state = Progress(frames_total=total)
+        state_lock = threading.Lock()
         by_source: Counter[str] = Counter()
         profile = Profile()
         if progress:
@@ -185,22 +199,34 @@ def convert(
 
         def recorded(enc: EncodedFrame, _info: dict[str, Any]) -> None:
             """A frame's files are in place and its ledger line written: count it, tell the caller."""
-            by_source.update(enc.sources)
-            state.frames_done += 1
-            state.objects_done += sum(enc.sources.values())
-            state.sequence = enc.sequence
-            if progress:
-                progress(state)
+            with state_lock:  # frames already done are counted on the thread that reads frames
+                by_source.update(enc.sources)
+                state.frames_done += 1
+                state.objects_done += sum(enc.sources.values())
+                state.sequence = enc.sequence
+                if progress:
+                    progress(state)
 
         stop = threading.Event()
-        frames = _pending(drop_outside_boxes(adapter.frames(seq_names), problems), done, stop)
+        part_of = job.part_path if any(w.needs_parts for w in writers) else None
+        reading = _Reading()
+        frames = _pending(
+            drop_outside_boxes(adapter.frames(seq_names), problems),
+            done,
+            stop,
+            reading,
+            _resumed(state, state_lock, progress, part_of),
+            problems,
+        )
         skipped_before = len(problems)
         sink = FrameSink(job, FrameEncoder(writers), recorded, timer=profile.time)
         ctx = RunContext(opts, spec, checkpoint, devices, precision, problems, profile, stop)
         executor = choose_executor(opts.executor, len(devices))()
         try:
-            with _stop_on_signals(stop) as caught:
+            with _stop_on_signals(stop, reading) as caught:
                 executor.run(frames, ctx, sink)
+        except _InputInterrupted:
+            pass  # the first signal came while the dataset was being read: nothing in flight
         except KeyboardInterrupt:
             if not stop.is_set():
                 raise
@@ -245,8 +271,8 @@ def convert(
         model_note=note,
         device=",".join(str(d) for d in devices) if spec.kind == "prompt" else "cpu",
         frames_total=total,
-        frames_done=state.frames_done - resumed,
-        frames_resumed=resumed,
+        frames_done=state.frames_done - state.frames_resumed,
+        frames_resumed=state.frames_resumed,
         objects_by_source=by_source,
         problems=problems,
         seconds=time.perf_counter() - t_start,
@@ -288,21 +314,100 @@ def _stopped_message(
     )
 
 
+class _InputInterrupted(BaseException):
+    """The first signal came while the main thread was reading the dataset (a slow or
+    hung file): the read is abandoned, the frames in flight are still finished.
+
+    A ``BaseException``, so that no adapter's ``except Exception`` swallows it."""
+
+
+class _Reading:
+    """Whether the main thread is inside the adapter, reading the next frame."""
+
+    def __init__(self) -> None:
+        self.now = False
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        main = threading.current_thread() is threading.main_thread()
+        self.now = main  # signal handlers run in the main thread only
+        try:
+            yield
+        finally:
+            self.now = False
+
+
+def _resumed(
+    state: Progress,
+    lock: threading.Lock,
+    progress: Callable[[Progress], None] | None,
+    part_of: Callable[[str, int], Path] | None,
+) -> Callable[[Frame], bool]:
+    """``is_done(frame)`` for a frame the ledger names: counts it as already done,
+    unless its COCO part (``part_of``, when the job keeps parts) is missing, in which
+    case the frame is converted again."""
+
+    def is_done(frame: Frame) -> bool:
+        if part_of is not None and not part_of(*frame.key).is_file():
+            log.warning(
+                "%s frame %d: in the ledger but its part is missing; converting it again",
+                *frame.key,
+            )
+            return False
+        with lock:
+            state.frames_done += 1
+            state.frames_resumed += 1
+            if progress:
+                progress(state)
+        return True
+
+    return is_done
+
+
 def _pending(
-    frames: Iterator[Frame], done: set[tuple[str, int]], stop: threading.Event
+    frames: Iterator[Frame],
+    done: set[tuple[str, int]],
+    stop: threading.Event,
+    reading: _Reading,
+    is_done: Callable[[Frame], bool],
+    problems: Problems,
 ) -> Iterator[Frame]:
-    """The frames not yet recorded; ends early once ``stop`` is set (Ctrl-C)."""
-    for frame in frames:
-        if stop.is_set():
+    """The frames not yet recorded whose image file is one (:func:`check_frame_file`);
+    ends early once ``stop`` is set (Ctrl-C), and at once when the signal interrupts
+    the read of the next frame.
+
+    The file check is made here, for every frame, because a frame whose objects are
+    all box-filled is never decoded: a missing, 0-byte, non-image (a text file named
+    ``.jpg``) or non-regular frame (a FIFO, never opened) was converted and counted as
+    done. It costs a ``stat`` and a header read; a decoded frame is still checked in
+    full by the engine (truncation)."""
+    it = iter(frames)
+    while not stop.is_set():
+        try:
+            with reading.reading():
+                frame = next(it)
+        except (StopIteration, _InputInterrupted):
             return
-        if frame.key not in done:
-            yield frame
+        if frame.key in done and is_done(frame):
+            continue
+        try:
+            with reading.reading():  # a hung file system: the first signal stops here too
+                check_frame_file(frame.image_path, frame.image_hw)
+        except AnnotationError as exc:
+            problems.report(exc, kind="frame")
+            continue
+        except _InputInterrupted:
+            return
+        yield frame
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[list[Any]]:
+def _stop_on_signals(stop: threading.Event, reading: _Reading | None = None) -> Iterator[list[Any]]:
     """While converting, SIGINT/SIGTERM set ``stop`` (frames in flight are finished).
 
+    When the signal finds the main thread reading the dataset (``reading``), that
+    read is abandoned at once (:class:`_InputInterrupted`): a FIFO, a hung network
+    file or a slow annotation file cannot keep the run from stopping.
     A second signal raises :class:`KeyboardInterrupt` at once (still safe: every
     file is written atomically and recorded after). Only in the main thread,
     where Python lets handlers be installed; elsewhere Ctrl-C behaves as usual.
@@ -319,6 +424,8 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[list[Any]]:
         caught.extend([signal.Signals(signum).name, signum])
         stop.set()
         log.warning("stopping after the frames in flight (send the signal again to stop at once)")
+        if reading is not None and reading.now:
+            raise _InputInterrupted
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -1,14 +1,22 @@
-"""A name → object registry shared by adapters, models and writers.
+"""A name → object registry shared by adapters, models, writers and executors.
+
+One naming convention for every registry: **the registration names the part**.
+A class is registered with ``@REGISTRY.register("name")``, a spec (a
+dataclass instance, such as a model's :class:`~box2mask.models.registry.ModelSpec`)
+with ``REGISTRY.add("name", spec)``, a plugin by its entry point's name; the
+registry then sets the part's ``name`` to it. A part does not name itself: a
+``name`` it sets to anything else is refused.
 
 >>> ADAPTERS = Registry("adapter")
 >>> @ADAPTERS.register("demo")
 ... class Demo: ...
->>> ADAPTERS.get("demo") is Demo
+>>> ADAPTERS.get("demo") is Demo and Demo.name == "demo"
 True
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
@@ -44,8 +52,25 @@ class Registry(Generic[T]):
         return deco
 
     def add(self, name: str, obj: T) -> None:
+        """Register ``obj`` as ``name``, which it then carries as ``obj.name``.
+
+        A class gets the attribute set; a dataclass instance with a ``name``
+        field is kept as a copy with ``name`` set (it may leave the field empty).
+
+        Raises:
+            ValueError: ``name`` is taken, or ``obj`` names itself otherwise.
+        """
         if name in self._items:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
+        own = vars(obj).get("name") if isinstance(obj, type) else getattr(obj, "name", None)
+        if own and own != name:
+            raise ValueError(
+                f"{self.kind} {name!r} names itself {own!r}: the registration gives the name"
+            )
+        if isinstance(obj, type):
+            obj.name = name  # type: ignore[attr-defined]
+        elif dataclasses.is_dataclass(obj) and "name" in {f.name for f in dataclasses.fields(obj)}:
+            obj = dataclasses.replace(obj, name=name)  # type: ignore[type-var]
         self._items[name] = obj
 
     def _load_plugins(self) -> None:

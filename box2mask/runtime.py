@@ -6,7 +6,6 @@ Shared by ``convert`` (``pipeline``), its worker processes (``workers``) and
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -98,22 +97,12 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, or of each file of a folder (sorted) for checkpoint folders."""
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in files:
-        with open(p, "rb") as fh:
-            while chunk := fh.read(1 << 22):
-                h.update(chunk)
-    return h.hexdigest()
-
-
 def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:
     """The model spec, its checkpoint and a note for the summary.
 
     ``--model auto``: the kind of ``--checkpoint`` if given; else HQ-SAM, then
-    SAM, whose official weights are present; else the best weight-free model.
+    SAM, then SAM 2 (``auto_rank``), whose official weights are present; else the
+    best weight-free model.
     """
     from box2mask.weights import resolve_checkpoint
 
@@ -143,7 +132,7 @@ def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:
     return (
         fallback,
         None,
-        f"no SAM/HQ-SAM checkpoint found: used the weight-free '{fallback.name}' model "
+        f"no HQ-SAM, SAM or SAM 2 checkpoint found: used the weight-free '{fallback.name}' model "
         "(see `box2mask weights list` to get one)",
     )
 

@@ -299,14 +299,12 @@ def dataset_window_frames(
 
     def frames_of(sequence: str, index: int) -> list[Frame]:
         if sequence not in cache:
-            from box2mask.adapters import ADAPTERS, resolve_root
+            from box2mask.adapters import open_dataset
             from box2mask.checks import drop_outside_boxes
             from box2mask.problems import Problems
 
             quiet = Problems()
-            adapter = ADAPTERS.get(dataset)(
-                resolve_root(dataset, root).resolve(), problems=quiet, **adapter_options
-            )
+            adapter = open_dataset(dataset, root, adapter_options, quiet)
             cache.clear()
             cache[sequence] = list(drop_outside_boxes(adapter.frames([sequence]), quiet))
         return [f for f in cache[sequence] if f.frame_index // window == index]

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from box2mask.masks.block import MaskBlock
+
 #: Where a mask came from (recorded in every annotation). ``shape``: an inscribed
 #: shape fitted to the image by the ``classical`` model.
 MASK_SOURCES = ("model", "box", "ellipse", "polygon", "obb", "grabcut", "shape")
@@ -163,135 +165,6 @@ class CropWindow:
             slice(fy0 - self.y0, fy1 - self.y0),
             slice(fx0 - self.x0, fx1 - self.x0),
         )
-
-
-@dataclass(frozen=True, eq=False)
-class MaskBlock:
-    """The rectangle of a mask that holds all its pixels, and those pixels.
-
-    A small object's mask is a few hundred pixels of a 512×512 window: kept as
-    its block, making, storing and encoding it costs in proportion to the
-    object, not the window. Coordinates are those of the enclosing array (a
-    crop window for :attr:`ObjectMask.block`, the frame for
-    :func:`box2mask.geometry.frame_block`).
-
-    Attributes:
-        top, left: the block's first row and column (>= 0).
-        height, width: its size (>= 0; 0 for an empty mask).
-        data: ``(height, width)`` bool, the mask's pixels in the block; ``None``
-            when every pixel of the block is set (a filled box).
-
-    Every set pixel of the mask lies in the block, but the block need not be
-    tight: :meth:`tight` shrinks it to the set pixels.
-
-    >>> MaskBlock(1, 2, 2, 3).to_array(4).astype(int)
-    array([[0, 0, 0, 0],
-           [0, 0, 1, 1],
-           [0, 0, 1, 1],
-           [0, 0, 0, 0]])
-    """
-
-    top: int
-    left: int
-    height: int
-    width: int
-    data: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        t, lf, h, w = self.top, self.left, self.height, self.width
-        # fast path (one per small object): plain ints >= 0 need no conversion
-        if not (
-            type(t) is int and type(lf) is int and type(h) is int and type(w) is int
-            and t >= 0 and lf >= 0 and h >= 0 and w >= 0
-        ):  # fmt: skip
-            for name in ("top", "left", "height", "width"):
-                v = getattr(self, name)
-                if int(v) != v or v < 0:
-                    raise ValueError(f"MaskBlock.{name} must be an integer >= 0, got {v!r}")
-                object.__setattr__(self, name, int(v))
-        if self.data is not None:
-            d = np.asarray(self.data)
-            if d.shape != (self.height, self.width):
-                raise ValueError(
-                    f"MaskBlock.data must have shape ({self.height}, {self.width}), got {d.shape}"
-                )
-            object.__setattr__(self, "data", d.astype(bool, copy=False))
-
-    @classmethod
-    def empty(cls) -> MaskBlock:
-        """The block of a mask without any pixel."""
-        return cls(0, 0, 0, 0)
-
-    @classmethod
-    def from_mask(cls, mask: np.ndarray) -> MaskBlock:
-        """The tight block of a 2-D bool array (``data`` is ``None`` when the block is full).
-
-        >>> m = np.zeros((5, 6), bool); m[1:3, 2:5] = True; m[1, 2] = False
-        >>> b = MaskBlock.from_mask(m); (b.top, b.left, b.height, b.width, b.area)
-        (1, 2, 2, 3, 5)
-        """
-        m = np.asarray(mask, dtype=bool)
-        rows = np.flatnonzero(m.any(axis=1))
-        if rows.size == 0:
-            return cls.empty()
-        cols = np.flatnonzero(m[rows[0] : rows[-1] + 1].any(axis=0))
-        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-        data = m[r0:r1, c0:c1]
-        full = data.size == np.count_nonzero(data)
-        return cls(r0, c0, r1 - r0, c1 - c0, None if full else data.copy())
-
-    @property
-    def area(self) -> int:
-        """Number of set pixels."""
-        if self.data is None:
-            return self.height * self.width
-        return int(np.count_nonzero(self.data))
-
-    @property
-    def bottom(self) -> int:
-        return self.top + self.height
-
-    @property
-    def right(self) -> int:
-        return self.left + self.width
-
-    def pixels(self) -> np.ndarray:
-        """``(height, width)`` bool: :attr:`data`, or all ``True``."""
-        if self.data is None:
-            return np.ones((self.height, self.width), dtype=bool)
-        return self.data
-
-    def tight(self) -> MaskBlock:
-        """The same mask with the block shrunk to its set pixels (empty: :meth:`empty`)."""
-        if self.data is None:
-            return self if self.height and self.width else self.empty()
-        inner = MaskBlock.from_mask(self.data)
-        if inner.height == 0:
-            return inner
-        return MaskBlock(self.top + inner.top, self.left + inner.left, inner.height,
-                         inner.width, inner.data)  # fmt: skip
-
-    def clip(self, top: int, left: int, bottom: int, right: int) -> MaskBlock:
-        """The part of the mask inside rows ``top:bottom``, columns ``left:right`` (not tightened)."""
-        r0, r1 = max(self.top, top), min(self.bottom, bottom)
-        c0, c1 = max(self.left, left), min(self.right, right)
-        if r1 <= r0 or c1 <= c0:
-            return self.empty()
-        if r0 == self.top and c0 == self.left and r1 == self.bottom and c1 == self.right:
-            return self
-        data = None
-        if self.data is not None:
-            data = self.data[r0 - self.top : r1 - self.top, c0 - self.left : c1 - self.left]
-        return MaskBlock(r0, c0, r1 - r0, c1 - c0, data)
-
-    def to_array(self, size: int | tuple[int, int]) -> np.ndarray:
-        """The mask as an ``(S, S)`` (or ``(H, W)``) bool array; pixels past its edges are dropped."""
-        hw = (size, size) if isinstance(size, int) else tuple(size)
-        out = np.zeros(hw, dtype=bool)
-        part = self.clip(0, 0, hw[0], hw[1])
-        if part.height:
-            out[part.top : part.bottom, part.left : part.right] = part.pixels()
-        return out
 
 
 class ObjectMask:

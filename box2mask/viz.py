@@ -4,15 +4,15 @@ Pure functions on arrays (images RGB uint8 ``(H, W, 3)``, masks ``(H, W)``
 bool, boxes ``xyxy`` float frame pixels) plus :func:`visualize`, which reads
 a dataset and a COCO predictions file and writes, per sequence:
 
-- ``<viz-out>/<sequence>/<frame_index:06d>.png``: masks filled translucent
+- ``<out>/<sequence>/<frame_index:06d>.png``: masks filled translucent
   with their contour, boxes, ``category #track`` labels; with ground truth
   (``gt=True``) three panels side by side: prediction, ground truth (the
   adapter's ``Frame.gt_mask``, the masks ``box2mask eval`` scores against),
   and the errors (pixels in both unions, in the prediction only, in the
   ground truth only, in :data:`ERROR_COLOURS`);
-- ``<viz-out>/<sequence>/contact-sheet.png``: a grid of thumbnails of up to
+- ``<out>/<sequence>/contact-sheet.png``: a grid of thumbnails of up to
   ``sheet_frames`` frames evenly spread over the sequence;
-- ``<viz-out>/<sequence>.mp4`` with ``mp4=True`` (OpenCV's ``mp4v`` writer).
+- ``<out>/<sequence>.mp4`` with ``mp4=True`` (OpenCV's ``mp4v`` writer).
 
 A track keeps its colour across frames and runs (:func:`track_colour`).
 """
@@ -476,10 +476,9 @@ def visualize(
         UsageError: bad options, an unknown sequence, or predictions that match
             no frame of the dataset.
     """
-    from box2mask.adapters import ADAPTERS, resolve_root
+    from box2mask.adapters import open_dataset
     from box2mask.evaluate import PredictionIndex
     from box2mask.io import read_image
-    from box2mask.problems import Problems
 
     for name, value in (("--every", every), ("--sheet-frames", sheet_frames)):
         if value < 1:
@@ -494,8 +493,8 @@ def visualize(
         raise UsageError(f"--fps must be > 0, got {fps}")
     source = find_predictions(Path(predictions))
     preds = PredictionIndex.load(source)
-    ds_root = resolve_root(dataset, root).resolve()
-    adapter = ADAPTERS.get(dataset)(ds_root, problems=Problems(), **(adapter_options or {}))
+    adapter = open_dataset(dataset, root, adapter_options)
+    ds_root = adapter.root
     infos = {s.name: s for s in adapter.list_sequences()}
     if sequences:
         missing = [s for s in sequences if s not in infos]

@@ -49,9 +49,9 @@ def _build_die(**opts):
 
 
 if "slow-fill" not in MODELS:
-    MODELS.add("slow-fill", ModelSpec("slow-fill", "shape", "test: a slow ellipse", _build))
+    MODELS.add("slow-fill", ModelSpec("shape", "test: a slow ellipse", _build))
 if "die-fill" not in MODELS:
-    MODELS.add("die-fill", ModelSpec("die-fill", "shape", "test: dies on a category", _build_die))
+    MODELS.add("die-fill", ModelSpec("shape", "test: dies on a category", _build_die))
 
 if __name__ == "__main__":
     from box2mask.cli import main

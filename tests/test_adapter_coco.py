@@ -140,7 +140,7 @@ def test_missing_and_unreadable_images(data):
     assert [f.frame_index for f in frames] == [1]
     assert [str(r) for r in problems.reports] == [
         f"{root / 'images/clipA/000002.png'}: frame 2: image clipA/000002.png (id 12) not found; skipped",
-        f"{root / 'images/single.png'}: frame 30: unreadable image (AnnotationError); skipped",
+        f"{root / 'images/single.png'}: frame 30: unreadable image (cannot read image size: not an image format PIL reads); skipped",
     ]
 
 

@@ -172,7 +172,7 @@ BAD = [
         lambda r: (r / "seqA/img1/000001.jpg").write_bytes(b""),
         "seqA/img1/000001.jpg",
         None,
-        "frame 1: unreadable image (AnnotationError); skipped",
+        "frame 1: unreadable image (cannot read image size: not an image format PIL reads); skipped",
         {1: None},
     ),
     (

@@ -289,7 +289,7 @@ BAD = [
         _write("airplane/01/img/000001.png", "not a png"),
         "airplane/01/img/000001.png",
         None,
-        "frame 1: unreadable image (AnnotationError); skipped",
+        "frame 1: unreadable image (cannot read image size: not an image format PIL reads); skipped",
         {1: None},
     ),
     (

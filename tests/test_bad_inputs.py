@@ -8,6 +8,11 @@ kept: rows marked ``kept`` first finish a job in ``--out`` and check that the
 bad command left its ledger and COCO file as they were; exit-0 rows check that
 the good sequences were converted.
 
+Rows of other commands (``merge``, ``qa``, ``qa apply``) name their command;
+``absent`` lists what a refused command must not have written. Every row runs
+under a 120 s alarm: a run that blocks (a FIFO opened for reading) fails
+instead of hanging the suite.
+
 Datasets come from tests/data/bad_inputs.py (the broken datasets of issue 16)
 and tests/data/bad_inputs_cli.py (the rest).
 """
@@ -17,6 +22,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +58,10 @@ class Row:
     base: bool = True  # False: args are the whole command after "convert"
     model: str = "box"  # in the base command ("box" never decodes a frame)
     outside: bool = False  # nothing under {tmp} but --out may change (a bystander is added)
+    command: tuple[str, ...] = ("convert",)  # another: args are the whole command after it
+    job: bool = False  # finish a job in --out first ("kept" does, and checks it is kept)
+    absent: tuple[str, ...] = ()  # paths the command must not have written; same placeholders
+    anywhere: bool = False  # exit 0: "says" in the whole output, not only the skipped: reports
 
 
 def _cfg(text: str, name: str = "job.yaml") -> Callable[[Path, pytest.MonkeyPatch], str]:
@@ -105,6 +118,50 @@ def _recorded_dotdot(tmp: Path, mp: pytest.MonkeyPatch) -> str:
 def _env_root(tmp: Path, mp: pytest.MonkeyPatch) -> str:
     mp.setenv("BOX2MASK_DATA", str(tmp / "data"))
     return str(tmp / "data")
+
+
+def _tiny_sam(tmp: Path, mp: pytest.MonkeyPatch) -> str:
+    from tiny_sam import write_sam_pth
+
+    return str(write_sam_pth(tmp))
+
+
+def _foreign_coco(tmp: Path, mp: pytest.MonkeyPatch) -> str:
+    """A COCO file another tool wrote: no sequence, frame_index, track_id; polygon masks."""
+    data = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 3],
+                         "area": 9, "iscrowd": 0, "segmentation": [[1, 1, 4, 1, 4, 4, 1, 4]]}],
+        "categories": [{"id": 1, "name": "car"}],
+    }  # fmt: skip
+    return str(bc.write_text(tmp, "foreign.json", json.dumps(data)))
+
+
+def _shards_1_and_3(tmp: Path, mp: pytest.MonkeyPatch) -> str:
+    """Shards 1/3 and 3/3 of the VISO fixture (three sequences) in {tmp}/s1 and {tmp}/s3."""
+    import box2mask
+
+    root = bc.build_viso_mot(tmp / "shards")
+    for k in (1, 3):
+        box2mask.convert(dataset="viso", root=root, out=tmp / f"s{k}", model="box", shard=f"{k}/3")
+    return ""
+
+
+def _decisions(*changes: dict) -> Callable[[Path, pytest.MonkeyPatch], str]:
+    """A review decisions file for the job in {tmp}/out: one decision per ``changes`` on
+    the job's first object (``{"action": "reject"}``, ``{"frame_index": 1.5}`` ...)."""
+
+    def setup(tmp: Path, mp: pytest.MonkeyPatch) -> str:
+        coco = json.loads((tmp / "out" / "annotations.json").read_text())
+        ann = coco["annotations"][0]
+        im = next(i for i in coco["images"] if i["id"] == ann["image_id"])
+        first = {"sequence": im["sequence"], "frame_index": im["frame_index"],
+                 "track_id": ann["track_id"], "action": "reject"}  # fmt: skip
+        items = [{**first, **c} for c in changes]
+        text = json.dumps({"box2mask_qa_decisions": 1, "decisions": items})
+        return str(bc.write_text(tmp, "decisions.json", text))
+
+    return setup
 
 
 def _refused(id: str, options: str, *says: str) -> Row:
@@ -265,6 +322,110 @@ ROWS = [
     Row("overwrite-job-recorded-dotdot", ["--overwrite"], 2,
         ["--overwrite", "'..'", "nothing was deleted"], setup=_recorded_dotdot, kept=True,
         outside=True),
+    # -- issue 24 item 4: a frame that is not a regular file is skipped unopened (a FIFO blocked)
+    Row("frame-fifo", [], 0, ["plane/001/img/000002.jpg: frame image is a FIFO (named pipe), "
+                              "not a regular file; not read"],
+        data=bc.build_viso_fifo_frame, model="classical",
+        converted=("car/001", "plane/001", "ship/001")),
+    Row("frame-fifo-box-filled", [], 0, ["plane/001/img/000002.jpg: frame image is a FIFO"],
+        data=bc.build_viso_fifo_frame, converted=("car/001", "plane/001", "ship/001")),
+    Row("frame-fifo-first", [], 0, ["plane/001/img/000001.jpg: frame image is a FIFO"],
+        data=bc.build_viso_fifo_first_frame, model="classical",
+        converted=("car/001", "plane/001", "ship/001")),
+    Row("frame-fifo-strict", ["--strict"], 2, ["plane/001/img/000002.jpg", "FIFO"],
+        data=bc.build_viso_fifo_frame, model="classical"),
+    # a duplicate COCO image id: both images skipped and counted (was: the second, silently)
+    Row("coco-image-id-twice", [], 0,
+        ["images[2] has id 12, already the id of images[1]; both skipped",
+         "annotation id 5 (annotations[4]): its image id was used twice; skipped"],
+        data=bc.build_coco_image_id_twice, dataset="coco", converted=("clipA",)),
+    # a finite huge box is dropped and counted (was: the frame lost, an internal error)
+    Row("coco-bbox-1e308", ["--checkpoint", "{x}", "--box-fill-classes", ""], 0,
+        ["clipA frame 1: box [2, 2, 1e+308, 9] of track 1 is more than 2 times as large as "
+         "the 40x24 image; dropped"],
+        data=bc.build_coco_bbox_1e308, dataset="coco", model="sam", setup=_tiny_sam,
+        converted=("clipA", "other")),
+    Row("coco-bbox-1e308-strict", ["--strict"], 2, ["box [2, 2, 1e+308, 9]", "2 times"],
+        data=bc.build_coco_bbox_1e308, dataset="coco"),
+    # ids out of range or of the wrong type: reported (were internal errors)
+    Row("coco-track-id-2**70", [], 0,
+        ["annotation id 3: track_id 1180591620717411303424 is not a whole number within "
+         "2**53 - 1; skipped"],
+        data=bc.build_coco_track_id_2_70, dataset="coco", converted=("clipA", "other")),
+    Row("coco-track-id-list", [], 0, ["annotation id 3: track_id [77] is not a whole number"],
+        data=bc.build_coco_track_id_list, dataset="coco", converted=("clipA", "other")),
+    Row("coco-image-id-list", [], 0,
+        ["images[0] has no id (an integer or a string) or no file_name; skipped",
+         "annotation id 1 (annotations[0]): no such image_id; skipped"],
+        data=bc.build_coco_image_id_list, dataset="coco", converted=("clipA", "other")),
+    Row("coco-image-ref-list", [], 0, ["annotation id 1 (annotations[0]): no such image_id"],
+        data=bc.build_coco_image_ref_list, dataset="coco", converted=("clipA", "other")),
+    Row("coco-category-id-list", [], 0,
+        ["category {{'id': [2], 'name': 'small_vehicle'}} has no id (an integer) or name",
+         "annotation id 2: unknown category_id 2; skipped"],
+        data=bc.build_coco_category_id_list, dataset="coco", converted=("clipA", "other")),
+    Row("coco-track-id-2**70-strict", ["--strict"], 2, ["track_id 1180591620717411303424"],
+        data=bc.build_coco_track_id_2_70, dataset="coco"),
+    # a text file named .jpg: counted (was: exit 1 and no message when no frame was left)
+    Row("mot-text-jpg", [], 0,
+        ["seqA/img1/000002.jpg: frame image cannot be decoded (not an image: no known image header)"],
+        data=bc.build_mot_text_frame, dataset="mot", converted=("seqA", "seqB")),
+    Row("mot-only-text-jpgs", [], 2,
+        ["no frame converted of 6: every frame was skipped as bad input",
+         "seqA/img1/000001.jpg: frame 1: unreadable image (cannot read image size"],
+        data=bc.build_mot_all_text_frames, dataset="mot"),
+    # a 0-byte frame whose objects are all box-filled (never decoded) is counted
+    Row("frame-empty-box-filled", [], 0, ["car/001/img/000002.jpg: frame image is an empty file"],
+        data=bc.build_viso_empty_frame_box_filled, model="classical",
+        converted=("car/001", "plane/001", "ship/001")),
+    # bogus ledger lines are not frames done: 2 of 3 good records count, the rest is redone
+    Row("ledger-bogus-lines", [], 0,
+        ["ledger.jsonl: 5 line(s) are not ledger records (line(s) 4, 5, 6, 7, 10)",
+         "in the ledger but its part is missing; converting it again",
+         "8 converted, 2 already done, 10 in all"],
+        data=bc.build_viso_job_with_bogus_ledger, anywhere=True,
+        converted=("car/001", "plane/001", "ship/001")),
+    # --device cuda with a weight-free model: said in the summary (was: ignored silently)
+    Row("device-cuda-weight-free", ["--device", "cuda"], 0,
+        ["--device cuda: classical is weight-free and runs on the CPU"],
+        model="classical", anywhere=True, converted=("car/001", "plane/001", "ship/001")),
+    # a key twice in --config (also under two spellings): refused (was: the last taken)
+    Row("config-duplicate-key", ["--config", "{x}"], 2,
+        ["--config {x}:3:1: not valid YAML: key 'batch_size' given twice (first on line 1)"],
+        setup=_cfg("batch_size: 2\nmodel: box\nbatch_size: 3\n"), kept=True),
+    Row("config-key-two-spellings", ["--config", "{x}"], 2,
+        ["--config {x}: 'batch-size' and 'batch_size' are one option; keep one"],
+        setup=_cfg("batch-size: 2\nbatch_size: 3\n"), kept=True),
+    # merge: every check before anything is written
+    Row("merge-foreign-coco-ytvis", ["{out}", "{x}", "--out", "{tmp}/m", "--format", "coco,ytvis"],
+        2, ["--format ytvis: {x}: images[0] has no sequence (str)", "merge it with --format coco"],
+        command=("merge",), setup=_foreign_coco, kept=True, absent=("{tmp}/m",)),
+    Row("merge-shard-missing", ["{tmp}/s1", "{tmp}/s3", "--out", "{tmp}/m.json"], 2,
+        ["shard 2/3 is missing (given: 1/3, 3/3)", "--force"],
+        command=("merge",), setup=_shards_1_and_3, absent=("{tmp}/m.json",)),
+    Row("merge-over-existing-file", ["{out}", "--out", "{out}/annotations.json"], 2,
+        ["--out {out}/annotations.json: {out}/annotations.json already exists; use --overwrite"],
+        command=("merge",), kept=True),
+    # qa apply: ids must be whole numbers; one decision per object
+    Row("qa-apply-track-id-inf", ["{x}", "--job", "{out}"], 2,
+        ["decisions[0]: track_id must be a whole number (within 2**53 - 1), got inf"],
+        command=("qa", "apply"), setup=_decisions({"track_id": float("inf")}), kept=True),
+    Row("qa-apply-frame-index-float", ["{x}", "--job", "{out}"], 2,
+        ["decisions[0]: frame_index must be a whole number", "got 1.5"],
+        command=("qa", "apply"), setup=_decisions({"frame_index": 1.5}), kept=True),
+    Row("qa-apply-conflicting", ["{x}", "--job", "{out}"], 2,
+        ["decisions[1] (reject) and decisions[0] (box) decide differently for the same object"],
+        command=("qa", "apply"), setup=_decisions({"action": "box"}, {"action": "reject"}),
+        kept=True),
+    Row("qa-apply-duplicate", ["{x}", "--job", "{out}"], 0,
+        ["removed 1,", "duplicates: 1 decision(s) repeat an earlier one for the same object"],
+        command=("qa", "apply"), setup=_decisions({}, {}), job=True, anywhere=True),
+    # qa: an output option naming a file (was: NotADirectoryError / FileExistsError)
+    Row("qa-html-is-a-file", ["--job", "{out}", "--html", "{x}"], 2,
+        ["--html {x}: {x} is a file, not a folder"],
+        command=("qa",), setup=_file, kept=True, absent=("{out}/qa",)),
+    Row("qa-out-is-a-file", ["--job", "{out}", "--out", "{x}/sub"], 2,
+        ["--out {x}/sub: {x} is a file, not a folder"], command=("qa",), setup=_file, kept=True),
 ]  # fmt: skip
 
 
@@ -286,13 +447,25 @@ def _outside(tmp: Path, out: Path) -> dict[str, tuple[int, int]]:
         st = p.lstat()
         found[os.fsdecode(p.relative_to(tmp))] = (st.st_mode, 0 if p.is_dir() else st.st_mtime_ns)
     return found
+@pytest.fixture
+def alarm():
+    """Fail a row that blocks (a FIFO opened for reading) after 120 s instead of hanging."""
+
+    def expired(_signum, _frame):  # noqa: ANN001, ANN202
+        raise TimeoutError("the command blocked for 120 s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(120)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
-def test_bad_input(row: Row, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_input(row: Row, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alarm) -> None:
     root = row.data(tmp_path / "data")
     out = tmp_path / "out"
-    if row.kept:
+    if row.kept or row.job:
         first = runner.invoke(
             app, ["convert", "--dataset", row.dataset, "--root", str(root), "--out", str(out),
                   "--model", "box"],
@@ -308,10 +481,11 @@ def test_bad_input(row: Row, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         return s.format(tmp=tmp_path, root=root, out=out, x=x)
 
     args = [fill(a) for a in row.args]
-    if row.base:
+    convert = row.command == ("convert",)
+    if row.base and convert:
         args = ["--dataset", row.dataset, "--root", str(root), "--out", str(out), "--model", row.model,
                 *args]  # fmt: skip
-    res = runner.invoke(app, ["convert", *args])
+    res = runner.invoke(app, [*row.command, *args])
     monkeypatch.undo()
     shown = f"exit {res.exit_code}:\n{res.output}"
     assert "Traceback" not in res.output and "internal error" not in res.output, shown
@@ -329,14 +503,18 @@ def test_bad_input(row: Row, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             assert fill(s) in message, shown
     else:
         assert "error:" not in res.output, shown
+        lines = res.output.splitlines()
         reports = _flat(
-            " ".join(ln for ln in res.output.splitlines() if "skipped:" in ln or "note:" in ln)
+            " ".join(ln for ln in lines if row.anywhere or "skipped:" in ln or "note:" in ln)
         )
         for s in row.says:
             assert fill(s) in reports, shown
-        coco = json.loads((out / "annotations.json").read_text())
-        done = {im["sequence"] for im in coco["images"]} if coco["images"] else set()
-        assert set(row.converted) <= done, shown
+        if convert:
+            coco = json.loads((out / "annotations.json").read_text())
+            done = {im["sequence"] for im in coco["images"]} if coco["images"] else set()
+            assert set(row.converted) <= done, shown
+    for path in row.absent:
+        assert not Path(fill(path)).exists(), shown  # a refused command wrote nothing
     if row.kept:
         assert _snapshot(out) == before, shown  # the finished job is untouched
     if row.outside:
@@ -366,3 +544,96 @@ def test_the_table_covers_issue_24_paths():
         "mot-sequence-255-bytes", "out-name-300-bytes", "overwrite-job-recorded-dotdot",
     ):  # fmt: skip
         assert needed in ids
+def test_the_table_covers_issue_24_item_4():
+    ids = {r.id for r in ROWS}
+    for needed in (
+        "frame-fifo", "coco-image-id-twice", "coco-bbox-1e308", "coco-track-id-2**70",
+        "coco-track-id-list", "coco-image-id-list", "mot-text-jpg", "mot-only-text-jpgs",
+        "merge-foreign-coco-ytvis", "qa-apply-track-id-inf", "qa-apply-frame-index-float",
+        "qa-apply-conflicting", "qa-apply-duplicate", "qa-html-is-a-file", "ledger-bogus-lines",
+        "frame-empty-box-filled", "device-cuda-weight-free", "config-duplicate-key",
+        "merge-shard-missing",
+    ):  # fmt: skip
+        assert needed in ids
+
+
+# -- Ctrl-C: a real process, a real signal ----------------------------------------------------
+
+#: a MOT reader whose second sequence blocks on a FIFO nobody writes (a hung network file
+#: system, a named pipe in the annotations): the run is stuck reading its dataset
+_BLOCKING_ADAPTER = """
+import sys
+from box2mask.adapters import ADAPTERS
+from box2mask.adapters.mot import MOT
+
+FIFO = sys.argv.pop(1)
+
+@ADAPTERS.register("blocking-mot")
+class BlockingMOT(MOT):
+    def read_sequence(self, sequence):
+        if sequence == "seqB":
+            with open(FIFO, "rb") as fh:  # blocks: a FIFO without a writer
+                fh.read()
+        yield from super().read_sequence(sequence)
+
+from box2mask.cli import main
+main()
+"""
+
+
+def _child(tmp_path: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+           "OMP_NUM_THREADS": "1"}  # fmt: skip
+    return subprocess.Popen([sys.executable, *args], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _ledgered(out: Path) -> int:
+    try:
+        return (out / ".box2mask" / "ledger.jsonl").read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def test_fifo_frames_do_not_block_a_real_run(tmp_path: Path) -> None:
+    root = bc.build_viso_fifo_frame(tmp_path / "data")
+    proc = _child(tmp_path, "-m", "box2mask", "convert", "--dataset", "viso", "--root",
+                  str(root), "--out", str(tmp_path / "out"), "--model", "classical")  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stdout + stderr
+    assert "frame image is a FIFO (named pipe), not a regular file; not read" in _flat(stdout)
+
+
+def test_one_ctrl_c_stops_a_run_blocked_reading_its_dataset(tmp_path: Path) -> None:
+    """The first SIGINT abandons the blocked read, the frames done stay recorded, exit 130."""
+    from data.make_mot import make_mot
+
+    make_mot(tmp_path / "MOT")
+    fifo = tmp_path / "hung"
+    os.mkfifo(fifo)
+    script = bc.write_text(tmp_path, "blocking.py", _BLOCKING_ADAPTER)
+    out = tmp_path / "out"
+    proc = _child(tmp_path, str(script), str(fifo), "convert", "--dataset", "blocking-mot",
+                  "--root", str(tmp_path / "MOT"), "--out", str(out), "--model", "box")  # fmt: skip
+    try:
+        t0 = time.monotonic()
+        while not (out / ".box2mask" / "ledger.jsonl").exists():  # the job has started
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() - t0 < 120, "the job did not start"
+            time.sleep(0.05)
+        time.sleep(3)  # seqA's frames are read ahead, seqB's read blocks
+        assert proc.poll() is None  # blocked
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stdout + stderr
+    assert took < 10, f"one Ctrl-C took {took:.1f} s to stop the run"
+    text = _flat(stderr)
+    assert "interrupted (SIGINT): finished the frames in flight; 4 of 6 frames are done" in text
+    assert _ledgered(out) == 4  # the frames done before the signal stay recorded

@@ -91,8 +91,8 @@ def test_help_marks_required_options_and_states_measured_int8_speed():
     text = flat(res.output)
     assert res.exit_code == 0
     assert "docs/speed.md" not in text and "~2x" not in text
-    assert "int8 (int8 encoder matrix products) 2.8x" in text
-    assert "docs/engine.md, section Speed" in text
+    assert "int8 (int8 encoder matrix products) 3.9x" in text
+    assert "docs/engine.md, Speed" in text
     assert (REPO / "docs" / "engine.md").read_text().count("## Speed") == 1
     assert re.search(r"--dataset .*?Required \(here or in --config\)", text)
     assert re.search(r"--out .*?Required \(here or in --config\)", text)

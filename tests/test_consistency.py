@@ -1,4 +1,4 @@
-"""box2mask.consistency (aligned IoU along tracks) and the RLE block decoder it reads masks with."""
+"""box2mask.consistency: aligned IoU along tracks (masks read with box2mask.masks.decode)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from box2mask.consistency import aligned_iou, temporal_consistency, track_pairs
-from box2mask.mask_blocks import block_from_segmentation
+from box2mask.masks import MaskBlock
 from box2mask.metrics import mask_iou
 
 
@@ -15,30 +15,6 @@ def _rle(mask: np.ndarray) -> dict:
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     rle["counts"] = rle["counts"].decode("ascii")
     return rle
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_block_decoder_matches_pycocotools(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    h, w = int(rng.integers(5, 70)), int(rng.integers(5, 70))
-    m = np.zeros((h, w), bool)
-    if seed == 0:
-        m[:, 3:7] = True  # full-height columns: runs that span several columns
-    elif seed == 1:
-        m[-1, -1] = True  # the very last pixel
-    elif seed == 2:
-        pass  # empty
-    else:
-        m = rng.random((h, w)) < 0.3
-    rle = _rle(m)
-    blk = block_from_segmentation(rle, (h, w))
-    assert np.array_equal(blk.full(), mask_utils.decode(rle).astype(bool))
-    assert blk.area == int(mask_utils.area(rle))
-    # uncompressed counts read the same
-    flat = np.concatenate(([0], m.ravel(order="F").astype(np.int8), [2]))
-    change = np.flatnonzero(np.diff(flat) != 0)
-    raw = {"size": [h, w], "counts": np.diff(np.concatenate(([0], change))).tolist()}
-    assert np.array_equal(block_from_segmentation(raw, (h, w)).full(), m)
 
 
 def test_aligned_iou_undoes_box_motion_and_scale() -> None:
@@ -60,6 +36,13 @@ def test_aligned_iou_undoes_box_motion_and_scale() -> None:
     assert aligned_iou(_rle(a), [10, 10, 30, 20], _rle(c), [35, 41, 75, 61]) == aligned_iou(
         a, [10, 10, 30, 20], c, [35, 41, 75, 61]
     )
+    # blocks in frame pixels too, given the current frame's size
+    ba, bc = MaskBlock.from_mask(a), MaskBlock.from_mask(c)
+    assert aligned_iou(ba, [10, 10, 30, 20], bc, [35, 41, 75, 61], (80, 80)) == aligned_iou(
+        a, [10, 10, 30, 20], c, [35, 41, 75, 61]
+    )
+    with pytest.raises(ValueError, match="frame_hw"):
+        aligned_iou(ba, [10, 10, 30, 20], bc, [35, 41, 75, 61])
     z = np.zeros_like(a)
     assert aligned_iou(z, [0, 0, 1, 1], z, [0, 0, 1, 1]) == 1.0
     assert aligned_iou(a, [10, 10, 30, 20], z, [35, 41, 75, 61]) == 0.0

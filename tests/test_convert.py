@@ -237,6 +237,28 @@ def test_missing_root_from_env(tmp_path, monkeypatch):
     assert f"{tmp_path}/viso ($BOX2MASK_DATA/viso)" in " ".join(res.output.split())
 
 
+def test_one_way_to_open_a_dataset(viso_root, tmp_path, monkeypatch):
+    """``open_dataset``, which convert, eval, viz, qa, the temporal memory and train use."""
+    from box2mask.adapters import open_dataset
+
+    from box2mask.errors import UsageError
+
+    root, _ = viso_root
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "viso").symlink_to(root)
+    monkeypatch.setenv("BOX2MASK_DATA", str(tmp_path / "data"))
+    assert open_dataset("viso", None).root == root.resolve()  # $BOX2MASK_DATA/<dataset>
+    monkeypatch.chdir(root.parent)
+    rel = open_dataset("viso", root.name)  # a relative --root is made absolute
+    assert rel.root == root.resolve() and rel.root.is_absolute()
+    with pytest.raises(UsageError, match="known: .*viso"):
+        open_dataset("nope", root)
+    with pytest.raises(UsageError, match="no option 'bogus'"):
+        open_dataset("viso", root, {"bogus": 1})
+    res = cli("eval", "--model", "box", "--dataset", "viso", "--root", tmp_path / "missing")
+    assert res.exit_code == 2 and "(--root)" in res.output, res.output
+
+
 def test_config_file_and_command_line_precedence(viso_root, tmp_path):
     root, _ = viso_root
     cfg = tmp_path / "job.yaml"

@@ -137,6 +137,32 @@ def test_small_object_policy_scores_cars_as_boxes(dataset) -> None:
     assert off.summary["per_object"]["by_category"]["car"]["iou"] != pytest.approx(0.75)
 
 
+def test_report_settings_hold_every_option_that_changes_the_masks(
+    dataset, tiny_checkpoints
+) -> None:
+    """The settings are the job identity's options (less formats and shard), so a mask-changing
+    option is reported without eval naming it: --clip-to-obb, --share-crops, --precision..."""
+    import dataclasses
+
+    from box2mask.evaluate import NOT_EVALUATED
+    from box2mask.options import ConvertOptions, job_identity
+
+    root, _ = dataset
+    identity = {f.name for f in dataclasses.fields(ConvertOptions) if "identity" in f.metadata}
+    shape = evaluate(dataset="coco", root=root, model="ellipse", clip_to_obb=True).settings
+    assert shape["clip_to_obb"] is True and shape["precision"] is None  # no model precision
+    opts = eval_options(dataset="coco", root=root, clip_to_obb=True)
+    assert set(job_identity(opts, False, "fp32")) - set(NOT_EVALUATED) <= set(shape)
+    prompt = evaluate(
+        dataset="coco", root=root, model="sam", checkpoint=str(tiny_checkpoints["sam"]),
+        device="cpu", share_crops=0.5, sequences="s1", classes="airplane",
+    ).settings  # fmt: skip
+    assert prompt["share_crops"] == 0.5 and prompt["precision"] == "fp32"
+    assert prompt["upsample"] == 2 and prompt["interpolation"] == "bicubic"
+    assert identity - set(NOT_EVALUATED) - {"temporal", "prompt_every"} <= set(prompt)
+    assert not set(NOT_EVALUATED) & (set(shape) | set(prompt))
+
+
 def test_predictions_from_convert_score_like_the_model_inside_eval(dataset, tmp_path) -> None:
     root, _ = dataset
     out = tmp_path / "job"

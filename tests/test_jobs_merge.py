@@ -97,7 +97,7 @@ def test_unfinished_jobs_are_refused(many, tmp_path):
 
 
 def test_coco_files_merge_with_categories_unified_by_name(many, tmp_path):
-    own = json.loads((many / "s1" / "annotations.json").read_text())
+    own = json.loads((many / "full" / "annotations.json").read_text())
     foreign = {
         "images": [{"id": 7, "file_name": "x.jpg", "width": 10, "height": 10}],
         "annotations": [
@@ -121,7 +121,7 @@ def test_coco_files_merge_with_categories_unified_by_name(many, tmp_path):
         "categories": [{"id": 1, "name": "boat", "supercategory": "x"}, {"id": 2, "name": "ship"}],
     }
     (tmp_path / "foreign.json").write_text(json.dumps(foreign))
-    res = cli("merge", many / "s1", tmp_path / "foreign.json", "--out", tmp_path / "m.json")
+    res = cli("merge", many / "full", tmp_path / "foreign.json", "--out", tmp_path / "m.json")
     assert res.exit_code == 0, res.output
     out = json.loads((tmp_path / "m.json").read_text())
     cats = {c["name"]: c["id"] for c in out["categories"]}

@@ -68,7 +68,7 @@ def _coco(objects: list[tuple[str, int, int, str, list[float], np.ndarray]]) -> 
 def _qa(tmp_path: Path, coco: dict, *extra: str) -> dict:
     path = tmp_path / "pred.json"
     path.write_text(json.dumps(coco))
-    r = runner.invoke(app, ["qa", "--out", str(path), "--no-images", *extra])
+    r = runner.invoke(app, ["qa", "--job", str(path), "--no-images", *extra])
     assert r.exit_code == 0, r.output
     return json.loads((tmp_path / "qa" / "qa.json").read_text())
 
@@ -165,7 +165,7 @@ def test_gt_dataset_scores_the_flags(tmp_path: Path) -> None:
     r = runner.invoke(app, ["convert", "-d", "coco", "--root", str(root), "--out", str(job),
                             "--model", "box"])  # fmt: skip
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["qa", "--out", str(job), "--gt-dataset", "coco", "--gt-root",
+    r = runner.invoke(app, ["qa", "--job", str(job), "--gt-dataset", "coco", "--gt-root",
                             str(root)])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "recall of the" in r.output and "random" in r.output
@@ -194,10 +194,10 @@ def test_gt_dataset_scores_the_flags(tmp_path: Path) -> None:
 
 
 def test_bad_usage_is_one_message_exit_2(tmp_path: Path) -> None:
-    r = runner.invoke(app, ["qa", "--out", str(tmp_path / "nope")])
+    r = runner.invoke(app, ["qa", "--job", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "no such job folder or COCO file" in r.output
     (tmp_path / "x.json").write_text("[1, 2]")
-    r = runner.invoke(app, ["qa", "--out", str(tmp_path / "x.json")])
+    r = runner.invoke(app, ["qa", "--job", str(tmp_path / "x.json")])
     assert r.exit_code == 2 and "not a COCO JSON" in r.output
 
 

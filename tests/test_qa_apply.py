@@ -69,7 +69,7 @@ def test_apply_removes_and_replaces_consistently(jobs: dict[str, Path], tmp_path
     dpath = tmp_path / "decisions.json"
     dpath.write_text(json.dumps(dec))
     untouched = _snapshot(job)
-    r = runner.invoke(app, ["qa", "apply", str(dpath), "--out", str(job)])
+    r = runner.invoke(app, ["qa", "apply", str(dpath), "--job", str(job)])
     assert r.exit_code == 0, r.output
     assert "removed 1, replaced 1 by box, 1 by ellipse, accepted 1" in r.output
 
@@ -134,7 +134,7 @@ def test_apply_removes_and_replaces_consistently(jobs: dict[str, Path], tmp_path
 
     # idempotent: the same decisions again change no byte
     snap = _snapshot(job)
-    r = runner.invoke(app, ["qa", "apply", str(dpath), "--out", str(job)])
+    r = runner.invoke(app, ["qa", "apply", str(dpath), "--job", str(job)])
     assert r.exit_code == 0, r.output
     assert "already applied: 1 removed before, 2 unchanged" in r.output
     assert _snapshot(job) == snap
@@ -158,12 +158,12 @@ def test_apply_waits_for_a_running_job(jobs: dict[str, Path], tmp_path: Path) ->
     fcntl.flock(fd, fcntl.LOCK_EX)  # as a running convert holds it
     try:
         snap = _snapshot(job)
-        r = runner.invoke(app, ["qa", "apply", str(p), "--out", str(job)])
+        r = runner.invoke(app, ["qa", "apply", str(p), "--job", str(job)])
         assert r.exit_code == 2 and "is running this job" in r.output
         assert _snapshot(job) == snap
     finally:
         os.close(fd)
-    r = runner.invoke(app, ["qa", "apply", str(p), "--out", str(job)])
+    r = runner.invoke(app, ["qa", "apply", str(p), "--job", str(job)])
     assert r.exit_code == 0 and "removed 1" in r.output
 
 
@@ -172,12 +172,12 @@ def test_bad_decisions_file_is_one_message(jobs: dict[str, Path], tmp_path: Path
     p.write_text(json.dumps({"box2mask_qa_decisions": 1, "decisions": [
         {"sequence": "plane/001", "frame_index": 1, "track_id": 1, "action": "delete"},
     ]}))  # fmt: skip
-    r = runner.invoke(app, ["qa", "apply", str(p), "--out", str(jobs["box"])])
+    r = runner.invoke(app, ["qa", "apply", str(p), "--job", str(jobs["box"])])
     assert r.exit_code == 2 and "decisions[0]" in r.output and "action must be one of" in r.output
     p.write_text(json.dumps({"box2mask_qa_decisions": 1, "decisions": [
         {"sequence": "nope", "frame_index": 1, "track_id": 1, "action": "box"}]}))  # fmt: skip
-    r = runner.invoke(app, ["qa", "apply", str(p), "--out", str(jobs["box"])])
+    r = runner.invoke(app, ["qa", "apply", str(p), "--job", str(jobs["box"])])
     assert r.exit_code == 2 and "has no object" in r.output
     p.write_text("{}")
-    r = runner.invoke(app, ["qa", "apply", str(p), "--out", str(jobs["box"])])
+    r = runner.invoke(app, ["qa", "apply", str(p), "--job", str(jobs["box"])])
     assert r.exit_code == 2 and "not a box2mask qa decisions file" in r.output

@@ -26,6 +26,7 @@ import box2mask.models  # noqa: F401  (registers the models)
 from box2mask import geometry
 from box2mask.engine import EngineOptions, MaskEngine
 from box2mask.geometry import WindowPixels, crop_image, frame_block, paste_mask
+from box2mask.masks import encode_block, encode_object_mask, encode_window_mask
 from box2mask.models.classical import (
     ClassicalModel,
     FillModel,
@@ -38,7 +39,6 @@ from box2mask.models.classical import (
     polygon_block,
     polygon_mask,
 )
-from box2mask.rle import encode_block, encode_object_mask, encode_window_mask
 from box2mask.types import CropWindow, Frame, MaskBlock, ObjectMask
 
 # ---------------------------------------------------------------------------
@@ -249,7 +249,7 @@ def test_mask_block_rle_equals_pycocotools(h, w, s, x0, y0, top, left, bh, bw, d
 def test_box_string_equals_pycocotools_for_every_box_of_small_frames():
     """box2mask's own string code for boxes, against pycocotools on every box of every
     frame up to 7x7 (top, left, height, width all tried) and on random big ones."""
-    from box2mask.rle import _box_string
+    from box2mask.masks.rle import _box_string
 
     n = 0
     for h in range(1, 8):
@@ -280,7 +280,7 @@ def test_box_string_equals_pycocotools_for_every_box_of_small_frames():
 @settings(max_examples=300, deadline=None)
 @given(counts=st.lists(st.integers(0, 5_000_000), min_size=1, max_size=30))
 def test_counts_string_equals_pycocotools(counts):
-    from box2mask.rle import _counts_string
+    from box2mask.masks.rle import _counts_string
 
     counts = [counts[0]] + [max(c, 1) for c in counts[1:]]  # only the first run may be empty
     total = sum(counts)

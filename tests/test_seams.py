@@ -40,7 +40,6 @@ def _files(out: Path) -> dict[str, bytes]:
 class BoxCountWriter(Writer):
     """A per-frame text file (one line per object) and an assembled total."""
 
-    name = "boxcount"
     help = "test format"
     needs_parts = True
     per_frame = True
@@ -65,8 +64,6 @@ class BoxCountWriter(Writer):
 
 class ReversedExecutor(Executor):
     """Converts the frames in this process, in reverse order (an order no local run uses)."""
-
-    name = "reversed"
 
     def run(self, frames: Iterable, ctx, sink) -> None:
         from box2mask.runtime import build_engine
@@ -174,7 +171,7 @@ def test_an_assembled_format_is_added_to_a_finished_job_by_merge(dataset, tmp_pa
 def test_an_adapter_plugin_gets_its_name_from_its_entry_point(monkeypatch) -> None:
     """An adapter installed as an entry point (``box2mask.adapters`` group) need not set
     ``name``: the registry sets it, as ``@ADAPTERS.register`` does for built-in ones."""
-    from box2mask.adapters.base import Adapter, _AdapterRegistry
+    from box2mask.adapters.base import Adapter
 
     from box2mask import registry
 
@@ -188,6 +185,36 @@ def test_an_adapter_plugin_gets_its_name_from_its_entry_point(monkeypatch) -> No
             return Plugin
 
     monkeypatch.setattr(registry, "entry_points", lambda group: [EntryPoint()])
-    adapters = _AdapterRegistry("dataset", entry_point_group="box2mask.adapters")
+    adapters = registry.Registry("dataset", entry_point_group="box2mask.adapters")
     assert adapters.get("my-satellite-data") is Plugin
     assert Plugin.name == "my-satellite-data"
+
+
+def test_every_registry_takes_the_name_from_the_registration() -> None:
+    """One convention: the registration names the part, the registry sets its ``name``."""
+    from box2mask.models.registry import MODELS, ModelSpec
+    from box2mask.registry import Registry
+
+    # the built-in parts carry the names they are registered under
+    for reg in (WRITERS, EXECUTORS, MODELS):
+        assert all(part.name == name for name, part in reg.items()), reg.kind
+    assert EXECUTORS.get("local").name == "local" and MODELS.get("box").name == "box"
+    # a spec is kept with its name set; a part that names itself otherwise is refused
+    models = Registry("model")
+    models.add("fill", ModelSpec("shape", "test", build=lambda **o: None))
+    assert models.get("fill").name == "fill"
+    with pytest.raises(ValueError, match="names itself 'other'"):
+        models.add("mine", ModelSpec("shape", "test", build=lambda **o: None, name="other"))
+
+    class Named(Executor):
+        name = "elsewhere"
+
+    with pytest.raises(ValueError, match="names itself 'elsewhere'"):
+        Registry("executor").add("here", Named)
+
+    class Sub(ReversedExecutor):  # inherits a registered class's name: it gets its own
+        pass
+
+    executors = Registry("executor")
+    executors.add("sub", Sub)
+    assert Sub.name == "sub" and ReversedExecutor.name in ("", "reversed")

@@ -216,7 +216,7 @@ def cli(*args: str):  # noqa: ANN201
 def test_cli_writes_pictures_and_reports_them(job, tmp_path) -> None:
     root, out = job
     viz = tmp_path / "viz"
-    r = cli("-d", "coco", "--root", str(root), "--out", str(out), "--viz-out", str(viz), "--gt")
+    r = cli("-d", "coco", "--root", str(root), "--job", str(out), "--out", str(viz), "--gt")
     assert r.exit_code == 0, r.output
     assert "contact-sheet.png" in r.output and "prediction panel only" in r.output
     assert (viz / "s2" / "000002.png").is_file()
@@ -224,20 +224,20 @@ def test_cli_writes_pictures_and_reports_them(job, tmp_path) -> None:
 
 def test_cli_errors_name_the_option_or_file(job, tmp_path) -> None:
     root, out = job
-    base = ["-d", "coco", "--root", str(root), "--viz-out", str(tmp_path / "v")]
+    base = ["-d", "coco", "--root", str(root), "--out", str(tmp_path / "v")]
     r = cli(*base)
-    assert r.exit_code == 2 and "--predictions" in r.output and "--out" in r.output
-    r = cli(*base, "--out", str(out), "--predictions", str(out / "annotations.json"))
+    assert r.exit_code == 2 and "--predictions" in r.output and "--job" in r.output
+    r = cli(*base, "--job", str(out), "--predictions", str(out / "annotations.json"))
     assert r.exit_code == 2 and "exactly one of --predictions" in r.output
     missing = tmp_path / "nope.json"
     r = cli(*base, "--predictions", str(missing))
     assert r.exit_code == 2 and "--predictions" in r.output and "nope.json" in r.output
-    r = cli(*base, "--out", str(tmp_path / "nojob"))
-    assert r.exit_code == 2 and "--out" in r.output and "nojob" in r.output
-    r = cli(*base, "--out", str(tmp_path))  # a folder, but not a convert job
+    r = cli(*base, "--job", str(tmp_path / "nojob"))
+    assert r.exit_code == 2 and "--job" in r.output and "nojob" in r.output
+    r = cli(*base, "--job", str(tmp_path))  # a folder, but not a convert job
     assert r.exit_code == 2 and "annotations.json" in r.output
-    r = cli(*base, "--out", str(out), "--sequences", "s9")
+    r = cli(*base, "--job", str(out), "--sequences", "s9")
     assert r.exit_code == 2 and "'s9'" in r.output
-    r = cli(*base, "--out", str(out), "--every", "0")
+    r = cli(*base, "--job", str(out), "--every", "0")
     assert r.exit_code == 2 and "--every" in r.output
     assert not (tmp_path / "v").exists()

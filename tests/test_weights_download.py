@@ -173,6 +173,20 @@ def test_unknown_name_lists_known_names(tmp_path: Path, entry) -> None:
         download("nope", tmp_path, catalog=catalog_of(entry))
 
 
+def test_one_sha256_for_files_and_checkpoint_folders(tmp_path: Path, data) -> None:
+    """``sha256_file`` (box2mask.io): a file's hash; a folder's is its files' bytes in sorted
+    path order (the authors' checkpoint folder in a job's identity), with progress in bytes."""
+    folder = tmp_path / "run"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "model_1.safetensors").write_bytes(data[:3000])
+    (folder / "model.safetensors").write_bytes(data[3000:])
+    (folder / "sub" / "a.json").write_bytes(b"{}")
+    seen: list[tuple[int, int]] = []
+    got = sha256_file(folder, lambda done, total: seen.append((done, total)))
+    want = hashlib.sha256(data[3000:] + data[:3000] + b"{}").hexdigest()  # sorted paths
+    assert got == want and seen[-1] == (SIZE + 2, SIZE + 2)
+
+
 def test_verify_file(tmp_path: Path, entry, data) -> None:
     good = tmp_path / "good.pth"
     good.write_bytes(data)

@@ -15,7 +15,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from box2mask.geometry import paste_mask
-from box2mask.rle import encode_window_mask
+from box2mask.masks import encode_window_mask
 from box2mask.types import CropWindow, Frame, FrameMasks, ObjectMask
 from box2mask.writers.coco import category_table, frame_part, read_parts, write_coco
 from box2mask.writers.png import instance_map, write_png_frame

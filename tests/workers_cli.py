@@ -40,7 +40,7 @@ def _build(**opts):
 
 
 if "slow-ellipse" not in MODELS:
-    MODELS.add("slow-ellipse", ModelSpec("slow-ellipse", "shape", "test: a slow ellipse", _build))
+    MODELS.add("slow-ellipse", ModelSpec("shape", "test: a slow ellipse", _build))
 
 if __name__ == "__main__":
     from box2mask.cli import main

@@ -31,7 +31,7 @@ from box2mask.weights.catalog import CATALOG, Catalog, WeightsEntry
 from box2mask.weights.resolve import default_download_dir
 
 from box2mask.errors import CheckpointError, UsageError
-from box2mask.io import fsync_dir
+from box2mask.io import fsync_dir, sha256_file
 
 try:  # POSIX only: an advisory lock keeps two downloads off one .part file.
     import fcntl
@@ -44,21 +44,6 @@ Progress = Callable[[int, int], None]
 MIRROR_ENV = "BOX2MASK_WEIGHTS_MIRROR"
 _CHUNK = 1 << 20
 _CONTENT_RANGE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
-
-
-def sha256_file(path: str | Path, progress: Progress | None = None) -> str:
-    """The lowercase hex sha256 of a file, read in 1 MiB chunks."""
-    path = Path(path)
-    total = path.stat().st_size
-    h = hashlib.sha256()
-    done = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-            done += len(chunk)
-            if progress is not None:
-                progress(done, total)
-    return h.hexdigest()
 
 
 def verify_file(path: str | Path, entry: WeightsEntry, progress: Progress | None = None) -> None:

@@ -8,6 +8,23 @@ message and an exit code (0 done, 1 failed, 2 bad usage or bad input).
 from __future__ import annotations
 
 import typer
+from typer.core import TyperOption
+
+_display_type_rich = TyperOption.display_type_rich
+
+
+def _switch_shows_no_type(self: TyperOption, ctx: object) -> str | None:
+    """A switch (``--strict``, ``--help``) shows no value placeholder in ``--help``.
+
+    typer >= 0.2x writes ``<bool>`` beside every flag, which reads as a value to
+    give (users typed ``--strict true``, which click refuses); a switch takes none.
+    """
+    if getattr(self, "is_flag", False) and self.metavar is None:
+        return ""
+    return _display_type_rich(self, ctx)  # type: ignore[arg-type]
+
+
+TyperOption.display_type_rich = _switch_shows_no_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="box2mask",

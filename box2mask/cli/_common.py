@@ -21,11 +21,16 @@ from box2mask.errors import Box2MaskError
 T = TypeVar("T")
 
 
+#: the width of the tables off a terminal (a file, a CI log): the eval table (81
+#: columns) fits, long cells wrap; rich's own 80 would clip it
+PIPED_WIDTH = 100
+
+
 def _console(stderr: bool = False) -> Console:
-    """A rich console; piped into a file or a CI log it is 160 columns wide (rich's
-    80 would clip the eval and profile tables), and ``COLUMNS`` still wins."""
+    """A rich console: the terminal's width on a terminal; piped into a file or a CI
+    log :data:`PIPED_WIDTH` columns; ``COLUMNS`` wins over both."""
     stream = sys.stderr if stderr else sys.stdout
-    wide = None if stream.isatty() or "COLUMNS" in os.environ else 160
+    wide = None if stream.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH
     return Console(stderr=stderr, width=wide)
 
 
@@ -96,10 +101,12 @@ def run_safely(fn: Callable[[], T], debug: bool = False) -> T:
 def print_every(seconds: float) -> Callable[..., None]:
     """A progress printer for logs and CI (no terminal): ``say(text, force=False)``
     prints ``text`` to stderr when ``force`` or when ``seconds`` have passed since
-    the last line, so a week-long job writes a line every few seconds, not one per frame."""
+    the last line (or the start), so a week-long job writes a line every few seconds,
+    not one per frame, and a run shorter than ``seconds`` prints none but the forced
+    (eval printed a stray 'frames 1 objects 14' before its table)."""
     import time
 
-    last = [-float("inf")]
+    last = [time.monotonic()]
 
     def say(text: str, force: bool = False) -> None:
         now = time.monotonic()

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from box2mask.choices import Interpolation, Precision, Window
-from box2mask.cli._common import setup_logging
+from box2mask.cli._common import err_console, setup_logging
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,11 @@ class Flag:
     ``--strict`` turns it on, and one that is on by default also gets
     ``--no-augment``. A default of ``None`` means "not given", so that
     ``--config`` can set the option.
+
+    ``hidden``: left out of ``--help``: a former name kept for one release
+    (qa's ``--report``, now ``--out``), which the command maps onto the current
+    one with :func:`take_alias`; the naming rule is in docs/extending.md,
+    "Command-line names".
     """
 
     type: Any
@@ -42,15 +48,24 @@ class Flag:
     short: str | None = field(default=None, kw_only=True)
     name: str | None = field(default=None, kw_only=True)
     metavar: str | None = field(default=None, kw_only=True)
+    hidden: bool = field(default=False, kw_only=True)
+
+    def cli_name(self, key: str) -> str:
+        """The option's name on the command line (``--batch-size``)."""
+        return self.name or "--" + key.replace("_", "-")
 
     def option(self, key: str) -> Any:
         """The ``typer.Option`` of this flag under ``key``, for ``Annotated[type, option]``."""
-        name = self.name or "--" + key.replace("_", "-")
+        name = self.cli_name(key)
         if self.type is bool and self.default is True:
             name += f"/--no-{name[2:]}"
         names = (name, self.short) if self.short else (name,)
         return typer.Option(
-            *names, help=self.help, rich_help_panel=self.panel, metavar=self.metavar
+            *names,
+            help=self.help,
+            rich_help_panel=self.panel,
+            metavar=self.metavar,
+            hidden=self.hidden,
         )
 
     def parameter(self, key: str) -> inspect.Parameter:
@@ -61,6 +76,34 @@ class Flag:
             default=self.default,
             annotation=Annotated[self.type, self.option(key)],
         )
+
+
+def given_value(value: Any) -> bool:
+    """Whether an option's value says it was given (not ``None``, ``False`` or empty)."""
+    return value is not None and value is not False and value != [] and value != ()
+
+
+def take_alias(old: str, new: str, old_value: Any, new_value: Any) -> Any:
+    """The value of an option that may be given under its former, hidden name ``old``
+    (now ``new``): that one says so on stderr; both names at once is a :class:`UsageError`."""
+    from box2mask.errors import UsageError
+
+    if not given_value(old_value):
+        return new_value
+    if given_value(new_value):
+        raise UsageError(f"{old} is the former name of {new}: give {new} only")
+    warn_renamed(old, new)
+    return old_value
+
+
+def warn_renamed(old: str, new: str) -> None:
+    """Say on stderr that ``old`` is now ``new`` (the old name goes in the next release)."""
+    err_console.print(
+        f"[yellow]warning:[/] {escape(old)} is now {escape(new)}; the old name still works "
+        "in this release only",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def with_flags(
@@ -120,7 +163,9 @@ RUN_PANEL = "Running"
 
 ROOT = Flag(Path | None, "Dataset root folder (default: $BOX2MASK_DATA/<dataset>).")
 DATASET_OPT = Flag(
-    list[str] | None, "Dataset option KEY=VALUE (see `box2mask datasets`); repeatable."
+    list[str] | None,
+    "Dataset option KEY=VALUE (see `box2mask datasets`); repeatable.",
+    metavar="KEY=VALUE",
 )
 
 #: ``--verbose`` and ``--debug``, the last options of every command that runs something
@@ -150,10 +195,14 @@ RUN_FLAGS: dict[str, Flag] = {
         str | None, "Checkpoint path or registry name (see `box2mask weights list`)."
     ),
     "config": Flag(
-        Path | None, "YAML file of convert options (names as here); command-line options win."
+        Path | None,
+        "YAML file of convert options, names as here (batch_size or batch-size; opt: a mapping "
+        "for --opt); command-line options win.",
     ),
-    "sequences": Flag(list[str] | None, "Only these sequences (repeat or comma-separate)."),
-    "classes": Flag(list[str] | None, "Only objects of these categories."),
+    "sequences": Flag(
+        list[str] | None, "Only these sequences (repeat or comma-separate).", metavar="NAMES"
+    ),
+    "classes": Flag(list[str] | None, "Only objects of these categories.", metavar="NAMES"),
     "batch_size": Flag(int | None, "Crops per encoder batch (default: 4).", panel=RUN_PANEL),
     "crop_size": Flag(
         int | None, "Minimum crop side in frame pixels (default: 512).", panel=GEOM_PANEL
@@ -188,12 +237,12 @@ RUN_FLAGS: dict[str, Flag] = {
     "clip_to_obb": Flag(bool | None, "Clip model masks to the oriented box (OOTB, SAT-MTB OBB)."),
     "precision": Flag(
         str | None,
-        f"{' | '.join(Precision.values())}: auto is bf16 on CUDA, fp32 on CPU. On CPU with ViT-B, "
-        "against the authors' procedure: bf16 on CPUs with AMX/AVX512_BF16 4.3-4.6x, masks IoU "
-        "0.99 (2-core Xeon); int8 (int8 encoder matrix products) 2.8x, IoU 0.986 (Xeon), 3.9-4.8x, "
-        "IoU 0.987 (AMD EPYC Zen 4, VNNI), 2.6x, IoU 0.981 (EPYC Zen 3, no VNNI); fp32 "
-        "2.3-2.5x (Xeon), 2.0x (Zen 3); see "
-        "docs/engine.md, section Speed (default: auto).",
+        f"{' | '.join(Precision.values())}: auto is bf16 on CUDA, fp32 on CPU. On 2-core CPUs "
+        "with ViT-B, against the authors' procedure (model-mask IoU): bf16 (needs AMX or "
+        "AVX512_BF16) 4.3-4.6x, IoU 0.99 (Xeon), 3.5x (AMD EPYC Zen 4); int8 (int8 encoder "
+        "matrix products) 3.9x, IoU 0.987 (Zen 4, VNNI), 1.8-3.0x, IoU 0.986 (Xeon), 2.6x, "
+        "IoU 0.981 (EPYC Zen 3, no VNNI); fp32 2.3-2.5x (Xeon), 2.0x (Zen 3), IoU 1.0; see "
+        "README and docs/engine.md, Speed (default: auto).",
         panel=RUN_PANEL,
     ),
     "workers": Flag(

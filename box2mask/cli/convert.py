@@ -102,9 +102,25 @@ def convert_command(given: dict[str, Any]) -> None:
     options = run_safely(build, debug)
     summary = run_safely(lambda: _run_with_progress(options), debug)
     _print_summary(summary, options)
-    raise typer.Exit(
-        1 if summary.frames_done + summary.frames_resumed == 0 and summary.frames_total > 0 else 0
-    )
+    if summary.frames_done + summary.frames_resumed == 0 and summary.frames_total > 0:
+        # nothing converted: one message, exit 2 when every frame was bad input
+        counts = summary.problems.counts
+        bad_frames = counts.get("frame", 0) + counts.get("image", 0)
+        code = 2 if bad_frames >= summary.frames_total else 1
+        why = (
+            "every frame was skipped as bad input"
+            if code == 2
+            else "see the skipped inputs above (--debug for details)"
+        )
+        first = summary.problems.reports[0] if summary.problems.reports else None
+        err_console.print(
+            f"[bold red]error:[/] {escape(f'no frame converted of {summary.frames_total}: {why}')}"
+            + (f"; the first: {escape(str(first))}" if first is not None else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code)
+    raise typer.Exit(0)
 
 
 def _run_with_progress(options: ConvertOptions):  # noqa: ANN202

@@ -54,6 +54,7 @@ EVAL_FLAGS = {
         "AXIS=V1,V2 values of one axis (implies --sweep), e.g. crop_size=256,512 or "
         "box_fill_classes=car,none; repeatable.",
         panel=_SWEEP,
+        metavar="AXIS=V1,V2",
     ),
 }
 
@@ -166,7 +167,8 @@ def _print_report(rep) -> None:  # noqa: ANN001
         if s.get("hq_token_only") is not None:
             geo += ", HQ token only" if s["hq_token_only"] else ", SAM + HQ summed"
         info.add_row("geometry", geo)
-    info.add_row("small objects", _policy(s))
+    if "box_fill_classes" in s:  # a model made the masks (not a predictions file)
+        info.add_row("small objects", _policy(s))
     src = ", ".join(f"{k} {v}" for k, v in sorted(rep.objects_by_source.items()))
     info.add_row(
         "objects",

@@ -39,11 +39,20 @@ def merge_command(
             "--out gets COCO; a folder gets the formats the jobs were converted with).",
         ),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace the outputs already at --out (without it, a merge refuses to write "
+            "over them).",
+        ),
+    ] = False,
     force: Annotated[
         bool,
         typer.Option(
             "--force",
-            help="Merge jobs whose options differ (beyond --shard/--sequences) or that are unfinished.",
+            help="Merge anyway when the inputs do not make one whole: jobs whose options differ "
+            "(beyond --shard/--sequences), unfinished jobs, shards K/N with some K missing.",
         ),
     ] = False,
     debug: DebugOption = False,
@@ -52,14 +61,17 @@ def merge_command(
 
     Images come in the full dataset's sequence order, so merging shards 1/N..N/N
     gives the files an unsharded run writes, in every format. Categories are
-    unified by name. A frame present in two inputs is an error.
+    unified by name. A frame present in two inputs is an error. Everything is
+    checked before anything is written.
     """
     setup_logging(False)
     from box2mask.merge import merge
     from box2mask.options import split_list
 
     formats = split_list(format) or None
-    summary = run_safely(lambda: merge(inputs, out, force=force, formats=formats), debug)
+    summary = run_safely(
+        lambda: merge(inputs, out, force=force, formats=formats, overwrite=overwrite), debug
+    )
     for w in summary.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(str(w))}", highlight=False, soft_wrap=True)
     console.print(

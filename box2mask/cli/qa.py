@@ -24,10 +24,16 @@ qa_app = typer.Typer(
 _GT = "Scoring the flags against ground truth"
 
 QA_FLAGS = {
-    "out": Flag(Path | None, "A `box2mask convert` job folder, or a COCO JSON file.", short="-o"),
-    "report": Flag(
-        Path | None, "Folder for qa.json and qa.csv (default: <job>/qa, or qa/ beside the file)."
+    "job": Flag(
+        Path | None, "The `box2mask convert` job folder to rank, or a COCO JSON file.", short="-j"
     ),
+    "out": Flag(
+        Path | None,
+        "Folder for qa.json and qa.csv (default: <job>/qa, or qa/ beside the file).",
+        short="-o",
+    ),
+    # the former spelling (qa --out JOB --report DIR), resolved in qa_command
+    "report": Flag(Path | None, "Former name of --out.", hidden=True),
     "html": Flag(
         Path | None, "Also write the review page (index.html + thumbnails) into this folder."
     ),
@@ -44,7 +50,9 @@ QA_FLAGS = {
         panel=_GT,
     ),
     "gt_root": Flag(Path | None, "Root of the ground-truth dataset.", panel=_GT),
-    "gt_opt": Flag(list[str] | None, "Ground-truth dataset option KEY=VALUE.", panel=_GT),
+    "gt_opt": Flag(
+        list[str] | None, "Ground-truth dataset option KEY=VALUE.", panel=_GT, metavar="KEY=VALUE"
+    ),
     **LOG_FLAGS,
 }
 
@@ -54,24 +62,29 @@ QA_FLAGS = {
 @with_flags(QA_FLAGS)
 def qa_command(given: dict[str, Any]) -> None:
     """Signals per object, one suspicion score, a ranked list (qa.json, qa.csv), a review page."""
-    out, html, html_top = given["out"], given["html"], given["html_top"]
+    html, html_top = given["html"], given["html_top"]
     gt_dataset, no_images = given["gt_dataset"], given["no_images"]
 
     def run():  # noqa: ANN202
         from box2mask.errors import UsageError
+        from box2mask.options import check_folder_option
         from box2mask.qa.report import load_output, run_qa, write_reports
 
-        if out is None:
-            raise UsageError("--out: give a `box2mask convert` job folder or a COCO JSON file")
+        job, dest = _job_and_out(given["job"], given["out"], given["report"])
+        if job is None:
+            raise UsageError("--job: give a `box2mask convert` job folder or a COCO JSON file")
         if html_top < 1:
             raise UsageError(f"--html-top must be at least 1, got {html_top}")
         if html is not None and no_images:
             raise UsageError("--html needs the images: drop --no-images")
-        output = load_output(out)
-        rep = run_qa(output, image_root=given["image_root"], images=not no_images)
-        dest = given["report"]
+        output = load_output(job)
         if dest is None:
             dest = (output.job_dir or output.coco_path.parent) / "qa"
+        # both folders checked before anything is written (a file there was an internal error)
+        check_folder_option(dest, "--out")
+        if html is not None:
+            check_folder_option(html, "--html")
+        rep = run_qa(output, image_root=given["image_root"], images=not no_images)
         paths = write_reports(rep, dest)
         page = None
         if html is not None:
@@ -121,6 +134,19 @@ def qa_command(given: dict[str, Any]) -> None:
         console.print(f"review page {escape(str(page))}")
 
 
+def _job_and_out(
+    job: Path | None, out: Path | None, report: Path | None
+) -> tuple[Path | None, Path | None]:
+    """``(job, report folder)`` from ``--job``/``--out``, or from the former spelling
+    ``qa --out JOB [--report DIR]`` (no ``--job``: ``--out`` is then the job)."""
+    from box2mask.cli._flags import take_alias, warn_renamed
+
+    if job is None and out is not None:
+        warn_renamed("--out JOB", "--job JOB")
+        job, out = out, None
+    return job, take_alias("--report", "--out", report, out)
+
+
 def _print_scored(scored: dict) -> None:
     shares = scored["shares"]
     t = Table(title=f"recall of the {scored['bad']} objects with IoU < {scored['bad_iou']} "
@@ -145,17 +171,26 @@ def apply_command(
     decisions: Annotated[
         Path, typer.Argument(help="decisions.json exported from the review page.")
     ],
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="The `box2mask convert` job folder to rewrite.")
-    ],
+    job: Annotated[
+        Path | None,
+        typer.Option(
+            "--job", "-j", help="The `box2mask convert` job folder to rewrite.", show_default=False
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", hidden=True)] = None,
     debug: DebugOption = False,
 ) -> None:
     """Apply review decisions: rejected objects removed or filled with a box / ellipse."""
 
     def run():  # noqa: ANN202
+        from box2mask.cli._flags import take_alias
+        from box2mask.errors import UsageError
         from box2mask.qa.apply import apply_decisions
 
-        return apply_decisions(decisions, out)
+        folder = take_alias("--out", "--job", out, job)
+        if folder is None:
+            raise UsageError("--job is required: the `box2mask convert` job folder to rewrite")
+        return apply_decisions(decisions, folder)
 
     summary = run_safely(run, debug)
     for line in summary.lines():

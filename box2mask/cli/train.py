@@ -49,6 +49,7 @@ TRAIN_FLAGS = {
         list[str] | None,
         "Validation data: dataset options KEY=VALUE over --opt (e.g. split=val); repeatable.",
         panel=_DATA,
+        metavar="KEY=VALUE",
     ),
     "val_fraction": Flag(
         float,
@@ -113,6 +114,9 @@ TRAIN_FLAGS = {
         panel=RUN_PANEL,
     ),
     "pictures": Flag(int, "--dry-run: how many samples to draw.", 4, panel=RUN_PANEL),
+    "log_every": Flag(
+        int, "A line in RUN/metrics.jsonl every N optimizer steps.", 10, panel=RUN_PANEL
+    ),
     **LOG_FLAGS,
 }
 

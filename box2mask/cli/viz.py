@@ -22,20 +22,28 @@ def viz_command(
     dataset: Annotated[
         str, typer.Option("--dataset", "-d", help="Dataset adapter name (see `box2mask datasets`).")
     ],
-    viz_out: Annotated[Path, typer.Option("--viz-out", help="Folder for the pictures.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for the pictures.", show_default=False),
+    ] = None,
     root: RootOption = None,
     opt: DatasetOptOption = None,
+    job: Annotated[
+        Path | None,
+        typer.Option(
+            "--job", "-j", help="The `box2mask convert` job folder to draw (its annotations.json)."
+        ),
+    ] = None,
     predictions: Annotated[
         Path | None, typer.Option(help="COCO JSON of masks (e.g. a `box2mask convert` output).")
     ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="A `box2mask convert` job folder (its annotations.json)."),
-    ] = None,
+    # the former spelling: viz --out JOB --viz-out PICTURES (resolved in _job_and_out)
+    viz_out: Annotated[Path | None, typer.Option("--viz-out", hidden=True)] = None,
     sequences: Annotated[
         list[str] | None,
         typer.Option(
-            help="Only these sequences, repeat or comma-separate (default: all in the predictions)."
+            help="Only these sequences, repeat or comma-separate (default: all in the predictions).",
+            metavar="NAMES",
         ),
     ] = None,
     gt: Annotated[
@@ -80,16 +88,19 @@ def viz_command(
     follow the track id, so a track keeps its colour)."""
     setup_logging(verbose)
 
-    def check() -> Path:
+    def check() -> tuple[Path, Path]:
         from box2mask.errors import UsageError
 
-        if (predictions is None) == (out is None):
-            raise UsageError("give exactly one of --predictions FILE or --out JOB_DIR")
-        if out is not None and not out.is_dir():
-            raise UsageError(f"--out {out}: no such folder (a `box2mask convert` job folder)")
-        return predictions if predictions is not None else out  # type: ignore[return-value]
+        folder, pictures = _job_and_out(job, out, viz_out)
+        if pictures is None:
+            raise UsageError("--out is required: the folder for the pictures")
+        if (predictions is None) == (folder is None):
+            raise UsageError("give exactly one of --predictions FILE or --job JOB_DIR")
+        if folder is not None and not folder.is_dir():
+            raise UsageError(f"--job {folder}: no such folder (a `box2mask convert` job folder)")
+        return (predictions if predictions is not None else folder), pictures  # type: ignore[return-value]
 
-    source = run_safely(check, debug)
+    source, viz_out = run_safely(check, debug)
     adapter_options = run_safely(lambda: parse_key_values(opt or []), debug)
 
     def run():  # noqa: ANN202
@@ -124,3 +135,24 @@ def viz_command(
         table.add_row("note", note)
     console.print(table)
     raise typer.Exit(0 if summary.frames else 1)
+
+
+def _job_and_out(
+    job: Path | None, out: Path | None, viz_out: Path | None
+) -> tuple[Path | None, Path | None]:
+    """``(job, pictures folder)`` from ``--job``/``--out``, or from the former spelling
+    ``viz --out JOB --viz-out PICTURES`` (``--viz-out`` given: ``--out`` is the job)."""
+    from box2mask.cli._flags import warn_renamed
+    from box2mask.errors import UsageError
+
+    if viz_out is None:
+        return job, out
+    warn_renamed("--viz-out", "--out")
+    if out is not None:
+        if job is not None:
+            raise UsageError(
+                "--out JOB with --viz-out is the former spelling of --job JOB: give --job only"
+            )
+        warn_renamed("--out JOB", "--job JOB")
+        job = out
+    return job, viz_out

@@ -177,7 +177,7 @@ class Executor:
     :class:`~box2mask.errors.Box2MaskError` to stop the job (recorded frames stay).
     """
 
-    #: the ``--executor`` value
+    #: the ``--executor`` value (set by ``@EXECUTORS.register(name)``)
     name: ClassVar[str] = ""
     #: one line for ``--help``
     help: ClassVar[str] = ""

@@ -13,7 +13,6 @@ class LocalExecutor(Executor):
     """One engine in this process: frames are decoded and cropped on its threads,
     and each finished frame is committed on the engine's writer thread."""
 
-    name = "local"
     help = "this process, one device (the default for one --device)"
 
     def run(self, frames: Iterable[Frame], ctx: RunContext, sink: FrameSink) -> None:

@@ -237,7 +237,6 @@ def _worker_main(
 class ProcessExecutor(Executor):
     """One worker process per ``--device`` entry; the parent commits every frame."""
 
-    name = "processes"
     help = "one worker process per --device entry (the default for several)"
 
     def run(self, frames: Iterable[Frame], ctx: RunContext, sink: FrameSink) -> None:

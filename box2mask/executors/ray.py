@@ -263,7 +263,6 @@ def _short(exc: BaseException) -> str:
 class RayExecutor(Executor):
     """A pool of Ray actors (``--executor ray``, ``--ray-address``, ``--ray-actors``)."""
 
-    name = "ray"
     help = "a pool of Ray actors, one model each (--ray-address, --ray-actors; docs/ray.md)"
 
     def run(self, frames: Iterable[Frame], ctx: RunContext, sink: FrameSink) -> None:

@@ -30,10 +30,9 @@ def _sam_builder(name: str) -> Callable[..., Any]:
     return build
 
 
-def _sam_family(name: str, description: str, builder: str, **capabilities: Any) -> ModelSpec:
+def _sam_family(description: str, builder: str, **capabilities: Any) -> ModelSpec:
     """A SAM-family spec: a prompt model whose encoder takes int8 and ``--compile``."""
     return ModelSpec(
-        name=name,
         kind="prompt",
         description=description,
         build=_sam_builder(builder),
@@ -43,25 +42,22 @@ def _sam_family(name: str, description: str, builder: str, **capabilities: Any) 
     )
 
 
-for _spec in (
-    _sam_family(
-        "sam", "Segment Anything, zero-shot (official SAM checkpoints)", "build_sam",
-        default_weights=("sam-vit-b", "sam-vit-l", "sam-vit-h", "mobile-sam-vit-t"),
-        checkpoint_kinds=("sam",),
-        auto_rank=1,
-    ),
-    _sam_family(
-        "hq-sam", "HQ-SAM, zero-shot: SAM + HQ-token mask logits (--hq-token-only for HQ alone)",
-        "build_hq_sam",
-        default_weights=("hq-sam-vit-b", "hq-sam-vit-l", "hq-sam-vit-h", "hq-sam-vit-t"),
-        checkpoint_kinds=("hq-sam",), auto_rank=0, hq_token_only=True,
-    ),
-    _sam_family(
-        "ros-sam", "ROS-SAM: SAM + LoRA(q,v) + HQ decoder, trained with 'box2mask train'",
-        "build_ros_sam", checkpoint_kinds=("ros-sam", "ros-sam-folder"),
-    ),
-):  # fmt: skip
-    MODELS.add(_spec.name, _spec)
+MODELS.add("sam", _sam_family(
+    "Segment Anything, zero-shot (official SAM checkpoints)", "build_sam",
+    default_weights=("sam-vit-b", "sam-vit-l", "sam-vit-h", "mobile-sam-vit-t"),
+    checkpoint_kinds=("sam",),
+    auto_rank=1,
+))  # fmt: skip
+MODELS.add("hq-sam", _sam_family(
+    "HQ-SAM, zero-shot: SAM + HQ-token mask logits (--hq-token-only for HQ alone)",
+    "build_hq_sam",
+    default_weights=("hq-sam-vit-b", "hq-sam-vit-l", "hq-sam-vit-h", "hq-sam-vit-t"),
+    checkpoint_kinds=("hq-sam",), auto_rank=0, hq_token_only=True,
+))  # fmt: skip
+MODELS.add("ros-sam", _sam_family(
+    "ROS-SAM: SAM + LoRA(q,v) + HQ decoder, trained with 'box2mask train'",
+    "build_ros_sam", checkpoint_kinds=("ros-sam", "ros-sam-folder"),
+))  # fmt: skip
 
 
 def _build_sam2(*args: Any, **kwargs: Any) -> Any:
@@ -81,7 +77,6 @@ def _build_sam2(*args: Any, **kwargs: Any) -> Any:
 MODELS.add(
     "sam2",
     ModelSpec(
-        name="sam2",
         kind="prompt",
         description="SAM 2.1 (Hiera t/s/b+/l), zero-shot; --temporal propagate for track videos",
         build=_build_sam2,

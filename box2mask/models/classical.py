@@ -536,14 +536,11 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 for _fill, _description in FILLS.items():
     MODELS.add(
         _fill,
-        ModelSpec(
-            _fill, "shape", _description, build=lambda _f=_fill, **opts: FillModel(_f, **opts)
-        ),
+        ModelSpec("shape", _description, build=lambda _f=_fill, **opts: FillModel(_f, **opts)),
     )
 MODELS.add(
     "grabcut",
     ModelSpec(
-        "grabcut",
         "shape",
         "GrabCut on an upsampled region, started from the inscribed ellipse (no weights)",
         build=lambda **opts: GrabCutModel(**opts),
@@ -552,7 +549,6 @@ MODELS.add(
 MODELS.add(
     "classical",
     ModelSpec(
-        "classical",
         "shape",
         "GrabCut for large boxes, colour-fitted inscribed shape for small ones (no weights)",
         build=lambda **opts: ClassicalModel(**opts),

@@ -20,10 +20,9 @@ class ModelSpec:
 
     Callers (``convert``, ``eval``, the CLI, ``weights``) ask the spec, never
     the model's name, so that a new model is its module plus one
-    ``MODELS.add``.
+    ``MODELS.add("name", ModelSpec(...))``.
 
     Attributes:
-        name: the ``--model`` value.
         kind: ``"prompt"`` (a :class:`~box2mask.models.base.PromptModel`, needs
             a checkpoint) or ``"shape"`` (a weight-free
             :class:`~box2mask.models.base.ShapeModel`).
@@ -45,9 +44,9 @@ class ModelSpec:
         int8: ``--precision int8`` (dynamic int8 encoder) applies.
         compile: ``--compile`` (torch.compile of the encoder) applies.
         temporal: ``--temporal propagate`` (a video memory along each track) applies.
+        name: the ``--model`` value, set by ``MODELS.add(name, spec)``.
     """
 
-    name: str
     kind: Literal["prompt", "shape"]
     description: str
     build: Callable[..., Any]
@@ -59,6 +58,7 @@ class ModelSpec:
     int8: bool = False
     compile: bool = False
     temporal: bool = False
+    name: str = ""
 
     @property
     def needs_checkpoint(self) -> bool:

@@ -1,4 +1,4 @@
-"""``box2mask qa apply decisions.json --out JOB``: a reviewer's decisions written into a job.
+"""``box2mask qa apply decisions.json --job JOB``: a reviewer's decisions written into a job.
 
 A decision names one object (``sequence``, ``frame_index``, ``track_id``;
 the annotation ``id`` when there is no track id) and an action:
@@ -19,8 +19,9 @@ What is rewritten, each file atomically, nothing else touched:
   ``convert`` would (COCO ids 1.., ``area``/``bbox`` from the masks); a
   later resume or ``box2mask merge`` assembles the reviewed output too;
 - the png format (per-frame), when the job has it: the affected frames'
-  instance maps and sidecars, re-painted from the frame's remaining masks by
-  the png writer's rule (largest first, index = position in the frame);
+  instance maps and sidecars, re-painted from the frame's remaining masks with
+  :func:`box2mask.masks.paint`, as the png writer paints them (the smaller
+  object on top, index = position in the frame);
 - without parts (a job folder whose ``.box2mask/parts`` is gone), only
   ``annotations.json`` (rewritten directly, ids renumbered 1..) and the png
   format.
@@ -46,6 +47,7 @@ import cv2
 import numpy as np
 
 from box2mask.errors import UsageError
+from box2mask.ids import whole_id
 from box2mask.io import atomic_open, atomic_write_bytes, atomic_write_json
 from box2mask.layout import (
     COCO_NAME,
@@ -56,8 +58,7 @@ from box2mask.layout import (
     sequence_dir,
     state_dir,
 )
-from box2mask.mask_blocks import block_from_segmentation
-from box2mask.rle import encode_window_mask
+from box2mask.masks import decode, encode_window_mask, paint
 from box2mask.types import CropWindow
 
 ACTIONS = ("accept", "reject", "box", "ellipse")
@@ -82,6 +83,8 @@ class ApplySummary:
     accepted: int = 0
     unchanged: int = 0
     already_removed: int = 0
+    #: decisions that repeat an earlier one for the same object (applied once)
+    duplicates: int = 0
     frames: int = 0
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -93,6 +96,9 @@ class ApplySummary:
             f"already applied: {self.already_removed} removed before, {self.unchanged} unchanged",
             f"frames rewritten: {self.frames}; files written: {len(self.files)}",
         ]
+        if self.duplicates:
+            out.insert(1, f"duplicates: {self.duplicates} decision(s) repeat an earlier one "
+                          "for the same object; applied once")  # fmt: skip
         return out + [f"  {p}" for p in self.files] + self.notes
 
 
@@ -117,16 +123,48 @@ def read_decisions(path: Path) -> list[Decision]:
         action = d.get("action")
         if action not in ACTIONS:
             raise UsageError(f"{where}: action must be one of {', '.join(ACTIONS)}, got {action!r}")
-        try:
-            tid = d.get("track_id")
-            out.append(Decision(
-                action, str(d["sequence"]), int(d["frame_index"]),
-                None if tid is None else int(tid), None if d.get("id") is None else int(d["id"]),
-                where,
-            ))  # fmt: skip
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"{where}: needs sequence, frame_index and track_id ({exc})") from None
+        if not isinstance(d.get("sequence"), str):
+            raise UsageError(f"{where}: needs sequence (a string), got {d.get('sequence')!r}")
+        if "frame_index" not in d:
+            raise UsageError(f"{where}: needs sequence, frame_index and track_id")
+        tid, aid = d.get("track_id"), d.get("id")
+        out.append(Decision(
+            action, d["sequence"], _whole(d["frame_index"], "frame_index", where),
+            None if tid is None else _whole(tid, "track_id", where),
+            None if aid is None else _whole(aid, "id", where), where,
+        ))  # fmt: skip
     return out
+
+
+def _whole(value: Any, key: str, where: str) -> int:
+    """A decision's ``frame_index``, ``track_id`` or ``id``: a whole number, exactly. ``1.5``
+    is refused rather than read as frame 1 (another frame); so are inf, NaN, bools and text."""
+    number = whole_id(value)
+    if number is None:
+        raise UsageError(f"{where}: {key} must be a whole number (within 2**53 - 1), got {value!r}")
+    return number
+
+
+def check_duplicates(decisions: list[Decision]) -> tuple[list[Decision], int]:
+    """The decisions with repeats of one (object, action) dropped, and how many were dropped.
+
+    Two different actions for one object cannot both be applied: refused, naming both.
+    """
+    first: dict[tuple, Decision] = {}
+    kept: list[Decision] = []
+    for d in decisions:
+        key = _key(d.sequence, d.frame_index, d.track_id, d.id)
+        seen = first.get(key)
+        if seen is None:
+            first[key] = d
+            kept.append(d)
+        elif seen.action != d.action:
+            raise UsageError(
+                f"{d.where} ({d.action}) and {seen.where.rsplit(': ', 1)[-1]} ({seen.action}) "
+                f"decide differently for the same object (sequence {d.sequence!r} frame "
+                f"{d.frame_index} track {d.track_id}); keep one of them"
+            )
+    return kept, len(decisions) - len(kept)
 
 
 def fill_annotation(ann: Mapping[str, Any], shape: str, image_hw: tuple[int, int]) -> dict:
@@ -163,7 +201,7 @@ def _job_locked(out: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise UsageError(
-                f"--out {out}: a box2mask process is running this job; apply the decisions "
+                f"--job {out}: a box2mask process is running this job; apply the decisions "
                 "when it has ended"
             ) from None
         yield
@@ -180,19 +218,19 @@ def apply_decisions(decisions_path: Path, out: Path) -> ApplySummary:
 def _apply(decisions_path: Path, out: Path) -> ApplySummary:
     coco_path = out / COCO_NAME
     if not coco_path.is_file():
-        raise UsageError(f"--out {out}: no {COCO_NAME} (a `box2mask convert --format coco` job)")
-    decisions = read_decisions(decisions_path)
+        raise UsageError(f"--job {out}: no {COCO_NAME} (a `box2mask convert --format coco` job)")
+    decisions, repeated = check_duplicates(read_decisions(decisions_path))
     try:
         coco = json.loads(coco_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UsageError(f"--out {coco_path}: not readable JSON ({exc})") from None
+        raise UsageError(f"--job {coco_path}: not readable JSON ({exc})") from None
     images = {im["id"]: im for im in coco["images"]}
     by_key: dict[tuple, list[int]] = {}
     for k, a in enumerate(coco["annotations"]):
         im = images[a["image_id"]]
         seq, fi = str(im.get("sequence", "")), int(im.get("frame_index", im["id"]))
         by_key.setdefault(_key(seq, fi, a.get("track_id"), a.get("id")), []).append(k)
-    summary = ApplySummary(out)
+    summary = ApplySummary(out, duplicates=repeated)
     remove: set[int] = set()
     changed_images: set[Any] = set()
     anns = coco["annotations"]
@@ -312,18 +350,10 @@ def _sidecar_index(out: Path, sequences: set[str]) -> dict[tuple[str, int], Path
 
 def _rewrite_png(side_path: Path, im: Mapping[str, Any], anns: list[dict],
                  cats: Mapping[Any, str]) -> list[Path]:  # fmt: skip
-    """Re-paint a frame's instance map and sidecar from its annotations (the png writer's rule)."""
+    """Re-paint a frame's instance map and sidecar from its annotations (as the png writer does)."""
     side = json.loads(side_path.read_text(encoding="utf-8"))
     h, w = int(im["height"]), int(im["width"])
-    blocks = [block_from_segmentation(a["segmentation"], (h, w)) for a in anns]
-    inst = np.zeros((h, w), dtype=np.uint16)
-    for k in sorted(range(len(anns)), key=lambda i: -blocks[i].area):
-        b = blocks[k]
-        if b.empty:
-            continue
-        bh, bw = b.mask.shape
-        region = inst[b.top : b.top + bh, b.left : b.left + bw]
-        region[b.mask] = k + 1
+    inst = paint((h, w), [decode(a["segmentation"], (h, w)) for a in anns])
     ok, buf = cv2.imencode(".png", inst)
     if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
         raise UsageError(f"could not encode {side_path.with_suffix('.png')}")

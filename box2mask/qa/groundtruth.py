@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from box2mask.adapters import ADAPTERS, resolve_root
+from box2mask.adapters import open_dataset
 from box2mask.errors import UsageError
 from box2mask.evaluate import PredictionIndex
-from box2mask.mask_blocks import block_from_segmentation
+from box2mask.masks import decode
 from box2mask.metrics import mask_iou
-from box2mask.problems import Problems
 
 
 def gt_ious(
@@ -37,8 +36,8 @@ def gt_ious(
             (an adapter whose frames carry ground-truth masks).
         path: the output's path, for messages.
     """
-    root_path = resolve_root(dataset, None if root is None else Path(root)).resolve()
-    adapter = ADAPTERS.get(dataset)(root_path, problems=Problems(), **dict(adapter_options or {}))
+    adapter = open_dataset(dataset, root, adapter_options)
+    root_path = adapter.root
     index = PredictionIndex(dict(coco), Path(path or "annotations.json"))
     out: dict[int, float] = {}
     frames_with_gt = 0
@@ -57,7 +56,7 @@ def gt_ious(
             gt = frame.gt_mask(i)
             if gt is None:
                 continue
-            pred = block_from_segmentation(ann.get("segmentation"), frame.image_hw).full()
+            pred = decode(ann.get("segmentation"), frame.image_hw).to_array(frame.image_hw)
             out[int(ann["id"])] = mask_iou(pred, np.asarray(gt, dtype=bool))
     if frames_with_gt == 0:
         raise UsageError(f"--gt-dataset {dataset}: no frame at {root_path} has ground-truth masks")

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from box2mask.io import atomic_open, atomic_write_bytes, imread
-from box2mask.mask_blocks import block_from_segmentation
+from box2mask.masks import decode
 from box2mask.qa.apply import FORMAT_KEY
 from box2mask.qa.report import Output, QAReport
 from box2mask.qa.score import FLAGS
@@ -42,16 +42,10 @@ def thumbnail(image: np.ndarray, seg: dict, box_xywh: list[float]) -> np.ndarray
     if x1 <= x0 or y1 <= y0:
         return np.zeros((THUMB, THUMB, 3), np.uint8)
     crop = image[y0:y1, x0:x1].copy()
-    blk = block_from_segmentation(seg, (h, w))
+    blk = decode(seg, (h, w)).clip(y0, x0, y1, x1)  # the part of the mask in the crop
     m = np.zeros(crop.shape[:2], dtype=bool)
-    if not blk.empty:
-        mh, mw = blk.mask.shape
-        r0, r1 = max(blk.top, y0), min(blk.top + mh, y1)
-        c0, c1 = max(blk.left, x0), min(blk.left + mw, x1)
-        if r1 > r0 and c1 > c0:
-            m[r0 - y0 : r1 - y0, c0 - x0 : c1 - x0] = blk.mask[
-                r0 - blk.top : r1 - blk.top, c0 - blk.left : c1 - blk.left
-            ]
+    if blk.height:
+        m[blk.top - y0 : blk.bottom - y0, blk.left - x0 : blk.right - x0] = blk.pixels()
     scale = THUMB / max(crop.shape[:2])
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
     interp = cv2.INTER_NEAREST if scale > 1 else cv2.INTER_AREA

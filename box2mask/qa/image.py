@@ -22,13 +22,14 @@ import cv2
 import numpy as np
 
 from box2mask.io import imread
-from box2mask.mask_blocks import Block
+from box2mask.masks import MaskBlock
 
 _RIDGE = 4.0  # added to the covariances' diagonal (Lab units²): flat regions stay invertible
 
 
 def read_lab(path: Path) -> np.ndarray | None:
-    """``(H, W, 3)`` float32 CIE Lab of an image file, ``None`` when it cannot be read."""
+    """``(H, W, 3)`` float32 CIE Lab of an image file, ``None`` when it cannot be read
+    (a FIFO or device is not opened: its read would block)."""
     bgr = imread(path)  # not cv2.imread: it crashes on names that are not UTF-8
     if bgr is None:
         return None
@@ -46,12 +47,12 @@ def _cov(x: np.ndarray) -> np.ndarray:
     return c + np.eye(3) * _RIDGE
 
 
-def image_disagreement(lab: np.ndarray, block: Block, box_xyxy: list[float]) -> float | None:
+def image_disagreement(lab: np.ndarray, block: MaskBlock, box_xyxy: list[float]) -> float | None:
     """``1 - IoU`` of the mask with the box pixels coloured more like the mask than like the ring.
 
     Args:
         lab: ``(H, W, 3)`` Lab image of the frame.
-        block: the object's mask.
+        block: the object's mask, in frame pixels.
         box_xyxy: the prompt box, frame pixels.
 
     Returns:
@@ -72,11 +73,9 @@ def image_disagreement(lab: np.ndarray, block: Block, box_xyxy: list[float]) -> 
     inbox = np.zeros((hh, ww), dtype=bool)
     inbox[max(by0 - ry0, 0) : max(by1 - ry0, 0), max(bx0 - rx0, 0) : max(bx1 - rx0, 0)] = True
     mk = np.zeros((hh, ww), dtype=bool)
-    bh, bw = block.mask.shape
-    t, lft = block.top - ry0, block.left - rx0
-    r0, r1, c0, c1 = max(t, 0), min(t + bh, hh), max(lft, 0), min(lft + bw, ww)
-    if r1 > r0 and c1 > c0:
-        mk[r0:r1, c0:c1] = block.mask[r0 - t : r1 - t, c0 - lft : c1 - lft]
+    part = block.clip(ry0, rx0, ry1, rx1)  # the part of the mask in the region
+    if part.height:
+        mk[part.top - ry0 : part.bottom - ry0, part.left - rx0 : part.right - rx0] = part.pixels()
     ring, obj = reg[~inbox], reg[mk & inbox]
     if len(ring) < 5 or len(obj) < 2:
         return None

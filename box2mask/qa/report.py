@@ -55,19 +55,19 @@ def load_output(path: Path | str) -> Output:
         coco_path = path / COCO_NAME
         if not coco_path.is_file():
             raise UsageError(
-                f"--out {path}: no {COCO_NAME} (a `box2mask convert --format coco` job)"
+                f"--job {path}: no {COCO_NAME} (a `box2mask convert --format coco` job)"
             )
         job_dir: Path | None = path
     elif path.is_file():
         coco_path, job_dir = path, path.parent
     else:
-        raise UsageError(f"--out {path}: no such job folder or COCO file")
+        raise UsageError(f"--job {path}: no such job folder or COCO file")
     try:
         coco = json.loads(coco_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UsageError(f"--out {coco_path}: not readable JSON ({exc})") from None
+        raise UsageError(f"--job {coco_path}: not readable JSON ({exc})") from None
     if not isinstance(coco, dict) or not isinstance(coco.get("annotations"), list):
-        raise UsageError(f"--out {coco_path}: not a COCO JSON (no annotations list)")
+        raise UsageError(f"--job {coco_path}: not a COCO JSON (no annotations list)")
     job: dict[str, Any] = {}
     jf = state_dir(job_dir) / JOB_FILE if job_dir is not None else None
     if jf is not None and jf.is_file():
@@ -164,7 +164,7 @@ def run_qa(
     try:
         sig, unread = signals(output.coco, geom, model=ident.get("model"), image_root=root)
     except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"--out {output.coco_path}: {exc}") from None
+        raise UsageError(f"--job {output.coco_path}: {exc}") from None
     scored = [(suspicion(s, cal), logit(s, cal), s) for s in sig]
     # most suspicious first; ties by annotation order
     order = sorted(range(len(scored)), key=lambda k: (-scored[k][1], k))

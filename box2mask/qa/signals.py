@@ -46,7 +46,7 @@ import numpy as np
 
 from box2mask.consistency import aligned_iou, annotation_box
 from box2mask.geometry import window_for_box
-from box2mask.mask_blocks import Block, block_from_segmentation
+from box2mask.masks import MaskBlock, decode
 from box2mask.qa.image import image_disagreement, read_lab
 
 #: mask sources whose ``score`` is a constant 1.0, not an estimate (writers/coco.output_score)
@@ -122,21 +122,23 @@ def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float,
     return inter / union if union > 0 else 0.0
 
 
-def _pixels_in_box(blk: Block, box: tuple[float, float, float, float]) -> int:
+def _pixels_in_box(blk: MaskBlock, box: tuple[float, float, float, float]) -> int:
     """Mask pixels whose centre lies in ``box`` (xyxy): the rasterisation rule of the fills."""
-    h, w = blk.mask.shape
+    h, w = blk.height, blk.width
     c0 = max(0, math.ceil(box[0] - 0.5) - blk.left)
     c1 = min(w, math.ceil(box[2] - 0.5) - blk.left)
     r0 = max(0, math.ceil(box[1] - 0.5) - blk.top)
     r1 = min(h, math.ceil(box[3] - 0.5) - blk.top)
     if c1 <= c0 or r1 <= r0:
         return 0
-    return int(np.count_nonzero(blk.mask[r0:r1, c0:c1]))
+    return blk.clip(blk.top + r0, blk.left + c0, blk.top + r1, blk.left + c1).area
 
 
-def _touches_window(blk: Block, box: list[float], geom: CropGeometry) -> bool:
+def _touches_window(
+    blk: MaskBlock, frame_hw: tuple[int, int], box: list[float], geom: CropGeometry
+) -> bool:
     """Whether a mask pixel lies on the border of the prompt's crop window (inside the frame)."""
-    fh, fw = blk.frame_hw
+    fh, fw = frame_hw
     mode = geom.window  # "centred" | "clamped"
     win = window_for_box(np.asarray(box), (fh, fw), geom.crop_size, geom.context, mode)  # type: ignore[arg-type]
     x1, y1, x2, y2 = blk.xyxy()
@@ -144,8 +146,9 @@ def _touches_window(blk: Block, box: list[float], geom: CropGeometry) -> bool:
     # the window's border lines that lie inside the frame
     edges_x = [x for x in (wx0, wx1 - 1) if 0 <= x < fw]
     edges_y = [y for y in (wy0, wy1 - 1) if 0 <= y < fh]
-    on_x = any(x1 <= x < x2 and blk.mask[:, x - blk.left].any() for x in edges_x)
-    return on_x or any(y1 <= y < y2 and blk.mask[y - blk.top, :].any() for y in edges_y)
+    px = blk.pixels()
+    on_x = any(x1 <= x < x2 and px[:, x - blk.left].any() for x in edges_x)
+    return on_x or any(y1 <= y < y2 and px[y - blk.top, :].any() for y in edges_y)
 
 
 def object_signals(
@@ -153,11 +156,11 @@ def object_signals(
     image: Mapping[str, Any],
     category: str,
     geom: CropGeometry,
-    block: Block | None = None,
+    block: MaskBlock | None = None,
 ) -> ObjectSignals:
     """The frame-local signals of one annotation (track signals are filled by :func:`signals`)."""
     hw = (int(image["height"]), int(image["width"]))
-    blk = block if block is not None else block_from_segmentation(ann.get("segmentation"), hw)
+    blk = block if block is not None else decode(ann.get("segmentation"), hw)
     box = annotation_box(ann)
     bw, bh = max(box[2] - box[0], 0.0), max(box[3] - box[1], 0.0)
     box_area = bw * bh
@@ -166,13 +169,13 @@ def object_signals(
     raw_score = ann.get("score")
     score = None if raw_score is None or source in UNSCORED_SOURCES else float(raw_score)
     if area:
-        n, labels = cv2.connectedComponents(blk.mask.astype(np.uint8), connectivity=8)
+        n, labels = cv2.connectedComponents(blk.pixels().astype(np.uint8), connectivity=8)
         sizes = np.bincount(labels.ravel())[1:]
         components, fragment = int(n - 1), float(1.0 - sizes.max() / area)
         inside = _pixels_in_box(blk, tuple(box))  # type: ignore[arg-type]
         tight = tuple(float(v) for v in blk.xyxy())
         box_iou = _box_iou(tight, tuple(box))  # type: ignore[arg-type]
-        touches = _touches_window(blk, box, geom)
+        touches = _touches_window(blk, hw, box, geom)
     else:
         components, fragment, inside, box_iou, touches = 0, 0.0, 0, 0.0, False
     h, w = hw
@@ -211,7 +214,7 @@ def _fallback(model: str | None, source: str, box_xywh: list[float]) -> bool:
     return min(box_xywh[2], box_xywh[3]) >= ClassicalModel.grabcut_min_side
 
 
-def _crowding(frame: list[ObjectSignals], blocks: list[Block]) -> None:
+def _crowding(frame: list[ObjectSignals], blocks: list[MaskBlock]) -> None:
     """Fill ``nested``, ``box_overlap`` and ``mask_overlap`` of one frame's objects."""
     if len(frame) < 2:
         return
@@ -231,22 +234,20 @@ def _crowding(frame: list[ObjectSignals], blocks: list[Block]) -> None:
     tb = np.array([blk.xyxy() for blk in blocks], dtype=np.int64)
     for i, s in enumerate(frame):
         s.nested, s.box_overlap = float(nested[i]), float(iou[i])
-        if blocks[i].empty:
+        if blocks[i].area == 0:
             continue
         x1, y1, x2, y2 = tb[i]
         cand = np.flatnonzero((tb[:, 0] < x2) & (tb[:, 2] > x1) & (tb[:, 1] < y2) & (tb[:, 3] > y1))
-        claimed = np.zeros(blocks[i].mask.shape, dtype=bool)
+        claimed = np.zeros((y2 - y1, x2 - x1), dtype=bool)
         for j in cand:
-            if j == i or blocks[j].empty:
+            if j == i or blocks[j].area == 0:
                 continue
-            bj = blocks[j]
-            r0, r1 = max(y1, bj.top), min(y2, bj.top + bj.mask.shape[0])
-            c0, c1 = max(x1, bj.left), min(x2, bj.left + bj.mask.shape[1])
-            if r1 > r0 and c1 > c0:
-                claimed[r0 - y1 : r1 - y1, c0 - x1 : c1 - x1] |= bj.mask[
-                    r0 - bj.top : r1 - bj.top, c0 - bj.left : c1 - bj.left
-                ]
-        s.mask_overlap = int(np.count_nonzero(claimed & blocks[i].mask)) / max(blocks[i].area, 1)
+            part = blocks[j].clip(y1, x1, y2, x2)  # what of j lies in i's block
+            if part.height:
+                region = claimed[part.top - y1 : part.bottom - y1, part.left - x1 : part.right - x1]
+                region |= part.pixels()
+        mine = blocks[i].pixels()
+        s.mask_overlap = int(np.count_nonzero(claimed & mine)) / max(blocks[i].area, 1)
 
 
 def signals(
@@ -274,7 +275,8 @@ def signals(
     cats = {c["id"]: str(c["name"]) for c in coco.get("categories", [])}
     anns = list(coco.get("annotations", []))
     out: list[ObjectSignals] = []
-    blocks: list[Block] = []
+    blocks: list[MaskBlock] = []
+    hws: list[tuple[int, int]] = []
     by_image: dict[Any, list[int]] = {}
     for k, ann in enumerate(anns):
         im = images.get(ann.get("image_id"))
@@ -283,8 +285,9 @@ def signals(
                 f"annotation id {ann.get('id')}: no image with id {ann.get('image_id')}"
             )
         hw = (int(im["height"]), int(im["width"]))
-        blk = block_from_segmentation(ann.get("segmentation"), hw)
+        blk = decode(ann.get("segmentation"), hw)
         blocks.append(blk)
+        hws.append(hw)
         cat = cats.get(ann.get("category_id"), str(ann.get("category_id")))
         sig = object_signals(ann, im, cat, geom, blk)
         sig.fallback = _fallback(model, sig.mask_source, sig.prompt_box)
@@ -300,16 +303,19 @@ def signals(
             unread += 1
             continue
         for k in ks:
-            if not blocks[k].empty:
+            if blocks[k].area:
                 out[k].image_disagreement = image_disagreement(
                     lab, blocks[k], annotation_box(anns[k])
                 )
-    _track_signals(out, blocks, anns)
+    _track_signals(out, blocks, hws, anns)
     return out, unread
 
 
 def _track_signals(
-    sig: list[ObjectSignals], blocks: list[Block], anns: Iterable[Mapping[str, Any]]
+    sig: list[ObjectSignals],
+    blocks: list[MaskBlock],
+    hws: list[tuple[int, int]],
+    anns: Iterable[Mapping[str, Any]],
 ) -> None:
     """Fill ``prev_iou`` / ``next_iou`` along each ``(sequence, track_id)``."""
     anns = list(anns)
@@ -321,7 +327,7 @@ def _track_signals(
         ks.sort(key=lambda k: sig[k].frame_index)
         for a, b in zip(ks, ks[1:], strict=False):
             iou = aligned_iou(
-                blocks[a], annotation_box(anns[a]), blocks[b], annotation_box(anns[b])
+                blocks[a], annotation_box(anns[a]), blocks[b], annotation_box(anns[b]), hws[b]
             )
             sig[b].prev_iou = iou
             sig[a].next_iou = iou

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -40,8 +39,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from box2mask.adapters.base import ADAPTERS, Adapter, resolve_root
+from box2mask.adapters.base import Adapter, open_dataset
 from box2mask.errors import Box2MaskError, CheckpointError, JobMismatch, UsageError
+from box2mask.io import sha256_file
 from box2mask.train.augment import AugmentConfig
 from box2mask.train.data import (
     DataConfig,
@@ -157,6 +157,7 @@ class TrainOptions:
             (0 <= self.rotate_prob <= 1, f"--rotate-prob must be in [0, 1], got {self.rotate_prob}"),
             (self.max_objects >= 1, f"--max-objects must be at least 1, got {self.max_objects}"),
             (self.steps_per_epoch is None or self.steps_per_epoch >= 1, "--steps-per-epoch must be at least 1"),
+            (self.log_every >= 1, f"--log-every must be at least 1, got {self.log_every}"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
@@ -307,14 +308,6 @@ def _resolve_device(name: str, di: DistInfo) -> torch.device:
 # data
 
 
-def _adapter(dataset: str, root: Path | None, options: dict[str, Any]) -> Adapter:
-    try:
-        cls = ADAPTERS.get(dataset)
-    except KeyError:
-        raise UsageError(f"unknown dataset {dataset!r}; see 'box2mask datasets'") from None
-    return cls(resolve_root(dataset, root), **options)
-
-
 def _read_sequences(adapter: Adapter, names: list[str]) -> list[tuple[str, list[Frame]]]:
     return [(name, list(adapter.read_sequence(name))) for name in names]
 
@@ -328,13 +321,13 @@ def _spaced(frames: list[Frame], n: int) -> list[Frame]:
 
 def load_frames(opts: TrainOptions) -> tuple[list[Frame], list[Frame]]:
     """``(train frames, validation frames)`` as the options say (see :class:`TrainOptions`)."""
-    adapter = _adapter(opts.dataset, opts.root, opts.adapter_options)
+    adapter = open_dataset(opts.dataset, opts.root, opts.adapter_options)
     names = [s.name for s in adapter.list_sequences()]
     if not names:
         raise UsageError(f"{opts.dataset} at {adapter.root} has no sequences")
     val_frames: list[Frame] = []
     if opts.val_options is not None:
-        val_adapter = _adapter(
+        val_adapter = open_dataset(
             opts.dataset, opts.root, {**opts.adapter_options, **opts.val_options}
         )
         for _, frames in _read_sequences(
@@ -445,14 +438,6 @@ def validate(
 # run folder
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def run_identity(opts: TrainOptions, world: int) -> dict[str, Any]:
     """What determines the trained weights (a resumed run must have the same)."""
     from box2mask import __version__
@@ -463,8 +448,8 @@ def run_identity(opts: TrainOptions, world: int) -> dict[str, Any]:
     d["root"] = None if opts.root is None else str(Path(opts.root).resolve())
     d["exclude_classes"] = list(opts.exclude_classes)
     d["lsj_scale"] = list(opts.lsj_scale)
-    d["sam_sha256"] = file_sha256(opts.sam)
-    d["hq_sha256"] = file_sha256(opts.hq)
+    d["sam_sha256"] = sha256_file(opts.sam)
+    d["hq_sha256"] = sha256_file(opts.hq)
     d["world_size"] = world
     d["box2mask_version"] = __version__
     return d

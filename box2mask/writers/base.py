@@ -143,10 +143,10 @@ class AssembledWriter(Writer):
 
 
 class _WriterRegistry(Registry[type[Writer]]):
-    """Registers a writer class under its ``--format`` name, which it sets on the class."""
+    """Registers a writer class under its ``--format`` name (set on the class, as every
+    registry does) and takes its ``--help`` line from its docstring."""
 
     def add(self, name: str, obj: type[Writer]) -> None:
-        obj.name = name
         if not obj.help and obj.__doc__:
             obj.help = obj.__doc__.strip().splitlines()[0].rstrip(".")
         super().add(name, obj)

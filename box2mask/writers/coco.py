@@ -25,7 +25,7 @@ from typing import Any
 
 from box2mask.errors import Box2MaskError
 from box2mask.layout import COCO_NAME
-from box2mask.rle import encode_object_mask
+from box2mask.masks import encode_object_mask
 from box2mask.types import FrameMasks
 from box2mask.writers._json import two_arrays
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly

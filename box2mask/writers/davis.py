@@ -23,17 +23,16 @@ split into several videos, ``<video>`` (tracks 1-255), ``<video>@2`` (tracks
 so that no index ever wraps; ``objects.json`` says which track is which
 index of which video.
 
-Where masks overlap the smaller object stays visible (objects painted
-largest first, ties in object order, later on top), the PNG writer's rule.
-A track id that occurs twice in one frame (and category) is one object: its
-masks are united.
+Where masks overlap the smaller object stays visible: the masks are decoded
+(:func:`box2mask.masks.decode`) and painted (:func:`box2mask.masks.paint`) by
+the rule every format shares (the fewest pixels inside the frame on top, ties
+to the later object). A track id that occurs twice in one frame (and
+category) is one object: its masks are united.
 
 The assembly reads the job's COCO parts; it holds one sequence's parts at a
-time. The helpers here (:func:`by_sequence`, :func:`track_order`, the RLE
-helpers :func:`rle_runs`, :func:`pixel_index`, :func:`index_runs`,
-:func:`paint`, and :func:`video_name`) are shared with the MOTS and
-YouTube-VIS writers; they work on column-major pixel indices, at a cost that
-follows the object's size, not the frame's.
+time. The sequence and track helpers here (:func:`by_sequence`,
+:func:`track_order`, :func:`check_video_names`, :func:`link`) are shared with
+the MOTS, YouTube-VIS and YOLO writers.
 """
 
 from __future__ import annotations
@@ -52,6 +51,7 @@ from PIL import Image
 from box2mask.errors import UsageError
 from box2mask.io import atomic_write_bytes
 from box2mask.layout import image_suffix, output_stem, video_name
+from box2mask.masks import decode, paint
 from box2mask.types import Frame
 from box2mask.writers._json import write_json_sidecar
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
@@ -126,89 +126,6 @@ def track_order(parts: Iterable[dict[str, Any]]) -> dict[TrackKey, int]:
         for ann in part["annotations"]:
             order.setdefault(track_key(ann), len(order))
     return order
-
-
-def rle_runs(seg: dict[str, Any]) -> np.ndarray:
-    """The run lengths of a COCO RLE (compressed ``counts`` str/bytes or a list), ``(K,)`` int64.
-
-    Runs alternate 0s and 1s, starting with 0s, over the frame in column-major
-    order. The compressed string is decoded as pycocotools' ``rleFrString``,
-    vectorised (a Python loop per character costs more than the rest of a
-    small object's work).
-
-    >>> rle_runs({"size": [4, 3], "counts": "52"}).tolist()
-    [5, 2]
-    """
-    counts = seg["counts"]
-    if isinstance(counts, list):
-        return np.asarray(counts, dtype=np.int64)
-    raw = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
-    if not raw:
-        return np.zeros(0, dtype=np.int64)
-    c = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
-    last = (c & 0x20) == 0  # the last character of each number
-    ends = np.flatnonzero(last)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    k = np.arange(c.size) - np.repeat(starts, ends - starts + 1)
-    x = np.add.reduceat((c & 0x1F) << (5 * k), starts)
-    neg = (c[ends] & 0x10) != 0  # sign bit of the last 5-bit group
-    x[neg] -= np.int64(1) << (5 * (k[ends[neg]] + 1))
-    # from the third number on, each is a difference to the one two places back
-    out = x.copy()
-    out[3::2] = np.cumsum(x[3::2]) + x[1] if x.size > 3 else out[3::2]
-    out[4::2] = np.cumsum(x[4::2]) + x[2] if x.size > 4 else out[4::2]
-    return out
-
-
-def pixel_index(runs: np.ndarray) -> np.ndarray:
-    """Column-major frame indices (``col * H + row``) of the set pixels of RLE ``runs``, ascending."""
-    bounds = np.cumsum(runs)
-    starts, ends = bounds[0:-1:2], bounds[1::2]
-    n = min(starts.size, ends.size)
-    starts, ends = starts[:n], ends[:n]
-    lengths = ends - starts
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-    return np.arange(total, dtype=np.int64) + offsets
-
-
-def index_runs(index: np.ndarray, n_pixels: int) -> list[int]:
-    """RLE run lengths (0s first) of the pixels at ascending column-major ``index``."""
-    if index.size == 0:
-        return [n_pixels]
-    brk = np.flatnonzero(np.diff(index) != 1) + 1
-    s = index[np.concatenate(([0], brk))]
-    e = index[np.concatenate((brk - 1, [index.size - 1]))] + 1
-    bounds = np.empty(2 * s.size + 2, dtype=np.int64)
-    bounds[0], bounds[-1] = 0, n_pixels
-    bounds[1:-1:2], bounds[2:-1:2] = s, e
-    runs = np.diff(bounds).tolist()
-    if runs[-1] == 0:
-        runs.pop()
-    return runs
-
-
-def paint(
-    indices: list[np.ndarray], areas: list[int], values: list[int], n_pixels: int, dtype: Any
-) -> np.ndarray:
-    """``(H * W,)`` column-major map with ``values[i]`` where object ``i`` shows; 0 elsewhere.
-
-    ``indices[i]``: object ``i``'s pixels (:func:`pixel_index`). Objects are
-    painted largest ``areas`` first (stable: ties in the given order, later on
-    top), so the smaller of two overlapping objects stays visible.
-    """
-    out = np.zeros(n_pixels, dtype=dtype)
-    for i in sorted(range(len(indices)), key=lambda k: -areas[k]):
-        out[indices[i]] = values[i]
-    return out
-
-
-def frame_map(flat: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """A column-major ``(H * W,)`` map as a C-ordered ``(H, W)`` array."""
-    h, w = hw
-    return np.ascontiguousarray(flat.reshape(w, h).T)
 
 
 def part_hw(part: dict[str, Any]) -> tuple[int, int]:
@@ -302,20 +219,18 @@ def write_davis(
             hw = part_hw(part)
             stem = part_stem(part)
             anns = part["annotations"]
-            pixels = [pixel_index(rle_runs(a["segmentation"])) for a in anns]
+            blocks = [decode(a["segmentation"], hw) for a in anns]
             ranks = [order[track_key(a)] for a in anns]
-            areas = [int(a["area"]) for a in anns]
             image = Path(root) / str(part["image"]["file_name"])
             for g, video in enumerate(groups):
                 sel = [i for i, r in enumerate(ranks) if r // MAX_OBJECTS == g]
-                flat = paint(
-                    [pixels[i] for i in sel],
-                    [areas[i] for i in sel],
+                index_map = paint(
+                    hw,
+                    [blocks[i] for i in sel],
                     [ranks[i] % MAX_OBJECTS + 1 for i in sel],
-                    hw[0] * hw[1],
                     np.uint8,
                 )
-                png = palette_png(frame_map(flat, hw))
+                png = palette_png(index_map)
                 atomic_write_bytes(base / "Annotations" / video / f"{stem}.png", png)
                 link(image, base / "JPEGImages" / video / f"{stem}{image_suffix(image.name)}")
                 n_png += 1

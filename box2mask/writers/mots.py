@@ -21,9 +21,10 @@ One file per sequence, ``<video>`` its flat name (:func:`box2mask.layout.video_n
 - ``rle``: the COCO compressed RLE string of the mask, column-major.
 
 MOTS forbids overlapping masks. Where masks overlap, the pixel goes to the
-smaller object (by mask area; ties to the later object in the frame), the PNG
-writer's rule: each object's mask is what stays visible when objects are
-painted largest first. An object left with no pixel gets no line. A track id
+smaller object by the rule every format shares (:func:`box2mask.masks.paint`:
+the fewest pixels inside the frame on top, ties to the later object in the
+frame): each object's mask is what shows of it in the painted frame. An
+object left with no pixel gets no line. A track id
 seen twice in one frame (and category) is one object, its masks united.
 """
 
@@ -35,22 +36,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from box2mask.errors import UsageError
 from box2mask.io import atomic_write_bytes
 from box2mask.layout import JOB_FILE, STATE_DIR
+from box2mask.masks import MaskBlock, decode, encode_frame_block, paint, union
 from box2mask.writers._json import write_json_sidecar
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import (
     TrackKey,
     by_sequence,
     check_video_names,
-    index_runs,
-    paint,
     part_hw,
-    pixel_index,
-    rle_runs,
     track_key,
     track_order,
 )
@@ -96,34 +93,36 @@ def class_ids(categories: list[dict[str, Any]]) -> dict[str, int]:
     return out
 
 
-def compress(runs: list[int], hw: tuple[int, int]) -> str:
-    """COCO compressed ``counts`` string of run lengths ``runs`` over an ``(H, W)`` frame."""
-    rle = mask_utils.frPyObjects({"size": list(hw), "counts": runs}, *hw)
-    return rle["counts"].decode("ascii")
-
-
 def frame_lines(
     part: dict[str, Any], ids: dict[TrackKey, int], classes: dict[str, int]
 ) -> list[tuple[int, str]]:
     """``(id, line)`` of each object of a frame that keeps a pixel, in id order."""
     hw = part_hw(part)
-    n = hw[0] * hw[1]
     anns = part["annotations"]
     keys: dict[TrackKey, int] = {}
-    for a in anns:
-        keys.setdefault(track_key(a), len(keys) + 1)
-    pixels = [pixel_index(rle_runs(a["segmentation"])) for a in anns]
-    values = [keys[track_key(a)] for a in anns]
-    owner = paint(pixels, [int(a["area"]) for a in anns], values, n, np.int32)
+    mine: dict[int, list[int]] = {}  # value -> its annotations (a track id twice: its masks)
+    for i, a in enumerate(anns):
+        v = keys.setdefault(track_key(a), len(keys) + 1)
+        mine.setdefault(v, []).append(i)
+    blocks = [decode(a["segmentation"], hw) for a in anns]
+    owner = paint(hw, blocks, [keys[track_key(a)] for a in anns], np.int32)
     frame = int(part["image"]["frame_index"])
     lines = []
     for key, v in keys.items():
-        mine = [p for p, val in zip(pixels, values, strict=True) if val == v]
-        index = mine[0] if len(mine) == 1 else np.unique(np.concatenate(mine))
-        visible = index[owner[index] == v]
-        if visible.size == 0:
+        own = mine[v]
+        where = blocks[own[0]] if len(own) == 1 else union([blocks[i] for i in own])
+        # what shows of the object: its pixels that the paint gave to it
+        visible = owner[where.top : where.bottom, where.left : where.right] == v
+        shown = int(np.count_nonzero(visible))
+        if shown == 0:
             continue  # an empty mask, or wholly under smaller objects
-        counts = compress(index_runs(visible, n), hw)
+        seg = anns[own[0]]["segmentation"]
+        whole = len(own) == 1 and shown == where.area
+        if whole and isinstance(seg["counts"], str) and list(seg["size"]) == list(hw):
+            counts = seg["counts"]  # nothing covers it: the part's own RLE is the one to write
+        else:
+            shown_block = MaskBlock(where.top, where.left, where.height, where.width, visible)
+            counts = encode_frame_block(shown_block, hw).rle["counts"]
         oid = ids[key]
         lines.append((oid, f"{frame} {oid} {classes[key[1]]} {hw[0]} {hw[1]} {counts}"))
     lines.sort()

@@ -6,7 +6,8 @@ frame's own image file, see :func:`box2mask.layout.output_stem`) is a 16-bit sin
 PNG of instance indices (0 = background, ``k`` = the frame's ``k``-th object,
 1-based, in the frame's object order), and ``<frame>.json`` beside it maps
 each index to track id, category, score and mask source. Where masks
-overlap the smaller object stays visible: objects are painted largest first.
+overlap the smaller object stays visible (:func:`box2mask.masks.paint`: the
+fewest pixels inside the frame on top, ties to the later object).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from box2mask.errors import Box2MaskError
 from box2mask.geometry import frame_block
 from box2mask.io import atomic_write_bytes
 from box2mask.layout import output_stem, sequence_dir
+from box2mask.masks import paint
 from box2mask.types import FrameMasks
 from box2mask.writers.base import WRITERS, FrameFile, Writer, sequence_tops
 from box2mask.writers.coco import output_score
@@ -29,27 +31,14 @@ MAX_INSTANCES = 65535
 
 
 def instance_map(fm: FrameMasks) -> np.ndarray:
-    """``(H, W)`` uint16 instance indices of a frame's masks (smaller objects on top)."""
+    """``(H, W)`` uint16 instance indices of a frame's masks (:func:`box2mask.masks.paint`'s rule)."""
     h, w = fm.frame.image_hw
     if len(fm.masks) > MAX_INSTANCES:
         raise Box2MaskError(
             f"{fm.frame.sequence} frame {fm.frame.frame_index}: more than {MAX_INSTANCES} objects for a 16-bit PNG"
         )
-    out = np.zeros((h, w), dtype=np.uint16)
-    areas = [om.area for om in fm.masks]  # in the window, as the (S, S) mask's sum
-    # stable sort, largest first; ties keep object order (later objects on top)
-    for k in sorted(range(len(fm.masks)), key=lambda i: -areas[i]):
-        om = fm.masks[k]
-        # the mask's block in frame pixels, cut to the frame: O(object), not O(window)
-        fb = frame_block(om.block, om.window, (h, w))
-        if fb.height == 0:
-            continue
-        region = out[fb.top : fb.bottom, fb.left : fb.right]
-        if fb.data is None:
-            region[...] = k + 1
-        else:
-            region[fb.data] = k + 1
-    return out
+    # each mask's block in frame pixels, cut to the frame: O(object), not O(window)
+    return paint((h, w), [frame_block(om.block, om.window, (h, w)) for om in fm.masks])
 
 
 def png_frame_files(fm: FrameMasks) -> list[FrameFile]:

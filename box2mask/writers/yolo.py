@@ -52,8 +52,9 @@ import numpy as np
 from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_write_bytes
 from box2mask.layout import image_suffix, sequence_dir
+from box2mask.masks import decode
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
-from box2mask.writers.davis import link, part_hw, part_stem, pixel_index, rle_runs
+from box2mask.writers.davis import link, part_hw, part_stem
 
 YOLO_DIR = "yolo"
 
@@ -139,14 +140,10 @@ def part_label_text(part: dict[str, Any], class_index: dict[str, int]) -> str:
     scale = np.array([w, h], dtype=np.float64)
     rows: dict[str, None] = {}
     for ann in part["annotations"]:
-        index = pixel_index(rle_runs(ann["segmentation"]))
-        if index.size == 0:
+        block = decode(ann["segmentation"], (h, w))
+        if block.height == 0:
             continue  # an empty mask: no line, as ultralytics' converter
-        cols, rr = np.divmod(index, h)
-        top, left = int(rr.min()), int(cols.min())
-        block = np.zeros((int(rr.max()) - top + 1, int(cols.max()) - left + 1), dtype=bool)
-        block[rr - top, cols - left] = True
-        poly = mask_polygon(block, top, left)
+        poly = mask_polygon(block.pixels(), block.top, block.left)
         if poly is None:  # pragma: no cover - the block has a pixel
             continue
         if ann["category"] not in class_index:

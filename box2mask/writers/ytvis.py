@@ -36,19 +36,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from box2mask.errors import Box2MaskError
+from box2mask.masks import compress, decode, encode_frame_block, rle_runs, union
 from box2mask.writers._json import two_arrays
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import (
-    TrackKey,
     by_sequence,
     check_video_names,
-    index_runs,
     part_hw,
-    pixel_index,
-    rle_runs,
     track_key,
     track_order,
 )
@@ -71,13 +67,8 @@ def uncompressed(seg: dict[str, Any]) -> dict[str, Any]:
 
 def _united(segs: list[dict[str, Any]], hw: tuple[int, int]) -> tuple[dict, int, list[float]]:
     """One track's masks in one frame (a duplicate track id) united: RLE, area, bbox."""
-    index = np.unique(np.concatenate([pixel_index(rle_runs(s)) for s in segs]))
-    rle = {"size": list(hw), "counts": index_runs(index, hw[0] * hw[1])}
-    return (
-        rle,
-        int(index.size),
-        [float(v) for v in mask_utils.toBbox(mask_utils.frPyObjects(rle, *hw))],
-    )
+    enc = encode_frame_block(union([decode(s, hw) for s in segs]), hw)
+    return enc.rle, enc.area, enc.bbox
 
 
 def write_ytvis(
@@ -127,7 +118,7 @@ def write_ytvis(
                     }
                 )
             for t, part in enumerate(seq_parts):
-                seen: dict[TrackKey, list[dict[str, Any]]] = {}
+                seen: dict[tuple[int, str], list[dict[str, Any]]] = {}  # track key: its masks
                 for ann in part["annotations"]:
                     seen.setdefault(track_key(ann), []).append(ann)
                 for key, anns in seen.items():
@@ -189,8 +180,7 @@ def to_trackeval(
             if s is None:
                 segs.append(None)
                 continue
-            rle = mask_utils.frPyObjects(s, *s["size"])
-            segs.append({"size": rle["size"], "counts": rle["counts"].decode("ascii")})
+            segs.append({"size": list(s["size"]), "counts": compress(s["counts"], s["size"])})
         scores = [v for v in ann.get("scores", []) if v is not None]
         results.append(
             {
