@@ -105,7 +105,9 @@ def test_cvat_rle_round_trip(mask: np.ndarray) -> None:
     # the tight box: its first and last rows and columns hold mask pixels
     box = mask[top : top + height, left : left + width]
     assert box[0].any() and box[-1].any() and box[:, 0].any() and box[:, -1].any()
-    assert np.array_equal(cvat.cvat_to_mask(rle, left, top, width, height, mask.shape), mask)
+    assert np.array_equal(
+        cvat.cvat_to_block(rle, left, top, width, height, mask.shape).to_array(mask.shape), mask
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,7 +122,7 @@ def test_cvat_rle_round_trip(mask: np.ndarray) -> None:
 )
 def test_cvat_rle_damaged(args: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        cvat.cvat_to_mask(*args, (3, 4))
+        cvat.cvat_to_block(*args, (3, 4))
 
 
 def test_polygons_cover_exactly_the_mask_pixels_of_shapes_without_holes() -> None:

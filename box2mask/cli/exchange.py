@@ -18,7 +18,7 @@ _TOOL = "cvat | labelstudio"
 
 EXPORT_FLAGS = {
     "to": Flag(str | None, f"The annotation tool: {_TOOL}."),
-    "job": Flag(Path | None, "The `box2mask convert` job folder to export from."),
+    "job": Flag(Path | None, "The `box2mask convert` job folder to export from.", short="-j"),
     "out": Flag(Path | None, "A new (or empty) folder for the tool's files.", short="-o"),
     "shape": Flag(
         str,
@@ -36,9 +36,14 @@ EXPORT_FLAGS = {
         panel=_SEL,
     ),
     "sequences": Flag(
-        list[str] | None, "Only these sequences (repeat or comma-separate).", panel=_SEL
+        list[str] | None,
+        "Only these sequences (repeat or comma-separate).",
+        panel=_SEL,
+        metavar="NAMES",
     ),
-    "classes": Flag(list[str] | None, "Only objects of these categories.", panel=_SEL),
+    "classes": Flag(
+        list[str] | None, "Only objects of these categories.", panel=_SEL, metavar="NAMES"
+    ),
     "image_root": Flag(
         Path | None, "Folder the images' file_name is relative to (default: the job's root)."
     ),
@@ -95,7 +100,9 @@ def import_command(
         ),
     ],
     source: Annotated[str, typer.Option("--from", help=f"The annotation tool: {_TOOL}.")],
-    job: Annotated[Path, typer.Option("--job", help="The job the objects were exported from.")],
+    job: Annotated[
+        Path, typer.Option("--job", "-j", help="The job the objects were exported from.")
+    ],
     manifest: Annotated[
         Path | None,
         typer.Option(

@@ -50,6 +50,7 @@ from box2mask.exchange.model import Found, FrameKey, ToolFile, tool_text
 from box2mask.exchange.plan import Manifest, Plan, PlanTask
 from box2mask.exchange.polygons import mask_to_polygons, polygons_to_mask
 from box2mask.io import atomic_open, read_image, write_png_file
+from box2mask.masks import MaskBlock
 
 #: the shape attribute that carries the track id
 TRACK_ATTR = "track"
@@ -62,8 +63,9 @@ LABELS_JSON = "cvat-labels.json"
 # -- CVAT's mask RLE -------------------------------------------------------------------
 
 
-def mask_to_cvat(mask: np.ndarray) -> tuple[list[int], int, int, int, int] | None:
-    """An ``(H, W)`` bool mask as CVAT's ``(rle, left, top, width, height)``, ``None`` if empty.
+def mask_to_cvat(mask: np.ndarray | MaskBlock) -> tuple[list[int], int, int, int, int] | None:
+    """A mask (an ``(H, W)`` bool array of the frame, or its block in frame pixels) as
+    CVAT's ``(rle, left, top, width, height)``, ``None`` if empty.
 
     ``rle`` alternates background and mask runs over the tight box, row-major,
     starting with background (a mask starting on the box's first pixel has a
@@ -73,23 +75,22 @@ def mask_to_cvat(mask: np.ndarray) -> tuple[list[int], int, int, int, int] | Non
     >>> mask_to_cvat(m)
     ([0, 2, 1, 1], 1, 1, 2, 2)
     """
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
+    b = (mask if isinstance(mask, MaskBlock) else MaskBlock.from_mask(mask)).tight()
+    if b.height == 0:
         return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    top, left = int(rows[0]), int(cols[0])
-    box = mask[top : rows[-1] + 1, left : cols[-1] + 1].ravel()
+    box = b.pixels().ravel()
     edges = np.flatnonzero(box[1:] != box[:-1]) + 1
     runs = np.diff(np.concatenate(([0], edges, [box.size]))).tolist()
     if box[0]:
         runs.insert(0, 0)
-    return runs, left, top, int(cols[-1] - left + 1), int(rows[-1] - top + 1)
+    return runs, b.left, b.top, b.width, b.height
 
 
-def cvat_to_mask(
+def cvat_to_block(
     rle: list[int], left: int, top: int, width: int, height: int, hw: tuple[int, int]
-) -> np.ndarray:
-    """CVAT's mask RLE back to an ``(H, W)`` bool mask of the frame.
+) -> MaskBlock:
+    """CVAT's mask RLE back to the mask's tight block in frame pixels (``.to_array(hw)``:
+    the ``(H, W)`` bool mask of the frame).
 
     Raises:
         ValueError: runs that do not add up to ``width × height``, or a box outside the frame.
@@ -107,9 +108,7 @@ def cvat_to_mask(
         )
     values = np.arange(runs.size) % 2 == 1
     box = np.repeat(values, runs).reshape(height, width)
-    out = np.zeros((h, w), dtype=bool)
-    out[top : top + height, left : left + width] = box
-    return out
+    return MaskBlock(top, left, height, width, box).tight()
 
 
 def points_text(polygon: list[tuple[float, float]]) -> str:
@@ -182,7 +181,7 @@ def write_task(plan: Plan, task: PlanTask, folder: Path) -> int:
                 if obj.empty:
                     continue
                 shapes += _shape(
-                    xml, plan.shape, obj.label, obj.key.track_id, frame.mask(obj), z[i]
+                    xml, plan.shape, obj.label, obj.key.track_id, frame.block(obj), z[i]
                 )
             xml.close("image")
         xml.close("annotations")
@@ -190,7 +189,7 @@ def write_task(plan: Plan, task: PlanTask, folder: Path) -> int:
     return shapes
 
 
-def _shape(xml: _Xml, shape: str, label: str, track: int, mask: np.ndarray, z: int) -> int:
+def _shape(xml: _Xml, shape: str, label: str, track: int, mask: MaskBlock, z: int) -> int:
     common = {"label": label, "source": "auto", "occluded": "0"}
     if shape == "polygon":
         polys = mask_to_polygons(mask)
@@ -399,13 +398,8 @@ def _found(
     try:
         if shape.tag == "mask":
             rle = [int(v) for v in shape.get("rle", "").split(",") if v.strip()]
-            found.rle = _codec.encode(
-                cvat_to_mask(
-                    rle,
-                    *(int(float(shape.get(k, "-1"))) for k in ("left", "top", "width", "height")),
-                    hw,
-                )
-            )
+            box = (int(float(shape.get(k, "-1"))) for k in ("left", "top", "width", "height"))
+            found.rle = _codec.encode(cvat_to_block(rle, *box, hw), hw)
         elif shape.tag == "polygon":
             pts = [_xy(p) for p in shape.get("points", "").split(";")]
             found.shape_text = points_text(pts)
@@ -422,7 +416,7 @@ def _xy(text: str) -> tuple[float, float]:
     return float(x), float(y)
 
 
-def exported_polygons(mask: np.ndarray, hw: tuple[int, int]) -> list[str]:
+def exported_polygons(mask: MaskBlock, hw: tuple[int, int]) -> list[str]:
     """The ``points`` of the polygons :func:`write_task` writes for ``mask``."""
     return [points_text(p) for p in mask_to_polygons(mask)]
 

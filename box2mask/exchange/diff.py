@@ -34,8 +34,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from box2mask.exchange import _codec
 from box2mask.exchange.model import Found, FrameKey, ObjectKey, ToolFile, tool_labels
 from box2mask.exchange.source import JobData
@@ -211,7 +209,7 @@ def _match(
         return Unmatched(where, f"mask of {size[0]}x{size[1]} on a {hw[0]}x{hw[1]} frame")
     rle = parts[0].rle
     if len(parts) > 1:  # a multi-part object comes back as several shapes with one track
-        rle = _codec.encode(np.any([_codec.decode(p.rle, hw) for p in parts], axis=0))
+        rle = _codec.union([p.rle for p in parts], hw)
     assert rle is not None
     empty = _codec.area_bbox(rle, hw)[0] == 0
     sent = tf.covered.get(key.frame, set()) | tf.empty.get(key.frame, set())
@@ -250,7 +248,7 @@ def _as_exported(
     """The object's shapes are the polygons the export wrote for the job's mask."""
     if tf.exported_shapes is None or any(p.shape_text is None for p in parts):
         return False
-    want = tf.exported_shapes(_codec.decode(ann["segmentation"], hw), hw)
+    want = tf.exported_shapes(_codec.block(ann["segmentation"], hw), hw)
     return sorted(p.shape_text for p in parts) == sorted(want)  # type: ignore[type-var]
 
 

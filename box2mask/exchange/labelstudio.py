@@ -39,8 +39,6 @@ from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
-import numpy as np
-
 from box2mask import __version__
 from box2mask.errors import UsageError
 from box2mask.exchange import _codec, lsrle
@@ -56,6 +54,7 @@ from box2mask.exchange.model import (
 from box2mask.exchange.plan import Plan, PlanFrame
 from box2mask.exchange.polygons import mask_to_polygons, polygons_to_mask
 from box2mask.io import atomic_open
+from box2mask.masks import MaskBlock
 
 TASKS_JSON = "tasks.json"
 LABEL_CONFIG = "label_config.xml"
@@ -110,7 +109,7 @@ def points_text(points: list[list[float]]) -> str:
     return ";".join(f"{x:.4f},{y:.4f}" for x, y in points)
 
 
-def exported_polygons(mask: np.ndarray, hw: tuple[int, int]) -> list[str]:
+def exported_polygons(mask: MaskBlock, hw: tuple[int, int]) -> list[str]:
     """:func:`points_text` of each polygon :func:`task` writes for ``mask``."""
     return [points_text(polygon_percent(p, hw)) for p in mask_to_polygons(mask)]
 
@@ -125,19 +124,18 @@ def task(
     for obj in frame.objects:
         if obj.empty:
             continue
-        mask = frame.mask(obj)
         rid = f"t{obj.key.track_id}"
         if plan.shape == "polygon":
             regions = [
                 (rid if n == 0 else f"{rid}~{n}",
                  {"points": polygon_percent(p, frame.hw), "closed": True, "polygonlabels": [obj.label]})
-                for n, p in enumerate(mask_to_polygons(mask))
+                for n, p in enumerate(mask_to_polygons(frame.block(obj)))
             ]  # fmt: skip
             kind, from_name = "polygonlabels", POLYGON
         else:
-            regions = [
-                (rid, {"format": "rle", "rle": lsrle.encode(mask), "brushlabels": [obj.label]})
-            ]
+            # the brush RLE covers the whole image: the one place a mask is spread over it
+            rle = lsrle.encode(frame.mask(obj))
+            regions = [(rid, {"format": "rle", "rle": rle, "brushlabels": [obj.label]})]
             kind, from_name = "brushlabels", BRUSH
         for region_id, value in regions:
             result.append(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import numpy as np
+from box2mask.masks import MaskBlock
 
 #: the tool names ``--to`` and ``--from`` take
 TOOLS = ("cvat", "labelstudio")
@@ -155,7 +155,8 @@ class ToolFile:
             with no annotation); nothing of theirs changes.
         skipped: ``(where, reason)`` of parts of the file that are not box2mask's.
         exported_shapes: for polygon exports, the :attr:`Found.shape_text` of each
-            polygon the export writes for a mask of a frame of size ``(H, W)``.
+            polygon the export writes for a mask (its block in frame pixels) of a frame
+            of size ``(H, W)``.
     """
 
     tool: str
@@ -164,4 +165,4 @@ class ToolFile:
     empty: dict[FrameKey, set[int]] = field(default_factory=dict)
     not_reviewed: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    exported_shapes: Callable[[np.ndarray, tuple[int, int]], list[str]] | None = None
+    exported_shapes: Callable[[MaskBlock, tuple[int, int]], list[str]] | None = None

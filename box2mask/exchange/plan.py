@@ -23,6 +23,7 @@ from box2mask.exchange.model import FrameKey, ObjectKey, name_from_json, name_to
 from box2mask.exchange.select import Selection
 from box2mask.exchange.source import JobData
 from box2mask.layout import JOB_FILE, state_dir
+from box2mask.masks import MaskBlock
 
 MANIFEST = "box2mask-export.json"
 MANIFEST_VERSION = 1
@@ -66,6 +67,10 @@ class PlanFrame:
     def mask(self, obj: PlanObject) -> np.ndarray:
         """The object's ``(H, W)`` bool mask, decoded from the job's COCO."""
         return _codec.decode(obj.ann["segmentation"], self.hw)
+
+    def block(self, obj: PlanObject) -> MaskBlock:
+        """The object's mask as its tight block in frame pixels (the cost of the object)."""
+        return _codec.block(obj.ann["segmentation"], self.hw)
 
 
 @dataclass

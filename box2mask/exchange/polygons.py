@@ -20,10 +20,14 @@ import cv2
 import numpy as np
 
 from box2mask.exchange import _codec
+from box2mask.masks import MaskBlock
 
 
-def mask_to_polygons(mask: np.ndarray) -> list[list[tuple[float, float]]]:
-    """The outer boundaries of an ``(H, W)`` bool mask's parts, largest part first.
+def mask_to_polygons(mask: np.ndarray | MaskBlock) -> list[list[tuple[float, float]]]:
+    """The outer boundaries of a mask's parts, largest part first.
+
+    ``mask``: an ``(H, W)`` bool array of the frame, or the mask's block in frame pixels
+    (then the cost is that of the block).
 
     Each polygon has at least 3 vertices, in frame pixels (see the module docstring).
 
@@ -31,13 +35,16 @@ def mask_to_polygons(mask: np.ndarray) -> list[list[tuple[float, float]]]:
     >>> mask_to_polygons(m)
     [[(1.25, 1.25), (1.25, 2.75), (3.75, 2.75), (3.75, 1.25)]]
     """
+    top = left = 0
+    if isinstance(mask, MaskBlock):
+        top, left, mask = mask.top, mask.left, mask.pixels()
     if not mask.any():
         return []
     big = np.repeat(np.repeat(mask.astype(np.uint8), 2, axis=0), 2, axis=1)
     contours, _ = cv2.findContours(big, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     # the doubled mask makes every part at least 2x2 pixels: each contour has 4+ vertices
     return [
-        [(float((x + 0.5) / 2), float((y + 0.5) / 2)) for x, y in c.reshape(-1, 2)]
+        [(left + float((x + 0.5) / 2), top + float((y + 0.5) / 2)) for x, y in c.reshape(-1, 2)]
         for c in sorted(contours, key=lambda c: -cv2.contourArea(c))
     ]
 

@@ -124,7 +124,7 @@ def _ranking(job: JobData, qa: Path | None) -> tuple[dict[ObjectKey, tuple[int, 
     option = "--qa" if qa is not None else "--top/--min-suspicion"
     if not path.is_file():
         raise UsageError(
-            f"{option}: no qa ranking at {path}; run `box2mask qa --out {job.job_dir}` first, "
+            f"{option}: no qa ranking at {path}; run `box2mask qa --job {job.job_dir}` first, "
             "or pass --qa FILE"
         )
     try:
