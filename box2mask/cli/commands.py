@@ -4,6 +4,7 @@ from box2mask.cli import app
 from box2mask.cli import convert as _convert  # noqa: F401
 from box2mask.cli import datasets as _datasets  # noqa: F401
 from box2mask.cli import eval as _eval  # noqa: F401
+from box2mask.cli import exchange as _exchange  # noqa: F401
 from box2mask.cli import merge as _merge  # noqa: F401
 from box2mask.cli import train as _train  # noqa: F401
 from box2mask.cli import viz as _viz  # noqa: F401
