@@ -41,6 +41,7 @@ from box2mask.options import (
 )
 from box2mask.problems import Problems
 from box2mask.runtime import choose_model, parse_devices
+from box2mask.split import check_formats, make_split
 from box2mask.types import Frame
 from box2mask.writers import WRITERS, EncodedFrame, WriterContext
 from box2mask.writers.base import sequence_tops
@@ -133,7 +134,10 @@ def convert(
     check_selection(adapter, all_seqs, opts.classes)
     # every sequence's folder, over the whole dataset so that shards agree; two in one: exit 2
     dirs = sequence_dirs([s.name for s in all_seqs])
-    seqs = shard_sequences(select_sequences(opts.dataset, all_seqs, opts.sequences), opts.shard)
+    selected = select_sequences(opts.dataset, all_seqs, opts.sequences)
+    # the split is made over the selection, before --shard, so that every shard agrees
+    split = make_split(opts.split, opts.split_by, opts.seed, [s.name for s in selected])
+    seqs = shard_sequences(selected, opts.shard)
     seq_names = [s.name for s in seqs]
 
     if opts.strict:
@@ -163,7 +167,8 @@ def convert(
         "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
         **job_identity(opts, prompt_model=spec.kind == "prompt", precision=precision),
     }
-    ctx = WriterContext(opts.out, root, categories, seq_names, list(opts.formats))
+    check_formats(split, {f: WRITERS.get(f).split_units for f in opts.formats})
+    ctx = WriterContext(opts.out, root, categories, seq_names, list(opts.formats), split)
     writers = [WRITERS.get(f)(ctx) for f in opts.formats]
     outputs = [name for w in writers for name in w.outputs()]
     # what --overwrite may delete whole: every format's own files and folders, except the
@@ -181,6 +186,7 @@ def convert(
             "outputs": outputs,
             "owned": owned,
             "sequence_dirs": renamed(dirs),
+            **({"split": split.to_json()} if split is not None else {}),
         },
     )
     notes = _renamed_note(renamed({s: dirs[s] for s in seq_names}))

@@ -17,6 +17,8 @@ from box2mask.executors import EXECUTORS
 from box2mask.options import DEFAULT_BOX_FILL_CLASSES, ConvertOptions
 from box2mask.writers import WRITERS
 
+_SPLIT_PANEL = "Train / val / test split"
+
 #: convert's own options, by ConvertOptions field name; then come the RUN_FLAGS it shares with eval
 CONVERT_FLAGS = {
     "dataset": Flag(
@@ -64,6 +66,19 @@ CONVERT_FLAGS = {
     "shard": Flag(
         str | None, "K/N: convert a deterministic share of the sequences.", panel=RUN_PANEL
     ),
+    "split": Flag(
+        str | None,
+        "val=F[,test=F]: hold out sequences (or tracks) for validation and test, train the "
+        "rest; every format writes its own per-split files (docs/formats.md, 'Splits').",
+        panel=_SPLIT_PANEL,
+        metavar="val=F[,test=F]",
+    ),
+    "split_by": Flag(
+        str | None,
+        "sequence | track: what --split deals out; never frames (default: sequence).",
+        panel=_SPLIT_PANEL,
+    ),
+    "seed": Flag(int | None, "Seed of --split's order (default: 0).", panel=_SPLIT_PANEL),
     "overwrite": Flag(bool | None, "Delete an existing job in --out and start afresh."),
     "strict": Flag(
         bool | None, "Fail (exit 2) on the first bad annotation or frame, before writing anything."
