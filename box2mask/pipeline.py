@@ -11,6 +11,7 @@ a notebook's tqdm are both thin layers on top.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import signal
 import threading
@@ -42,6 +43,7 @@ from box2mask.options import (
 from box2mask.problems import Problems
 from box2mask.runtime import choose_model, parse_devices
 from box2mask.split import check_formats, make_split
+from box2mask.summary import check_summary_path, summary_record, write_record
 from box2mask.types import Frame
 from box2mask.writers import WRITERS, EncodedFrame, WriterContext
 from box2mask.writers.base import sequence_tops
@@ -79,6 +81,19 @@ class Summary:
     profile: dict[str, float] = field(default_factory=dict)
     #: things the user should know that are not problems (sequences written under safe names)
     notes: list[str] = field(default_factory=list)
+    #: objects by category, then mask source
+    objects_by_class: dict[str, Counter[str]] = field(default_factory=dict)
+    model_kind: str = "shape"
+    checkpoint: Path | None = None
+    precision: str | None = None
+    root: Path | None = None
+    #: sequences this run converts (its shard's)
+    sequences: int = 0
+    #: ``--split``: its spec and each split's sequences and frames in this run, else ``None``
+    split: dict[str, Any] | None = None
+    #: wall seconds of the run's phases: ``prepare`` (dataset, model choice, job),
+    #: ``convert`` (the frames), ``assemble`` (the formats written at the end)
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def objects(self) -> int:
@@ -125,6 +140,9 @@ def convert(
 
     opts = options if options is not None else ConvertOptions(**kwargs)
     t_start = time.perf_counter()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    if opts.summary_json is not None:  # a folder there, a read-only place: exit 2 before work
+        check_summary_path(opts.summary_json)
     problems = Problems(strict=opts.strict)
     adapter = open_dataset(opts.dataset, opts.root, opts.adapter_options, problems)
     root = adapter.root
@@ -199,15 +217,50 @@ def convert(
     for line in notes:
         log.info("%s", line)
 
+    total = sum(s.num_frames for s in seqs)
+    # frames already done are counted as they come by (_pending): a ledger line that
+    # names no frame of this run, or one whose part is gone, counts for nothing
+    state = Progress(frames_total=total)
+    state_lock = threading.Lock()
+    by_source: Counter[str] = Counter()
+    by_class: dict[str, Counter[str]] = {}
+    profile = Profile()
+    phases = {"prepare": time.perf_counter() - t_start}
+    t_convert = time.perf_counter()
+
+    def summary() -> Summary:
+        """What the run did so far (its end, or where a signal or a fault stopped it)."""
+        return Summary(
+            out=opts.out,
+            model=spec.name,
+            model_note=note,
+            device=",".join(str(d) for d in devices) if spec.kind == "prompt" else "cpu",
+            frames_total=total,
+            frames_done=state.frames_done - state.frames_resumed,
+            frames_resumed=state.frames_resumed,
+            objects_by_source=by_source,
+            problems=problems,
+            seconds=time.perf_counter() - t_start,
+            outputs=[opts.out / name for name in outputs],
+            profile=dict(profile.seconds),
+            notes=notes,
+            objects_by_class=by_class,
+            model_kind=spec.kind,
+            checkpoint=checkpoint,
+            precision=precision,
+            root=root,
+            sequences=len(seqs),
+            split=None
+            if split is None
+            else {
+                **split.to_json(),
+                "sequences": split.counts({s.name: s.num_frames for s in seqs}),
+            },
+            phases=dict(phases),
+        )
+
     try:
         finish_pending(JobFolder(opts.out))  # a change to the job a kill interrupted
-        total = sum(s.num_frames for s in seqs)
-        # frames already done are counted as they come by (_pending): a ledger line that
-        # names no frame of this run, or one whose part is gone, counts for nothing
-        state = Progress(frames_total=total)
-        state_lock = threading.Lock()
-        by_source: Counter[str] = Counter()
-        profile = Profile()
         if progress:
             progress(state)
 
@@ -215,6 +268,8 @@ def convert(
             """A frame's files are in place and its ledger line written: count it, tell the caller."""
             with state_lock:  # frames already done are counted on the thread that reads frames
                 by_source.update(enc.sources)
+                for cat, sources in enc.classes.items():
+                    by_class.setdefault(cat, Counter()).update(sources)
                 state.frames_done += 1
                 state.objects_done += sum(enc.sources.values())
                 state.sequence = enc.sequence
@@ -232,10 +287,10 @@ def convert(
             _resumed(state, state_lock, progress, part_of),
             problems,
         )
-        skipped_before = len(problems)
         sink = FrameSink(job, FrameEncoder(writers), recorded, timer=profile.time)
         ctx = RunContext(opts, spec, checkpoint, devices, precision, problems, profile, stop)
         executor = choose_executor(opts.executor, len(devices))()
+        t_convert = time.perf_counter()
         try:
             with _stop_on_signals(stop, reading) as caught:
                 executor.run(frames, ctx, sink)
@@ -269,29 +324,31 @@ def convert(
             )
             err.exit_code = 128 + (caught[1] if caught else 2)
             raise err
+        phases["convert"] = time.perf_counter() - t_convert
 
         try:
+            t_assemble = time.perf_counter()
             finalize(writers, JobFolder(opts.out).assembly(), opts.out)
-            job.mark_finished(total, state.frames_done, len(problems) - skipped_before)
+            phases["assemble"] = time.perf_counter() - t_assemble
+            done_run = summary()
+            record = summary_record(done_run, opts, started=started)
+            job.mark_finished(record)  # finished.json: the same record as --summary-json
         except OSError as exc:
             raise JobStopped(_stopped_message(exc, state, opts, merging=True)) from None
+    except (JobInterrupted, JobStopped) as exc:
+        if opts.summary_json is not None:  # what was done, for the pipeline that ran us
+            if "convert" not in phases:
+                phases["convert"] = time.perf_counter() - t_convert
+            status = "interrupted" if isinstance(exc, JobInterrupted) else "stopped"
+            record = summary_record(summary(), opts, status, str(exc), started)
+            with contextlib.suppress(OSError):
+                write_record(opts.summary_json, record)
+        raise
     finally:
         job.close()  # releases the job lock
-    return Summary(
-        out=opts.out,
-        model=spec.name,
-        model_note=note,
-        device=",".join(str(d) for d in devices) if spec.kind == "prompt" else "cpu",
-        frames_total=total,
-        frames_done=state.frames_done - state.frames_resumed,
-        frames_resumed=state.frames_resumed,
-        objects_by_source=by_source,
-        problems=problems,
-        seconds=time.perf_counter() - t_start,
-        outputs=[opts.out / name for name in outputs],
-        profile=dict(profile.seconds),
-        notes=notes,
-    )
+    if opts.summary_json is not None:
+        write_record(opts.summary_json, record)
+    return done_run
 
 
 def _renamed_note(changed: dict[str, str], show: int = 5) -> list[str]:

@@ -96,6 +96,13 @@ CONVERT_FLAGS = {
         panel=RUN_PANEL,
     ),
     "profile": Flag(bool | None, "Print where the time went.", panel=RUN_PANEL),
+    "summary_json": Flag(
+        Path | None,
+        "Also write the run's summary as JSON here (counts by source and class, skips and "
+        "why, the model and why, timings, outputs; the same record as .box2mask/finished.json; "
+        "schema: box2mask/schemas/convert-summary.schema.json, docs/jobs.md).",
+        metavar="FILE",
+    ),
 }
 
 

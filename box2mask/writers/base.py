@@ -54,6 +54,8 @@ class EncodedFrame:
     files: list[FrameFile]
     #: objects by mask source (``"model"``, ``"box"``, ...), for the summary
     sources: dict[str, int] = field(default_factory=dict)
+    #: objects by category, then mask source, for the summary (``--summary-json``)
+    classes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, int]:
