@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from box2mask.adapters import SequenceInfo, open_dataset
-from box2mask.adapters.base import check_selection, select_sequences
+from box2mask.adapters import open_dataset
+from box2mask.adapters.base import check_selection, select_sequences, shard_sequences
 from box2mask.checks import drop_outside_boxes
 from box2mask.engine import DeviceFailed, Profile
 from box2mask.errors import AnnotationError, Box2MaskError
@@ -37,7 +37,6 @@ from box2mask.options import (
     ConvertOptions,
     check_output_dir,
     job_identity,
-    parse_shard,
     split_list,
 )
 from box2mask.problems import Problems
@@ -98,26 +97,6 @@ class Summary:
     @property
     def objects(self) -> int:
         return sum(self.objects_by_source.values())
-
-
-def shard_sequences(sequences: list[SequenceInfo], shard: str | None) -> list[SequenceInfo]:
-    """The share of ``sequences`` that shard ``K/N`` converts, balanced by frame count.
-
-    Sequences are dealt, longest first (ties by name), to the shard with the
-    fewest frames so far (ties to the lowest shard): deterministic, so N
-    machines given ``1/N`` .. ``N/N`` cover every sequence exactly once.
-    Returns the share in the input order.
-    """
-    if shard is None:
-        return list(sequences)
-    k, n = parse_shard(shard)
-    load = [0] * n
-    owner: dict[str, int] = {}
-    for seq in sorted(sequences, key=lambda s: (-s.num_frames, s.name)):
-        j = min(range(n), key=lambda i: (load[i], i))
-        owner[seq.name] = j
-        load[j] += max(seq.num_frames, 1)
-    return [s for s in sequences if owner[s.name] == k - 1]
 
 
 def convert(
