@@ -87,6 +87,8 @@ class Plan:
     frames_total: int
     frames_done: int
     frames_unreadable: int
+    #: frames the run would convert (read, not done, readable)
+    frames_to_convert: int
     #: boxes to convert, by class; of them, box-filled by --box-fill-classes / --box-fill-area
     boxes_by_class: Counter[str]
     box_filled_by_class: Counter[str]
@@ -112,7 +114,7 @@ class Plan:
     @property
     def frames(self) -> int:
         """Frames the run would convert."""
-        return self.frames_total - self.frames_done - self.frames_unreadable
+        return self.frames_to_convert
 
     @property
     def boxes(self) -> int:
@@ -298,6 +300,7 @@ def plan(options: ConvertOptions) -> Plan:
         frames_total=total,
         frames_done=done,
         frames_unreadable=unreadable,
+        frames_to_convert=frames,
         boxes_by_class=boxes,
         box_filled_by_class=filled,
         model=spec.name,
