@@ -246,6 +246,28 @@ def select_sequences(
     return [s for s in sequences if s.name in chosen]
 
 
+def shard_sequences(sequences: list[SequenceInfo], shard: str | None) -> list[SequenceInfo]:
+    """The share of ``sequences`` that shard ``K/N`` converts, balanced by frame count.
+
+    Sequences are dealt, longest first (ties by name), to the shard with the
+    fewest frames so far (ties to the lowest shard): deterministic, so N
+    machines given ``1/N`` .. ``N/N`` cover every sequence exactly once.
+    Returns the share in the input order.
+    """
+    if shard is None:
+        return list(sequences)
+    from box2mask.options import parse_shard
+
+    k, n = parse_shard(shard)
+    load = [0] * n
+    owner: dict[str, int] = {}
+    for seq in sorted(sequences, key=lambda s: (-s.num_frames, s.name)):
+        j = min(range(n), key=lambda i: (load[i], i))
+        owner[seq.name] = j
+        load[j] += max(seq.num_frames, 1)
+    return [s for s in sequences if owner[s.name] == k - 1]
+
+
 def check_selection(
     adapter: Adapter, sequences: list[SequenceInfo], classes: tuple[str, ...] | list[str]
 ) -> None:

@@ -218,6 +218,12 @@ class Scorer:
         self.tracks: dict[
             tuple[str, int], list[tuple[int, MaskBlock, MaskBlock, np.ndarray, tuple[int, int]]]
         ] = {}
+        #: called with each scored object's row (``sequence``, ``frame_index``, ``track_id``,
+        #: ``category``, ``source``, ``iou``, ``biou``, ``box_area``) and each scored frame's
+        #: (``sequence``, ``frame_index``, ``objects``, ``iou``, ``biou``: the union's), e.g.
+        #: by ``eval --plots`` (:mod:`box2mask.plots`)
+        self.on_object: Callable[[dict[str, Any]], None] | None = None
+        self.on_frame: Callable[[dict[str, Any]], None] | None = None
 
     def score_frame(
         self,
@@ -266,7 +272,7 @@ class Scorer:
                 win = _enclosing_window(pred.window, mask_to_xyxy(gt))
                 pm = _rewindow(pred.mask, pred.window, win)
                 gm = crop_mask(gt, win)
-                self.acc.add_object(cat, pm, gm, hw, win)
+                scores = self.acc.add_object(cat, pm, gm, hw, win)
                 self.by_source.add_object(source, pm, gm, hw, win)
                 paste_mask(pred.mask, pred.window, hw, out=pred_union)
                 pred_full: np.ndarray | None = None
@@ -283,10 +289,12 @@ class Scorer:
                             f"{frame.sequence} frame {frame.frame_index}: predicted mask of "
                             f"object {i} is {pred_full.shape}, the frame is {hw}"
                         )
-                self.acc.add_object(cat, pred_full, gt, hw)
+                scores = self.acc.add_object(cat, pred_full, gt, hw)
                 pred_union |= pred_full
             if sources is not None:
                 source = sources[k]
+            if self.on_object is not None:
+                self.on_object(_object_row(frame, int(i), source, scores))
             self._add_to_track(frame, int(i), pred if pred_full is None else pred_full, gt)
             if pred_full is not None:
                 self.by_source.add_object(source, pred_full, gt, hw)
@@ -303,7 +311,10 @@ class Scorer:
             scored += 1
         if scored:
             self.frames += 1
-            self.acc.add_frame(pred_union, gt_union)
+            iou, biou = self.acc.add_frame(pred_union, gt_union)
+            if self.on_frame is not None:
+                self.on_frame({"sequence": frame.sequence, "frame_index": frame.frame_index,
+                               "objects": scored, "iou": iou, "biou": biou})  # fmt: skip
             for cat, (pu, gu) in cat_unions.items():
                 self.frame_by_cat.setdefault(cat, QualityAccumulator(ratio=self.ratio)).add_frame(
                     pu, gu
@@ -365,6 +376,15 @@ class Scorer:
         return s
 
 
+def _object_row(frame: Frame, i: int, source: str, scores: tuple[float, float]) -> dict[str, Any]:
+    """The row ``Scorer.on_object`` gets for object ``i`` of ``frame``."""
+    x1, y1, x2, y2 = (float(v) for v in frame.xyxy[i])
+    return {"sequence": frame.sequence, "frame_index": frame.frame_index,
+            "track_id": int(frame.track_id[i]), "category": str(frame.category[i]),
+            "source": source, "iou": scores[0], "biou": scores[1],
+            "box_area": max(x2 - x1, 0.0) * max(y2 - y1, 0.0)}  # fmt: skip
+
+
 # -- options -------------------------------------------------------------------
 def eval_options(**kwargs: Any) -> ConvertOptions:
     """:class:`ConvertOptions` for an evaluation (``out`` is unused: eval writes no job folder)."""
@@ -374,7 +394,7 @@ def eval_options(**kwargs: Any) -> ConvertOptions:
 
 #: options of a convert job's identity that eval does not apply: it writes no files and
 #: scores every selected sequence
-NOT_EVALUATED = ("formats", "shard")
+NOT_EVALUATED = ("formats", "shard", "split", "split_by", "seed")
 
 
 def _settings(
@@ -427,6 +447,8 @@ def evaluate(
     biou_ratio: float = DEFAULT_BIOU_RATIO,
     predictions: Path | str | None = None,
     progress: Callable[[EvalProgress], None] | None = None,
+    on_object: Callable[[dict[str, Any]], None] | None = None,
+    on_frame: Callable[[dict[str, Any]], None] | None = None,
     **kwargs: Any,
 ) -> EvalReport:
     """Score masks against a dataset's ground-truth masks.
@@ -439,6 +461,8 @@ def evaluate(
         biou_ratio: Boundary IoU width as a share of the frame diagonal.
         predictions: a COCO JSON to score instead of running a model.
         progress: called with an :class:`EvalProgress` after each scored frame.
+        on_object, on_frame: called with each scored object's and frame's row
+            (:attr:`Scorer.on_object`), e.g. by ``eval --plots``.
 
     Returns:
         An :class:`EvalReport`. Raises :class:`~box2mask.errors.Box2MaskError`
@@ -454,6 +478,7 @@ def evaluate(
     problems = Problems(strict=opts.strict)
     adapter, seq_names, total = _open_dataset(opts, problems)
     scorer = Scorer(biou_ratio)
+    scorer.on_object, scorer.on_frame = on_object, on_frame
     state = EvalProgress(frames_total=total)
     no_gt = [0]
     precision: str | None = None  # the model's, resolved (none for predictions)

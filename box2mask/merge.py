@@ -47,6 +47,7 @@ from box2mask.errors import UsageError
 from box2mask.job import JobFileError, JobFolder, diff_identity, format_diffs
 from box2mask.job.derive import finalize
 from box2mask.layout import FINISHED_FILE, JOB_FILE, STATE_DIR, sequence_dirs
+from box2mask.split import Split, check_formats, make_split, merged_split
 from box2mask.writers import WRITERS, Assembly, WriterContext
 from box2mask.writers.coco import write_coco as write_coco_stream
 
@@ -220,6 +221,9 @@ def merge(
     force: bool = False,
     formats: Sequence[str] | None = None,
     overwrite: bool = False,
+    split: str | None = None,
+    split_by: str = "sequence",
+    seed: int = 0,
 ) -> MergeSummary:
     """Merge job folders and/or COCO files into ``dest`` (each file written atomically).
 
@@ -233,6 +237,10 @@ def merge(
         formats: ``--format`` names (``None``: COCO; with a folder ``dest``,
             the formats of the first job).
         overwrite: replace outputs already at ``dest`` (``--overwrite``).
+        split, split_by, seed: ``--split``, ``--split-by``, ``--seed``: split the merged
+            sequences (or tracks) afresh (:mod:`box2mask.split`); without ``split``, a
+            folder ``dest`` gets the split the jobs were converted with, each sequence in
+            the split its job gave it.
 
     Raises:
         MergeError: see the module docstring.
@@ -272,14 +280,31 @@ def merge(
     single = dest.suffix.lower() == ".json" and list(formats or ["coco"]) == ["coco"]
     if not single and formats is None:
         formats = jobs[0].identity.get("formats", ["coco"]) if jobs else ["coco"]  # type: ignore[union-attr]
+    if split is None and (split_by != "sequence" or seed != 0):
+        raise MergeError(
+            f"{'--split-by' if split_by != 'sequence' else '--seed'} is an option of --split"
+        )
+    if split is not None and single:
+        raise MergeError(f"--split writes one file per split: give a folder --out, not {dest.name}")
     _check_inputs(sources, formats or ["coco"], single)
+    the_split = None if single else _split(sources, split, split_by, seed)
+    if the_split is not None:
+        check_formats(the_split, {f: WRITERS.get(f).split_units for f in formats or ["coco"]})
+        if the_split.by == "track":
+            for src in sources:
+                lack = src.lacks_video_fields() if isinstance(src, _CocoSource) else None
+                if lack is not None:
+                    raise MergeError(
+                        f"--split-by track: {src.label}: {lack}; a split by track needs "
+                        "box2mask's track ids"
+                    )
     _check_frames_once(sources)
-    _check_dest(sources, dest, formats or ["coco"], single, overwrite)
+    _check_dest(sources, dest, formats or ["coco"], single, overwrite, the_split)
     if single:
         summary = write_coco(sources, dest)
         summary.written = [dest]
     else:
-        summary = _write_formats(sources, dest, formats or ["coco"])
+        summary = _write_formats(sources, dest, formats or ["coco"], the_split)
     summary.warnings = warnings
     return summary
 
@@ -363,8 +388,21 @@ def _check_frames_once(sources: list[_Source]) -> None:
                 owner.setdefault(i, s.label)
 
 
+def _split(sources: list[_Source], split: str | None, split_by: str, seed: int) -> Split | None:
+    """The merged output's split: ``--split`` over the merged sequences, else the jobs' own."""
+    if split is not None:
+        return make_split(split, split_by, seed, _assembly(sources).sequences)
+    jobs = [s for s in sources if isinstance(s, _JobSource)]
+    return merged_split([j.folder.saved.get("split") for j in jobs])
+
+
 def _check_dest(
-    sources: list[_Source], dest: Path, formats: Sequence[str], single: bool, overwrite: bool
+    sources: list[_Source],
+    dest: Path,
+    formats: Sequence[str],
+    single: bool,
+    overwrite: bool,
+    split: Split | None = None,
 ) -> None:
     """Outputs already at ``dest`` are replaced only with ``overwrite``; a file where the
     folder ``dest`` must be is refused."""
@@ -376,7 +414,7 @@ def _check_dest(
         jobs = [s for s in sources if isinstance(s, _JobSource)]
         root = Path(jobs[0].identity.get("root", ".")) if jobs else Path(".")  # type: ignore[union-attr]
         sequences = list(dict.fromkeys(seq for s in sources for seq in s.sequences))
-        ctx = WriterContext(dest, root, [], sequences)
+        ctx = WriterContext(dest, root, [], sequences, split=split)
         found = [
             dest / rel
             for name in formats
@@ -391,13 +429,15 @@ def _check_dest(
         )
 
 
-def _write_formats(sources: list[_Source], dest: Path, formats: Sequence[str]) -> MergeSummary:
+def _write_formats(
+    sources: list[_Source], dest: Path, formats: Sequence[str], split: Split | None = None
+) -> MergeSummary:
     """Each format into the folder ``dest``: assembled ones from every input's parts at
     once, per-frame ones copied from each job folder (checked by :func:`_check_inputs`)."""
     jobs = [s for s in sources if isinstance(s, _JobSource)]
     assembly = _assembly(sources)
     root = Path(jobs[0].identity.get("root", ".")) if jobs else Path(".")  # type: ignore[union-attr]
-    ctx = WriterContext(dest, root, assembly.categories, assembly.sequences)
+    ctx = WriterContext(dest, root, assembly.categories, assembly.sequences, split=split)
     dest.mkdir(parents=True, exist_ok=True)
     writers = [WRITERS.get(name)(ctx) for name in formats]
     for writer in writers:

@@ -32,7 +32,8 @@ def in_identity(how: str = "value") -> dict[str, str]:
     matter), ``"prompt"`` (only for prompt models; ``None`` for weight-free
     ones, which it does not affect), ``"prompt-when-set"`` (only for prompt
     models and only when not the default, so that jobs started before the
-    option existed still resume).
+    option existed still resume), ``"when-set"`` (only when not the default, for any
+    model), ``"with-split"`` (only when ``--split`` is given: ``--split-by``, ``--seed``).
     """
     return {"identity": how}
 
@@ -105,6 +106,13 @@ class ConvertOptions(EngineOptions):
     adapter_options: dict[str, Any] = field(default_factory=dict)
     ray_address: str | None = None
     ray_actors: int = 0
+    #: --split val=F[,test=F]: held-out sequences (or tracks) written as their own files by
+    #: every format (box2mask.split); --split-by and --seed only with it
+    split: str | None = field(default=None, metadata=in_identity("when-set"))
+    split_by: str = field(default="sequence", metadata=in_identity("with-split"))
+    seed: int = field(default=0, metadata=in_identity("with-split"))
+    #: --summary-json FILE: the run's summary as JSON (box2mask.summary), also in finished.json
+    summary_json: Path | None = None
 
     def __post_init__(self) -> None:
         check_types({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
@@ -157,6 +165,17 @@ class ConvertOptions(EngineOptions):
             )
         if self.shard is not None:
             parse_shard(self.shard)
+        if self.split is not None:
+            from box2mask.split import UNITS, format_split, parse_split
+
+            self.split = format_split(parse_split(self.split))  # canonical: val first, then test
+            if self.split_by not in UNITS:
+                raise UsageError(f"--split-by must be sequence or track, got {self.split_by!r}")
+        elif self.split_by != "sequence" or self.seed != 0:
+            flag = "--split-by" if self.split_by != "sequence" else "--seed"
+            raise UsageError(f"{flag} is an option of --split (give --split val=F[,test=F])")
+        if self.summary_json is not None:
+            self.summary_json = Path(self.summary_json)
         if self.ray_actors < 0:
             raise UsageError(f"--ray-actors must be >= 0 (0: auto), got {self.ray_actors}")
         if (self.ray_address or self.ray_actors) and self.executor != "ray":
@@ -190,6 +209,12 @@ def job_identity(opts: ConvertOptions, prompt_model: bool, precision: str) -> di
             out[f.name] = value if prompt_model else None
         elif how == "prompt-when-set":
             if prompt_model and value != f.default:
+                out[f.name] = value
+        elif how == "when-set":
+            if value != f.default:
+                out[f.name] = value
+        elif how == "with-split":
+            if opts.split is not None:
                 out[f.name] = value
         else:
             out[f.name] = value

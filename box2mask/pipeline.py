@@ -11,6 +11,7 @@ a notebook's tqdm are both thin layers on top.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import signal
 import threading
@@ -21,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from box2mask.adapters import SequenceInfo, open_dataset
-from box2mask.adapters.base import check_selection, select_sequences
+from box2mask.adapters import open_dataset
+from box2mask.adapters.base import check_selection, select_sequences, shard_sequences
 from box2mask.checks import drop_outside_boxes
 from box2mask.engine import DeviceFailed, Profile
 from box2mask.errors import AnnotationError, Box2MaskError
@@ -36,11 +37,12 @@ from box2mask.options import (
     ConvertOptions,
     check_output_dir,
     job_identity,
-    parse_shard,
     split_list,
 )
 from box2mask.problems import Problems
 from box2mask.runtime import choose_model, parse_devices
+from box2mask.split import check_formats, make_split
+from box2mask.summary import check_summary_path, summary_record, write_record
 from box2mask.types import Frame
 from box2mask.writers import WRITERS, EncodedFrame, WriterContext
 from box2mask.writers.base import sequence_tops
@@ -78,30 +80,23 @@ class Summary:
     profile: dict[str, float] = field(default_factory=dict)
     #: things the user should know that are not problems (sequences written under safe names)
     notes: list[str] = field(default_factory=list)
+    #: objects by category, then mask source
+    objects_by_class: dict[str, Counter[str]] = field(default_factory=dict)
+    model_kind: str = "shape"
+    checkpoint: Path | None = None
+    precision: str | None = None
+    root: Path | None = None
+    #: sequences this run converts (its shard's)
+    sequences: int = 0
+    #: ``--split``: its spec and each split's sequences and frames in this run, else ``None``
+    split: dict[str, Any] | None = None
+    #: wall seconds of the run's phases: ``prepare`` (dataset, model choice, job),
+    #: ``convert`` (the frames), ``assemble`` (the formats written at the end)
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def objects(self) -> int:
         return sum(self.objects_by_source.values())
-
-
-def shard_sequences(sequences: list[SequenceInfo], shard: str | None) -> list[SequenceInfo]:
-    """The share of ``sequences`` that shard ``K/N`` converts, balanced by frame count.
-
-    Sequences are dealt, longest first (ties by name), to the shard with the
-    fewest frames so far (ties to the lowest shard): deterministic, so N
-    machines given ``1/N`` .. ``N/N`` cover every sequence exactly once.
-    Returns the share in the input order.
-    """
-    if shard is None:
-        return list(sequences)
-    k, n = parse_shard(shard)
-    load = [0] * n
-    owner: dict[str, int] = {}
-    for seq in sorted(sequences, key=lambda s: (-s.num_frames, s.name)):
-        j = min(range(n), key=lambda i: (load[i], i))
-        owner[seq.name] = j
-        load[j] += max(seq.num_frames, 1)
-    return [s for s in sequences if owner[s.name] == k - 1]
 
 
 def convert(
@@ -124,6 +119,9 @@ def convert(
 
     opts = options if options is not None else ConvertOptions(**kwargs)
     t_start = time.perf_counter()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    if opts.summary_json is not None:  # a folder there, a read-only place: exit 2 before work
+        check_summary_path(opts.summary_json)
     problems = Problems(strict=opts.strict)
     adapter = open_dataset(opts.dataset, opts.root, opts.adapter_options, problems)
     root = adapter.root
@@ -133,7 +131,10 @@ def convert(
     check_selection(adapter, all_seqs, opts.classes)
     # every sequence's folder, over the whole dataset so that shards agree; two in one: exit 2
     dirs = sequence_dirs([s.name for s in all_seqs])
-    seqs = shard_sequences(select_sequences(opts.dataset, all_seqs, opts.sequences), opts.shard)
+    selected = select_sequences(opts.dataset, all_seqs, opts.sequences)
+    # the split is made over the selection, before --shard, so that every shard agrees
+    split = make_split(opts.split, opts.split_by, opts.seed, [s.name for s in selected])
+    seqs = shard_sequences(selected, opts.shard)
     seq_names = [s.name for s in seqs]
 
     if opts.strict:
@@ -163,7 +164,8 @@ def convert(
         "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
         **job_identity(opts, prompt_model=spec.kind == "prompt", precision=precision),
     }
-    ctx = WriterContext(opts.out, root, categories, seq_names, list(opts.formats))
+    check_formats(split, {f: WRITERS.get(f).split_units for f in opts.formats})
+    ctx = WriterContext(opts.out, root, categories, seq_names, list(opts.formats), split)
     writers = [WRITERS.get(f)(ctx) for f in opts.formats]
     outputs = [name for w in writers for name in w.outputs()]
     # what --overwrite may delete whole: every format's own files and folders, except the
@@ -181,6 +183,7 @@ def convert(
             "outputs": outputs,
             "owned": owned,
             "sequence_dirs": renamed(dirs),
+            **({"split": split.to_json()} if split is not None else {}),
         },
     )
     notes = _renamed_note(renamed({s: dirs[s] for s in seq_names}))
@@ -193,15 +196,50 @@ def convert(
     for line in notes:
         log.info("%s", line)
 
+    total = sum(s.num_frames for s in seqs)
+    # frames already done are counted as they come by (_pending): a ledger line that
+    # names no frame of this run, or one whose part is gone, counts for nothing
+    state = Progress(frames_total=total)
+    state_lock = threading.Lock()
+    by_source: Counter[str] = Counter()
+    by_class: dict[str, Counter[str]] = {}
+    profile = Profile()
+    phases = {"prepare": time.perf_counter() - t_start}
+    t_convert = time.perf_counter()
+
+    def summary() -> Summary:
+        """What the run did so far (its end, or where a signal or a fault stopped it)."""
+        return Summary(
+            out=opts.out,
+            model=spec.name,
+            model_note=note,
+            device=",".join(str(d) for d in devices) if spec.kind == "prompt" else "cpu",
+            frames_total=total,
+            frames_done=state.frames_done - state.frames_resumed,
+            frames_resumed=state.frames_resumed,
+            objects_by_source=by_source,
+            problems=problems,
+            seconds=time.perf_counter() - t_start,
+            outputs=[opts.out / name for name in outputs],
+            profile=dict(profile.seconds),
+            notes=notes,
+            objects_by_class=by_class,
+            model_kind=spec.kind,
+            checkpoint=checkpoint,
+            precision=precision,
+            root=root,
+            sequences=len(seqs),
+            split=None
+            if split is None
+            else {
+                **split.to_json(),
+                "sequences": split.counts({s.name: s.num_frames for s in seqs}),
+            },
+            phases=dict(phases),
+        )
+
     try:
         finish_pending(JobFolder(opts.out))  # a change to the job a kill interrupted
-        total = sum(s.num_frames for s in seqs)
-        # frames already done are counted as they come by (_pending): a ledger line that
-        # names no frame of this run, or one whose part is gone, counts for nothing
-        state = Progress(frames_total=total)
-        state_lock = threading.Lock()
-        by_source: Counter[str] = Counter()
-        profile = Profile()
         if progress:
             progress(state)
 
@@ -209,6 +247,8 @@ def convert(
             """A frame's files are in place and its ledger line written: count it, tell the caller."""
             with state_lock:  # frames already done are counted on the thread that reads frames
                 by_source.update(enc.sources)
+                for cat, sources in enc.classes.items():
+                    by_class.setdefault(cat, Counter()).update(sources)
                 state.frames_done += 1
                 state.objects_done += sum(enc.sources.values())
                 state.sequence = enc.sequence
@@ -226,10 +266,10 @@ def convert(
             _resumed(state, state_lock, progress, part_of),
             problems,
         )
-        skipped_before = len(problems)
         sink = FrameSink(job, FrameEncoder(writers), recorded, timer=profile.time)
         ctx = RunContext(opts, spec, checkpoint, devices, precision, problems, profile, stop)
         executor = choose_executor(opts.executor, len(devices))()
+        t_convert = time.perf_counter()
         try:
             with _stop_on_signals(stop, reading) as caught:
                 executor.run(frames, ctx, sink)
@@ -263,29 +303,31 @@ def convert(
             )
             err.exit_code = 128 + (caught[1] if caught else 2)
             raise err
+        phases["convert"] = time.perf_counter() - t_convert
 
         try:
+            t_assemble = time.perf_counter()
             finalize(writers, JobFolder(opts.out).assembly(), opts.out)
-            job.mark_finished(total, state.frames_done, len(problems) - skipped_before)
+            phases["assemble"] = time.perf_counter() - t_assemble
+            done_run = summary()
+            record = summary_record(done_run, opts, started=started)
+            job.mark_finished(record)  # finished.json: the same record as --summary-json
         except OSError as exc:
             raise JobStopped(_stopped_message(exc, state, opts, merging=True)) from None
+    except (JobInterrupted, JobStopped) as exc:
+        if opts.summary_json is not None:  # what was done, for the pipeline that ran us
+            if "convert" not in phases:
+                phases["convert"] = time.perf_counter() - t_convert
+            status = "interrupted" if isinstance(exc, JobInterrupted) else "stopped"
+            record = summary_record(summary(), opts, status, str(exc), started)
+            with contextlib.suppress(OSError):
+                write_record(opts.summary_json, record)
+        raise
     finally:
         job.close()  # releases the job lock
-    return Summary(
-        out=opts.out,
-        model=spec.name,
-        model_note=note,
-        device=",".join(str(d) for d in devices) if spec.kind == "prompt" else "cpu",
-        frames_total=total,
-        frames_done=state.frames_done - state.frames_resumed,
-        frames_resumed=state.frames_resumed,
-        objects_by_source=by_source,
-        problems=problems,
-        seconds=time.perf_counter() - t_start,
-        outputs=[opts.out / name for name in outputs],
-        profile=dict(profile.seconds),
-        notes=notes,
-    )
+    if opts.summary_json is not None:
+        write_record(opts.summary_json, record)
+    return done_run
 
 
 def _renamed_note(changed: dict[str, str], show: int = 5) -> list[str]:

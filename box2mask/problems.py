@@ -32,6 +32,8 @@ class Problems:
     keep: int = 1000
     on_report: Callable[[AnnotationError], None] | None = None
     reports: list[AnnotationError] = field(default_factory=list)
+    #: the kind of each kept report (``frame``, ``annotation`` ...), in step with ``reports``
+    kinds: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -44,6 +46,7 @@ class Problems:
             self.counts[kind] += 1
             if len(self.reports) < self.keep:
                 self.reports.append(error)
+                self.kinds.append(kind)
         if self.on_report is not None:
             self.on_report(error)
 
@@ -61,6 +64,7 @@ class Problems:
             self.counts[kind] += count
             if len(self.reports) < self.keep:
                 self.reports.append(error)
+                self.kinds.append(kind)
         if self.on_report is not None:
             self.on_report(error)
 

@@ -59,7 +59,15 @@ NAME_MAX = 255
 
 #: top-level names under ``--out`` that box2mask itself uses (the job's state folder and
 #: the outputs of the formats assembled at the end); compared case-insensitively
-RESERVED = frozenset({".box2mask", "annotations.json", "davis", "mots", "yolo", "ytvis.json"})
+RESERVED = frozenset(
+    {".box2mask", "annotations.json", "davis", "mots", "yolo", "ytvis.json"}
+    # the files of each --split (box2mask.split.SPLIT_NAMES), beside the two above
+    | {
+        f"{base}_{split}.json"
+        for base in ("annotations", "ytvis")
+        for split in ("train", "val", "test")
+    }
+)
 
 _HASH = 16  # hex digits of the SHA-256 kept in a cut name
 

@@ -89,9 +89,18 @@ def test_review_page_in_headless_chromium(browser, tmp_path: Path) -> None:
     assert first_ids == [o["id"] for o in rep["ranked"][:5]]
     # every thumbnail decoded (a missing or broken file has naturalWidth 0)
     widths = browser.execute_script(
-        "return [...document.images].map(i => i.complete ? i.naturalWidth : -1)"
+        "return [...document.querySelectorAll('.card img')]"
+        ".map(i => i.complete ? i.naturalWidth : -1)"
     )
     assert len(widths) == 60 and min(widths) > 0
+    # the qa plots (box2mask.plots, matplotlib is in the test extra) are on the page, decoded
+    from box2mask.plots import QA_FILES, SIZE
+
+    plots = browser.execute_script(
+        "return [...document.querySelectorAll('#plots img')]"
+        ".map(i => [i.getAttribute('src'), i.complete ? i.naturalWidth : -1, i.naturalHeight])"
+    )
+    assert plots == [[f"plots/{name}", *SIZE] for name in QA_FILES]
 
     # a category filter narrows the list to that category
     cats = {o["category"] for o in rep["ranked"][:60]}
@@ -186,7 +195,7 @@ def test_review_page_of_hostile_names_runs_and_injects_nothing(browser, tmp_path
     n = len(coco["annotations"])
     assert len(browser.find_elements(By.CSS_SELECTOR, ".card")) == n
     assert len(browser.find_elements(By.CSS_SELECTOR, ".card input[type=radio]")) == 4 * n
-    # nothing injected: only the page's two scripts, no svg, only thumbnail images
+    # nothing injected: only the page's two scripts, no svg, only thumbnails and the qa plots
     assert browser.execute_script("return document.scripts.length") == 2
     assert (
         browser.execute_script(
@@ -195,7 +204,9 @@ def test_review_page_of_hostile_names_runs_and_injects_nothing(browser, tmp_path
         == 0
     )
     srcs = browser.execute_script("return [...document.images].map(i => i.getAttribute('src'))")
-    assert srcs and all(s.startswith("thumbs/") for s in srcs)
+    assert srcs and all(s.startswith("thumbs/") for s in srcs[2:])
+    assert srcs[:2] == ["plots/suspicion.png", "plots/flags_by_class.png"]  # the hostile names
+    # are in the plots' legends and ticks, drawn as text by matplotlib
     # the names arrive intact, as text: in the filters and in the cards
     options = browser.execute_script(
         "return [...document.querySelectorAll('#f-category option')].map(o => o.value)"

@@ -17,6 +17,8 @@ from box2mask.executors import EXECUTORS
 from box2mask.options import DEFAULT_BOX_FILL_CLASSES, ConvertOptions
 from box2mask.writers import WRITERS
 
+_SPLIT_PANEL = "Train / val / test split"
+
 #: convert's own options, by ConvertOptions field name; then come the RUN_FLAGS it shares with eval
 CONVERT_FLAGS = {
     "dataset": Flag(
@@ -64,6 +66,19 @@ CONVERT_FLAGS = {
     "shard": Flag(
         str | None, "K/N: convert a deterministic share of the sequences.", panel=RUN_PANEL
     ),
+    "split": Flag(
+        str | None,
+        "val=F[,test=F]: hold out sequences (or tracks) for validation and test, train the "
+        "rest; every format writes its own per-split files (docs/formats.md, 'Splits').",
+        panel=_SPLIT_PANEL,
+        metavar="val=F[,test=F]",
+    ),
+    "split_by": Flag(
+        str | None,
+        "sequence | track: what --split deals out; never frames (default: sequence).",
+        panel=_SPLIT_PANEL,
+    ),
+    "seed": Flag(int | None, "Seed of --split's order (default: 0).", panel=_SPLIT_PANEL),
     "overwrite": Flag(bool | None, "Delete an existing job in --out and start afresh."),
     "strict": Flag(
         bool | None, "Fail (exit 2) on the first bad annotation or frame, before writing anything."
@@ -81,6 +96,20 @@ CONVERT_FLAGS = {
         panel=RUN_PANEL,
     ),
     "profile": Flag(bool | None, "Print where the time went.", panel=RUN_PANEL),
+    "dry_run": Flag(
+        bool,
+        "Print the plan and write nothing: sequences, frames, boxes per class, how many are "
+        "box-filled, the model and why, the time on this machine (from a short measured "
+        "sample) and the disk needed; with --summary-json, the plan as JSON there.",
+        False,
+    ),
+    "summary_json": Flag(
+        Path | None,
+        "Also write the run's summary as JSON here (counts by source and class, skips and "
+        "why, the model and why, timings, outputs; the same record as .box2mask/finished.json; "
+        "schema: box2mask/schemas/convert-summary.schema.json, docs/jobs.md).",
+        metavar="FILE",
+    ),
 }
 
 
@@ -100,6 +129,8 @@ def convert_command(given: dict[str, Any]) -> None:
         return ConvertOptions(**merged)
 
     options = run_safely(build, debug)
+    if given["dry_run"]:
+        _dry_run(options, debug)
     summary = run_safely(lambda: _run_with_progress(options), debug)
     _print_summary(summary, options)
     if summary.frames_done + summary.frames_resumed == 0 and summary.frames_total > 0:
@@ -153,6 +184,83 @@ def _run_with_progress(options: ConvertOptions):  # noqa: ANN202
             )
 
         return convert(options, progress=update)
+
+
+def _dry_run(options: ConvertOptions, debug: bool) -> None:
+    """``--dry-run``: the plan, printed (and as JSON in ``--summary-json``); exit 2 when
+    convert would refuse the job at --out, else 0."""
+    from box2mask.plan import plan
+
+    with err_console.status("reading the dataset and measuring a sample of frames"):
+        p = run_safely(lambda: plan(options), debug)
+    _print_plan(p)
+    if options.summary_json is not None:
+        from box2mask.summary import write_record
+
+        run_safely(lambda: write_record(options.summary_json, p.to_dict()), debug)
+        console.print(escape(f"plan: {options.summary_json}"), highlight=False)
+    raise typer.Exit(2 if p.job == "refused" else 0)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _print_plan(p) -> None:  # noqa: ANN001
+    d = p.to_dict()
+    table = Table(title="box2mask convert --dry-run (nothing written)", show_header=False,
+                  title_justify="left")  # fmt: skip
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("dataset", escape(f"{p.dataset} at {p.root}"))
+    table.add_row("job", escape(f"{p.job}: {p.job_note}" if p.job_note else p.job))
+    table.add_row("sequences", str(len(p.sequences)))
+    frames = d["frames"]
+    table.add_row(
+        "frames",
+        f"{frames['to_convert']} to convert of {frames['total']} ({frames['already_done']} "
+        f"already done, {frames['unreadable']} unreadable)",
+    )
+    per_class = ", ".join(f"{k} {v}" for k, v in d["boxes"]["by_class"].items()) or "none"
+    table.add_row("boxes", escape(f"{p.boxes} ({per_class})"))
+    filled = ", ".join(f"{k} {v}" for k, v in d["boxes"]["box_filled_by_class"].items())
+    table.add_row(
+        "box-filled",
+        escape(
+            f"{p.box_filled}"
+            + (f" ({filled}: --box-fill-classes/--box-fill-area)" if filled else "")
+        ),
+    )
+    model = p.model + (f" ({p.device}, {p.precision})" if p.model_kind == "prompt" else "")
+    table.add_row("model", escape(model))
+    table.add_row("why", escape(p.model_why))
+    s = d["sample"]
+    table.add_row(
+        "sample",
+        f"{s['frames']} frame(s), {s['objects']} object(s) ({s['model_objects']} by the model): "
+        f"load {s['load_seconds']:.1f} s, convert {s['convert_seconds']:.2f} s, write "
+        f"{s['write_seconds']:.2f} s, assemble {s['assemble_seconds']:.2f} s",
+    )
+    table.add_row("time", f"~{_duration(p.estimate_seconds)} on this machine (estimated)")
+    table.add_row("disk", f"~{_size(p.disk_bytes)} under --out (estimated)")
+    table.add_row("formats", escape(", ".join(p.formats)))
+    skipped = ", ".join(f"{k} {v}" for k, v in d["skipped_inputs"].items()) or "none"
+    table.add_row("skipped inputs", escape(skipped))
+    for note in p.notes:
+        table.add_row("note", escape(note))
+    console.print(table)
 
 
 def describe_sources(summary, options: ConvertOptions) -> list[str]:  # noqa: ANN001

@@ -36,6 +36,13 @@ EVAL_FLAGS = {
         panel=_OUT,
         name="--csv",
     ),
+    "plots": Flag(
+        Path | None,
+        "Draw PNG plots into this folder: IoU histogram per class, IoU against box size, "
+        "per-frame union IoU along each sequence (needs pip install 'box2mask[plots]').",
+        panel=_OUT,
+        metavar="DIR",
+    ),
     "sweep": Flag(
         bool,
         "Ablations: rerun with one setting changed at a time (the paper's Table 2 protocol).",
@@ -68,6 +75,7 @@ def eval_command(given: dict[str, Any]) -> None:
     predictions, biou_ratio = given["predictions"], given["biou_ratio"]
     sweep_axes, sweep_values = given["sweep_axes"], given["sweep_values"]
     do_sweep = given["sweep"] or sweep_axes is not None or bool(sweep_values)
+    plots_dir = given["plots"]
 
     def build():  # noqa: ANN202
         from box2mask.errors import UsageError
@@ -82,6 +90,14 @@ def eval_command(given: dict[str, Any]) -> None:
             if given["model"] is not None or given["checkpoint"] is not None:
                 raise UsageError("--predictions scores a file: drop --model/--checkpoint")
         axes = parse_sweep(sweep_axes, sweep_values or ()) if do_sweep else None
+        if plots_dir is not None:
+            from box2mask.options import check_folder_option
+            from box2mask.plots import require_matplotlib
+
+            if do_sweep:
+                raise UsageError("--plots draws one evaluation; drop --sweep")
+            require_matplotlib()  # the missing extra: exit 2 before scoring anything
+            check_folder_option(plots_dir, "--plots")
         return eval_options(**merged), axes
 
     options, axes = run_safely(build, debug)
@@ -98,17 +114,28 @@ def eval_command(given: dict[str, Any]) -> None:
         rows = [_sweep_csv_row(r) for r in result.rows]
     else:
         from box2mask.evaluate import evaluate
+        from box2mask.plots import EvalPlots
 
+        plots = EvalPlots() if plots_dir is not None else None
         result = run_safely(
             lambda: _with_progress(
                 lambda cb: evaluate(
-                    options, biou_ratio=biou_ratio, predictions=predictions, progress=cb
+                    options,
+                    biou_ratio=biou_ratio,
+                    predictions=predictions,
+                    progress=cb,
+                    on_object=plots.add_object if plots else None,
+                    on_frame=plots.add_frame if plots else None,
                 )
             ),
             debug,
         )
         _print_report(result)
         rows = result.rows()
+        if plots is not None:
+            title = f"{result.settings['model']} on {options.dataset}: "
+            for path in run_safely(lambda: plots.write(plots_dir, title), debug):
+                console.print(escape(f"plot: {path}"), highlight=False)
     run_safely(
         lambda: _write_reports(result.to_dict(), rows, given["report"], given["csv_path"]), debug
     )

@@ -47,6 +47,31 @@ def merge_command(
             "over them).",
         ),
     ] = False,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            help="val=F[,test=F]: split the merged sequences (or tracks) afresh, one file "
+            "(or list) per split in every format (default: the split the jobs were converted "
+            "with, if any; docs/formats.md, 'Splits').",
+            metavar="val=F[,test=F]",
+            rich_help_panel="Train / val / test split",
+        ),
+    ] = None,
+    split_by: Annotated[
+        str,
+        typer.Option(
+            "--split-by",
+            help="sequence | track: what --split deals out.",
+            rich_help_panel="Train / val / test split",
+        ),
+    ] = "sequence",
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed", help="Seed of --split's order.", rich_help_panel="Train / val / test split"
+        ),
+    ] = 0,
     force: Annotated[
         bool,
         typer.Option(
@@ -70,7 +95,17 @@ def merge_command(
 
     formats = split_list(format) or None
     summary = run_safely(
-        lambda: merge(inputs, out, force=force, formats=formats, overwrite=overwrite), debug
+        lambda: merge(
+            inputs,
+            out,
+            force=force,
+            formats=formats,
+            overwrite=overwrite,
+            split=split,
+            split_by=split_by,
+            seed=seed,
+        ),
+        debug,
     )
     for w in summary.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(str(w))}", highlight=False, soft_wrap=True)

@@ -38,6 +38,12 @@ QA_FLAGS = {
         Path | None, "Also write the review page (index.html + thumbnails) into this folder."
     ),
     "html_top": Flag(int, "Objects on the review page: the N most suspicious.", 1000),
+    "plots": Flag(
+        Path | None,
+        "Draw PNG plots into this folder: the suspicion score's distribution and the flags by "
+        "class (needs pip install 'box2mask[plots]'; the review page shows them too).",
+        metavar="DIR",
+    ),
     "image_root": Flag(
         Path | None, "Folder the images' file_name is relative to (default: the job's root)."
     ),
@@ -62,7 +68,7 @@ QA_FLAGS = {
 @with_flags(QA_FLAGS)
 def qa_command(given: dict[str, Any]) -> None:
     """Signals per object, one suspicion score, a ranked list (qa.json, qa.csv), a review page."""
-    html, html_top = given["html"], given["html_top"]
+    html, html_top, plots_dir = given["html"], given["html_top"], given["plots"]
     gt_dataset, no_images = given["gt_dataset"], given["no_images"]
 
     def run():  # noqa: ANN202
@@ -84,15 +90,23 @@ def qa_command(given: dict[str, Any]) -> None:
         check_folder_option(dest, "--out")
         if html is not None:
             check_folder_option(html, "--html")
+        if plots_dir is not None:
+            from box2mask.plots import require_matplotlib
+
+            require_matplotlib()  # the missing extra: exit 2 before anything is written
+            check_folder_option(plots_dir, "--plots")
         rep = run_qa(output, image_root=given["image_root"], images=not no_images)
         paths = write_reports(rep, dest)
+        if plots_dir is not None:
+            paths += _qa_plots(rep).write(plots_dir)
         page = None
         if html is not None:
             from box2mask.qa.html import write_page
 
             if rep.image_root is None:
                 raise UsageError("--html: the images' root is unknown; pass --image-root")
-            page = write_page(rep, output, html, top=html_top)
+            shown = _page_plots(rep, html)
+            page = write_page(rep, output, html, top=html_top, plots=shown)
         scored = None
         if gt_dataset is not None:
             from box2mask.qa.flagscore import score_flags
@@ -132,6 +146,29 @@ def qa_command(given: dict[str, Any]) -> None:
         console.print(f"wrote {escape(str(p))}")
     if page is not None:
         console.print(f"review page {escape(str(page))}")
+
+
+def _qa_plots(rep):  # noqa: ANN001, ANN202
+    """The qa plots of a report, fed one ranked object at a time."""
+    from box2mask.plots import QAPlots
+
+    plots = QAPlots(rep.flag_counts())
+    for o in rep.objects:
+        plots.add(o.signals.category, o.suspicion, o.flags)
+    return plots
+
+
+def _page_plots(rep, html: Path) -> list[str]:  # noqa: ANN001
+    """The plots the review page shows, drawn into ``<html>/plots/`` (relative paths), or
+    none, with a note, when matplotlib (the ``plots`` extra) is not installed."""
+    from box2mask.errors import UsageError
+
+    try:
+        written = _qa_plots(rep).write(Path(html) / "plots")
+    except UsageError as exc:
+        console.print(f"[yellow]note:[/] review page without plots: {escape(str(exc))}")
+        return []
+    return [p.relative_to(html).as_posix() for p in written]
 
 
 def _job_and_out(

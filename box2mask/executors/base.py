@@ -78,7 +78,11 @@ class FrameEncoder:
             with time_("write"):
                 files.extend(w.encode_frame(fm))
         sources = Counter(om.source for om in fm.masks)
-        return EncodedFrame(frame.sequence, frame.frame_index, files, dict(sources))
+        classes: dict[str, dict[str, int]] = {}
+        for om in fm.masks:
+            row = classes.setdefault(str(om.category), {})
+            row[om.source] = row.get(om.source, 0) + 1
+        return EncodedFrame(frame.sequence, frame.frame_index, files, dict(sources), classes)
 
 
 class FrameSink:

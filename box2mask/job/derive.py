@@ -63,7 +63,7 @@ def with_corrections(
         return enc
     part = overlay(json.loads(own[0].data), entry)
     files = own + frame_files(part, writers, root)
-    return EncodedFrame(enc.sequence, enc.frame_index, files, enc.sources)
+    return EncodedFrame(enc.sequence, enc.frame_index, files, enc.sources, enc.classes)
 
 
 __all__ = ["finalize", "frame_files", "with_corrections"]

@@ -30,6 +30,7 @@ from box2mask.layout import (
     sequence_dir,
     state_dir,
 )
+from box2mask.split import Split
 from box2mask.writers.base import WRITERS, Assembly, Writer, WriterContext
 
 
@@ -141,10 +142,16 @@ class JobFolder:
         """
         return Assembly(self.categories, self.iter_parts, list(self.sequences))
 
+    @property
+    def split(self) -> Split | None:
+        """The job's ``--split`` as ``job.json`` saved it (its sequences' splits), or ``None``."""
+        return Split.from_json(self.saved.get("split"))
+
     def writers(self, formats: Iterable[str] | None = None) -> list[Writer]:
-        """The job's writers (its ``--format`` list, or ``formats``), in that order."""
+        """The job's writers (its ``--format`` list, or ``formats``), in that order, with the
+        job's split: a change re-derives the split files too."""
         names = list(self.formats if formats is None else formats)
-        ctx = WriterContext(self.out, self.root, self.categories, self.sequences, names)
+        ctx = WriterContext(self.out, self.root, self.categories, self.sequences, names, self.split)
         return [WRITERS.get(name)(ctx) for name in names]
 
     @contextlib.contextmanager

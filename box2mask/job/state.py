@@ -14,7 +14,9 @@
   same bytes; their files were durable before their lines were written. A
   torn last line (killed mid-write) is ignored and cut off on the next start.
 - ``finished.json``: written when a run has gone through every frame of the
-  job (frames done and skipped); ``box2mask merge`` refuses jobs without it.
+  job (frames done and skipped): the run's summary record
+  (:mod:`box2mask.summary`, the ``--summary-json`` content); ``box2mask merge``
+  refuses jobs without it.
 - the manifest of what the job writes outside its state folder, read by
   ``--overwrite``: ``job.json``'s ``owned`` (the files and folders of the
   formats assembled at the end, listed when the job starts) and
@@ -411,16 +413,11 @@ class Job:
                 fh.flush()
                 os.fsync(fh.fileno())
 
-    def mark_finished(self, frames_total: int, frames_done: int, skipped_inputs: int) -> None:
-        """Say that a run went through every frame (read by ``box2mask merge``)."""
-        atomic_write_json(
-            self.finished_file,
-            {
-                "frames_total": frames_total,
-                "frames_done": frames_done,
-                "skipped_inputs": skipped_inputs,
-            },
-        )
+    def mark_finished(self, record: dict[str, Any]) -> None:
+        """Say that a run went through every frame (``box2mask merge`` reads that it is
+        there): ``record`` is the run's summary (:func:`box2mask.summary.summary_record`,
+        what ``--summary-json`` writes)."""
+        atomic_write_json(self.finished_file, record, indent=1)
 
     def _remove_outputs(self) -> None:
         """``--overwrite``: remove what the previous job's manifest lists, then its state folder.

@@ -61,8 +61,11 @@ def thumbnail(image: np.ndarray, seg: dict, box_xywh: list[float]) -> np.ndarray
     return big
 
 
-def write_page(report: QAReport, output: Output, dest: Path, top: int = 1000) -> Path:
-    """Write ``dest/index.html`` and ``dest/thumbs/`` for the ``top`` most suspicious objects."""
+def write_page(
+    report: QAReport, output: Output, dest: Path, top: int = 1000, plots: list[str] = ()
+) -> Path:
+    """Write ``dest/index.html`` and ``dest/thumbs/`` for the ``top`` most suspicious objects;
+    ``plots``: PNGs (paths relative to ``dest``, :mod:`box2mask.plots`) shown above them."""
     dest = Path(dest)
     (dest / "thumbs").mkdir(parents=True, exist_ok=True)
     anns = {a["id"]: a for a in output.coco["annotations"]}
@@ -93,6 +96,7 @@ def write_page(report: QAReport, output: Output, dest: Path, top: int = 1000) ->
         "format_key": FORMAT_KEY,
         "flags": FLAGS,
         "objects": items,
+        "plots": list(plots),
     }
     page = dest / "index.html"
     title = html_text(f"box2mask qa: {output.coco_path}")
@@ -159,6 +163,7 @@ body { font: 14px system-ui, sans-serif; margin: 12px; background: #fafafa; }
 .card .flags { font-size: 11px; color: #a40; }
 .card.reject { border-color: #d00; } .card.box, .card.ellipse { border-color: #d80; }
 .card.accept { border-color: #090; }
+#plots img { width: 480px; height: auto; margin: 6px 6px 0 0; border: 1px solid #ddd; }
 </style></head>
 <body>
 <div id="bar">
@@ -169,6 +174,7 @@ body { font: 14px system-ui, sans-serif; margin: 12px; background: #fafafa; }
 <a id="export" href="#" download="decisions.json">Export decisions</a>
 <span id="decided"></span>
 </div>
+<div id="plots"></div>
 <div id="list"></div>
 <script id="qa-data" type="application/json">__DATA__</script>
 <script>
@@ -180,6 +186,10 @@ function fill(id, values) {
   const sel = document.getElementById(id);
   for (const v of values) { const o = document.createElement("option"); o.value = v; o.textContent = v; sel.appendChild(o); }
   sel.addEventListener("change", render);
+}
+for (const p of DATA.plots || []) {
+  const img = document.createElement("img"); img.src = p; img.alt = p;
+  document.getElementById("plots").appendChild(img);
 }
 fill("f-flag", Object.keys(DATA.flags));
 fill("f-category", [...new Set(DATA.objects.map(o => o.category))].sort());

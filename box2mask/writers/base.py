@@ -23,11 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from box2mask.layout import sequence_dir
 from box2mask.registry import Registry
 from box2mask.types import FrameMasks
+
+if TYPE_CHECKING:
+    from box2mask.split import Split
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class EncodedFrame:
     files: list[FrameFile]
     #: objects by mask source (``"model"``, ``"box"``, ...), for the summary
     sources: dict[str, int] = field(default_factory=dict)
+    #: objects by category, then mask source, for the summary (``--summary-json``)
+    classes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -69,6 +74,8 @@ class WriterContext:
         sequences: the sequences the job converts, in dataset order.
         formats: the job's ``--format`` list (empty where the writers do not
             write a convert job: ``merge`` into a folder).
+        split: the job's ``--split`` (:class:`box2mask.split.Split`), or ``None``: a
+            format with :attr:`Writer.split_units` writes its files (or lists) per split.
     """
 
     out: Path
@@ -76,6 +83,7 @@ class WriterContext:
     categories: list[dict[str, Any]]
     sequences: list[str]
     formats: Sequence[str] = ()
+    split: Split | None = None
 
 
 @dataclass
@@ -109,6 +117,10 @@ class Writer:
     needs_parts: ClassVar[bool] = False
     #: True: :meth:`encode_frame` gives files; ``merge`` copies them from each job folder
     per_frame: ClassVar[bool] = False
+    #: the ``--split-by`` units the format writes splits for (``("sequence", "track")``);
+    #: ``None``: it writes no split files (per-frame formats such as png), and a job's
+    #: ``--split`` leaves it as it is. A unit not listed is refused before anything is written
+    split_units: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, ctx: WriterContext) -> None:
         self.ctx = ctx

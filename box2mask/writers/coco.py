@@ -14,19 +14,32 @@ The result reads as is with pycocotools' ``COCO()``: ``images`` (``id``,
 ``score`` (:func:`output_score`: ``null`` where the model's is not finite),
 ``prompt_box`` (xywh), ``mask_source``),
 ``categories``.
+
+With ``--split`` it also writes ``annotations_<split>.json`` for each split
+(``train``, ``val``, ``test``): the images of that split and their
+annotations, with the ids ``annotations.json`` gives them, so an object has
+one id in every file. Split by track, a frame holds tracks of several splits:
+each split's file has the frames where one of its tracks appears, with the
+other splits' objects there as ``iscrowd: 1`` (ignored) regions, so that
+COCOeval and mmdet neither score nor learn them as background
+(docs/formats.md, "Splits").
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from box2mask.errors import Box2MaskError
 from box2mask.layout import COCO_NAME
 from box2mask.writers._json import two_arrays
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
+
+if TYPE_CHECKING:
+    from box2mask.split import Split
 
 
 def xyxy_to_xywh(xyxy: Iterable[float]) -> list[float]:
@@ -73,34 +86,87 @@ def category_table(categories: Iterable[tuple[str, str]]) -> list[dict[str, Any]
     ]
 
 
+def split_output(split: str) -> str:
+    """The COCO file of one split: ``annotations_val.json``."""
+    return f"annotations_{split}.json"
+
+
+Sink = Callable[[dict[str, Any]], None]
+
+
 def write_coco(
-    parts: Iterable[dict[str, Any]], categories: list[dict[str, Any]], dest: Path
+    parts: Iterable[dict[str, Any]],
+    categories: list[dict[str, Any]],
+    dest: Path,
+    split: Split | None = None,
 ) -> tuple[int, int]:
     """Stream frame parts (:mod:`box2mask.job.parts`), in the order given, into one COCO JSON.
 
     One pass: image records go straight to the output, annotations to a spool
     file beside it that is appended after the images; memory holds one part at
     a time. Ids are 1.. in that order. The file appears atomically at ``dest``.
+    With ``split``, the same pass writes each split's file beside ``dest``
+    (:func:`split_output`), with the same ids.
 
     Returns:
-        ``(number of images, number of annotations)``.
+        ``(number of images, number of annotations)`` of ``dest``.
     """
     cat_ids = {c["name"]: c["id"] for c in categories}
-    with two_arrays(dest, "images", "annotations", {"categories": categories}) as (image, ann_out):
+    tail = {"categories": categories}
+    with contextlib.ExitStack() as stack:
+        image, ann_out = stack.enter_context(two_arrays(dest, "images", "annotations", tail))
+        sinks: dict[str, tuple[Sink, Sink]] = {}
+        for name in split.names if split is not None else ():
+            path = Path(dest).parent / split_output(name)
+            sinks[name] = stack.enter_context(two_arrays(path, "images", "annotations", tail))
         for part in parts:
-            image({"id": image.count + 1, **part["image"]})
+            img = {"id": image.count + 1, **part["image"]}
+            image(img)
+            records = []
             for ann in part["annotations"]:
                 name = ann["category"]
                 if name not in cat_ids:
                     raise Box2MaskError(f"category {name!r} of a part is not in the category table")
                 # the part is not changed: other formats may read the same parts after this one
                 rest = {k: v for k, v in ann.items() if k != "category"}
-                ann_out(
-                    {"id": ann_out.count + 1, "image_id": image.count, "category_id": cat_ids[name],
-                     **rest}
-                )  # fmt: skip
+                rec = {"id": ann_out.count + 1, "image_id": image.count,
+                       "category_id": cat_ids[name], **rest}  # fmt: skip
+                ann_out(rec)
+                records.append((ann, rec))
+            if split is not None:
+                _split_frame(split, sinks, img, records)
     n_img, n_ann = image.count, ann_out.count
     return n_img, n_ann
+
+
+def _split_frame(
+    split: Split,
+    sinks: dict[str, tuple[Sink, Sink]],
+    image: dict[str, Any],
+    records: list[tuple[dict[str, Any], dict[str, Any]]],
+) -> None:
+    """One frame into its split's file (by sequence), or into the file of each split one
+    of its tracks is in, the other splits' objects as ``iscrowd: 1`` (by track)."""
+    seq = str(image.get("sequence", ""))
+    if split.by == "sequence":
+        add_image, add_ann = sinks[split.of_sequence(seq)]
+        add_image(image)
+        for _, rec in records:
+            add_ann(rec)
+        return
+    owners = [split.of_track(seq, _track(ann)) for ann, _ in records]
+    for name in split.names:
+        if name not in owners:
+            continue
+        add_image, add_ann = sinks[name]
+        add_image(image)
+        for owner, (_, rec) in zip(owners, records, strict=True):
+            add_ann(rec if owner == name else {**rec, "iscrowd": 1})
+
+
+def _track(ann: dict[str, Any]) -> tuple[int, str]:
+    """A track: its id and category (as :func:`box2mask.writers.davis.track_key`)."""
+    return (int(ann["track_id"]), str(ann["category"]))
 
 
 @WRITERS.register("coco")
@@ -111,6 +177,15 @@ class CocoWriter(AssembledWriter):
     """
 
     output = COCO_NAME
+    split_units = ("sequence", "track")
 
     def assemble(self, assembly: Assembly, path: Path) -> None:
-        write_coco(assembly.parts(), assembly.categories, path)
+        write_coco(assembly.parts(), assembly.categories, path, self.ctx.split)
+
+    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
+        super().finalize(assembly, dest)
+        return [Path(dest) / o for o in self.outputs()]
+
+    def outputs(self) -> list[str]:
+        split = self.ctx.split
+        return [self.output] + ([split_output(s) for s in split.names] if split else [])

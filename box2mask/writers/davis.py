@@ -6,6 +6,7 @@
     Annotations/<video>/<stem>.png    8-bit palette PNG ("P" mode, the DAVIS palette):
                                       0 background, k the video's k-th object
     ImageSets/all.txt                 the videos, one per line, dataset order
+    ImageSets/<split>.txt             with --split: the videos of train, val (and test)
     objects.json                      per video: its sequence and index -> track id, category
 
 ``<video>`` is the sequence name with ``/`` replaced by ``_``, made safe for a
@@ -43,7 +44,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -55,6 +56,9 @@ from box2mask.masks import decode, paint
 from box2mask.types import Frame
 from box2mask.writers._json import write_json_sidecar
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
+
+if TYPE_CHECKING:
+    from box2mask.split import Split
 
 DAVIS_DIR = "davis"
 #: objects one palette PNG can hold (index 0 is the background)
@@ -194,6 +198,7 @@ def write_davis(
     parts: Iterable[dict[str, Any]],
     root: Path,
     dest: Path,
+    split: Split | None = None,
 ) -> tuple[int, int]:
     """Write the DAVIS layout for the parts (dataset order) under ``dest/davis``.
 
@@ -201,6 +206,7 @@ def write_davis(
         parts: COCO parts (:mod:`box2mask.job.parts`), dataset order.
         root: the dataset root (part ``file_name`` is relative to it), for the image links.
         dest: the output folder.
+        split: ``--split`` (by sequence): ``ImageSets/<split>.txt`` lists each split's videos.
 
     Returns:
         ``(videos, PNG files)``. Files are written atomically; running again
@@ -250,6 +256,10 @@ def write_davis(
     atomic_write_bytes(
         base / "ImageSets" / "all.txt", "".join(v["name"] + "\n" for v in videos).encode("utf-8")
     )
+    for name in split.names if split is not None else ():
+        mine = [v["name"] for v in videos if split.of_sequence(v["sequence"]) == name]  # type: ignore[union-attr]
+        text = "".join(v + "\n" for v in mine)
+        atomic_write_bytes(base / "ImageSets" / f"{name}.txt", text.encode("utf-8"))
     write_json_sidecar(base / "objects.json", {"videos": videos})
     return len(videos), n_png
 
@@ -262,6 +272,7 @@ class DavisWriter(AssembledWriter):
     """
 
     output = DAVIS_DIR
+    split_units = ("sequence",)
 
     def assemble(self, assembly: Assembly, path: Path) -> None:
-        write_davis(assembly.parts(), self.ctx.root, path.parent)
+        write_davis(assembly.parts(), self.ctx.root, path.parent, self.ctx.split)

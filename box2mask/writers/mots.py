@@ -4,6 +4,7 @@
 
     <video>.txt     time_frame id class_id img_height img_width rle
     tracks.json     class ids -> names; per video its sequence and id -> track id, category
+    seqmaps/<split>.txt   with --split: a MOTS Challenge seqmap (``name``, then the videos)
 
 One file per sequence, ``<video>`` its flat name (:func:`box2mask.layout.video_name`,
 ``car/001`` -> ``car_001``). Lines are in frame order, then id order:
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,6 +50,9 @@ from box2mask.writers.davis import (
     track_key,
     track_order,
 )
+
+if TYPE_CHECKING:
+    from box2mask.split import Split
 
 MOTS_DIR = "mots"
 
@@ -119,9 +123,15 @@ def frame_lines(
 
 
 def write_mots(
-    parts: Iterable[dict[str, Any]], categories: list[dict[str, Any]], dest: Path
+    parts: Iterable[dict[str, Any]],
+    categories: list[dict[str, Any]],
+    dest: Path,
+    split: Split | None = None,
 ) -> tuple[int, int]:
-    """Write ``dest/mots/<video>.txt`` and ``tracks.json`` from COCO parts (dataset order).
+    """Write ``dest/mots/<video>.txt`` and ``tracks.json`` from COCO parts (dataset order),
+    and with ``split`` (by sequence) ``seqmaps/<split>.txt``: the header line ``name``, then
+    the split's videos, one per line, as MOTS Challenge seqmaps (TrackEval's
+    ``SEQMAP_FILE``).
 
     Returns:
         ``(sequences, lines)``. Files appear atomically; running again writes
@@ -175,6 +185,10 @@ def write_mots(
         "videos": videos,
     }
     write_json_sidecar(base / "tracks.json", table)
+    for name in split.names if split is not None else ():
+        mine = [v["name"] for v in videos if split.of_sequence(v["sequence"]) == name]  # type: ignore[union-attr]
+        text = "".join(line + "\n" for line in ["name", *mine])
+        atomic_write_bytes(base / "seqmaps" / f"{name}.txt", text.encode("utf-8"))
     return len(videos), n_lines
 
 
@@ -189,10 +203,11 @@ class MotsWriter(AssembledWriter):
     """
 
     output = MOTS_DIR
+    split_units = ("sequence",)
 
     def assemble(self, assembly: Assembly, path: Path) -> None:
         try:
-            write_mots(assembly.parts(), assembly.categories, path.parent)
+            write_mots(assembly.parts(), assembly.categories, path.parent, self.ctx.split)
         except UsageError as exc:
             job_formats = list(self.ctx.formats)
             if not job_formats:  # not a convert job (merge): the message as is

@@ -32,6 +32,11 @@ writes for the object's mask:
 
 Masks may overlap (YOLO-seg instances are independent).
 
+With ``--split`` (by sequence), ``data.yaml`` lists each split's sequence
+folders (``train: [images/car/001, ...]``, ``val: [...]``, ``test: [...]``),
+disjoint, instead of ``images`` for both train and val. YOLO has one label
+file per image and no ignore region, so it cannot hold a split by track.
+
 Assembled at the end from the job's COCO parts, like the other track
 formats, not written per frame: the image links must be made at the end
 anyway (a frame file is bytes, not a link), and ``box2mask merge`` copies
@@ -44,7 +49,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -55,6 +60,9 @@ from box2mask.layout import image_suffix, sequence_dir
 from box2mask.masks import decode
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import link, part_hw, part_stem
+
+if TYPE_CHECKING:
+    from box2mask.split import Split
 
 YOLO_DIR = "yolo"
 
@@ -160,38 +168,62 @@ def class_indices(categories: list[dict[str, Any]]) -> dict[str, int]:
     return {str(c["name"]): int(c["id"]) - 1 for c in categories}
 
 
-def data_yaml(categories: list[dict[str, Any]]) -> str:
-    """``data.yaml`` text: ``train``/``val`` the linked images, ``names`` by class index."""
+def data_yaml(categories: list[dict[str, Any]], splits: dict[str, list[str]] | None = None) -> str:
+    """``data.yaml`` text: ``train``/``val`` the linked images, ``names`` by class index.
+
+    Args:
+        categories: the job's category table.
+        splits: ``{split: [sequence, ...]}`` (``--split``): each split lists its sequences'
+            image folders; without it ``train`` and ``val`` are both ``images``.
+    """
     lines = [
         "# written by box2mask (--format yolo): images/ links to the dataset's frames,",
         "# labels/ holds one polygon per object; no 'path', so ultralytics uses this folder",
-        "train: images",
-        "val: images",
-        "names:",
     ]
+    if splits is None:
+        lines += ["train: images", "val: images"]
+    else:
+        lines.append("# --split: each split's sequences (docs/formats.md, 'Splits')")
+        for name, seqs in splits.items():
+            folders = [json.dumps(f"images/{sequence_dir(q)}") for q in seqs]
+            lines.append(f"{name}: [{', '.join(folders)}]")
+    lines.append("names:")
     for name, idx in sorted(class_indices(categories).items(), key=lambda kv: kv[1]):
         lines.append(f"  {idx}: {json.dumps(name)}")
     return "\n".join(lines) + "\n"
 
 
 def write_yolo(
-    parts: Iterable[dict[str, Any]], categories: list[dict[str, Any]], root: Path, dest: Path
+    parts: Iterable[dict[str, Any]],
+    categories: list[dict[str, Any]],
+    root: Path,
+    dest: Path,
+    split: Split | None = None,
 ) -> int:
-    """Write ``dest/yolo``: each frame's label file and image link, then ``data.yaml``.
+    """Write ``dest/yolo``: each frame's label file and image link, then ``data.yaml``
+    (with ``split``, the sequences of each split listed apart).
 
     Idempotent: files are rewritten atomically with the same bytes, and a link
     already pointing at its image is left alone. Returns the frames written.
     """
     classes = class_indices(categories)
     n = 0
+    splits: dict[str, list[str]] | None = None
+    if split is not None:
+        splits = {name: [] for name in split.names}
+    seen: set[str] = set()
     for part in parts:
         img = part["image"]
         seq, stem = str(img["sequence"]), part_stem(part)
+        if split is not None and splits is not None and seq not in seen:
+            seen.add(seq)
+            splits[split.of_sequence(seq)].append(seq)
         text = part_label_text(part, classes)
         atomic_write_bytes(Path(dest) / label_path(seq, stem), text.encode("ascii"))
         link(Path(root) / str(img["file_name"]), Path(dest) / image_link_path(seq, stem, str(img["file_name"])))  # fmt: skip
         n += 1
-    atomic_write_bytes(Path(dest) / YOLO_DIR / "data.yaml", data_yaml(categories).encode("utf-8"))
+    text = data_yaml(categories, splits)
+    atomic_write_bytes(Path(dest) / YOLO_DIR / "data.yaml", text.encode("utf-8"))
     return n
 
 
@@ -203,6 +235,9 @@ class YoloWriter(AssembledWriter):
     """
 
     output = YOLO_DIR
+    split_units = ("sequence",)
 
     def assemble(self, assembly: Assembly, path: Path) -> None:
-        write_yolo(assembly.parts(), assembly.categories, self.ctx.root, path.parent)
+        write_yolo(
+            assembly.parts(), assembly.categories, self.ctx.root, path.parent, self.ctx.split
+        )

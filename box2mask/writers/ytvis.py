@@ -24,16 +24,23 @@ the Mask2Former loaders take either. Frames are the converted frames of each
 sequence; all frames of a video must have one size. A track id seen with
 two categories is two tracks; seen twice in one frame, its masks are united.
 
+With ``--split`` it also writes ``ytvis_<split>.json`` per split, with the
+ids of ``ytvis.json``: the split's videos (by sequence), or (by track) each
+video where one of the split's tracks appears, the other splits' tracks in it
+with ``iscrowd: 1``, which TrackEval's TrackMAP and the ``YTVOS`` evaluation
+ignore (docs/formats.md, "Splits").
+
 Memory: one sequence's parts and tracks at a time; annotations are spooled
 to a temporary file beside the output, as the COCO writer does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,7 +56,15 @@ from box2mask.writers.davis import (
     track_order,
 )
 
+if TYPE_CHECKING:
+    from box2mask.split import Split
+
 YTVIS_NAME = "ytvis.json"
+
+
+def split_output(split: str) -> str:
+    """The YouTube-VIS file of one split: ``ytvis_val.json``."""
+    return f"ytvis_{split}.json"
 
 
 def uncompressed(seg: dict[str, Any]) -> dict[str, Any]:
@@ -72,15 +87,25 @@ def _united(segs: list[dict[str, Any]], hw: tuple[int, int]) -> tuple[dict, int,
 
 
 def write_ytvis(
-    parts: Iterable[dict[str, Any]], categories: list[dict[str, Any]], dest: Path
+    parts: Iterable[dict[str, Any]],
+    categories: list[dict[str, Any]],
+    dest: Path,
+    split: Split | None = None,
 ) -> tuple[int, int]:
-    """Stream COCO parts (dataset order) into one YouTube-VIS JSON at ``dest`` (atomically).
+    """Stream COCO parts (dataset order) into one YouTube-VIS JSON at ``dest`` (atomically),
+    and with ``split`` each split's file beside it (:func:`split_output`), same ids.
 
     Returns:
-        ``(videos, annotations)``.
+        ``(videos, annotations)`` of ``dest``.
     """
     cat_ids = {c["name"]: c["id"] for c in categories}
-    with two_arrays(dest, "videos", "annotations", {"categories": categories}) as (add_video, add):
+    tail = {"categories": categories}
+    with contextlib.ExitStack() as stack:
+        add_video, add = stack.enter_context(two_arrays(dest, "videos", "annotations", tail))
+        sinks: dict[str, tuple[Sink, Sink]] = {}
+        for name in split.names if split is not None else ():
+            path = Path(dest).parent / split_output(name)
+            sinks[name] = stack.enter_context(two_arrays(path, "videos", "annotations", tail))
         for seq, seq_parts in by_sequence(parts):
             n_vid = add_video.count + 1
             hw = part_hw(seq_parts[0])
@@ -138,8 +163,9 @@ def write_ytvis(
                     tr["bboxes"][t] = [float(v) for v in bbox]
                     scores = [float(a["score"]) for a in anns if a["score"] is not None]
                     tr["scores"][t] = max(scores) if scores else None  # None: not finite
+            records = []
             for tr in tracks:
-                track_id, cat = tr.pop("key")
+                track_id, cat = key = tr.pop("key")
                 rec = {
                     "id": add.count + 1,
                     "video_id": n_vid,
@@ -151,7 +177,38 @@ def write_ytvis(
                     **tr,
                 }
                 add(rec)
+                records.append((key, rec))
+            if split is not None:
+                _split_video(split, sinks, seq, video, records)
     return add_video.count, add.count
+
+
+Sink = Callable[[dict[str, Any]], None]
+
+
+def _split_video(
+    split: Split,
+    sinks: dict[str, tuple[Sink, Sink]],
+    seq: str,
+    video: dict[str, Any],
+    records: list[tuple[tuple[int, str], dict[str, Any]]],
+) -> None:
+    """A video into its split's file (by sequence), or into the file of each split one of
+    its tracks is in, the other splits' tracks as ``iscrowd: 1`` (by track)."""
+    if split.by == "sequence":
+        add_video, add = sinks[split.of_sequence(seq)]
+        add_video(video)
+        for _, rec in records:
+            add(rec)
+        return
+    owners = [split.of_track(seq, key) for key, _ in records]
+    for name in split.names:
+        if name not in owners:
+            continue
+        add_video, add = sinks[name]
+        add_video(video)
+        for owner, (_, rec) in zip(owners, records, strict=True):
+            add(rec if owner == name else {**rec, "iscrowd": 1})
 
 
 def to_trackeval(
@@ -203,6 +260,15 @@ class YtvisWriter(AssembledWriter):
     """
 
     output = YTVIS_NAME
+    split_units = ("sequence", "track")
 
     def assemble(self, assembly: Assembly, path: Path) -> None:
-        write_ytvis(assembly.parts(), assembly.categories, path)
+        write_ytvis(assembly.parts(), assembly.categories, path, self.ctx.split)
+
+    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
+        super().finalize(assembly, dest)
+        return [Path(dest) / o for o in self.outputs()]
+
+    def outputs(self) -> list[str]:
+        split = self.ctx.split
+        return [self.output] + ([split_output(s) for s in split.names] if split else [])
