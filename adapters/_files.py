@@ -170,14 +170,13 @@ def image_hw(path: Path) -> tuple[int, int]:
     A FIFO, socket or device is refused without being opened (it would block
     the run forever), as a missing file is: :class:`AnnotationError`.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
-    from box2mask.io import open_regular
+    from box2mask.io import header_size, open_regular
 
     with open_regular(path, "frame image") as fh:
         try:
-            with Image.open(fh) as im:
-                w, h = im.size
+            w, h = header_size(fh)
         except Exception as exc:  # PIL raises many types for corrupt files
             why = (
                 "not an image format PIL reads" if isinstance(exc, UnidentifiedImageError) else exc

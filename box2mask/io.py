@@ -257,6 +257,43 @@ def open_regular(path: Path, what: str = "file") -> Iterator[IO[bytes]]:
         yield fh
 
 
+#: the image formats a frame's header is read as (PIL's names for what OpenCV decodes:
+#: box2mask's frame suffixes jpg, png, bmp, tif, and webp, JPEG 2000 and PNM that COCO files
+#: can name)
+FRAME_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "JPEG2000", "PPM")
+
+
+def header_size(fh: IO[bytes]) -> tuple[int, int]:
+    """``(width, height)`` from an open image file's header (nothing decoded).
+
+    Tries PIL's own openers of :data:`FRAME_FORMATS` as ``PIL.Image.open`` does, but
+    not through ``PIL.Image.open``, which other packages replace in the process
+    (ultralytics swaps in a version that tries to install a HEIF plugin on any file
+    it cannot identify: a text file named ``.jpg`` then read as a missing module).
+
+    Raises:
+        PIL.UnidentifiedImageError: no format's header fits.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    Image.init()  # registers the TIFF, WEBP and JPEG 2000 openers
+    prefix = fh.read(16)
+    for name in FRAME_FORMATS:
+        opener = Image.OPEN.get(name)
+        if opener is None:
+            continue
+        factory, accept = opener
+        if accept is not None and not accept(prefix):
+            continue
+        fh.seek(0)
+        try:
+            im = factory(fh, "")
+        except (SyntaxError, IndexError, TypeError, ValueError, OSError):
+            continue
+        return im.size
+    raise UnidentifiedImageError("no known image header")
+
+
 def check_frame_file(path: Path, image_hw: tuple[int, int] | None = None) -> None:
     """Check a frame whose pixels are not needed (every object box-filled) without
     decoding it: a regular, non-empty file whose header is an image's (PIL reads
@@ -266,7 +303,7 @@ def check_frame_file(path: Path, image_hw: tuple[int, int] | None = None) -> Non
     Raises:
         AnnotationError: as :func:`read_image` (names the file).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     from box2mask.errors import AnnotationError
 
@@ -274,8 +311,7 @@ def check_frame_file(path: Path, image_hw: tuple[int, int] | None = None) -> Non
         if os.fstat(fh.fileno()).st_size == 0:
             raise AnnotationError("frame image is an empty file", path)
         try:
-            with Image.open(fh) as im:
-                w, h = im.size
+            w, h = header_size(fh)
         except UnidentifiedImageError:
             raise AnnotationError(
                 "frame image cannot be decoded (not an image: no known image header)", path
