@@ -11,6 +11,7 @@ from box2mask.adapters import rossam as rossam
 from box2mask.adapters import satmtb as satmtb
 from box2mask.adapters import satsot as satsot
 from box2mask.adapters import viso as viso
+from box2mask.adapters import yolo as yolo
 from box2mask.adapters.base import (
     ADAPTERS,
     Adapter,
