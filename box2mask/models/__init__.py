@@ -1,4 +1,4 @@
-"""Mask models: the SAM family (prompt models) and weight-free shape models.
+"""Mask models: the SAM family (prompt models), ``lite`` and weight-free shape models.
 
 Importing this package registers the models in
 :data:`box2mask.models.registry.MODELS`. The SAM family is registered with
@@ -90,3 +90,22 @@ MODELS.add(
         temporal=True,
     ),
 )  # fmt: skip
+
+
+def _build_lite(checkpoint: Any = None, device: Any = "cpu", **_: Any) -> Any:
+    """Lazy :func:`box2mask.models.lite.build_lite` (imports torch on first use)."""
+    from box2mask.models.lite import build_lite
+
+    return build_lite(checkpoint, device)
+
+
+MODELS.add(
+    "lite",
+    ModelSpec(
+        kind="crop",
+        description="box2mask's light model, trained on public aerial instance masks (weights ship with it)",
+        build=_build_lite,
+        checkpoint_kinds=("lite",),
+        auto_fallback=True,
+    ),
+)

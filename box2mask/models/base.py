@@ -1,7 +1,9 @@
-"""The two kinds of mask model the engine drives.
+"""The three kinds of mask model the engine drives.
 
 - :class:`PromptModel` (``sam``, ``hq-sam``, ``ros-sam``): a torch module that
   encodes batches of 1024×1024 crops and decodes one box prompt per mask.
+- :class:`CropModel` (``lite``): a network with its own window rule and small
+  inputs (one per object), run in large batches across objects and frames.
 - :class:`ShapeModel` (``box``, ``ellipse``, ``obb``, ``grabcut``, ``classical``): a
   plain function of one crop window, no weights. The built-in ones derive from
   :class:`BlockShapeModel`: they make a mask as its block, and ``segment`` is
@@ -22,7 +24,7 @@ if TYPE_CHECKING:  # only prompt models need torch; a weight-free job never impo
     import torch
 
     from box2mask.geometry import WindowPixels
-    from box2mask.types import MaskBlock
+    from box2mask.types import CropWindow, MaskBlock
 
     #: a shape model's ``crop``: the window's pixels (an array, or cut on demand), or none
     Pixels: TypeAlias = np.ndarray | WindowPixels | None
@@ -75,6 +77,43 @@ class PromptModel(Protocol):
             ``(logits, iou)``: ``(M, 256, 256)`` float32 low-res mask logits
             over the whole model input, and ``(M,)`` float32 predicted IoU.
         """
+        ...
+
+
+@runtime_checkable
+class CropModel(Protocol):
+    """A box-prompted model that cuts its own small inputs (``lite``).
+
+    The engine calls :meth:`window` and :meth:`make_input` for each object on
+    its worker threads, :meth:`predict` on batches of inputs gathered across
+    objects and frames, and :meth:`mask_block` to turn an object's output into
+    its mask in window pixels.
+    """
+
+    name: str
+
+    def window(self, xyxy: np.ndarray | list[float]) -> CropWindow:
+        """The object's window (frame pixels) for a box ``xyxy`` (frame pixels)."""
+        ...
+
+    def make_input(
+        self, image: np.ndarray, xyxy: np.ndarray | list[float], window: CropWindow
+    ) -> np.ndarray:
+        """The network input of one object (any array the model's :meth:`predict` takes).
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB frame.
+            xyxy: the box, frame pixels.
+            window: :meth:`window`'s window for it.
+        """
+        ...
+
+    def predict(self, inputs: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+        """``(outputs, iou)``: one output per input, and ``(n,)`` float32 predicted IoUs."""
+        ...
+
+    def mask_block(self, output: np.ndarray, window: CropWindow) -> MaskBlock:
+        """The object's mask in window pixels from its output."""
         ...
 
 

@@ -24,7 +24,8 @@ class ModelSpec:
 
     Attributes:
         kind: ``"prompt"`` (a :class:`~box2mask.models.base.PromptModel`, needs
-            a checkpoint) or ``"shape"`` (a weight-free
+            a checkpoint), ``"crop"`` (a :class:`~box2mask.models.base.CropModel`
+            with its own weights: ``lite``) or ``"shape"`` (a weight-free
             :class:`~box2mask.models.base.ShapeModel`).
         description: one line for help texts.
         build: ``build(checkpoint, device, **options)`` for prompt models,
@@ -38,8 +39,10 @@ class ModelSpec:
         auto_rank: its place in ``--model auto`` among the prompt models whose
             official weights are present (lower first); ``None``: never picked
             by weights found on disk.
-        weight_free_default: the model ``--model auto`` falls back on when no
-            weights are found (exactly one shape model has it).
+        weight_free_default: the best model without weights (exactly one shape
+            model has it); ``--model auto`` takes it when the auto fallback cannot run.
+        auto_fallback: the model ``--model auto`` takes when no SAM-family
+            weights are found (``lite``, whose weights ship with box2mask).
         hq_token_only: ``--hq-token-only`` changes its masks.
         int8: ``--precision int8`` (dynamic int8 encoder) applies.
         compile: ``--compile`` (torch.compile of the encoder) applies.
@@ -47,13 +50,14 @@ class ModelSpec:
         name: the ``--model`` value, set by ``MODELS.add(name, spec)``.
     """
 
-    kind: Literal["prompt", "shape"]
+    kind: Literal["prompt", "crop", "shape"]
     description: str
     build: Callable[..., Any]
     default_weights: tuple[str, ...] = field(default_factory=tuple)
     checkpoint_kinds: tuple[str, ...] = field(default_factory=tuple)
     auto_rank: int | None = None
     weight_free_default: bool = False
+    auto_fallback: bool = False
     hq_token_only: bool = False
     int8: bool = False
     compile: bool = False
@@ -63,6 +67,11 @@ class ModelSpec:
     @property
     def needs_checkpoint(self) -> bool:
         return self.kind == "prompt"
+
+    @property
+    def on_device(self) -> bool:
+        """Whether it runs on a torch device (``--device`` applies; a shape model runs on the host)."""
+        return self.kind in ("prompt", "crop")
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
@@ -80,6 +89,12 @@ def weight_free_default() -> ModelSpec:
     if len(found) != 1:
         raise RuntimeError(f"exactly one model must be the weight-free default, not {len(found)}")
     return found[0]
+
+
+def auto_fallback() -> ModelSpec | None:
+    """The model ``--model auto`` takes without SAM-family weights (``None``: none registered)."""
+    found = [s for _, s in MODELS.items() if s.auto_fallback]
+    return found[0] if found else None
 
 
 def for_checkpoint_kind(kind: str) -> ModelSpec:

@@ -1,0 +1,128 @@
+"""``--model lite``: the trained light model at inference.
+
+:class:`LiteModel` takes network inputs made by
+:func:`box2mask.models.lite.crops.frame_input` (on the engine's worker
+threads), runs them in batches of one input side, and gives back each
+object's logits and predicted IoU. BatchNorm is folded into the convolutions
+and the network runs channels-last under ``torch.inference_mode``: the same
+numbers as the training network in eval mode, up to float rounding.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from box2mask.models.lite.checkpoint import LiteCheckpoint, load
+from box2mask.models.lite.crops import frame_input, input_side, mask_block, window_for_box
+from box2mask.models.lite.net import LiteNet
+from box2mask.types import CropWindow, MaskBlock
+
+#: objects per network call, by input side (about the same memory per call)
+MAX_BATCH = {32: 512, 48: 256, 64: 128, 96: 64, 128: 32}
+
+
+def fold_batchnorm(net: LiteNet) -> LiteNet:
+    """A copy of ``net`` (in eval mode) with every Conv2d + BatchNorm2d pair fused."""
+    net = copy.deepcopy(net).eval()
+
+    def visit(module: nn.Module) -> None:
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Sequential):
+                layers = list(child)
+                fused: list[nn.Module] = []
+                i = 0
+                while i < len(layers):
+                    a = layers[i]
+                    b = layers[i + 1] if i + 1 < len(layers) else None
+                    if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
+                        fused.append(fuse_conv_bn_eval(a, b))
+                        i += 2
+                    else:
+                        visit(a)
+                        fused.append(a)
+                        i += 1
+                setattr(module, name, nn.Sequential(*fused))
+            else:
+                visit(child)
+
+    visit(net)
+    return net
+
+
+class LiteModel:
+    """The lite network ready for inference on one device.
+
+    Args:
+        checkpoint: a loaded :class:`LiteCheckpoint`.
+        device: where the network runs.
+    """
+
+    name = "lite"
+
+    def __init__(self, checkpoint: LiteCheckpoint, device: torch.device | str = "cpu") -> None:
+        self.checkpoint = checkpoint
+        self.device = torch.device(device)
+        self.context = checkpoint.context
+        self.min_side = checkpoint.min_side
+        net = fold_batchnorm(checkpoint.net).to(self.device)
+        self.net = net.to(memory_format=torch.channels_last)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_file(cls, path: Path, device: torch.device | str = "cpu") -> LiteModel:
+        return cls(load(path), device)
+
+    def window(self, xyxy: np.ndarray | list[float]) -> CropWindow:
+        """The object's window (:func:`~box2mask.models.lite.crops.window_for_box`)."""
+        return window_for_box(xyxy, self.context, self.min_side)
+
+    def make_input(
+        self, image: np.ndarray, xyxy: np.ndarray | list[float], window: CropWindow
+    ) -> np.ndarray:
+        """The ``(5, R, R)`` input of one object (:func:`~box2mask.models.lite.crops.frame_input`)."""
+        return frame_input(image, xyxy, window)
+
+    def mask_block(self, output: np.ndarray, window: CropWindow) -> MaskBlock:
+        """The mask in window pixels (:func:`~box2mask.models.lite.crops.mask_block`)."""
+        return mask_block(output, window.size)
+
+    def predict(self, inputs: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Logits and predicted IoU of each input.
+
+        Args:
+            inputs: ``(5, R, R)`` float32 arrays (any mix of input sides).
+
+        Returns:
+            ``(logits, iou)``: ``(R, R)`` float32 arrays in input order, and
+            ``(n,)`` float32 predicted IoUs in 0..1.
+        """
+        logits: list[np.ndarray | None] = [None] * len(inputs)
+        iou = np.zeros(len(inputs), dtype=np.float32)
+        by_side: dict[int, list[int]] = {}
+        for k, x in enumerate(inputs):
+            by_side.setdefault(int(x.shape[-1]), []).append(k)
+        with self._lock, torch.inference_mode():
+            for side, ks in sorted(by_side.items()):
+                step = MAX_BATCH.get(side, 32)
+                for start in range(0, len(ks), step):
+                    part = ks[start : start + step]
+                    x = torch.from_numpy(np.stack([inputs[k] for k in part]))
+                    x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+                    out, score = self.net(x)
+                    out_np = out.float().cpu().numpy()
+                    score_np = torch.sigmoid(score.float()).cpu().numpy()
+                    for j, k in enumerate(part):
+                        logits[k] = out_np[j]
+                        iou[k] = score_np[j]
+        return logits, iou  # type: ignore[return-value]
+
+    @staticmethod
+    def side_for(window: CropWindow) -> int:
+        return input_side(window.size)

@@ -1,0 +1,181 @@
+"""The lite model's pieces: window rule, inputs, checkpoint file, training crops = inference crops."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from box2mask.errors import CheckpointError
+from box2mask.models.lite import checkpoint as ckpt
+from box2mask.models.lite.crops import (
+    INPUT_SIDES,
+    coverage,
+    frame_input,
+    input_side,
+    mask_block,
+    window_for_box,
+)
+from box2mask.models.lite.model import LiteModel, fold_batchnorm
+from box2mask.models.lite.net import IN_CHANNELS, LiteArch, LiteNet
+from box2mask.train.lite.cache import Source, build_cache
+from box2mask.train.lite.samples import AugmentConfig, Sampler, sample
+from tests.data.make_yolo import make_yolo
+
+
+def _random_file(path: Path, seed: int = 0, arch: LiteArch = LiteArch((8, 12), 4, 8)) -> Path:
+    torch.manual_seed(seed)
+    net = LiteNet(arch)
+    with torch.no_grad():  # BatchNorm statistics that are not the identity, so folding is tested
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return ckpt.save(path, net, 1.5, 16, INPUT_SIDES, {"recipe": {"seed": seed}, "licence": "test"})
+
+
+def test_window_is_centred_and_input_side_follows_the_window():
+    w = window_for_box([100.0, 50.0, 120.0, 60.0], 1.5, 16)
+    assert w.size == 30 and (w.x0 + w.size / 2, w.y0 + w.size / 2) == (110.0, 55.0)
+    assert window_for_box([0, 0, 4, 4], 1.5, 16).size == 16  # the smallest window
+    assert [input_side(s) for s in (16, 32, 40, 64, 65, 128, 900)] == [32, 32, 48, 64, 96, 128, 128]
+
+
+def test_coverage_is_the_share_of_each_input_pixel():
+    # a box over window pixels [3, 7) of an 8-px window on a 4-px grid: 2 px per input pixel
+    assert coverage(3.0, 7.0, 8.0, 4).tolist() == [0.0, 0.5, 1.0, 0.5]
+    assert coverage(-5.0, 100.0, 8.0, 4).tolist() == [1.0] * 4
+
+
+def test_frame_input_planes_at_the_frame_border():
+    image = np.full((40, 50, 3), 200, np.uint8)
+    box = [0.0, 0.0, 10.0, 10.0]  # in the corner: the window reaches past the frame
+    win = window_for_box(box, 1.5, 16)
+    x = frame_input(image, box, win)
+    r = input_side(win.size)
+    assert x.shape == (IN_CHANNELS, r, r) and x.dtype == np.float32
+    outside = x[4] == 0
+    assert outside.any() and (x[4] == 1).any()
+    assert np.allclose(
+        x[:3, 0, 0], 0.0, atol=0.05
+    )  # deep outside: the mean fill, 0 once normalised
+    assert x[3].sum() == pytest.approx(
+        (10 * r / win.size) ** 2, rel=1e-5
+    )  # the box's area on the grid
+
+
+def test_mask_block_pastes_back_in_window_pixels():
+    logits = -np.ones((32, 32), np.float32)
+    logits[8:24, 8:24] = 1.0
+    block = mask_block(logits, 16)  # a 16-px window shown on a 32-px input
+    assert (block.top, block.left, block.height, block.width) == (4, 4, 8, 8)
+
+
+def test_checkpoint_round_trip_metadata_and_folding(tmp_path):
+    path = _random_file(tmp_path / "m.safetensors")
+    c = ckpt.load(path)
+    assert c.context == 1.5 and c.min_side == 16
+    assert c.meta_json("recipe") == {"seed": 0} and c.metadata["licence"] == "test"
+    assert json.loads(c.metadata["window"])["input_sides"] == list(INPUT_SIDES)
+    x = torch.randn(3, IN_CHANNELS, 32, 32)
+    with torch.no_grad():
+        a, ia = c.net(x)
+        b, ib = fold_batchnorm(c.net)(x)
+    assert torch.allclose(a, b, atol=1e-4) and torch.allclose(ia, ib, atol=1e-4)
+    model = LiteModel(c)
+    logits, iou = model.predict(
+        [x[0].numpy(), torch.randn(IN_CHANNELS, 64, 64).numpy(), x[1].numpy()]
+    )
+    assert [lg.shape for lg in logits] == [(32, 32), (64, 64), (32, 32)]
+    assert np.allclose(logits[2], a[1].numpy(), atol=1e-4) and ((iou > 0) & (iou < 1)).all()
+
+
+def test_a_tampered_or_foreign_file_is_refused(tmp_path):
+    path = _random_file(tmp_path / "m.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    state = load_file(str(path))
+    key = next(k for k in sorted(state) if k.endswith("weight") and state[k].ndim == 4)
+    state[key] = state[key].clone()
+    state[key].view(-1)[0] += 1e-3
+    save_file(state, str(tmp_path / "tampered.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match="changed after it was written"):
+        ckpt.load(tmp_path / "tampered.safetensors")
+    save_file(
+        {"x": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"), metadata={"format": "pt"}
+    )
+    with pytest.raises(CheckpointError, match="not a box2mask lite checkpoint"):
+        ckpt.load(tmp_path / "foreign.safetensors")
+    del state[key]
+    meta2 = dict(meta, tensors=ckpt.tensors_digest(state))
+    save_file(state, str(tmp_path / "missing.safetensors"), metadata=meta2)
+    with pytest.raises(CheckpointError, match="missing"):
+        ckpt.load(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        ckpt.load(tmp_path / "junk.safetensors")
+
+
+@pytest.fixture(scope="module")
+def yolo_cache(tmp_path_factory):
+    import box2mask.adapters  # noqa: F401
+    from box2mask.adapters.base import ADAPTERS
+
+    root = tmp_path_factory.mktemp("yolo")
+    make_yolo(root, "roboflow", images=3)
+    adapter = ADAPTERS.get("yolo")(root, split="train")
+    cache = build_cache(
+        root / "cache", [Source("fixture", adapter.frames, {"dataset": "yolo"})], 16
+    )
+    return adapter, cache
+
+
+def test_training_crops_are_the_inference_crops(yolo_cache):
+    """Without disturbance, a training sample is exactly what convert feeds the network."""
+    from box2mask.io import read_image
+
+    adapter, cache = yolo_cache
+    rng = np.random.default_rng(0)
+    i = 0
+    for frame in adapter.frames():
+        image = read_image(frame.image_path)
+        for k in range(len(frame)):
+            if frame.gt_mask(k) is None:
+                continue
+            x, t = sample(cache, i, rng, 1.5, 16, None)
+            win = window_for_box(frame.xyxy[k], 1.5, 16)
+            assert np.array_equal(x, frame_input(image, frame.xyxy[k], win))
+            truth = mask_block(np.where(t > 0.5, 1.0, -1.0).astype(np.float32), win.size)
+            gt = frame.gt_mask(k)
+            sl = win.overlap(frame.image_hw)
+            assert sl is not None
+            expected = np.zeros((win.size, win.size), bool)
+            expected[sl[2], sl[3]] = gt[sl[0], sl[1]]
+            got = truth.to_array(win.size)
+            assert (got & expected).sum() / (got | expected).sum() > 0.9
+            i += 1
+    assert i == len(cache) == 9  # three polygons per image; box-only lines have no mask
+
+
+def test_sampler_draws_one_side_per_step_deterministically(yolo_cache):
+    _, cache = yolo_cache
+    s = Sampler(cache, np.ones(len(cache)), 1.5, 16, 64 * 32 * 32)
+    a = s.batch(np.random.default_rng([3, 7]), AugmentConfig())
+    b = s.batch(np.random.default_rng([3, 7]), AugmentConfig())
+    assert np.array_equal(a.inputs, b.inputs) and np.array_equal(a.targets, b.targets)
+    r = a.inputs.shape[-1]
+    assert a.inputs.shape == (64 * 32 * 32 // (r * r), IN_CHANNELS, r, r)
+    assert a.targets.min() >= 0 and a.targets.max() <= 1
+    assert sorted(cache.categories) == [
+        "airplane",
+        "ship",
+        "small_vehicle",
+    ]  # plane: the shared name
