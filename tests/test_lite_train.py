@@ -1,0 +1,145 @@
+"""``box2mask train lite``: a few steps on a tiny YOLO-seg fixture, exact resume after SIGKILL,
+the checkpoint's metadata, and fine-tuning that changes the masks and loads back."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from box2mask.cli import app
+from box2mask.cli import commands as _commands  # noqa: F401
+from box2mask.models.lite import checkpoint as ckpt
+from tests.data.make_yolo import make_yolo
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("yolo")
+    make_yolo(root, "roboflow", images=4)
+    return root
+
+
+def _args(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "lite", "--dataset", "yolo", "--root", str(data), "--opt", "split=train",
+            "--val-dataset", "yolo", "--val-root", str(data), "--val-opt", "split=valid",
+            "--out", str(out), "--steps", "8", "--batch-pixels", "16384", "--widths", "8,12",
+            "--full", "4", "--save-every", "1", "--val-every", "4", "--threads", "1",
+            "--warmup", "2", "--source", "fixture@0", "--licence", "test data", *extra]  # fmt: skip
+
+
+def _cli(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "box2mask", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def test_train_resumes_bit_identically_after_sigkill(data, tmp_path):
+    whole = _cli(_args(data, tmp_path / "whole"))
+    out, err = whole.communicate(timeout=300)
+    assert whole.returncode == 0, err
+    model = tmp_path / "whole" / "model.safetensors"
+    meta = ckpt.load(model).metadata
+    recipe = json.loads(meta["recipe"])
+    assert recipe["steps"] == 8 and recipe["seed"] == 0 and recipe["arch"]["widths"] == [8, 12]
+    sources = json.loads(meta["data"])
+    assert sources[0]["source"] == "fixture@0" and sources[0]["objects"] == 12
+    dev = json.loads(meta["dev"])
+    assert dev["step"] == 8 and dev["objects"] == 6 and 0 <= dev["per_object_iou"] <= 100
+    assert meta["command"].startswith("box2mask train lite --dataset yolo")
+    assert (tmp_path / "whole" / "best.safetensors").is_file()
+
+    killed_out = tmp_path / "killed"
+    rng = random.Random(5)
+    kills = 0
+    for _ in range(3):  # killed at a random moment after a saved step, three times
+        proc = _cli(_args(data, killed_out))
+        t0 = time.monotonic()
+        while not (killed_out / "state.pt").is_file() and proc.poll() is None:
+            assert time.monotonic() - t0 < 120
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=120)
+    assert kills >= 1
+    last = _cli(_args(data, killed_out))
+    _, err = last.communicate(timeout=300)
+    assert last.returncode == 0, err
+    a, b = ckpt.load(model).metadata, ckpt.load(killed_out / "model.safetensors").metadata
+    assert a["tensors"] == b["tensors"]  # the same weights, bit for bit
+    assert {k: v for k, v in a.items() if k != "command"} == {
+        k: v for k, v in b.items() if k != "command"
+    }
+    steps = [json.loads(x)["step"] for x in (killed_out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps)  # lines of steps lost to a kill are not left behind
+
+
+def test_sigint_saves_and_the_same_command_resumes(data, tmp_path):
+    proc = _cli(_args(data, tmp_path / "run", "--steps", "400"))
+    t0 = time.monotonic()
+    while not (tmp_path / "run" / "state.pt").is_file():
+        assert proc.poll() is None and time.monotonic() - t0 < 120
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run the same command to resume" in err
+
+
+def test_changed_options_are_refused_and_overwrite_starts_afresh(data, tmp_path):
+    res = CliRunner().invoke(app, _args(data, tmp_path / "run", "--steps", "2"))
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, _args(data, tmp_path / "run", "--steps", "2", "--lr", "0.01"))
+    assert res.exit_code == 2 and "other options" in res.output and "lr" in res.output
+    res = CliRunner().invoke(
+        app, _args(data, tmp_path / "run", "--steps", "2", "--lr", "0.01", "--overwrite")
+    )
+    assert res.exit_code == 0, res.output
+
+
+def test_fine_tuning_changes_the_masks_and_loads_back(data, tmp_path):
+    base = tmp_path / "base"
+    res = CliRunner().invoke(app, _args(data, base))
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, _args(data, tmp_path / "tuned", "--init", str(base / "model.safetensors"),
+                                        "--lr", "0.05"))  # fmt: skip
+    assert res.exit_code == 0, res.output
+    tuned = tmp_path / "tuned" / "model.safetensors"
+    meta = ckpt.load(tuned).metadata
+    assert json.loads(meta["recipe"])["init_sha256"]
+    outs = {}
+    for name, path in (("base", base / "model.safetensors"), ("tuned", tuned)):
+        out = tmp_path / f"conv-{name}"
+        res = CliRunner().invoke(app, ["convert", "--dataset", "yolo", "--root", str(data), "--opt",
+                                       "split=valid", "--out", str(out), "--model", "lite",
+                                       "--checkpoint", str(path)])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        outs[name] = json.loads((out / "annotations.json").read_text())["annotations"]
+    assert len(outs["base"]) == len(outs["tuned"]) == 8
+    assert {a["mask_source"] for a in outs["tuned"]} == {"model"}
+    assert [a["segmentation"] for a in outs["base"]] != [a["segmentation"] for a in outs["tuned"]]
+    assert all(0 <= a["score"] <= 1 for a in outs["tuned"])
+
+
+def test_bad_training_options_are_one_message(tmp_path, data):
+    for extra, says in ((["--widths", "8,x"], "--widths"), (["--context", "0.5"], "--context")):
+        res = CliRunner().invoke(app, _args(data, tmp_path / "r", *extra))
+        assert res.exit_code == 2 and says in res.output, res.output
+    res = CliRunner().invoke(app, ["train", "lite", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "no training data" in res.output
+    res = CliRunner().invoke(
+        app, _args(data, tmp_path / "r", "--init", str(tmp_path / "nope.safetensors"))
+    )
+    assert res.exit_code == 2 and "nope.safetensors" in res.output
