@@ -40,7 +40,8 @@ from box2mask.device_errors import classify_error
 from box2mask.errors import AnnotationError, Box2MaskError
 from box2mask.hostmem import keep_freed_memory
 from box2mask.io import read_image
-from box2mask.models.base import PromptModel, ShapeModel
+from box2mask.models.base import CropModel, PromptModel, ShapeModel
+from box2mask.models.classical import ellipse_block
 from box2mask.options import EngineOptions
 from box2mask.problems import Problems
 from box2mask.types import CropWindow, Frame, FrameMasks, MaskBlock, ObjectMask
@@ -64,6 +65,8 @@ STAGES = (
     "write",
 )
 MODEL_STAGES = ("encoder", "decoder")
+#: objects per network call of a crop model (``lite``), at least
+CROP_BATCH = 256
 
 
 class DeviceFailed(Box2MaskError):
@@ -138,6 +141,8 @@ class _FrameState:
     #: the model's crops: a window and the result slots of the objects prompted in it
     model_groups: list[tuple[CropWindow, list[int]]] = field(default_factory=list)
     failed: bool = False  # the model raised on one of its objects: the frame is skipped
+    #: a crop model's objects: their inputs, made on the worker thread
+    crop_items: list[_CropItem] = field(default_factory=list)
 
 
 @dataclass
@@ -148,6 +153,16 @@ class _Item:
     slot: int  # index into state.results
     window: CropWindow  # the crop's window (shared by the objects of one crop)
     box: np.ndarray  # (4,) model-input pixels
+
+
+@dataclass
+class _CropItem:
+    """One object of a :class:`~box2mask.models.base.CropModel`: its window and its input."""
+
+    state: _FrameState
+    slot: int
+    window: CropWindow
+    input: np.ndarray
 
 
 @dataclass
@@ -278,6 +293,7 @@ class MaskEngine:
     ) -> None:
         self.model = model
         self.is_prompt = isinstance(model, PromptModel) and not isinstance(model, ShapeModel)
+        self.is_crop = not self.is_prompt and isinstance(model, CropModel)
         self.opts = options
         self.box_filler = box_filler
         if device is None:
@@ -311,7 +327,7 @@ class MaskEngine:
         return (x2 - x1) * (y2 - y1) < self.opts.box_fill_area
 
     def _needs_image(self, frame: Frame, keep: np.ndarray) -> bool:
-        if self.is_prompt:
+        if self.is_prompt or self.is_crop:
             return any(not self._box_filled(frame, int(i)) for i in keep)
         return bool(getattr(self.model, "needs_image", False)) and any(
             not self._box_filled(frame, int(i)) for i in keep
@@ -346,6 +362,13 @@ class MaskEngine:
             x1, y1, x2, y2 = box
             if categories[i] in fill_classes or (x2 - x1) * (y2 - y1) < fill_area:  # _box_filled
                 model: ShapeModel | None = self.box_filler
+            elif self.is_crop:
+                model = None
+                cwin = self.model.window(box)  # type: ignore[union-attr]
+                state.crop_items.append(
+                    _CropItem(state, slot, cwin, self.model.make_input(state.image, box, cwin))  # type: ignore[union-attr]
+                )
+                continue
             elif self.is_prompt:
                 model = None
                 model_slots.append(slot)
@@ -360,6 +383,10 @@ class MaskEngine:
                 state.results[slot] = self._object_mask(frame, i, window, mask, score, source)
         if shaped:
             self.profile.add("shape", shape_seconds)
+        if self.is_crop:
+            state.remaining = len(state.crop_items)
+            state.image = None  # the inputs are cut: the frame is not needed any more
+            return state
         if model_slots:
             boxes = frame.xyxy[keep[model_slots]]
             state.model_groups = [
@@ -476,17 +503,22 @@ class MaskEngine:
         ok = False
         try:
             with ThreadPoolExecutor(workers, thread_name_prefix="box2mask-prep") as pool:
-                pending: collections.deque[_Crop] = collections.deque()
+                pending: collections.deque = collections.deque()
+                run_batch = self._run_crop_batch if self.is_crop else self._run_batch
+                # a crop model's inputs are small: gather many objects per network call
+                batch = self.opts.batch_size
+                if self.is_crop:
+                    batch = max(batch, CROP_BATCH)
                 for event in self._events(frames, pool):
                     if isinstance(event, _FrameState):
                         if event.remaining == 0:
                             emit(self._finish(event))
                         continue
                     pending.extend(event)
-                    while len(pending) >= self.opts.batch_size:
-                        self._run_batch(pending, emit)
+                    while len(pending) >= batch:
+                        run_batch(pending, emit, batch)
                 while pending:
-                    self._run_batch(pending, emit)
+                    run_batch(pending, emit, batch)
             ok = True
         finally:
             if writer is not None:
@@ -525,6 +557,9 @@ class MaskEngine:
                 continue
             refill()
             yield state
+            if state.crop_items:
+                yield state.crop_items
+                continue
             groups = state.model_groups
             chunks = [groups[k : k + chunk] for k in range(0, len(groups), chunk)]
             # crop one chunk ahead of the model; the frame image is freed after the last
@@ -561,11 +596,59 @@ class MaskEngine:
         self._current_buffer = k
         return self._buffers[k]  # type: ignore[return-value]
 
-    def _run_batch(
-        self, pending: collections.deque[_Crop], emit: Callable[[FrameMasks], None]
+    def _run_crop_batch(
+        self, pending: collections.deque[_CropItem], emit: Callable[[FrameMasks], None], batch: int
     ) -> None:
-        """Run the model on the first ``batch_size`` queued crops (removed from ``pending``)."""
-        n = min(self.opts.batch_size, len(pending))
+        """Run a crop model on the first ``batch`` queued objects (removed from ``pending``).
+
+        A failure fails the frames of the batch's objects: each is reported once and
+        skipped, not recorded (a resumed run tries them again).
+        """
+        items = [pending.popleft() for _ in range(min(batch, len(pending)))]
+        model: CropModel = self.model  # type: ignore[assignment]
+        try:
+            with self.profile.time("encoder"):
+                outputs, iou = model.predict([it.input for it in items])
+        except Exception as exc:  # the model failing on a batch: its frames are skipped
+            failure = f"{type(exc).__name__}: {exc}"
+            if classify_error(exc) == "fatal":
+                raise DeviceFailed(
+                    f"the device {self.device} failed ({failure}); it cannot be used by this process any more"
+                ) from None
+            for it in items:
+                st = it.state
+                if not st.failed:
+                    st.failed = True
+                    self.problems.report(_frame_error_text(st.frame, failure), kind="model")
+                self._object_done(st, emit)
+            return
+        done: list[_FrameState] = []
+        with self.profile.time("postprocess"):
+            for it, out, score in zip(items, outputs, iou.tolist(), strict=True):
+                st = it.state
+                it.input = None  # type: ignore[assignment]  # free the input as soon as it is used
+                i = int(st.keep[it.slot])
+                block = model.mask_block(out, it.window)
+                source = "model"
+                if block.height == 0:
+                    # an empty answer to a box prompt: the inscribed ellipse, marked as such
+                    w = it.window
+                    box = st.frame.xyxy[i] - (w.x0, w.y0, w.x0, w.y0)
+                    block, source = ellipse_block(box, w.size), "ellipse"
+                mask = self._object_mask(st.frame, i, it.window, block, score, source)
+                st.results[it.slot] = mask
+                st.remaining -= 1
+                if st.remaining == 0:
+                    done.append(st)
+        for st in done:
+            if not st.failed:
+                emit(self._finish(st))
+
+    def _run_batch(
+        self, pending: collections.deque[_Crop], emit: Callable[[FrameMasks], None], batch: int
+    ) -> None:
+        """Run the model on the first ``batch`` queued crops (removed from ``pending``)."""
+        n = min(batch, len(pending))
         crops = [pending.popleft() for _ in range(n)]
         with self.profile.time("stage"):
             buf = self._staging(n)

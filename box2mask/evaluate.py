@@ -852,7 +852,7 @@ def sweep(
     spec, _, note = choose_model(options)
     if options.model == "auto":
         options = replace(options, model=spec.name)
-    needs_image = spec.kind == "prompt" or bool(getattr(spec.build(), "needs_image", False))
+    needs_image = spec.on_device or bool(getattr(spec.build(), "needs_image", False))
     notes = [note] if note else []
     plan: list[tuple[str, Any, ConvertOptions]] = [("base", None, options)]
     for axis, values in axes.items():

@@ -213,7 +213,7 @@ def convert(
             out=opts.out,
             model=spec.name,
             model_note=note,
-            device=",".join(str(d) for d in devices) if spec.kind == "prompt" else "cpu",
+            device=",".join(str(d) for d in devices) if spec.on_device else "cpu",
             frames_total=total,
             frames_done=state.frames_done - state.frames_resumed,
             frames_resumed=state.frames_resumed,

@@ -6,6 +6,7 @@ Shared by ``convert`` (``pipeline``), its worker processes (``workers``) and
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -17,6 +18,7 @@ from box2mask.errors import CheckpointError, UsageError
 from box2mask.models.registry import (
     MODELS,
     ModelSpec,
+    auto_fallback,
     auto_order,
     for_checkpoint_kind,
     weight_free_default,
@@ -26,6 +28,8 @@ from box2mask.problems import Problems
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger("box2mask")
 
 #: the device types ``--device`` takes
 DEVICE_TYPES = DeviceType.values()
@@ -100,9 +104,10 @@ def resolve_device(device: str) -> torch.device:
 def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:
     """The model spec, its checkpoint and a note for the summary.
 
-    ``--model auto``: the kind of ``--checkpoint`` if given; else HQ-SAM, then
-    SAM, then SAM 2 (``auto_rank``), whose official weights are present; else the
-    best weight-free model.
+    ``--model auto``: the kind of ``--checkpoint`` if given; else HQ-SAM, SAM,
+    then SAM 2 (``auto_rank``), whose official weights are present; else ``lite`` (its weights
+    ship with box2mask); else (an installation without them) the best
+    weight-free model.
     """
     from box2mask.weights import resolve_checkpoint
 
@@ -112,6 +117,8 @@ def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:
             if opts.checkpoint:
                 raise UsageError(f"--model {spec.name} needs no checkpoint; drop --checkpoint")
             return spec, None, ""
+        if spec.kind == "crop":
+            return spec, crop_checkpoint(opts.checkpoint), ""
         return spec, resolve_checkpoint(opts.checkpoint, spec.name), ""
     if opts.checkpoint:
         from box2mask.models.checkpoint import inspect_checkpoint
@@ -128,13 +135,41 @@ def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:
             )
         except CheckpointError:
             continue
+    lite = auto_fallback()
+    if lite is not None:
+        try:
+            path = crop_checkpoint(None)
+        except CheckpointError as exc:
+            log.warning("%s", exc)
+        else:
+            return (
+                lite,
+                path,
+                f"no HQ-SAM, SAM or SAM 2 checkpoint found: used box2mask's trained '{lite.name}' model "
+                "(`box2mask weights list` for SAM / HQ-SAM weights)",
+            )
     fallback = weight_free_default()
     return (
         fallback,
         None,
-        f"no HQ-SAM, SAM or SAM 2 checkpoint found: used the weight-free '{fallback.name}' model "
-        "(see `box2mask weights list` to get one)",
+        f"no HQ-SAM, SAM or SAM 2 checkpoint found and no lite weights in this installation: used the "
+        f"weight-free '{fallback.name}' model (see `box2mask weights list` to get one)",
     )
+
+
+def crop_checkpoint(checkpoint: str | Path | None) -> Path:
+    """``--checkpoint`` of ``--model lite``: an existing file, or the weights shipped in the package."""
+    from box2mask.models.lite import shipped_weights
+
+    if checkpoint is None or str(checkpoint) == "":
+        return shipped_weights()
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise CheckpointError(
+            f"--checkpoint {checkpoint}: no such file (--model lite takes a file made by "
+            "`box2mask train lite`, or none for the shipped weights)"
+        )
+    return path
 
 
 def parse_devices(device: str, model_kind: str) -> list[Any]:
@@ -150,7 +185,7 @@ def parse_devices(device: str, model_kind: str) -> list[Any]:
     names = [d.strip() for d in device.split(",") if d.strip()]
     if not names:
         raise UsageError("--device is empty")
-    if model_kind != "prompt":
+    if model_kind not in ("prompt", "crop"):
         for name in names:
             _check_device_name(name)
         return [HostCPU()] * len(names)
@@ -202,6 +237,8 @@ def build_engine(
             model.quantize_encoder_int8()
         if opts.compile:
             model.compile_encoder()
+    elif spec.kind == "crop":
+        model = spec.build(checkpoint, device=device)
     else:
         model = spec.build()
     engine_cls, extra = MaskEngine, {}

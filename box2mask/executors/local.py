@@ -20,7 +20,7 @@ class LocalExecutor(Executor):
         from box2mask.runtime import build_engine
 
         device = ctx.devices[0]
-        with cuda_device_scope(device if ctx.spec.kind == "prompt" else None):
+        with cuda_device_scope(device if ctx.spec.on_device else None):
             engine = build_engine(
                 ctx.options, ctx.spec, ctx.checkpoint, device, ctx.precision, ctx.problems,
                 ctx.profile,

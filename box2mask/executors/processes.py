@@ -177,7 +177,7 @@ def _worker_main(
         encoder: FrameEncoder = payload["encoder"]
         spec = MODELS.get(payload["model"])
         device: Any = HostCPU()  # a weight-free model: no torch in this worker
-        if spec.kind == "prompt":
+        if spec.on_device:
             import torch
 
             device = torch.device(payload["device"])

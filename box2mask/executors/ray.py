@@ -149,7 +149,7 @@ class RayActor:
             )
         spec = payload["spec"]
         device: Any = HostCPU()  # a weight-free model: no torch in this actor
-        if spec.kind == "prompt":
+        if spec.on_device:
             import torch
 
             if ray.get_gpu_ids():
@@ -159,7 +159,7 @@ class RayActor:
                 torch.set_num_threads(max(1, int(payload["threads"])))
         self.encoder = payload["encoder"]
         self.device = device
-        with cuda_device_scope(device if spec.kind == "prompt" else None):
+        with cuda_device_scope(device if spec.on_device else None):
             self.engine = build_engine(
                 payload["options"],
                 spec,
@@ -371,7 +371,7 @@ class _Pool:
         gpus = int(cluster.get("GPU", 0))
         cpus = float(cluster.get("CPU", 1)) or 1.0
         wanted = opts.ray_actors
-        if self.ctx.spec.kind == "prompt" and gpus >= 1:
+        if self.ctx.spec.on_device and gpus >= 1:
             return wanted or gpus, {"num_gpus": 1, "num_cpus": 1}, 1
         n = wanted or max(1, int(cpus) // 2)
         per = cpus / n if n > cpus else float(int(cpus // n))
