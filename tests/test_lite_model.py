@@ -179,3 +179,11 @@ def test_sampler_draws_one_side_per_step_deterministically(yolo_cache):
         "ship",
         "small_vehicle",
     ]  # plane: the shared name
+
+
+def test_the_cli_defaults_are_the_networks_defaults():
+    from box2mask.cli.train_lite import LITE_FLAGS
+
+    arch = LiteArch()
+    assert LITE_FLAGS["widths"].default == ",".join(str(w) for w in arch.widths)
+    assert LITE_FLAGS["full"].default == arch.full

@@ -63,12 +63,12 @@ LITE_FLAGS = {
         panel=_MODEL,
     ),
     "widths": Flag(
-        str, "Encoder stage widths (random start only).", "16,24,32,48,64", panel=_MODEL
+        str, "Encoder stage widths (random start only).", "16,24,40,64,96", panel=_MODEL
     ),
-    "full": Flag(int, "Width of the full-resolution branch (random start only).", 8, panel=_MODEL),
+    "full": Flag(int, "Width of the full-resolution branch (random start only).", 12, panel=_MODEL),
     "context": Flag(float, "Window side / box long side (random start only).", 1.5, panel=_MODEL),
     "min_side": Flag(int, "Smallest window side, px (random start only).", 16, panel=_MODEL),
-    "steps": Flag(int, "Optimizer steps.", 20000, panel=_OPT),
+    "steps": Flag(int, "Optimizer steps.", 15000, panel=_OPT),
     "batch_pixels": Flag(
         int,
         "Input pixels per step (128x48x48: 512 small or 32 large objects).",

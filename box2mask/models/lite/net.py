@@ -41,8 +41,8 @@ class LiteArch:
         iou_hidden: width of the IoU head's hidden layer.
     """
 
-    widths: tuple[int, ...] = (16, 24, 32, 48, 64)
-    full: int = 8
+    widths: tuple[int, ...] = (16, 24, 40, 64, 96)
+    full: int = 12
     iou_hidden: int = 64
 
     def to_json(self) -> str:

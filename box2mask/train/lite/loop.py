@@ -83,7 +83,7 @@ class LiteTrainOptions:
     sources: list[Source]
     val: Source | None = None
     init: Path | None = None
-    steps: int = 20000
+    steps: int = 15000
     batch_pixels: int = 128 * 48 * 48
     lr: float = 3e-3
     weight_decay: float = 1e-4
