@@ -35,10 +35,10 @@ from dense import objects_written, run_cli, write_dense_viso  # noqa: E402
 
 def model_alone(root: Path, frames: int, checkpoint: Path | None, threads: int) -> dict[str, float]:
     """Objects/s of the network, and of the network plus the paste back, on real crops of the clip."""
-    import torch
-
     import box2mask.adapters  # noqa: F401
+    import torch
     from box2mask.adapters.base import ADAPTERS
+
     from box2mask.io import read_image
     from box2mask.models.lite import build_lite
 
