@@ -657,6 +657,8 @@ class PredictionIndex:
 # -- sweep ---------------------------------------------------------------------
 #: the sweep's axes, their option names and default values (the paper's Table 2 protocol)
 SWEEP_AXES: dict[str, tuple[Any, ...]] = {
+    # another model on the same frames (its own default checkpoint): the figures side by side
+    "model": ("lite", "classical"),
     "crop_size": (256, 384, 512, 768),
     "interpolation": ("bicubic", "bilinear"),
     "window": ("centred", "clamped"),
@@ -740,6 +742,13 @@ def parse_sweep(axes: str | None, values: Sequence[str] = ()) -> dict[str, tuple
 
 
 def _typed(axis: str, text: str) -> Any:
+    if axis == "model":
+        import box2mask.models  # noqa: F401  (registers the models)
+        from box2mask.models.registry import MODELS
+
+        if text == "auto" or text not in MODELS:
+            raise ValueError(text)
+        return text
     if axis == "crop_size":
         return int(text)
     if axis == "box_fill_area":
@@ -780,6 +789,8 @@ def setting_label(axis: str, value: Any, upsampled: bool = True) -> str:
         return (
             f"crop {value} (x{MODEL_SIZE / value:.3g} upsample)" if upsampled else f"crop {value}"
         )
+    if axis == "model":
+        return f"model {value}"
     if axis == "hq_token_only":
         return "HQ token only" if value else "SAM + HQ summed"
     if axis == "box_fill_area":
@@ -804,6 +815,8 @@ def _applies(axis: str, model: str, kind: str, needs_image: bool) -> str | None:
 
         takes = [n for n, s in MODELS.items() if s.hq_token_only]
         return f"hq_token_only applies to {', '.join(takes)} only"
+    if axis in ("crop_size", "window", "interpolation") and kind == "crop":
+        return f"{axis}: {model} cuts its own windows (docs/models.md, the lite model)"
     if axis == "interpolation" and kind != "prompt":
         return f"interpolation: {model} reads the crop at frame resolution (no upsampling)"
     if axis in ("crop_size", "window") and kind != "prompt" and not needs_image:
@@ -865,6 +878,8 @@ def sweep(
             base_value = ",".join(base_value)
         for v in values:
             changed = {axis: _option_value(axis, v)}
+            if axis == "model":
+                changed["checkpoint"] = None  # the other model's own default weights
             if axis == "prompt_every":  # prompting every K-th frame means propagating
                 changed["temporal"] = "propagate"
                 if v == base_value and options.temporal == "propagate":

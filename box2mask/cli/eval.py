@@ -51,15 +51,15 @@ EVAL_FLAGS = {
     ),
     "sweep_axes": Flag(
         str | None,
-        "Axes to sweep, comma-separated (implies --sweep): crop_size, interpolation, window, "
+        "Axes to sweep, comma-separated (implies --sweep): model, crop_size, interpolation, window, "
         "hq_token_only, box_fill_area, box_fill_classes, temporal, prompt_every (default: all "
         "that apply).",
         panel=_SWEEP,
     ),
     "sweep_values": Flag(
         list[str] | None,
-        "AXIS=V1,V2 values of one axis (implies --sweep), e.g. crop_size=256,512 or "
-        "box_fill_classes=car,none; repeatable.",
+        "AXIS=V1,V2 values of one axis (implies --sweep), e.g. model=classical, crop_size=256,512 "
+        "or box_fill_classes=car,none; repeatable.",
         panel=_SWEEP,
         metavar="AXIS=V1,V2",
     ),
