@@ -30,8 +30,9 @@ import cv2
 import numpy as np
 
 from box2mask.geometry import crop_rect
+from box2mask.masks import MaskBlock
 from box2mask.models.lite.net import PIXEL_MEAN, PIXEL_STD
-from box2mask.types import CropWindow, MaskBlock
+from box2mask.types import CropWindow
 
 #: the input sides the network runs at (all multiples of 16)
 INPUT_SIDES = (32, 48, 64, 96, 128)

@@ -19,10 +19,11 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from box2mask.masks import MaskBlock
 from box2mask.models.lite.checkpoint import LiteCheckpoint, load
 from box2mask.models.lite.crops import frame_input, input_side, mask_block, window_for_box
 from box2mask.models.lite.net import LiteNet
-from box2mask.types import CropWindow, MaskBlock
+from box2mask.types import CropWindow
 
 #: objects per network call, by input side (about the same memory per call)
 MAX_BATCH = {32: 512, 48: 256, 64: 128, 96: 64, 128: 32}

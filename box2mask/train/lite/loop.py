@@ -106,7 +106,7 @@ class LiteTrainOptions:
     def identity(self) -> dict[str, Any]:
         """What determines the trained weights (a resumed run must have the same)."""
         from box2mask import __version__
-        from box2mask.runtime import file_sha256
+        from box2mask.io import sha256_file as file_sha256
 
         skip = ("out", "sources", "val", "init", "val_every", "log_every", "threads", "device",
                 "describe", "save_every", "arch", "aug")  # fmt: skip
