@@ -187,3 +187,20 @@ def test_the_cli_defaults_are_the_networks_defaults():
     arch = LiteArch()
     assert LITE_FLAGS["widths"].default == ",".join(str(w) for w in arch.widths)
     assert LITE_FLAGS["full"].default == arch.full
+
+
+def test_thresholds_are_calibrated_on_training_objects_and_kept_in_the_file(yolo_cache, tmp_path):
+    from box2mask.train.lite.calibrate import CANDIDATES, calibrate
+
+    _, cache = yolo_cache
+    path = _random_file(tmp_path / "m.safetensors")
+    model = LiteModel(ckpt.load(path))
+    th = calibrate(model, cache, per_side=20)
+    assert th and set(th) <= set(INPUT_SIDES) and all(t in CANDIDATES for t in th.values())
+    assert calibrate(model, cache, per_side=20) == th  # a fixed sample: the same choice
+    c = ckpt.load(path)
+    again = ckpt.save(tmp_path / "t.safetensors", c.net, 1.5, 16, INPUT_SIDES, {}, {32: -1.25})
+    loaded = LiteModel(ckpt.load(again))
+    assert loaded.thresholds == {32: -1.25}
+    logits = np.full((32, 32), -1.0, np.float32)  # above -1.25: all in at side 32
+    assert loaded.mask_block(logits, window_for_box([0, 0, 10, 10], 1.5, 16)).area == 16 * 16

@@ -8,7 +8,8 @@ wants; JSON where structured):
 ``format``      ``box2mask-lite``
 ``version``     the file format's version (:data:`FORMAT_VERSION`)
 ``arch``        :class:`~box2mask.models.lite.net.LiteArch` as JSON
-``window``      ``{"context": c, "min_side": m, "input_sides": [...]}``
+``window``      ``{"context": c, "min_side": m, "input_sides": [...], "thresholds":
+                {"32": t, ...}}`` (the logit threshold of each input side; 0 when absent)
 ``recipe``      the training options and the augmentation, JSON
 ``data``        the data sources: name, dataset, options, source repository and
                 commit, licence, object counts; JSON list
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ class LiteCheckpoint:
     context: float
     min_side: int
     metadata: dict[str, str]
-    path: Path
+    path: Path | None
+    #: logit threshold per input side (sides not listed: 0)
+    thresholds: dict[int, float] = field(default_factory=dict)
 
     def meta_json(self, key: str) -> Any:
         """A structured metadata entry, parsed (``None`` when absent)."""
@@ -74,6 +77,7 @@ def save(
     min_side: int,
     input_sides: tuple[int, ...],
     extra: dict[str, Any],
+    thresholds: dict[int, float] | None = None,
 ) -> Path:
     """Write ``net`` and its metadata (``extra``: recipe, data, dev, command, licence) atomically."""
     from safetensors.torch import save_file
@@ -84,7 +88,12 @@ def save(
         "version": FORMAT_VERSION,
         "arch": net.arch.to_json(),
         "window": json.dumps(
-            {"context": context, "min_side": min_side, "input_sides": list(input_sides)}
+            {
+                "context": context,
+                "min_side": min_side,
+                "input_sides": list(input_sides),
+                "thresholds": {str(k): float(v) for k, v in sorted((thresholds or {}).items())},
+            }
         ),
         "tensors": tensors_digest(state),
     }
@@ -131,6 +140,7 @@ def load(path: Path) -> LiteCheckpoint:
         arch = LiteArch.from_json(meta["arch"])
         window = json.loads(meta["window"])
         context, min_side = float(window["context"]), int(window["min_side"])
+        thresholds = {int(k): float(v) for k, v in window.get("thresholds", {}).items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: bad lite metadata ({exc})") from exc
     state = load_file(str(path))
@@ -155,4 +165,4 @@ def load(path: Path) -> LiteCheckpoint:
         )
     net.load_state_dict(state, strict=True)
     net.eval()
-    return LiteCheckpoint(net, context, min_side, meta, path)
+    return LiteCheckpoint(net, context, min_side, meta, path, thresholds)

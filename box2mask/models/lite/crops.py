@@ -16,7 +16,10 @@ exclusive), as everywhere in box2mask.
   ``[j·S/R, (j+1)·S/R)``), normalised, plus two coverage planes on the same
   grid: the box's and the frame's share of each input pixel.
 - **Output**: ``(R, R)`` logits, resized bilinearly back to ``S × S`` and
-  thresholded at 0: the mask in window pixels.
+  thresholded: the mask in window pixels. The threshold of each input side is
+  part of the checkpoint (calibrated on training objects when the file is
+  written: a small network unsure of a 10-px car's edge gives it logits just
+  under 0, and cutting at 0 drew small cars too small).
 
 The same functions cut training crops, so the model is trained on exactly what
 it sees at inference.
@@ -139,8 +142,8 @@ def frame_input(
     return input_planes(resize(crop, input_side(s)), box, rect, s)
 
 
-def mask_block(logits: np.ndarray, window_size: int) -> MaskBlock:
-    """The mask in window pixels from ``(R, R)`` float logits: bilinear to ``S × S``, ``> 0``.
+def mask_block(logits: np.ndarray, window_size: int, threshold: float = 0.0) -> MaskBlock:
+    """The mask in window pixels from ``(R, R)`` float logits: bilinear to ``S × S``, ``> threshold``.
 
     Returns the tight :class:`~box2mask.types.MaskBlock` (window coordinates).
     """
@@ -149,4 +152,4 @@ def mask_block(logits: np.ndarray, window_size: int) -> MaskBlock:
         full = logits
     else:
         full = cv2.resize(logits, (window_size, window_size), interpolation=cv2.INTER_LINEAR)
-    return MaskBlock.from_mask(full > 0)
+    return MaskBlock.from_mask(full > threshold)

@@ -92,6 +92,7 @@ class LiteModel:
         self.device = torch.device(device)
         self.context = checkpoint.context
         self.min_side = checkpoint.min_side
+        self.thresholds = dict(checkpoint.thresholds)
         net = fold_batchnorm(checkpoint.net).to(self.device)
         self.net = net.to(memory_format=torch.channels_last)
         # Subnormal activations (|x| < 1e-38) make x86 float units 10x slower and change
@@ -114,8 +115,9 @@ class LiteModel:
         return frame_input(image, xyxy, window)
 
     def mask_block(self, output: np.ndarray, window: CropWindow) -> MaskBlock:
-        """The mask in window pixels (:func:`~box2mask.models.lite.crops.mask_block`)."""
-        return mask_block(output, window.size)
+        """The mask in window pixels (:func:`~box2mask.models.lite.crops.mask_block`) at the
+        checkpoint's threshold for the output's input side."""
+        return mask_block(output, window.size, self.thresholds.get(output.shape[0], 0.0))
 
     def predict(self, inputs: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
         """Logits and predicted IoU of each input.

@@ -42,10 +42,11 @@ from box2mask.errors import Box2MaskError, JobMismatch, UsageError
 from box2mask.io import atomic_write_json
 from box2mask.metrics import QualityAccumulator
 from box2mask.models.lite import checkpoint as lite_ckpt
-from box2mask.models.lite.crops import INPUT_SIDES, frame_input, mask_block
+from box2mask.models.lite.crops import INPUT_SIDES, frame_input
 from box2mask.models.lite.model import LiteModel
 from box2mask.models.lite.net import LiteArch, LiteNet
 from box2mask.train.lite.cache import ObjectCache, Source, build_cache
+from box2mask.train.lite.calibrate import calibrate
 from box2mask.train.lite.samples import AugmentConfig, Sampler
 from box2mask.types import Frame
 
@@ -225,7 +226,7 @@ def evaluate(model: LiteModel, dev: list[DevFrame]) -> dict[str, Any]:
         pred_union = np.zeros((h, w), bool)
         gt_union = np.zeros((h, w), bool)
         for i, win, lg, gt in zip(d.keep, windows, logits, d.masks, strict=True):
-            block = mask_block(lg, win.size)
+            block = model.mask_block(lg, win)
             pred = block.to_array(win.size)
             gt_win = _cut(gt, win)
             acc.add_object(str(f.category[i]), pred, gt_win, f.image_hw, win)
@@ -417,7 +418,16 @@ def train_lite(
         if progress is not None:
             progress(rec)
 
-    def write_model(path: Path, dev_figures: dict[str, Any] | None) -> Path:
+    def ema_model() -> LiteModel:
+        """The EMA network for inference, its thresholds calibrated on training objects."""
+        net_cpu = copy.deepcopy(ema).cpu()
+        model = LiteModel(
+            lite_ckpt.LiteCheckpoint(net_cpu, opts.context, opts.min_side, {}, None), "cpu"
+        )
+        model.thresholds = calibrate(model, cache, seed=opts.seed)
+        return model
+
+    def write_model(path: Path, dev_figures: dict[str, Any] | None, model: LiteModel) -> Path:
         extra = {
             "recipe": {k: v for k, v in identity.items() if k != "sources"},
             "data": [
@@ -428,15 +438,11 @@ def train_lite(
             "dev_source": None if opts.val is None else opts.val.describe,
         }
         extra.update({k: v for k, v in opts.describe.items()})
-        return lite_ckpt.save(path, copy.deepcopy(ema).cpu(), opts.context,
-                              opts.min_side, INPUT_SIDES, extra)  # fmt: skip
+        return lite_ckpt.save(path, copy.deepcopy(ema).cpu(), opts.context, opts.min_side,
+                              INPUT_SIDES, extra, model.thresholds)  # fmt: skip
 
-    def run_dev() -> dict[str, Any] | None:
-        if not dev:
-            return None
-        model = LiteModel(lite_ckpt.LiteCheckpoint(copy.deepcopy(ema).cpu(), opts.context,
-                                                   opts.min_side, {}, out), "cpu")  # fmt: skip
-        return dev_brief(evaluate(model, dev))
+    def run_dev(model: LiteModel) -> dict[str, Any] | None:
+        return dev_brief(evaluate(model, dev)) if dev else None
 
     sums = {"loss": 0.0, "bce": 0.0, "dice": 0.0, "iou_head": 0.0, "n": 0, "objects": 0}
     t_log = time.perf_counter()
@@ -484,17 +490,18 @@ def train_lite(
             if step % opts.save_every == 0 or step == opts.steps:
                 save_state()
             if dev and (step % opts.val_every == 0 or step == opts.steps):
-                figures = run_dev()
+                model = ema_model()
+                figures = run_dev(model)
                 assert figures is not None
+                figures["thresholds"] = {str(k): v for k, v in sorted(model.thresholds.items())}
                 record({"kind": "dev", "step": step, **figures})
                 if best is None or figures["per_object_iou"] > best["per_object_iou"]:
                     best = {"step": step, **figures}
-                    write_model(out / "best.safetensors", figures)
+                    write_model(out / "best.safetensors", figures, model)
                 save_state()
-    final_dev = None
-    if dev:
-        final_dev = best if best is not None and best["step"] == step else run_dev()
-    model_path = write_model(out / "model.safetensors", final_dev)
+    final = ema_model()
+    final_dev = run_dev(final)
+    model_path = write_model(out / "model.safetensors", final_dev, final)
     return LiteTrainResult(
         model_path,
         (out / "best.safetensors") if (out / "best.safetensors").is_file() else None,
