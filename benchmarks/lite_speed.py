@@ -5,7 +5,7 @@
 Builds the dense VISO-layout clip of ``benchmarks/dense.py`` (1024x1024 JPEG
 frames, ~122 boxes of ~10x20 px per frame, some crossing the edges) and prints:
 
-- **the model alone**: the inputs of every object of the first ``--model-frames``
+- **the model alone** (in this process, after the runs below): the inputs of every object of the first ``--model-frames``
   frames are cut first; then the network (``LiteModel.predict``, batches of 256)
   and the network plus the paste back to window pixels are timed, as objects/s;
 - **end to end**: ``python -m box2mask convert --model M --box-fill-classes ''``
@@ -92,10 +92,6 @@ def main() -> None:
         if not (root / "mot").exists():
             n = write_dense_viso(root, args.frames, args.per_frame, "car")
             print(f"dataset: {root} ({args.frames} frames 1024x1024, {n} boxes)")
-        alone = model_alone(root, args.model_frames, args.checkpoint, args.threads)
-        print(f"\nmodel alone ({alone['objects']} objects of {args.model_frames} frames, "
-              f"{args.threads} threads): network {alone['network']:,.0f} objects/s, "
-              f"network + paste {alone['network+paste']:,.0f} objects/s")  # fmt: skip
         ck = ["--checkpoint", str(args.checkpoint)] if args.checkpoint else []
         runs = [
             ("lite, every object", ["--model", "lite", "--box-fill-classes", "", *ck]),
@@ -111,6 +107,12 @@ def main() -> None:
             objects = objects_written(out)
             print(f"| {name} | {objects} | {r['wall']:.1f} | {objects / r['wall']:,.0f} | "
                   f"{r['cpu']:.1f} | {r['peak_mib']:.0f} |", flush=True)  # fmt: skip
+        # after the subprocesses: a child forked from a large parent reports the parent's
+        # resident pages in its peak RSS
+        alone = model_alone(root, args.model_frames, args.checkpoint, args.threads)
+        print(f"\nmodel alone ({alone['objects']} objects of {args.model_frames} frames, "
+              f"{args.threads} threads): network {alone['network']:,.0f} objects/s, "
+              f"network + paste {alone['network+paste']:,.0f} objects/s")  # fmt: skip
 
 
 if __name__ == "__main__":
