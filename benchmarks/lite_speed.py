@@ -45,7 +45,7 @@ def model_alone(root: Path, frames: int, checkpoint: Path | None, threads: int) 
     torch.set_num_threads(threads)
     model = build_lite(checkpoint)
     adapter = ADAPTERS.get("viso")(root)
-    inputs, windows = [], []
+    inputs, windows, boxes = [], [], []
     for k, frame in enumerate(adapter.frames()):
         if k == frames:
             break
@@ -53,6 +53,7 @@ def model_alone(root: Path, frames: int, checkpoint: Path | None, threads: int) 
         for box in frame.xyxy:
             w = model.window(box)
             windows.append(w)
+            boxes.append(box)
             inputs.append(model.make_input(image, box, w))
     model.predict(inputs[:256])  # warm-up (oneDNN primitive creation)
     t0 = time.perf_counter()
@@ -62,8 +63,8 @@ def model_alone(root: Path, frames: int, checkpoint: Path | None, threads: int) 
         outputs.extend(out)
     t_net = time.perf_counter() - t0
     t0 = time.perf_counter()
-    for out, w in zip(outputs, windows, strict=True):
-        model.mask_block(out, w)
+    for out, w, box in zip(outputs, windows, boxes, strict=True):
+        model.mask_block(out, w, box)
     t_paste = time.perf_counter() - t0
     n = len(inputs)
     return {"objects": n, "network": n / t_net, "network+paste": n / (t_net + t_paste)}

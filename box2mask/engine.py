@@ -628,7 +628,7 @@ class MaskEngine:
                 st = it.state
                 it.input = None  # type: ignore[assignment]  # free the input as soon as it is used
                 i = int(st.keep[it.slot])
-                block = model.mask_block(out, it.window)
+                block = model.mask_block(out, it.window, st.frame.xyxy[i])
                 source = "model"
                 if block.height == 0:
                     # an empty answer to a box prompt: the inscribed ellipse, marked as such

@@ -190,17 +190,21 @@ def test_the_cli_defaults_are_the_networks_defaults():
 
 
 def test_thresholds_are_calibrated_on_training_objects_and_kept_in_the_file(yolo_cache, tmp_path):
+    from box2mask.models.lite.crops import THRESHOLD_EDGES
     from box2mask.train.lite.calibrate import CANDIDATES, calibrate
 
     _, cache = yolo_cache
     path = _random_file(tmp_path / "m.safetensors")
     model = LiteModel(ckpt.load(path))
-    th = calibrate(model, cache, per_side=20)
-    assert th and set(th) <= set(INPUT_SIDES) and all(t in CANDIDATES for t in th.values())
-    assert calibrate(model, cache, per_side=20) == th  # a fixed sample: the same choice
+    th = calibrate(model, cache, per_bin=20)
+    assert len(th) == len(THRESHOLD_EDGES) + 1 and all(t in CANDIDATES for t in th)
+    assert calibrate(model, cache, per_bin=20) == th  # a fixed sample: the same choice
     c = ckpt.load(path)
-    again = ckpt.save(tmp_path / "t.safetensors", c.net, 1.5, 16, INPUT_SIDES, {}, {32: -1.25})
+    values = [-3.0, -2.0] + [-1.0] * (len(THRESHOLD_EDGES) - 1)
+    again = ckpt.save(tmp_path / "t.safetensors", c.net, 1.5, 16, INPUT_SIDES, {}, values)
     loaded = LiteModel(ckpt.load(again))
-    assert loaded.thresholds == {32: -1.25}
-    logits = np.full((32, 32), -1.0, np.float32)  # above -1.25: all in at side 32
-    assert loaded.mask_block(logits, window_for_box([0, 0, 10, 10], 1.5, 16)).area == 16 * 16
+    assert loaded.thresholds == tuple(values)
+    win = window_for_box([0, 0, 6, 6], 1.5, 16)
+    logits = np.full((32, 32), -2.5, np.float32)
+    assert loaded.mask_block(logits, win, [0, 0, 6, 6]).area == 16 * 16  # 6 px: cut at -3
+    assert loaded.mask_block(logits, win, [0, 0, 10, 10]).area == 0  # 10 px: cut at -2

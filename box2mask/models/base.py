@@ -112,8 +112,10 @@ class CropModel(Protocol):
         """``(outputs, iou)``: one output per input, and ``(n,)`` float32 predicted IoUs."""
         ...
 
-    def mask_block(self, output: np.ndarray, window: CropWindow) -> MaskBlock:
-        """The object's mask in window pixels from its output."""
+    def mask_block(
+        self, output: np.ndarray, window: CropWindow, xyxy: np.ndarray | list[float]
+    ) -> MaskBlock:
+        """The object's mask in window pixels from its output (``xyxy``: its box, frame pixels)."""
         ...
 
 

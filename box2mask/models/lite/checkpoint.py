@@ -8,8 +8,9 @@ wants; JSON where structured):
 ``format``      ``box2mask-lite``
 ``version``     the file format's version (:data:`FORMAT_VERSION`)
 ``arch``        :class:`~box2mask.models.lite.net.LiteArch` as JSON
-``window``      ``{"context": c, "min_side": m, "input_sides": [...], "thresholds":
-                {"32": t, ...}}`` (the logit threshold of each input side; 0 when absent)
+``window``      ``{"context": c, "min_side": m, "input_sides": [...], "threshold_edges":
+                [8, 12, ...], "thresholds": [t0, t1, ...]}`` (the logit threshold per bin
+                of the box's long side; 0 when absent)
 ``recipe``      the training options and the augmentation, JSON
 ``data``        the data sources: name, dataset, options, source repository and
                 commit, licence, object counts; JSON list
@@ -28,13 +29,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from box2mask.errors import CheckpointError
+from box2mask.models.lite.crops import THRESHOLD_EDGES
 from box2mask.models.lite.net import LiteArch, LiteNet
 
 FORMAT = "box2mask-lite"
@@ -51,8 +53,9 @@ class LiteCheckpoint:
     min_side: int
     metadata: dict[str, str]
     path: Path | None
-    #: logit threshold per input side (sides not listed: 0)
-    thresholds: dict[int, float] = field(default_factory=dict)
+    #: logit threshold per long-side bin (:data:`~box2mask.models.lite.crops.THRESHOLD_EDGES`);
+    #: empty: 0 everywhere
+    thresholds: tuple[float, ...] = ()
 
     def meta_json(self, key: str) -> Any:
         """A structured metadata entry, parsed (``None`` when absent)."""
@@ -77,7 +80,7 @@ def save(
     min_side: int,
     input_sides: tuple[int, ...],
     extra: dict[str, Any],
-    thresholds: dict[int, float] | None = None,
+    thresholds: list[float] | tuple[float, ...] = (),
 ) -> Path:
     """Write ``net`` and its metadata (``extra``: recipe, data, dev, command, licence) atomically."""
     from safetensors.torch import save_file
@@ -92,7 +95,8 @@ def save(
                 "context": context,
                 "min_side": min_side,
                 "input_sides": list(input_sides),
-                "thresholds": {str(k): float(v) for k, v in sorted((thresholds or {}).items())},
+                "threshold_edges": list(THRESHOLD_EDGES),
+                "thresholds": [float(t) for t in thresholds],
             }
         ),
         "tensors": tensors_digest(state),
@@ -140,7 +144,13 @@ def load(path: Path) -> LiteCheckpoint:
         arch = LiteArch.from_json(meta["arch"])
         window = json.loads(meta["window"])
         context, min_side = float(window["context"]), int(window["min_side"])
-        thresholds = {int(k): float(v) for k, v in window.get("thresholds", {}).items()}
+        thresholds = tuple(float(t) for t in window.get("thresholds", []))
+        edges = tuple(int(e) for e in window.get("threshold_edges", THRESHOLD_EDGES))
+        if thresholds and (edges != THRESHOLD_EDGES or len(thresholds) != len(edges) + 1):
+            raise CheckpointError(
+                f"{path}: thresholds for long-side bins {list(edges)}, this box2mask uses "
+                f"{list(THRESHOLD_EDGES)}"
+            )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: bad lite metadata ({exc})") from exc
     state = load_file(str(path))

@@ -16,10 +16,11 @@ exclusive), as everywhere in box2mask.
   ``[j·S/R, (j+1)·S/R)``), normalised, plus two coverage planes on the same
   grid: the box's and the frame's share of each input pixel.
 - **Output**: ``(R, R)`` logits, resized bilinearly back to ``S × S`` and
-  thresholded: the mask in window pixels. The threshold of each input side is
-  part of the checkpoint (calibrated on training objects when the file is
-  written: a small network unsure of a 10-px car's edge gives it logits just
-  under 0, and cutting at 0 drew small cars too small).
+  thresholded: the mask in window pixels. The threshold depends on the box's
+  long side (:data:`THRESHOLD_EDGES`) and is part of the checkpoint
+  (calibrated on training objects when the file is written: a small network
+  unsure of a 10-px car's edge gives it logits under 0, and cutting at 0 drew
+  small objects too small).
 
 The same functions cut training crops, so the model is trained on exactly what
 it sees at inference.
@@ -39,6 +40,8 @@ from box2mask.types import CropWindow
 
 #: the input sides the network runs at (all multiples of 16)
 INPUT_SIDES = (32, 48, 64, 96, 128)
+#: bins of the box's long side (frame pixels) with a threshold each: [0, 8), [8, 12), ... [128, inf)
+THRESHOLD_EDGES = (8, 12, 16, 24, 32, 48, 64, 96, 128)
 #: frame pixels outside the image are filled with the normalisation mean (0 after it)
 FILL_U8 = tuple(int(round(v)) for v in PIXEL_MEAN)
 
@@ -75,6 +78,15 @@ def input_side(window_side: int) -> int:
         if window_side <= r:
             return r
     return INPUT_SIDES[-1]
+
+
+def threshold_bin(long_side: float) -> int:
+    """The :data:`THRESHOLD_EDGES` bin of a box's long side.
+
+    >>> [threshold_bin(v) for v in (3.0, 8.0, 11.9, 200.0)]
+    [0, 1, 1, 9]
+    """
+    return int(np.searchsorted(THRESHOLD_EDGES, long_side, side="right"))
 
 
 def resize(image: np.ndarray, side: int) -> np.ndarray:

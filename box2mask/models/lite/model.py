@@ -21,7 +21,13 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from box2mask.masks import MaskBlock
 from box2mask.models.lite.checkpoint import LiteCheckpoint, load
-from box2mask.models.lite.crops import frame_input, input_side, mask_block, window_for_box
+from box2mask.models.lite.crops import (
+    frame_input,
+    input_side,
+    mask_block,
+    threshold_bin,
+    window_for_box,
+)
 from box2mask.models.lite.net import LiteNet
 from box2mask.types import CropWindow
 
@@ -92,7 +98,7 @@ class LiteModel:
         self.device = torch.device(device)
         self.context = checkpoint.context
         self.min_side = checkpoint.min_side
-        self.thresholds = dict(checkpoint.thresholds)
+        self.thresholds = tuple(checkpoint.thresholds)
         net = fold_batchnorm(checkpoint.net).to(self.device)
         self.net = net.to(memory_format=torch.channels_last)
         # Subnormal activations (|x| < 1e-38) make x86 float units 10x slower and change
@@ -114,10 +120,19 @@ class LiteModel:
         """The ``(5, R, R)`` input of one object (:func:`~box2mask.models.lite.crops.frame_input`)."""
         return frame_input(image, xyxy, window)
 
-    def mask_block(self, output: np.ndarray, window: CropWindow) -> MaskBlock:
+    def threshold(self, xyxy: np.ndarray | list[float]) -> float:
+        """The checkpoint's logit threshold for a box (by its long side, frame pixels)."""
+        if not self.thresholds:
+            return 0.0
+        long_side = max(float(xyxy[2]) - float(xyxy[0]), float(xyxy[3]) - float(xyxy[1]))
+        return self.thresholds[threshold_bin(long_side)]
+
+    def mask_block(
+        self, output: np.ndarray, window: CropWindow, xyxy: np.ndarray | list[float]
+    ) -> MaskBlock:
         """The mask in window pixels (:func:`~box2mask.models.lite.crops.mask_block`) at the
-        checkpoint's threshold for the output's input side."""
-        return mask_block(output, window.size, self.thresholds.get(output.shape[0], 0.0))
+        checkpoint's threshold for the box ``xyxy`` (frame pixels)."""
+        return mask_block(output, window.size, self.threshold(xyxy))
 
     def predict(self, inputs: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
         """Logits and predicted IoU of each input.

@@ -226,7 +226,7 @@ def evaluate(model: LiteModel, dev: list[DevFrame]) -> dict[str, Any]:
         pred_union = np.zeros((h, w), bool)
         gt_union = np.zeros((h, w), bool)
         for i, win, lg, gt in zip(d.keep, windows, logits, d.masks, strict=True):
-            block = model.mask_block(lg, win)
+            block = model.mask_block(lg, win, f.xyxy[i])
             pred = block.to_array(win.size)
             gt_win = _cut(gt, win)
             acc.add_object(str(f.category[i]), pred, gt_win, f.image_hw, win)
@@ -493,7 +493,7 @@ def train_lite(
                 model = ema_model()
                 figures = run_dev(model)
                 assert figures is not None
-                figures["thresholds"] = {str(k): v for k, v in sorted(model.thresholds.items())}
+                figures["thresholds"] = list(model.thresholds)
                 record({"kind": "dev", "step": step, **figures})
                 if best is None or figures["per_object_iou"] > best["per_object_iou"]:
                     best = {"step": step, **figures}

@@ -28,6 +28,7 @@ import numpy as np
 
 from box2mask.models.lite.crops import input_planes, input_side, resize, window_for_box
 from box2mask.train.lite.cache import ObjectCache
+from box2mask.types import CropWindow
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,57 @@ class Batch:
     index: np.ndarray
 
 
+@dataclass
+class Cut:
+    """A window cut from an object's cached patch.
+
+    Attributes:
+        image: ``(m, m, 3)`` uint8, the window's pixels as stored (``m`` is the window side,
+            times the patch's scale when a large patch was stored shrunk).
+        mask: ``(m, m)`` uint8 0..255, the true mask on the same grid.
+        x0, y0, size: the crop in frame pixels (the window, up to rounding at the patch edge).
+        frame_hw: the frame's ``(H, W)``.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    x0: float
+    y0: float
+    size: float
+    frame_hw: tuple[int, int]
+
+    def planes(self, pixels: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """The network input of these pixels (the cut resized to ``R``) for a box in frame pixels."""
+        fx0, fy0, fsize = self.x0, self.y0, self.size
+        fh, fw = self.frame_hw
+        return input_planes(
+            pixels,
+            box - np.array([fx0, fy0, fx0, fy0]),
+            np.array([-fx0, -fy0, fw - fx0, fh - fy0]),
+            fsize,
+        )
+
+
+def cut_window(cache: ObjectCache, i: int, window: CropWindow) -> Cut:
+    """Cut ``window`` (frame pixels) out of object ``i``'s cached patch."""
+    image, mask = cache.patch(i)
+    p = image.shape[0]
+    k = p / float(cache.side[i])  # stored pixels per frame pixel (1 unless the patch was shrunk)
+    ox, oy = cache.origin[i]
+    m = min(p, max(1, round(window.size * k)))
+    ax = min(max(round((window.x0 - ox) * k), 0), p - m)
+    ay = min(max(round((window.y0 - oy) * k), 0), p - m)
+    fh, fw = cache.frame_hw[i]
+    return Cut(
+        np.ascontiguousarray(image[ay : ay + m, ax : ax + m]),
+        np.ascontiguousarray(mask[ay : ay + m, ax : ax + m]),
+        ox + ax / k,
+        oy + ay / k,
+        m / k,
+        (int(fh), int(fw)),
+    )
+
+
 def sample(
     cache: ObjectCache,
     i: int,
@@ -88,27 +140,13 @@ def sample(
         lo, hi = aug.context_range
         c = context * math.exp(rng.uniform(math.log(lo), math.log(hi)))
     window = window_for_box(box, c, min_side)
-    image, mask = cache.patch(i)
-    p = image.shape[0]
-    k = p / float(cache.side[i])  # stored pixels per frame pixel (1 unless the patch was shrunk)
-    ox, oy = cache.origin[i]
-    m = min(p, max(1, round(window.size * k)))
-    ax = min(max(round((window.x0 - ox) * k), 0), p - m)
-    ay = min(max(round((window.y0 - oy) * k), 0), p - m)
-    # the crop actually cut, in frame pixels (the window, up to rounding at the patch edge)
-    fx0, fy0, fsize = ox + ax / k, oy + ay / k, m / k
+    cut = cut_window(cache, i, window)
     r = input_side(window.size) if side is None else side
-    pixels = resize(np.ascontiguousarray(image[ay : ay + m, ax : ax + m]), r)
-    target = resize(mask[ay : ay + m, ax : ax + m].astype(np.float32) * (1.0 / 255.0), r)
+    pixels = resize(cut.image, r)
+    target = resize(cut.mask.astype(np.float32) * (1.0 / 255.0), r)
     if aug is not None and aug.blur > 0 and rng.random() < aug.blur:
         pixels = cv2.GaussianBlur(pixels, (3, 3), float(rng.uniform(0.5, 1.2)))
-    fh, fw = cache.frame_hw[i]
-    planes = input_planes(
-        pixels,
-        box - np.array([fx0, fy0, fx0, fy0]),
-        np.array([-fx0, -fy0, fw - fx0, fh - fy0]),
-        fsize,
-    )
+    planes = cut.planes(pixels, box)
     if aug is not None:
         _colour(planes, rng, aug)
         if aug.dihedral:
