@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -143,3 +144,36 @@ def test_bad_training_options_are_one_message(tmp_path, data):
         app, _args(data, tmp_path / "r", "--init", str(tmp_path / "nope.safetensors"))
     )
     assert res.exit_code == 2 and "nope.safetensors" in res.output
+
+
+def test_a_job_is_training_data_with_its_reviewed_objects_drawn_first(data, tmp_path):
+    from box2mask.job import ObjectChange, apply_changes
+    from box2mask.train.lite.cache import build_cache
+    from box2mask.train.lite.loop import draw_weights
+    from box2mask.train.lite.sources import data_source
+
+    job = tmp_path / "job"
+    res = CliRunner().invoke(app, ["convert", "--dataset", "yolo", "--root", str(data), "--opt",
+                                   "split=train", "--out", str(job), "--model", "box"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    part = json.loads(next((job / ".box2mask" / "parts").rglob("*.json")).read_text())
+    seq, k = part["image"]["sequence"], part["image"]["frame_index"]
+    x, y, w, h = part["annotations"][1]["bbox"]
+    poly = [x, y, x + w, y, x + w, y + h / 2, x, y + h / 2]  # a person's corrected mask
+    apply_changes(job, [
+        ObjectChange("replace", seq, k, part["annotations"][1]["track_id"],
+                     annotation={"segmentation": [poly]}, review_tool="test"),
+        ObjectChange("review", seq, k, part["annotations"][0]["track_id"]),
+    ], doing="correct")  # fmt: skip
+    cache = build_cache(tmp_path / "cache", [data_source(job)], 16)
+    # box fills are shapes, not masks: only the two objects a person vouched for are data
+    assert len(cache) == 2 and cache.reviewed.all()
+    assert draw_weights(cache, 0.0, 4.0).tolist() == [4.0, 4.0]
+    _, mask = cache.patch(int(np.argmin(cache.box[:, 3] - cache.box[:, 1])))
+    assert 0 < (mask > 127).mean() < 1
+    res = CliRunner().invoke(app, ["train", "lite", "--data", str(job), "--out", str(tmp_path / "run"),
+                                   "--steps", "2", "--batch-pixels", "16384", "--widths", "8,12",
+                                   "--full", "4", "--threads", "1"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    meta = ckpt.load(tmp_path / "run" / "model.safetensors").metadata
+    assert json.loads(meta["data"])[0]["job"] == str(job.resolve())

@@ -8,9 +8,10 @@ Every source yields frames whose objects carry ground-truth masks
   labels, ``coco`` for COCO masks, ``rossam``, ``satmtb --opt source=seg``...);
 - ``--data FILE.json``: a COCO file with masks, its images beside it (or in
   ``images/``), as the ``coco`` adapter finds them;
-- ``--data JOB``: a box2mask job folder: its ``annotations.json`` (the masks
-  box2mask made, with the corrections imported into it) over the frames of
-  the dataset the job converted. Objects a person reviewed (``review`` set on
+- ``--data JOB``: a box2mask job folder: its frames' masks as the job holds
+  them (the model's, with the corrections layer over them: imported from an
+  annotation tool or decided in ``qa apply``), read one frame at a time, over
+  the images of the dataset the job converted. Objects a person reviewed (``review`` set on
   the annotation: ``manual`` for a corrected or added mask, ``accepted`` for
   one a reviewer kept) are drawn ``--reviewed-weight`` times more often; the
   others still count, as the model's own earlier answers.
@@ -18,16 +19,15 @@ Every source yields frames whose objects carry ground-truth masks
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from box2mask.errors import DatasetNotFound, UsageError
 from box2mask.train.lite.cache import Source
 from box2mask.types import Frame
-
-#: ``review`` values of an annotation that a person looked at
-REVIEWED = frozenset({"manual", "accepted"})
 
 
 def adapter_source(
@@ -69,45 +69,59 @@ def data_source(path: Path) -> Source:
 
 
 def _job_source(job: Path) -> Source:
-    import box2mask.adapters  # noqa: F401
-    from box2mask.adapters.base import ADAPTERS
+    """A box2mask job's frames, read part by part (corrections included) through
+    :class:`~box2mask.job.JobFolder`: the masks box2mask made and the ones people fixed."""
+    from box2mask.job import JobFolder
+    from box2mask.job.corrections import REVIEWED
+    from box2mask.masks import decode
 
-    identity = json.loads((job / ".box2mask" / "job.json").read_text(encoding="utf-8"))
-    identity = identity.get("identity", identity)
-    coco = job / "annotations.json"
-    if not coco.is_file():
-        raise UsageError(
-            f"--data {job}: the job has no annotations.json (convert it with --format coco)"
-        )
-    root = Path(identity.get("root", ""))
+    folder = JobFolder(job)
+    if not folder.sequences:
+        raise UsageError(f"--data {job}: the job has no converted frame (no parts)")
+    root = folder.root
     if not root.is_dir():
         raise DatasetNotFound(f"--data {job}: the job's dataset root {root} does not exist here")
-    reviewed: set[tuple[str, int, int]] = set()
-    with open(coco, encoding="utf-8") as fh:
-        data = json.load(fh)
-    images = {im["id"]: im for im in data.get("images", []) if isinstance(im, dict) and "id" in im}
-    for ann in data.get("annotations", []):
-        if (
-            isinstance(ann, dict)
-            and ann.get("review") in REVIEWED
-            and ann.get("image_id") in images
-        ):
-            im = images[ann["image_id"]]
-            reviewed.add(
-                (
-                    str(im.get("sequence")),
-                    int(im.get("frame_index", im["id"])),
-                    int(ann.get("track_id", -1)),
-                )
+
+    def frames() -> Iterator[Frame]:
+        for part in folder.iter_parts():
+            im, anns = part["image"], part["annotations"]
+            hw = (int(im["height"]), int(im["width"]))
+            boxes = [_xywh_to_xyxy(a.get("prompt_box") or a["bbox"]) for a in anns]
+            # a box or ellipse fill is no mask to learn from, unless a person kept it
+            segs = [
+                a["segmentation"]
+                if a.get("mask_source") not in FILLS or a.get("review") in REVIEWED
+                else None
+                for a in anns
+            ]
+
+            def gt(i: int, segs: list[Any] = segs, hw: tuple[int, int] = hw) -> np.ndarray | None:
+                return None if segs[i] is None else decode(segs[i], hw).to_array(hw)
+
+            yield Frame(
+                sequence=str(im["sequence"]),
+                frame_index=int(im["frame_index"]),
+                image_path=root / im["file_name"],
+                image_hw=hw,
+                xyxy=np.array(boxes, dtype=np.float64).reshape(-1, 4),
+                track_id=np.array([int(a["track_id"]) for a in anns], dtype=np.int64),
+                category=np.array([a["category"] for a in anns], dtype=object),
+                file_name=im["file_name"],
+                gt_mask=gt,
+                attributes={"review": [a.get("review") for a in anns]},
             )
-    adapter = ADAPTERS.get("coco")(root, annotations=str(coco.resolve()))
 
     def is_reviewed(frame: Frame, i: int) -> bool:
-        return (frame.sequence, int(frame.frame_index), int(frame.track_id[i])) in reviewed
+        return frame.attributes["review"][i] in REVIEWED
 
-    describe = {
-        "job": str(job.resolve()),
-        "dataset": identity.get("dataset"),
-        "reviewed": len(reviewed),
-    }
-    return Source(f"job:{job.name}", adapter.frames, describe, reviewed=is_reviewed)
+    describe = {"job": str(Path(job).resolve()), "dataset": folder.identity.get("dataset")}
+    return Source(f"job:{Path(job).name}", frames, describe, reviewed=is_reviewed)
+
+
+#: mask sources that are shapes filled from the box, not segmentations
+FILLS = frozenset({"box", "ellipse", "obb"})
+
+
+def _xywh_to_xyxy(b: list[float]) -> list[float]:
+    x, y, w, h = (float(v) for v in b)
+    return [x, y, x + w, y + h]
