@@ -29,7 +29,7 @@ from box2mask.train.lite.cache import ObjectCache
 from box2mask.train.lite.samples import cut_window
 
 #: the thresholds tried (logits; 0 is probability 0.5)
-CANDIDATES = tuple(float(t) for t in np.round(np.arange(-4.0, 1.01, 0.25), 2))
+CANDIDATES = tuple(float(t) for t in np.round(np.arange(-6.0, 1.01, 0.25), 2))
 
 
 def calibrate(
