@@ -122,7 +122,12 @@ def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:
         return spec, resolve_checkpoint(opts.checkpoint, spec.name), ""
     if opts.checkpoint:
         from box2mask.models.checkpoint import inspect_checkpoint
+        from box2mask.models.lite.checkpoint import is_lite_file
 
+        lite = Path(str(opts.checkpoint)).expanduser()
+        if lite.is_file() and is_lite_file(lite):
+            spec = for_checkpoint_kind("lite")
+            return spec, lite, f"--model auto: {lite.name} is a lite checkpoint"
         path = resolve_checkpoint(opts.checkpoint, auto_order()[0].name)
         kind = inspect_checkpoint(path).kind
         return for_checkpoint_kind(kind), path, f"--model auto: {path.name} is a {kind} checkpoint"

@@ -208,3 +208,20 @@ def test_thresholds_are_calibrated_on_training_objects_and_kept_in_the_file(yolo
     logits = np.full((32, 32), -2.5, np.float32)
     assert loaded.mask_block(logits, win, [0, 0, 6, 6]).area == 16 * 16  # 6 px: cut at -3
     assert loaded.mask_block(logits, win, [0, 0, 10, 10]).area == 0  # 10 px: cut at -2
+
+
+def test_weights_verify_and_model_auto_know_a_lite_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from box2mask.cli import app
+    from box2mask.cli import commands as _commands  # noqa: F401
+    from box2mask.options import ConvertOptions
+    from box2mask.runtime import choose_model
+
+    path = _random_file(tmp_path / "mine.safetensors")
+    res = CliRunner().invoke(app, ["weights", "verify", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "lite" in res.output and "tensors match their digest" in res.output
+    spec, found, note = choose_model(ConvertOptions(out=tmp_path / "o", checkpoint=str(path)))
+    assert spec.name == "lite" and found == path and "lite checkpoint" in note
+    assert not ckpt.is_lite_file(tmp_path / "nothing") and ckpt.is_lite_file(path)

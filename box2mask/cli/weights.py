@@ -251,7 +251,12 @@ def verify_command(
             return
 
         from box2mask.models.checkpoint import inspect_checkpoint
+        from box2mask.models.lite.checkpoint import is_lite_file
 
+        if path.is_file() and is_lite_file(path):
+            _describe_lite(path, table)
+            console.print(table)
+            return
         info = inspect_checkpoint(path)
         table.add_row("model", f"[bold]{info.model}[/] (kind {info.kind})")
         table.add_row("architecture", info.arch)
@@ -269,3 +274,34 @@ def verify_command(
         console.print(table)
 
     run_safely(run, debug)
+
+
+def _describe_lite(path: Path, table: Table) -> None:
+    """A lite file's rows: loaded strictly (its tensor digest checked), then its metadata."""
+    import json
+
+    from box2mask.models.lite.checkpoint import load
+
+    ckpt = load(path)
+    meta = ckpt.metadata
+    arch = json.loads(meta["arch"])
+    table.add_row("model", "[bold]lite[/] (box2mask's light model; tensors match their digest)")
+    table.add_row(
+        "architecture", escape(f"widths {arch['widths']}, full-resolution {arch['full']}")
+    )
+    table.add_row("parameters", f"{sum(p.numel() for p in ckpt.net.parameters()):,}")
+    table.add_row("window", escape(f"context {ckpt.context}, smallest {ckpt.min_side} px"))
+    for src in json.loads(meta.get("data", "[]")):
+        what = src.get("source") or src.get("job") or src.get("file") or src.get("dataset")
+        table.add_row("data", escape(f"{what}, {src.get('objects')} objects ({src.get('name')})"))
+    dev = json.loads(meta.get("dev", "{}"))
+    if dev.get("objects"):
+        table.add_row(
+            "development",
+            f"IoU per object {dev['per_object_iou']}, per frame {dev['per_frame_iou']} "
+            f"({dev['objects']} objects, step {dev.get('step')})",
+        )
+    if meta.get("licence"):
+        table.add_row("licence", escape(meta["licence"]))
+    if meta.get("command"):
+        table.add_row("made by", escape(meta["command"]))

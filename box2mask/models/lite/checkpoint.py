@@ -110,6 +110,20 @@ def save(
     return path
 
 
+def is_lite_file(path: Path) -> bool:
+    """Whether ``path`` is a safetensors file of this format (its header alone is read)."""
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if not 0 < n < 100_000_000:
+                return False
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError):
+        return False
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
 def read_metadata(path: Path) -> dict[str, str]:
     """The file's metadata (no tensors read); :class:`CheckpointError` if it is not a lite file."""
     from safetensors import safe_open
