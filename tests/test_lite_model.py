@@ -222,6 +222,7 @@ def test_weights_verify_and_model_auto_know_a_lite_file(tmp_path):
     res = CliRunner().invoke(app, ["weights", "verify", str(path)])
     assert res.exit_code == 0, res.output
     assert "lite" in res.output and "tensors match their digest" in res.output
-    spec, found, note = choose_model(ConvertOptions(out=tmp_path / "o", checkpoint=str(path)))
+    opts = ConvertOptions(dataset="viso", out=tmp_path / "o", checkpoint=str(path))
+    spec, found, note = choose_model(opts)
     assert spec.name == "lite" and found == path and "lite checkpoint" in note
     assert not ckpt.is_lite_file(tmp_path / "nothing") and ckpt.is_lite_file(path)
