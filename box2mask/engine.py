@@ -505,20 +505,16 @@ class MaskEngine:
             with ThreadPoolExecutor(workers, thread_name_prefix="box2mask-prep") as pool:
                 pending: collections.deque = collections.deque()
                 run_batch = self._run_crop_batch if self.is_crop else self._run_batch
-                # a crop model's inputs are small: gather many objects per network call
-                batch = self.opts.batch_size
-                if self.is_crop:
-                    batch = max(batch, CROP_BATCH)
                 for event in self._events(frames, pool):
                     if isinstance(event, _FrameState):
                         if event.remaining == 0:
                             emit(self._finish(event))
                         continue
                     pending.extend(event)
-                    while len(pending) >= batch:
-                        run_batch(pending, emit, batch)
+                    while len(pending) >= self._batch_size():
+                        run_batch(pending, emit, self._batch_size())
                 while pending:
-                    run_batch(pending, emit, batch)
+                    run_batch(pending, emit, self._batch_size())
             ok = True
         finally:
             if writer is not None:
@@ -595,6 +591,14 @@ class MaskEngine:
             self._copied[k].synchronize()  # type: ignore[union-attr]
         self._current_buffer = k
         return self._buffers[k]  # type: ignore[return-value]
+
+    def _batch_size(self) -> int:
+        """Objects (crop model) or crops (prompt model) per model call, read at each call: an
+        out-of-memory lowers ``opts.batch_size`` during the run. A crop model's inputs are
+        small, so it gathers at least :data:`CROP_BATCH` objects per call."""
+        if self.is_crop:
+            return max(self.opts.batch_size, CROP_BATCH)
+        return self.opts.batch_size
 
     def _run_crop_batch(
         self, pending: collections.deque[_CropItem], emit: Callable[[FrameMasks], None], batch: int

@@ -509,9 +509,10 @@ def evaluate(
             )
     else:
         from box2mask.engine import Profile
-        from box2mask.runtime import build_engine, choose_model, parse_devices
+        from box2mask.runtime import build_engine, choose_model, parse_devices, with_model_defaults
 
         spec, checkpoint, note = choose_model(opts)
+        opts = with_model_defaults(opts, spec)
         devices = parse_devices(opts.device, spec.kind)
         if len(devices) > 1:
             raise UsageError("eval runs on one device; pass a single --device")
@@ -859,7 +860,7 @@ def sweep(
         progress: called after each frame, with ``setting`` set.
     """
     import box2mask.models  # noqa: F401  (registers the models)
-    from box2mask.runtime import choose_model
+    from box2mask.runtime import choose_model, with_model_defaults
 
     axes = dict(SWEEP_AXES) if axes is None else axes
     spec, _, note = choose_model(options)
@@ -873,7 +874,7 @@ def sweep(
         if why:
             notes.append(f"skipped {why}")
             continue
-        base_value = getattr(options, axis)
+        base_value = getattr(with_model_defaults(options, spec), axis)
         if axis == "box_fill_classes":
             base_value = ",".join(base_value)
         for v in values:

@@ -21,7 +21,8 @@ import yaml
 from box2mask.choices import Interpolation, Precision, Window
 from box2mask.errors import AnnotationError, UsageError
 
-#: classes given a box mask without running the model, as in the ROS-SAM paper
+#: classes given a box mask without running the model, as in the ROS-SAM paper (the SAM
+#: family's and the weight-free models' default; ``lite`` segments them: docs/lite.md)
 DEFAULT_BOX_FILL_CLASSES = ("car",)
 
 
@@ -113,6 +114,9 @@ class ConvertOptions(EngineOptions):
     seed: int = field(default=0, metadata=in_identity("with-split"))
     #: --summary-json FILE: the run's summary as JSON (box2mask.summary), also in finished.json
     summary_json: Path | None = None
+    #: ``None``: the chosen model's default (:attr:`ModelSpec.box_fill_classes`), resolved by
+    #: :func:`box2mask.runtime.with_model_defaults` before the identity and the engine see it
+    box_fill_classes: tuple[str, ...] | None = field(default=None, metadata=in_identity("sorted"))
 
     def __post_init__(self) -> None:
         check_types({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
@@ -122,7 +126,8 @@ class ConvertOptions(EngineOptions):
         self.formats = tuple(split_list(self.formats))
         self.sequences = tuple(split_list(self.sequences))
         self.classes = tuple(split_list(self.classes))
-        self.box_fill_classes = tuple(split_list(self.box_fill_classes))
+        if self.box_fill_classes is not None:
+            self.box_fill_classes = tuple(split_list(self.box_fill_classes))
         from box2mask.writers import WRITERS
 
         bad = [f for f in self.formats if f not in WRITERS]
@@ -204,7 +209,7 @@ def job_identity(opts: ConvertOptions, prompt_model: bool, precision: str) -> di
             continue
         value = precision if f.name == "precision" else getattr(opts, f.name)
         if how == "sorted":
-            out[f.name] = sorted(value)
+            out[f.name] = None if value is None else sorted(value)  # None: not resolved yet
         elif how == "prompt":
             out[f.name] = value if prompt_model else None
         elif how == "prompt-when-set":

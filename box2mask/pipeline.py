@@ -40,7 +40,7 @@ from box2mask.options import (
     split_list,
 )
 from box2mask.problems import Problems
-from box2mask.runtime import choose_model, parse_devices
+from box2mask.runtime import choose_model, parse_devices, with_model_defaults
 from box2mask.split import check_formats, make_split
 from box2mask.summary import check_summary_path, summary_record, write_record
 from box2mask.types import Frame
@@ -93,6 +93,8 @@ class Summary:
     #: wall seconds of the run's phases: ``prepare`` (dataset, model choice, job),
     #: ``convert`` (the frames), ``assemble`` (the formats written at the end)
     phases: dict[str, float] = field(default_factory=dict)
+    #: the options as the run used them (model defaults filled in)
+    options: ConvertOptions | None = None
 
     @property
     def objects(self) -> int:
@@ -143,9 +145,10 @@ def convert(
             pass
 
     spec, checkpoint, note = choose_model(opts)
+    opts = with_model_defaults(opts, spec)
     devices = parse_devices(opts.device, spec.kind)
     gpus = [d for d in split_list(opts.device) if d not in ("auto", "cpu")]
-    if spec.kind != "prompt" and gpus:
+    if not spec.on_device and gpus:
         # a weight-free model runs on the CPU: say so rather than take --device cuda silently
         note = "; ".join(
             n for n in (note, f"--device {opts.device}: {spec.name} is weight-free and runs on "
@@ -229,6 +232,7 @@ def convert(
             precision=precision,
             root=root,
             sequences=len(seqs),
+            options=opts,
             split=None
             if split is None
             else {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -160,6 +160,14 @@ def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:
         f"no HQ-SAM, SAM or SAM 2 checkpoint found and no lite weights in this installation: used the "
         f"weight-free '{fallback.name}' model (see `box2mask weights list` to get one)",
     )
+
+
+def with_model_defaults(opts: ConvertOptions, spec: ModelSpec) -> ConvertOptions:
+    """``opts`` with what was left to the model filled in: ``--box-fill-classes``
+    (``None``: the model's own default, :attr:`ModelSpec.box_fill_classes`)."""
+    if opts.box_fill_classes is not None:
+        return opts
+    return replace(opts, box_fill_classes=tuple(spec.box_fill_classes))
 
 
 def crop_checkpoint(checkpoint: str | Path | None) -> Path:

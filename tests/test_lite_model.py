@@ -226,3 +226,23 @@ def test_weights_verify_and_model_auto_know_a_lite_file(tmp_path):
     spec, found, note = choose_model(opts)
     assert spec.name == "lite" and found == path and "lite checkpoint" in note
     assert not ckpt.is_lite_file(tmp_path / "nothing") and ckpt.is_lite_file(path)
+
+
+def test_lite_segments_cars_by_default_where_the_other_models_box_fill_them(tmp_path):
+    """--box-fill-classes defaults to the model's own policy: the SAM family and the
+    weight-free models box-fill ``car`` (the paper's), lite segments them (docs/lite.md)."""
+    import box2mask
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "viso-mini"
+    path = _random_file(tmp_path / "m.safetensors")
+    lite = box2mask.convert(dataset="viso", root=example, out=tmp_path / "lite", model="lite",
+                            checkpoint=str(path), sequences="car/001")  # fmt: skip
+    assert "box" not in lite.objects_by_source and lite.options.box_fill_classes == ()
+    ident = json.loads((tmp_path / "lite" / ".box2mask" / "job.json").read_text())["identity"]
+    assert ident["box_fill_classes"] == []
+    ell = box2mask.convert(dataset="viso", root=example, out=tmp_path / "ell", model="ellipse",
+                           sequences="car/001")  # fmt: skip
+    assert set(ell.objects_by_source) == {"box"} and ell.options.box_fill_classes == ("car",)
+    given = box2mask.convert(dataset="viso", root=example, out=tmp_path / "given", model="lite",
+                             checkpoint=str(path), sequences="car/001", box_fill_classes="car")  # fmt: skip
+    assert set(given.objects_by_source) == {"box"}

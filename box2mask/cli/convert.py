@@ -14,7 +14,7 @@ from box2mask.cli import app
 from box2mask.cli._common import console, err_console, print_every, progress_bar, run_safely
 from box2mask.cli._flags import RUN_FLAGS, RUN_PANEL, Flag, gather_options, with_flags
 from box2mask.executors import EXECUTORS
-from box2mask.options import DEFAULT_BOX_FILL_CLASSES, ConvertOptions
+from box2mask.options import ConvertOptions
 from box2mask.writers import WRITERS
 
 _SPLIT_PANEL = "Train / val / test split"
@@ -269,8 +269,11 @@ def describe_sources(summary, options: ConvertOptions) -> list[str]:  # noqa: AN
     lines: list[str] = []
     if by.get("box") and summary.model != "box":
         why = []
+        options = summary.options or options
         if options.box_fill_classes:
-            default = tuple(options.box_fill_classes) == DEFAULT_BOX_FILL_CLASSES
+            from box2mask.models.registry import MODELS
+
+            default = tuple(options.box_fill_classes) == MODELS.get(summary.model).box_fill_classes
             why.append(
                 f"class {', '.join(options.box_fill_classes)} "
                 f"(--box-fill-classes {','.join(options.box_fill_classes)}"

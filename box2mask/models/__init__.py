@@ -107,5 +107,6 @@ MODELS.add(
         build=_build_lite,
         checkpoint_kinds=("lite",),
         auto_fallback=True,
+        box_fill_classes=(),
     ),
 )

@@ -47,6 +47,9 @@ class ModelSpec:
         int8: ``--precision int8`` (dynamic int8 encoder) applies.
         compile: ``--compile`` (torch.compile of the encoder) applies.
         temporal: ``--temporal propagate`` (a video memory along each track) applies.
+        box_fill_classes: the classes ``--box-fill-classes`` box-fills by default with
+            this model (the paper's ``car`` for the SAM family; none for ``lite``,
+            which segments small vehicles better than their boxes: docs/lite.md).
         name: the ``--model`` value, set by ``MODELS.add(name, spec)``.
     """
 
@@ -62,6 +65,7 @@ class ModelSpec:
     int8: bool = False
     compile: bool = False
     temporal: bool = False
+    box_fill_classes: tuple[str, ...] = ("car",)
     name: str = ""
 
     @property
