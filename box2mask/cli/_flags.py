@@ -226,7 +226,8 @@ RUN_FLAGS: dict[str, Flag] = {
     "box_fill_classes": Flag(
         str | None,
         "Comma-separated classes given box masks without the model, and scored as boxes by eval "
-        "(default: car); '' for none.",
+        "(default: the model's: car for the SAM family and the weight-free models, none for "
+        "lite); '' for none.",
         panel=SMALL_PANEL,
     ),
     "box_fill_area": Flag(
