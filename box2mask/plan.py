@@ -192,7 +192,7 @@ def plan(options: ConvertOptions) -> Plan:
     import box2mask.models  # noqa: F401  (registers the models)
     from box2mask.io import sha256_file
     from box2mask.options import job_identity
-    from box2mask.runtime import choose_model, parse_devices
+    from box2mask.runtime import choose_model, parse_devices, with_model_defaults
     from box2mask.safe_paths import check_out_path
     from box2mask.writers.coco import category_table
 
@@ -213,6 +213,7 @@ def plan(options: ConvertOptions) -> Plan:
     seq_names = [s.name for s in seqs]
 
     spec, checkpoint, note = choose_model(opts)  # what --model auto picks, and why
+    opts = with_model_defaults(opts, spec)  # the model's box-fill policy, as convert uses it
     devices = parse_devices(opts.device, spec.kind)
     precision = opts.precision
     if precision == "auto":
@@ -307,7 +308,7 @@ def plan(options: ConvertOptions) -> Plan:
         model_kind=spec.kind,
         model_why=note or f"--model {opts.model} was given",
         checkpoint=checkpoint,
-        device=",".join(str(d) for d in devices) if spec.kind == "prompt" else "cpu",
+        device=",".join(str(d) for d in devices) if spec.on_device else "cpu",
         precision=precision if spec.kind == "prompt" else None,
         formats=list(opts.formats),
         job=job_state,
@@ -385,7 +386,7 @@ def _measure(
     encoded = []
     with (
         tempfile.TemporaryDirectory(prefix="box2mask-dry-run-") as tmp,
-        cuda_device_scope(device if spec.kind == "prompt" else None),
+        cuda_device_scope(device if spec.on_device else None),
     ):
         t = time.perf_counter()
         engine = build_engine(opts, spec, checkpoint, device, precision, Problems(), Profile())
