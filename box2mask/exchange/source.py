@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from box2mask.cocofile import check_coco
 from box2mask.errors import UsageError
 from box2mask.exchange.model import FrameKey, ObjectKey
 from box2mask.layout import COCO_NAME, JOB_FILE, PARTS_DIR, state_dir
@@ -76,10 +77,14 @@ def read_job(job: Path | str) -> JobData:
             f"--job {job}: no {COCO_NAME} (a `box2mask convert` job with the coco format)"
         )
     coco = _read_json(coco_path, "--job")
-    if not isinstance(coco, dict) or not all(
-        isinstance(coco.get(k), list) for k in ("images", "annotations", "categories")
-    ):
-        raise UsageError(f"--job {coco_path}: not a COCO file (images, annotations, categories)")
+    check_coco(
+        coco,
+        f"--job {coco_path}",
+        images=("sequence", "frame_index", "width", "height"),
+        annotations=("image_id", "track_id"),
+        why="export and import match objects by (sequence, frame_index, track_id), which "
+        "box2mask's own COCO output has",
+    )
     ident: dict[str, Any] = {}
     jf = state_dir(job) / JOB_FILE
     if jf.is_file():
@@ -89,12 +94,10 @@ def read_job(job: Path | str) -> JobData:
         data.categories[int(c["id"])] = c
     by_id = data.images
     for n, img in enumerate(coco["images"]):
-        missing = [k for k in ("id", "sequence", "frame_index", "width", "height") if k not in img]
-        if missing:
+        if isinstance(img["id"], str):
             raise UsageError(
-                f"--job {coco_path}: images[{n}] has no {', '.join(missing)}; export and "
-                "import match objects by (sequence, frame_index, track_id), which box2mask's "
-                "own COCO output has"
+                f"--job {coco_path}: images[{n}] has id {img['id']!r}, not a whole number (as "
+                "COCO and box2mask's output number images)"
             )
         key = FrameKey(img["sequence"], int(img["frame_index"]))
         if key in data.frames:
@@ -105,10 +108,7 @@ def read_job(job: Path | str) -> JobData:
         data.frames[key] = img
         by_id[int(img["id"])] = img
         data.hw[int(img["id"])] = (int(img["height"]), int(img["width"]))
-    for n, ann in enumerate(coco["annotations"]):
-        if "track_id" not in ann or ann.get("image_id") not in by_id:
-            what = "no track_id" if "track_id" not in ann else "an image_id no image has"
-            raise UsageError(f"--job {coco_path}: annotations[{n}] has {what}")
+    for ann in coco["annotations"]:
         img = by_id[ann["image_id"]]
         key = ObjectKey(img["sequence"], int(img["frame_index"]), int(ann["track_id"]))
         data.objects.setdefault(key, []).append(ann)
