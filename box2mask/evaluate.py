@@ -563,7 +563,7 @@ class PredictionIndex:
     @classmethod
     def load(cls, path: Path, ids_are_tracks: bool = True) -> PredictionIndex:
         """Read a COCO JSON file (whole), checked first: another tool's file that cannot be
-        scored is one message (:func:`box2mask.cocofile.check_predictions`)."""
+        scored is one message (:func:`box2mask.coco_checks.check_predictions`)."""
         try:
             with open(path, encoding="utf-8") as fh:
                 data = json.load(fh)
@@ -571,7 +571,7 @@ class PredictionIndex:
             raise UsageError(f"--predictions {path}: no such file") from None
         except (OSError, ValueError) as exc:
             raise UsageError(f"--predictions {path}: not readable JSON ({exc})") from None
-        from box2mask.cocofile import check_predictions
+        from box2mask.coco_checks import check_predictions
 
         check_predictions(data, f"--predictions {path}", ids_are_tracks)
         return cls(data, Path(path))

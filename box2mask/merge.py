@@ -28,7 +28,7 @@ written: jobs whose identities differ in anything but ``shard`` and
 ``K/N`` of which some ``K`` is missing (1/3 and 3/3 without 2/3), a frame
 present in two inputs, a plain COCO file that names ids it does not hold (an annotation's
 ``image_id`` or ``category_id``), has two images with one id or records that are
-not objects (:func:`box2mask.cocofile.check_coco`), a plain COCO file that lacks
+not objects (:func:`box2mask.coco_checks.check_coco`), a plain COCO file that lacks
 what a format needs (``sequence``, ``frame_index``, ``track_id``, RLE masks: a
 foreign COCO file merges into COCO only), and outputs already at ``dest``. ``force=True``
 accepts the first three, ``overwrite=True`` the last; never a frame in two
@@ -45,7 +45,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from box2mask.cocofile import check_coco
+from box2mask.coco_checks import check_coco, id_key
 from box2mask.errors import UsageError
 from box2mask.ids import whole_id
 from box2mask.job import JobFileError, JobFolder, diff_identity, format_diffs
@@ -141,7 +141,7 @@ class _CocoSource(_Source):
         by_image: dict[Any, list[dict[str, Any]]] = {}
         for a in anns:
             rec = {k: v for k, v in a.items() if k not in ("id", "image_id", "category_id")}
-            by_image.setdefault(_key(a["image_id"]), []).append(
+            by_image.setdefault(id_key(a["image_id"]), []).append(
                 {"category": names[whole_id(a["category_id"])], **rec}
             )
         self._images, self._anns = images, anns
@@ -152,7 +152,7 @@ class _CocoSource(_Source):
             idx = int(img["frame_index"]) if "frame_index" in img else pos
             part = {
                 "image": {k: v for k, v in img.items() if k != "id"},
-                "annotations": by_image.get(_key(img["id"]), []),
+                "annotations": by_image.get(id_key(img["id"]), []),
             }
             self._seqs.setdefault(seq, []).append((idx, part))
         self.sequences = list(self._seqs)
@@ -183,11 +183,6 @@ class _CocoSource(_Source):
                 if key not in ann:
                     return f"annotations[{n}] has no {key}"
         return None
-
-
-def _key(image_id: Any) -> Any:
-    """An image id as a key (``3`` and ``3.0`` are one image; a string is itself)."""
-    return image_id if isinstance(image_id, str) else whole_id(image_id)
 
 
 def open_input(path: Path) -> _Source:

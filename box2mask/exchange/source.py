@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from box2mask.cocofile import check_coco
+from box2mask.coco_checks import check_coco
 from box2mask.errors import UsageError
 from box2mask.exchange.model import FrameKey, ObjectKey
 from box2mask.layout import COCO_NAME, JOB_FILE, PARTS_DIR, state_dir

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from box2mask.cocofile import check_coco
+from box2mask.coco_checks import check_coco, id_key
 from box2mask.errors import UsageError
 from box2mask.ids import whole_id
 from box2mask.io import atomic_open
@@ -282,10 +282,6 @@ def _track_ids(job: JobFolder, wanted: set[int]) -> dict[tuple[str, int, int], i
     return found
 
 
-def _image_key(image_id: Any) -> Any:
-    return image_id if isinstance(image_id, str) else whole_id(image_id)
-
-
 def _fill_size(
     d: Decision, im: dict[str, Any], ann: dict[str, Any], k: int, coco_path: Path
 ) -> tuple[int, int]:
@@ -316,10 +312,10 @@ def _apply_to_coco(coco_path: Path, decisions: list[Decision], repeated: int) ->
         raise UsageError(f"--job {coco_path}: not readable JSON ({exc})") from None
     # a file of another tool: ids it does not hold, fields of the wrong kind, before anything
     check_coco(coco, f"--job {coco_path}", categories=False)
-    images = {_image_key(im["id"]): im for im in coco["images"]}
+    images = {id_key(im["id"]): im for im in coco["images"]}
     by_key: dict[tuple, list[int]] = {}
     for k, a in enumerate(coco["annotations"]):
-        im = images[_image_key(a["image_id"])]
+        im = images[id_key(a["image_id"])]
         # without box2mask's fields, a frame is its image id (the page shows it so)
         seq = str(im.get("sequence", ""))
         fi = whole_id(im["frame_index"]) if "frame_index" in im else whole_id(im["id"])
@@ -348,7 +344,7 @@ def _apply_to_coco(coco_path: Path, decisions: list[Decision], repeated: int) ->
             summary.removed += 1
             summary.frames += 1
         else:
-            im = images[_image_key(a["image_id"])]
+            im = images[id_key(a["image_id"])]
             new = fill_annotation(a, d.action, _fill_size(d, im, a, k, coco_path))
             if new == a:
                 summary.unchanged += 1

@@ -12,6 +12,12 @@ writes anything; without it the command would end in a ``KeyError`` halfway.
 The fields box2mask knows are type-checked wherever they are present
 (:data:`KINDS`); a command says which of them it needs (``images=``,
 ``annotations=``) and why (``why=``, appended to the message).
+
+The record checks (:func:`check_record`, :func:`check_prediction_image`,
+:func:`check_prediction_annotation`) look at one record at a time, so that a
+reader that streams a file instead of loading it can make them as it goes;
+only the cross-checks (an ``image_id`` the file holds, one id per image) need
+the file's image ids.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ def check_coco(
         data: the file's JSON.
         label: the file in messages (``"--predictions a.json"``).
         images: fields every image must have (``id`` always).
-        annotations: fields every annotation must have (default ``image_id``).
+        annotations: fields every annotation must have (``image_id`` always).
         categories: the file has a ``categories`` list, and an annotation's
             ``category_id`` (needed then) is one of its ids.
         why: what needs the fields, appended to a missing field's message
@@ -66,11 +72,10 @@ def check_coco(
     lists = ("images", "annotations", "categories") if categories else ("images", "annotations")
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in lists):
         raise UsageError(f"{label}: not a COCO file (a JSON object with {', '.join(lists)} lists)")
-    tail = f"; {why}" if why else ""
     image_ids: dict[Any, int] = {}
     for n, im in enumerate(data["images"]):
-        _check_record(im, f"images[{n}]", dict.fromkeys(("id", *images)), "images", label, tail)
-        key = _id(im["id"])
+        check_record(im, "images", n, label, need=("id", *images), why=why)
+        key = id_key(im["id"])
         if key in image_ids:
             raise UsageError(
                 f"{label}: images[{n}] has id {im['id']!r}, as images[{image_ids[key]}] does "
@@ -85,67 +90,93 @@ def check_coco(
             cat_ids.add(whole_id(c["id"]))
     need = ("image_id", *annotations, *(("category_id",) if categories else ()))
     for n, ann in enumerate(data["annotations"]):
-        where = f"annotations[{n}]"
-        _check_record(ann, where, dict.fromkeys(need), "annotations", label, tail)
-        if _id(ann["image_id"]) not in image_ids:
+        check_record(ann, "annotations", n, label, need=need, why=why)
+        if id_key(ann["image_id"]) not in image_ids:
             raise UsageError(
-                f"{label}: {where} has image_id {ann['image_id']!r}, which no image of the file has"
+                f"{label}: annotations[{n}] has image_id {ann['image_id']!r}, which no image of "
+                "the file has"
             )
         if categories and whole_id(ann["category_id"]) not in cat_ids:
             raise UsageError(
-                f"{label}: {where} has category_id {ann['category_id']!r}, which is not in "
-                "the file's categories"
+                f"{label}: annotations[{n}] has category_id {ann['category_id']!r}, which is not "
+                "in the file's categories"
             )
+
+
+def check_record(
+    rec: Any, table: str, n: int, label: str, need: Iterable[str] = (), why: str = ""
+) -> None:
+    """One image (``table`` ``"images"``) or annotation (``"annotations"``), the ``n``-th
+    of its list: a JSON object, with the fields ``need``, and box2mask's fields
+    (:data:`KINDS`) of the right kind wherever present.
+
+    Raises:
+        UsageError: naming ``label``, the record and the field.
+    """
+    where = f"{table}[{n}]"
+    if not isinstance(rec, dict):
+        raise UsageError(f"{label}: {where} is not a JSON object")
+    kinds = KINDS[table]
+    for key in dict.fromkeys(need):
+        if key not in rec:
+            what = f" ({_SAID[kinds[key]]})" if key in kinds else ""
+            raise UsageError(f"{label}: {where} has no {key}{what}{'; ' + why if why else ''}")
+    for key, kind in kinds.items():
+        if key in rec and not _is(rec[key], kind):
+            raise UsageError(f"{label}: {where} has {key} {rec[key]!r}, not {_SAID[kind]}")
 
 
 def check_predictions(data: Any, label: str, ids_are_tracks: bool) -> None:
     """``eval --predictions``: a file, perhaps another tool's, that can be scored.
 
-    Every annotation names an image of the file; every image can be placed on a frame
-    (``sequence`` and ``frame_index``, or ``file_name``); every annotation has a
-    ``track_id``, or an ``id`` where that is how the dataset numbers its objects
-    (``ids_are_tracks``: the ``coco`` adapter's objects without a ``track_id``).
+    Every annotation names an image of the file (:func:`check_coco`), every image
+    can be placed on a frame and every annotation matched to an object
+    (:func:`check_prediction_image`, :func:`check_prediction_annotation`).
 
     Raises:
         UsageError: naming the file and the first record that fails.
     """
     check_coco(data, label, categories=False)
     for n, im in enumerate(data["images"]):
-        if not ("sequence" in im and "frame_index" in im) and "file_name" not in im:
-            raise UsageError(
-                f"{label}: images[{n}] has neither sequence and frame_index nor file_name: "
-                "it cannot be placed on a frame of the dataset"
-            )
+        check_prediction_image(im, n, label)
     for n, ann in enumerate(data["annotations"]):
-        if "track_id" in ann:
-            continue
-        if not ids_are_tracks:
-            raise UsageError(
-                f"{label}: annotations[{n}] has no track_id (a whole number): a predicted mask "
-                "is matched to its ground-truth object by track id (box2mask's COCO output "
-                "has them; an annotation id stands in only for --dataset coco objects without "
-                "one)"
-            )
-        if whole_id(ann.get("id")) is None:
-            raise UsageError(
-                f"{label}: annotations[{n}] has neither track_id nor id (whole numbers) to match "
-                "it to a ground-truth object"
-            )
+        check_prediction_annotation(ann, n, label, ids_are_tracks)
 
 
-def _check_record(
-    rec: Any, where: str, need: Iterable[str], table: str, label: str, tail: str
+def check_prediction_image(im: dict[str, Any], n: int, label: str) -> None:
+    """A predictions file's image can be placed on a dataset's frame: by ``sequence`` and
+    ``frame_index``, else by ``file_name``."""
+    if not ("sequence" in im and "frame_index" in im) and "file_name" not in im:
+        raise UsageError(
+            f"{label}: images[{n}] has neither sequence and frame_index nor file_name: it "
+            "cannot be placed on a frame of the dataset"
+        )
+
+
+def check_prediction_annotation(
+    ann: dict[str, Any], n: int, label: str, ids_are_tracks: bool
 ) -> None:
-    if not isinstance(rec, dict):
-        raise UsageError(f"{label}: {where} is not a JSON object")
-    kinds = KINDS[table]
-    for key in need:
-        if key not in rec:
-            what = f" ({_SAID[kinds[key]]})" if key in kinds else ""
-            raise UsageError(f"{label}: {where} has no {key}{what}{tail}")
-    for key, kind in kinds.items():
-        if key in rec and not _is(rec[key], kind):
-            raise UsageError(f"{label}: {where} has {key} {rec[key]!r}, not {_SAID[kind]}")
+    """A predictions file's annotation can be matched to its ground-truth object: by its
+    ``track_id``, or by its ``id`` where the dataset numbers its objects so
+    (``ids_are_tracks``: the ``coco`` adapter's objects without a ``track_id``)."""
+    if "track_id" in ann:
+        return
+    if not ids_are_tracks:
+        raise UsageError(
+            f"{label}: annotations[{n}] has no track_id (a whole number): a predicted mask is "
+            "matched to its ground-truth object by track id (box2mask's COCO output has them; "
+            "an annotation id stands in only for --dataset coco objects without one)"
+        )
+    if whole_id(ann.get("id")) is None:
+        raise UsageError(
+            f"{label}: annotations[{n}] has neither track_id nor id (whole numbers) to match it "
+            "to a ground-truth object"
+        )
+
+
+def id_key(value: Any) -> Any:
+    """An id as a key: ``3`` and ``3.0`` are one image; a string is itself."""
+    return value if isinstance(value, str) else whole_id(value)
 
 
 def _is(value: Any, kind: str) -> bool:
@@ -157,9 +188,12 @@ def _is(value: Any, kind: str) -> bool:
     return number is not None and (kind == "whole" or number >= 1)
 
 
-def _id(value: Any) -> Any:
-    """An id as a key: ``3`` and ``3.0`` are one image; a string is itself."""
-    return value if isinstance(value, str) else whole_id(value)
-
-
-__all__ = ["KINDS", "check_coco", "check_predictions"]
+__all__ = [
+    "KINDS",
+    "check_coco",
+    "check_prediction_annotation",
+    "check_prediction_image",
+    "check_predictions",
+    "check_record",
+    "id_key",
+]
