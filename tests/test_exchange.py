@@ -682,3 +682,29 @@ def _by_key(coco: dict) -> dict[tuple[str, int, int], dict]:
         im = imgs[a["image_id"]]
         out[(im["sequence"], im["frame_index"], a["track_id"])] = a
     return out
+
+
+def test_an_import_into_an_unfinished_job_reaches_its_formats_when_convert_finishes(
+    job6, tmp_path
+) -> None:
+    """A job whose convert has not finished takes the corrections into its layer and its
+    per-frame files; its assembled formats get them when the same convert finishes it."""
+    from cli_helpers import convert_viso
+
+    job = copy_job(job6, tmp_path / "job")
+    pick = _pick(job)
+    out = tmp_path / "out"
+    export(job, "labelstudio", out)
+    f = ls_review(out, tmp_path / "ls.json", _ls_edit(job, pick))
+    want = job_masks(job)
+    want[pick["change"]] = _changed(want[pick["change"]])
+    del want[pick["remove"]]
+    want[pick["new"]] = _new_mask(want[pick["change"]].shape)
+    (job / ".box2mask" / "finished.json").unlink()  # as a run stopped before its end leaves it
+    coco = (job / "annotations.json").read_bytes()
+    said = _import("labelstudio", f, job, out / "box2mask-export.json")
+    assert "the job's convert has not finished" in said
+    assert (job / "annotations.json").read_bytes() == coco  # assembled when convert ends
+    r = convert_viso(MINI, job, "--model", "classical", "--format", ALL_FORMATS)
+    assert r.exit_code == 0, r.output
+    assert_formats_agree(job, want)
