@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from box2mask.errors import UsageError
 from box2mask.exchange import cvat, labelstudio
@@ -37,6 +38,9 @@ from box2mask.exchange.plan import MANIFEST, identity_sha, read_manifest
 from box2mask.exchange.source import JobData, is_job, read_job, read_job_frames
 from box2mask.io import atomic_open
 from box2mask.safe_paths import check_out_path
+
+if TYPE_CHECKING:
+    from box2mask.job import ChangeSummary, ObjectChange
 
 __all__ = [
     "JobImport",
@@ -90,7 +94,7 @@ class JobImport:
     """
 
     result: ImportResult
-    changes: Any = None
+    changes: ChangeSummary | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -162,13 +166,13 @@ def import_review(
     return out
 
 
-def to_changes(res: ImportResult) -> list[Any]:
+def to_changes(res: ImportResult) -> list[ObjectChange]:
     """The job changes (:class:`box2mask.job.ObjectChange`) of an import's result: changed
     -> ``replace`` (mask and category), added -> ``add``, removed -> ``remove``; each
     ``review: manual`` with the tool and the time."""
     from box2mask.job import ObjectChange
 
-    out = []
+    out: list[ObjectChange] = []
     actions = {"changed": "replace", "added": "add", "removed": "remove"}
     for c in res.changes:
         if c.kind not in actions:
@@ -205,7 +209,7 @@ def _tool_file(
     file: Path,
     job_dir: Path | str,
     manifest: Path | str | None,
-    frames_of: Any,
+    frames_of: Callable[[list[FrameKey]], JobData],
 ) -> ToolFile:
     """What the tool's file says. ``frames_of(keys)`` gives the job's data of the frames
     ``keys`` (CVAT needs their sizes to read its masks)."""
