@@ -497,7 +497,7 @@ def evaluate(
             progress(state)
 
     if predictions is not None:
-        preds = PredictionIndex.load(Path(predictions))
+        preds = PredictionIndex.load(Path(predictions), ids_are_tracks=opts.dataset == "coco")
         for frame in with_gt():
             keep = _kept(frame, opts.classes)
             masks, sources = preds.masks_for(frame, keep)
@@ -587,8 +587,9 @@ class PredictionIndex:
         self.images_matched = 0
 
     @classmethod
-    def load(cls, path: Path) -> PredictionIndex:
-        """Read a COCO JSON file (whole)."""
+    def load(cls, path: Path, ids_are_tracks: bool = True) -> PredictionIndex:
+        """Read a COCO JSON file (whole), checked first: another tool's file that cannot be
+        scored is one message (:func:`box2mask.coco_checks.check_predictions`)."""
         try:
             with open(path, encoding="utf-8") as fh:
                 data = json.load(fh)
@@ -596,8 +597,9 @@ class PredictionIndex:
             raise UsageError(f"--predictions {path}: no such file") from None
         except (OSError, ValueError) as exc:
             raise UsageError(f"--predictions {path}: not readable JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise UsageError(f"--predictions {path}: not a COCO JSON object")
+        from box2mask.coco_checks import check_predictions
+
+        check_predictions(data, f"--predictions {path}", ids_are_tracks)
         return cls(data, Path(path))
 
     def image_id(self, frame: Frame) -> Any | None:

@@ -26,9 +26,11 @@ Refused (:class:`MergeError`, exit 2), all checked before anything is
 written: jobs whose identities differ in anything but ``shard`` and
 ``sequences`` (the options that pick a share), unfinished jobs, shards
 ``K/N`` of which some ``K`` is missing (1/3 and 3/3 without 2/3), a frame
-present in two inputs, a plain COCO file that lacks what a format needs
-(``sequence``, ``frame_index``, ``track_id``, RLE masks: a foreign COCO file
-merges into COCO only), and outputs already at ``dest``. ``force=True``
+present in two inputs, a plain COCO file that names ids it does not hold (an annotation's
+``image_id`` or ``category_id``), has two images with one id or records that are
+not objects (:func:`box2mask.coco_checks.check_coco`), a plain COCO file that lacks
+what a format needs (``sequence``, ``frame_index``, ``track_id``, RLE masks: a
+foreign COCO file merges into COCO only), and outputs already at ``dest``. ``force=True``
 accepts the first three, ``overwrite=True`` the last; never a frame in two
 inputs.
 """
@@ -43,7 +45,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from box2mask.coco_checks import check_coco, id_key
 from box2mask.errors import UsageError
+from box2mask.ids import whole_id
 from box2mask.job import JobFileError, JobFolder, diff_identity, format_diffs
 from box2mask.job.derive import finalize
 from box2mask.layout import FINISHED_FILE, JOB_FILE, STATE_DIR, sequence_dirs
@@ -120,24 +124,26 @@ class _CocoSource(_Source):
         try:
             with open(path, encoding="utf-8") as fh:
                 data = json.load(fh)
-            images, anns, cats = data["images"], data["annotations"], data["categories"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (OSError, ValueError) as exc:
             raise MergeError(f"{path} is not a readable COCO JSON file: {exc}") from None
+        try:  # ids the file does not hold, records that are not objects: one message
+            check_coco(data, str(path))
+        except UsageError as exc:
+            raise MergeError(str(exc)) from None
+        images, anns, cats = data["images"], data["annotations"], data["categories"]
+        for n, c in enumerate(cats):
+            if not isinstance(c.get("name"), str):
+                raise MergeError(f"{path}: categories[{n}] has no name (a string)")
         self.categories = [
             {"id": c["id"], "name": c["name"], "supercategory": c.get("supercategory", "")}
             for c in cats
         ]
-        names = {c["id"]: c["name"] for c in cats}
+        names = {whole_id(c["id"]): c["name"] for c in cats}
         by_image: dict[Any, list[dict[str, Any]]] = {}
         for a in anns:
             rec = {k: v for k, v in a.items() if k not in ("id", "image_id", "category_id")}
-            if a.get("category_id") not in names:
-                raise MergeError(
-                    f"{path}: annotation {a.get('id')} has category_id {a.get('category_id')!r}, "
-                    "which is not in its categories"
-                )
-            by_image.setdefault(a["image_id"], []).append(
-                {"category": names[a["category_id"]], **rec}
+            by_image.setdefault(id_key(a["image_id"]), []).append(
+                {"category": names[whole_id(a["category_id"])], **rec}
             )
         self._images, self._anns = images, anns
         self._seqs: dict[str, list[tuple[int, dict[str, Any]]]] = {}
@@ -147,7 +153,7 @@ class _CocoSource(_Source):
             idx = int(img["frame_index"]) if "frame_index" in img else pos
             part = {
                 "image": {k: v for k, v in img.items() if k != "id"},
-                "annotations": by_image.get(img["id"], []),
+                "annotations": by_image.get(id_key(img["id"]), []),
             }
             self._seqs.setdefault(seq, []).append((idx, part))
         self.sequences = list(self._seqs)

@@ -60,6 +60,94 @@ def copy_job(job: Path, dest: Path, coco: dict[str, Any] | None = None) -> Path:
     return dest
 
 
+#: every format a job can have (the writer registry's built-ins)
+ALL_FORMATS = "coco,ytvis,davis,mots,yolo,png"
+
+
+def job_files(job: Path) -> dict[str, bytes]:
+    """Every file under the job folder (its state, corrections and every format's files),
+    by relative path, links read through; the lock file left out (flock's, not data)."""
+    return {p.relative_to(job).as_posix(): p.read_bytes() for p in sorted(job.rglob("*"))
+            if p.is_file() and p.name != "lock"}  # fmt: skip
+
+
+def ytvis_masks(job: Path) -> dict[tuple[str, int, int], np.ndarray]:
+    """``{(sequence, frame_index, track_id): mask}`` of a job's ``ytvis.json``, decoded by
+    pycocotools (YouTube-VIS keeps a track's masks per frame of its video, ``null`` where
+    the track is absent); frames are numbered by the job's COCO images of each video."""
+    from pycocotools import mask as mask_utils
+
+    yt = json.loads((job / "ytvis.json").read_text())
+    coco = json.loads((job / "annotations.json").read_text())
+    frames: dict[str, list[int]] = {}
+    for im in coco["images"]:
+        frames.setdefault(im["sequence"], []).append(im["frame_index"])
+    videos = {v["id"]: v for v in yt["videos"]}
+    out = {}
+    for a in yt["annotations"]:
+        v = videos[a["video_id"]]
+        order = sorted(frames[v["name"]])
+        assert len(order) == len(a["segmentations"]) == v["length"]
+        for fi, seg in zip(order, a["segmentations"], strict=True):
+            if seg is None:
+                continue
+            rle = mask_utils.frPyObjects(seg, v["height"], v["width"])
+            out[(v["name"], fi, a["track_id"])] = mask_utils.decode(rle).astype(bool)
+    return out
+
+
+def coco_masks_by_pycocotools(job: Path) -> dict[tuple[str, int, int], np.ndarray]:
+    """The job's ``annotations.json`` read by pycocotools (``COCO`` and ``annToMask``)."""
+    from pycocotools.coco import COCO
+
+    api = COCO(str(job / "annotations.json"))
+    out = {}
+    for a in api.dataset["annotations"]:
+        im = api.imgs[a["image_id"]]
+        out[(im["sequence"], im["frame_index"], a["track_id"])] = api.annToMask(a).astype(bool)
+    return out
+
+
+def assert_davis_agrees(job: Path, want: dict[tuple[str, int, int], np.ndarray]) -> None:
+    """The job's DAVIS palette PNGs, read by PIL as DAVIS readers do, show ``want``: each
+    object index's pixels lie inside its track's mask (``objects.json`` says which track),
+    and a frame's painted pixels are the union of its masks (overlaps go to one object)."""
+    from PIL import Image
+
+    coco = json.loads((job / "annotations.json").read_text())
+    stems: dict[str, dict[str, int]] = {}
+    for im in coco["images"]:
+        stems.setdefault(im["sequence"], {})[Path(im["file_name"]).stem] = im["frame_index"]
+    videos = json.loads((job / "davis" / "objects.json").read_text())["videos"]
+    seen = 0
+    for v in videos:
+        tracks = {o["index"]: o["track_id"] for o in v["objects"]}
+        for png in sorted((job / "davis" / "Annotations" / v["name"]).glob("*.png")):
+            fi = stems[v["sequence"]][png.stem]
+            index = np.array(Image.open(png))
+            mine = {t: m for (s, f, t), m in want.items()
+                    if s == v["sequence"] and f == fi and t in tracks.values()}  # fmt: skip
+            union = np.zeros(index.shape, bool)
+            for m in mine.values():
+                union |= m
+            assert np.array_equal(index > 0, union), (v["name"], png.name)
+            for k in np.unique(index[index > 0]):
+                t = tracks[int(k)]
+                assert t in mine and not (index == k)[~mine[t]].any(), (v["name"], png.name, t)
+            seen += 1
+    assert seen == len(coco["images"])
+
+
+def assert_formats_agree(job: Path, want: dict[tuple[str, int, int], np.ndarray]) -> None:
+    """pycocotools reads exactly ``want`` from the job's COCO and from its YouTube-VIS, and
+    PIL reads it from its DAVIS PNGs (:func:`assert_davis_agrees`)."""
+    for name, got in (("coco", coco_masks_by_pycocotools(job)), ("ytvis", ytvis_masks(job))):
+        assert got.keys() == want.keys(), name
+        bad = [k for k in want if not np.array_equal(got[k], want[k])]
+        assert not bad, (name, bad[:5])
+    assert_davis_agrees(job, want)
+
+
 # -- Label Studio ----------------------------------------------------------------------
 
 

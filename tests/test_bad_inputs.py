@@ -62,6 +62,7 @@ class Row:
     job: bool = False  # finish a job in --out first ("kept" does, and checks it is kept)
     absent: tuple[str, ...] = ()  # paths the command must not have written; same placeholders
     anywhere: bool = False  # exit 0: "says" in the whole output, not only the skipped: reports
+    unchanged: tuple[str, ...] = ()  # files the setup wrote that the command must leave as they are
 
 
 def _cfg(text: str, name: str = "job.yaml") -> Callable[[Path, pytest.MonkeyPatch], str]:
@@ -126,15 +127,80 @@ def _tiny_sam(tmp: Path, mp: pytest.MonkeyPatch) -> str:
     return str(write_sam_pth(tmp))
 
 
-def _foreign_coco(tmp: Path, mp: pytest.MonkeyPatch) -> str:
-    """A COCO file another tool wrote: no sequence, frame_index, track_id; polygon masks."""
+def _foreign(**edits: Callable[[dict], object]) -> dict:
+    """A COCO file another tool wrote: no sequence, frame_index, track_id; polygon masks.
+    ``edits`` (name: function of the data) break it further."""
     data = {
         "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 3],
                          "area": 9, "iscrowd": 0, "segmentation": [[1, 1, 4, 1, 4, 4, 1, 4]]}],
         "categories": [{"id": 1, "name": "car"}],
     }  # fmt: skip
-    return str(bc.write_text(tmp, "foreign.json", json.dumps(data)))
+    for edit in edits.values():
+        edit(data)
+    return data
+
+
+def _foreign_coco(tmp: Path, mp: pytest.MonkeyPatch) -> str:
+    return str(bc.write_text(tmp, "foreign.json", json.dumps(_foreign())))
+
+
+def _with_box2mask_fields(data: dict) -> None:
+    data["images"][0].update(sequence="s", frame_index=1)
+    data["annotations"][0]["track_id"] = 1
+
+
+def _ann(**fields: object) -> Callable[[dict], None]:
+    return lambda data: data["annotations"][0].update(fields)
+
+
+def _img(**fields: object) -> Callable[[dict], None]:
+    return lambda data: data["images"][0].update(fields)
+
+
+def _drop(table: str, key: str) -> Callable[[dict], None]:
+    return lambda data: data[table][0].pop(key)
+
+
+def _foreign_file(**edits: Callable[[dict], object]) -> Callable[[Path, pytest.MonkeyPatch], str]:
+    """``{x}``: a broken foreign COCO file, ``{tmp}/foreign.json``."""
+    return lambda tmp, mp: str(bc.write_text(tmp, "foreign.json", json.dumps(_foreign(**edits))))
+
+
+def _foreign_folder(decision: dict | None = None, **edits: Callable[[dict], object]):  # noqa: ANN202
+    """A folder ``{tmp}/foreign`` holding a broken foreign COCO file as its annotations.json;
+    ``{x}``: a qa decisions file on its object (``decision``), or a file to import."""
+
+    def setup(tmp: Path, mp: pytest.MonkeyPatch) -> str:
+        bc.write_text(tmp / "foreign", "annotations.json", json.dumps(_foreign(**edits)))
+        if decision is None:
+            return str(bc.write_text(tmp, "review.xml", "<annotations/>"))
+        item = {"sequence": "", "frame_index": 1, "id": 1, "action": "reject", **decision}
+        text = json.dumps({"box2mask_qa_decisions": 1, "decisions": [item]})
+        return str(bc.write_text(tmp, "decisions.json", text))
+
+    return setup
+
+
+def _predictions(*edits: Callable[[dict], object]) -> Callable[[Path, pytest.MonkeyPatch], str]:
+    """``{x}``: the finished job's COCO in {tmp}/out as another tool would give it (``edits``)."""
+
+    def setup(tmp: Path, mp: pytest.MonkeyPatch) -> str:
+        data = json.loads((tmp / "out" / "annotations.json").read_text())
+        for edit in edits:
+            edit(data)
+        return str(bc.write_text(tmp, "pred.json", json.dumps(data)))
+
+    return setup
+
+
+def _strip(table: str, *keys: str) -> Callable[[dict], None]:
+    def edit(data: dict) -> None:
+        for rec in data[table]:
+            for k in keys:
+                rec.pop(k, None)
+
+    return edit
 
 
 def _shards_1_and_3(tmp: Path, mp: pytest.MonkeyPatch) -> str:
@@ -406,6 +472,103 @@ ROWS = [
     Row("merge-over-existing-file", ["{out}", "--out", "{out}/annotations.json"], 2,
         ["--out {out}/annotations.json: {out}/annotations.json already exists; use --overwrite"],
         command=("merge",), kept=True),
+    # merge, qa apply, import, eval: a COCO file of another tool (issue 27 item 4): what a
+    # command needs and cannot derive, or ids the file does not hold, is one message, before
+    # anything is written
+    Row("merge-foreign-coco-unknown-image-id", ["{x}", "--out", "{tmp}/m.json"], 2,
+        ["{x}: annotations[0] has image_id 7, which no image of the file has"],
+        command=("merge",), setup=_foreign_file(a=_ann(image_id=7)), absent=("{tmp}/m.json",)),
+    Row("merge-foreign-coco-unknown-category-id", ["{x}", "--out", "{tmp}/m.json"], 2,
+        ["{x}: annotations[0] has category_id 9, which is not in the file's categories"],
+        command=("merge",), setup=_foreign_file(a=_ann(category_id=9)),
+        absent=("{tmp}/m.json",)),
+    Row("merge-foreign-coco-image-without-id", ["{x}", "--out", "{tmp}/m.json"], 2,
+        ["{x}: images[0] has no id (a whole number or a string)"],
+        command=("merge",), setup=_foreign_file(a=_drop("images", "id")),
+        absent=("{tmp}/m.json",)),
+    Row("merge-foreign-coco-annotation-without-image-id", ["{x}", "--out", "{tmp}/m.json"], 2,
+        ["{x}: annotations[0] has no image_id"],
+        command=("merge",), setup=_foreign_file(a=_drop("annotations", "image_id")),
+        absent=("{tmp}/m.json",)),
+    Row("merge-foreign-coco-image-id-twice", ["{x}", "--out", "{tmp}/m.json"], 2,
+        ["{x}: images[1] has id 1, as images[0] does"], command=("merge",),
+        setup=_foreign_file(a=lambda d: d["images"].append(dict(d["images"][0]))),
+        absent=("{tmp}/m.json",)),
+    Row("merge-job-and-foreign-coco-frame-index-text",
+        ["{out}", "{x}", "--out", "{tmp}/m", "--format", "coco"], 2,
+        ["{x}: images[0] has frame_index 'one', not a whole number"], command=("merge",),
+        setup=_foreign_file(a=_img(sequence="s", frame_index="one")), kept=True,
+        absent=("{tmp}/m",)),
+    Row("qa-apply-foreign-coco-unknown-image-id", ["{x}", "--job", "{tmp}/foreign"], 2,
+        ["--job {tmp}/foreign/annotations.json: annotations[0] has image_id 7, which no image "
+         "of the file has"], command=("qa", "apply"),
+        setup=_foreign_folder({}, a=_ann(image_id=7)),
+        unchanged=("{tmp}/foreign/annotations.json",)),
+    Row("qa-apply-foreign-coco-image-without-id", ["{x}", "--job", "{tmp}/foreign"], 2,
+        ["--job {tmp}/foreign/annotations.json: images[0] has no id"], command=("qa", "apply"),
+        setup=_foreign_folder({}, a=_drop("images", "id")),
+        unchanged=("{tmp}/foreign/annotations.json",)),
+    Row("qa-apply-foreign-coco-box-without-size", ["{x}", "--job", "{tmp}/foreign"], 2,
+        ["decisions[0]: {tmp}/foreign/annotations.json: the image of annotations[0] has no width "
+         "and height (whole numbers), which a box is drawn in"], command=("qa", "apply"),
+        setup=_foreign_folder({"action": "box"}, a=_drop("images", "width")),
+        unchanged=("{tmp}/foreign/annotations.json",)),
+    Row("qa-apply-foreign-coco-ellipse-without-bbox", ["{x}", "--job", "{tmp}/foreign"], 2,
+        ["decisions[0]: {tmp}/foreign/annotations.json: annotations[0] has no box (bbox "
+         "[x, y, w, h]) to draw a ellipse from"], command=("qa", "apply"),
+        setup=_foreign_folder({"action": "ellipse"}, a=_drop("annotations", "bbox")),
+        unchanged=("{tmp}/foreign/annotations.json",)),
+    Row("import-foreign-coco-no-sequence",
+        ["{x}", "--from", "cvat", "--job", "{tmp}/foreign", "--manifest", "{x}", "--out",
+         "{tmp}/fixed.json"], 2,
+        ["--job {tmp}/foreign/annotations.json: images[0] has no sequence (a string); export "
+         "and import match objects by (sequence, frame_index, track_id)"],
+        command=("import",), setup=_foreign_folder(),
+        absent=("{tmp}/fixed.json", "{tmp}/fixed.import.json")),
+    Row("import-foreign-coco-unknown-image-id",
+        ["{x}", "--from", "cvat", "--job", "{tmp}/foreign", "--manifest", "{x}", "--out",
+         "{tmp}/fixed.json"], 2,
+        ["--job {tmp}/foreign/annotations.json: annotations[0] has image_id 7, which no image "
+         "of the file has"], command=("import",),
+        setup=_foreign_folder(a=_with_box2mask_fields, b=_ann(image_id=7)),
+        absent=("{tmp}/fixed.json", "{tmp}/fixed.import.json")),
+    Row("import-foreign-coco-track-id-text",
+        ["{x}", "--from", "labelstudio", "--job", "{tmp}/foreign", "--out", "{tmp}/fixed.json"],
+        2, ["annotations[0] has track_id '7', not a whole number"], command=("import",),
+        setup=_foreign_folder(a=_with_box2mask_fields, b=_ann(track_id="7")),
+        absent=("{tmp}/fixed.json", "{tmp}/fixed.import.json")),
+    Row("import-foreign-coco-into-the-folder",
+        ["{x}", "--from", "labelstudio", "--job", "{tmp}/foreign"], 2,
+        ["--job {tmp}/foreign: not a `box2mask convert` job with its frames' parts",
+         "give --out FILE.json to write a corrected COCO instead"], command=("import",),
+        setup=_foreign_folder(a=_with_box2mask_fields),
+        unchanged=("{tmp}/foreign/annotations.json",)),
+    Row("eval-foreign-coco-no-track-id",
+        ["--dataset", "viso", "--root", "{root}", "--predictions", "{x}", "--report",
+         "{tmp}/ev.json"], 2,
+        ["--predictions {x}: annotations[0] has no track_id (a whole number): a predicted mask "
+         "is matched to its ground-truth object by track id"], command=("eval",),
+        setup=_predictions(_strip("images", "sequence", "frame_index"),
+                           _strip("annotations", "track_id")),
+        kept=True, absent=("{tmp}/ev.json",)),
+    Row("eval-foreign-coco-unknown-image-id",
+        ["--dataset", "viso", "--root", "{root}", "--predictions", "{x}", "--report",
+         "{tmp}/ev.json"], 2,
+        ["--predictions {x}: annotations[0] has image_id 999, which no image of the file has"],
+        command=("eval",), setup=_predictions(_ann(image_id=999)), kept=True,
+        absent=("{tmp}/ev.json",)),
+    Row("eval-foreign-coco-image-not-placeable",
+        ["--dataset", "viso", "--root", "{root}", "--predictions", "{x}", "--report",
+         "{tmp}/ev.json"], 2,
+        ["--predictions {x}: images[0] has neither sequence and frame_index nor file_name"],
+        command=("eval",), setup=_predictions(_strip("images", "sequence", "file_name")),
+        kept=True, absent=("{tmp}/ev.json",)),
+    Row("eval-foreign-coco-track-id-text",
+        ["--dataset", "viso", "--root", "{root}", "--predictions", "{x}", "--report",
+         "{tmp}/ev.json"], 2,
+        ["--predictions {x}: annotations[0] has track_id 'a', not a whole number"],
+        command=("eval",), setup=_predictions(_ann(track_id="a")), kept=True,
+        absent=("{tmp}/ev.json",)),
     # qa apply: ids must be whole numbers; one decision per object
     Row("qa-apply-track-id-inf", ["{x}", "--job", "{out}"], 2,
         ["decisions[0]: track_id must be a whole number (within 2**53 - 1), got inf"],
@@ -447,6 +610,8 @@ def _outside(tmp: Path, out: Path) -> dict[str, tuple[int, int]]:
         st = p.lstat()
         found[os.fsdecode(p.relative_to(tmp))] = (st.st_mode, 0 if p.is_dir() else st.st_mtime_ns)
     return found
+
+
 @pytest.fixture
 def alarm():
     """Fail a row that blocks (a FIFO opened for reading) after 120 s instead of hanging."""
@@ -473,6 +638,9 @@ def test_bad_input(row: Row, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, al
         assert first.exit_code == 0, first.output
         before = _snapshot(out)
     x = row.setup(tmp_path, monkeypatch) if row.setup else ""
+    frozen = {
+        p: Path(p.format(tmp=tmp_path, root=root, out=out, x=x)).read_bytes() for p in row.unchanged
+    }
     if row.outside:
         (tmp_path / "bystander.txt").write_text("keep")
         around = _outside(tmp_path, out)
@@ -515,6 +683,8 @@ def test_bad_input(row: Row, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, al
             assert set(row.converted) <= done, shown
     for path in row.absent:
         assert not Path(fill(path)).exists(), shown  # a refused command wrote nothing
+    for path, data in frozen.items():
+        assert Path(fill(path)).read_bytes() == data, shown  # and changed nothing
     if row.kept:
         assert _snapshot(out) == before, shown  # the finished job is untouched
     if row.outside:
@@ -544,6 +714,8 @@ def test_the_table_covers_issue_24_paths():
         "mot-sequence-255-bytes", "out-name-300-bytes", "overwrite-job-recorded-dotdot",
     ):  # fmt: skip
         assert needed in ids
+
+
 def test_the_table_covers_issue_24_item_4():
     ids = {r.id for r in ROWS}
     for needed in (
@@ -553,6 +725,20 @@ def test_the_table_covers_issue_24_item_4():
         "qa-apply-conflicting", "qa-apply-duplicate", "qa-html-is-a-file", "ledger-bogus-lines",
         "frame-empty-box-filled", "device-cuda-weight-free", "config-duplicate-key",
         "merge-shard-missing",
+    ):  # fmt: skip
+        assert needed in ids
+
+
+def test_the_table_covers_issue_27_item_4():
+    """merge, qa apply, import and eval with a COCO file of another tool."""
+    ids = {r.id for r in ROWS}
+    for command in ("merge", "qa-apply", "import", "eval"):
+        assert sum(i.startswith(f"{command}-foreign-coco") for i in ids) >= 3, command
+    for needed in (
+        "merge-foreign-coco-ytvis", "merge-foreign-coco-unknown-image-id",
+        "qa-apply-foreign-coco-unknown-image-id", "import-foreign-coco-no-sequence",
+        "import-foreign-coco-unknown-image-id", "eval-foreign-coco-no-track-id",
+        "eval-foreign-coco-unknown-image-id",
     ):  # fmt: skip
         assert needed in ids
 

@@ -211,6 +211,38 @@ def test_predictions_from_convert_score_like_the_model_inside_eval(dataset, tmp_
     assert "classes car" in r1.output and "overall" in r1.output
 
 
+def test_a_coco_file_of_another_tool_scores_by_file_name_and_annotation_id(
+    dataset, tmp_path
+) -> None:
+    """Predictions without box2mask's fields (sequence, frame_index, track_id) are placed by
+    file_name and matched by annotation id on a coco dataset whose objects have no track_id
+    (the adapter numbers them by their annotation id): the same scores as box2mask's own
+    file. On other datasets such a file is refused (test_bad_inputs' eval rows)."""
+    import shutil
+
+    root, _ = dataset
+    plain = tmp_path / "plain"
+    shutil.copytree(root, plain)
+    gt = json.loads((plain / "annotations.json").read_text())
+    for a in gt["annotations"]:
+        a.pop("track_id")
+    (plain / "annotations.json").write_text(json.dumps(gt))
+    out = tmp_path / "job"
+    r = runner.invoke(app, ["convert", "--dataset", "coco", "--root", str(plain), "--out",
+                            str(out), "--model", "ellipse"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    own = evaluate(dataset="coco", root=plain, predictions=out / "annotations.json")
+    coco = json.loads((out / "annotations.json").read_text())
+    for im in coco["images"]:
+        im.pop("sequence"), im.pop("frame_index")
+    for a in coco["annotations"]:
+        a["id"] = a.pop("track_id")  # the other tool kept the dataset's annotation ids
+    (tmp_path / "other.json").write_text(json.dumps(coco))
+    other = evaluate(dataset="coco", root=plain, predictions=tmp_path / "other.json")
+    assert other.missing_predictions == own.missing_predictions == 0
+    assert other.summary["per_object"] == own.summary["per_object"]
+
+
 def _close(a, b) -> bool:  # noqa: ANN001
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)

@@ -16,12 +16,15 @@ import numpy as np
 import pytest
 from cli_helpers import cli, flat
 from exchange_helpers import (
+    ALL_FORMATS,
+    assert_formats_agree,
     convert_job,
     copy_job,
     cvat_mask_shape,
     cvat_review,
     cvat_set_mask,
     cvat_track,
+    job_files,
     job_masks,
     ls_frame,
     ls_region,
@@ -32,6 +35,7 @@ from pycocotools.coco import COCO
 from box2mask.errors import UsageError
 from box2mask.exchange import Selection, export, read_review, write_corrected
 from box2mask.exchange.diff import apply
+from box2mask.job import JobFolder
 
 WHEN = "2026-12-07T10:00:00Z"
 
@@ -227,9 +231,12 @@ def test_reviewer_edits_come_back_exactly(job, tmp_path, tool) -> None:
     cats = {c["name"]: c["id"] for c in fixed["categories"]}
     for what in ("change", "relabel", "new"):
         a = by_key[pick[what]]
-        assert (a["review"], a["review_tool"], a["mask_source"]) == ("manual", tool, "manual")
+        assert (a["review"], a["review_tool"]) == ("manual", tool)
         assert a["area"] == int(got[pick[what]].sum())
+    assert by_key[pick["change"]]["mask_source"] == by_key[pick["new"]]["mask_source"] == "manual"
     assert by_key[pick["relabel"]]["category_id"] == cats["airplane"]
+    old_relabel = next(a for a in coco["annotations"] if a["id"] == by_key[pick["relabel"]]["id"])
+    assert by_key[pick["relabel"]]["mask_source"] == old_relabel["mask_source"]  # the model's mask
     old = {a["id"]: a for a in coco["annotations"]}
     assert by_key[pick["change"]]["id"] == old[by_key[pick["change"]]["id"]]["id"]  # same id kept
     assert "review" not in by_key[next(k for k in by_key if k not in pick.values())]
@@ -397,11 +404,30 @@ def test_cli_export_and_import(job, tmp_path) -> None:
     assert r.exit_code == 2 and "--to must be one of cvat, labelstudio" in flat(r.output)
     assert not (tmp_path / "p").exists()
     xml = next(iter(out.glob("tasks/**/annotations.xml")))
-    r = cli("import", "--from", "cvat", xml, "--job", job)
-    assert r.exit_code == 2 and "give --out FILE.json" in flat(r.output)
     r = cli("import", "--from", "cvat", xml, "--job", job, "--dry-run")
     assert r.exit_code == 0, r.output
     assert "unchanged" in r.output and not list(tmp_path.glob("*.json"))
+    assert "dry run: nothing written" in r.output
+    r = cli(
+        "import", "--from", "cvat", xml, "--job", job, "--dry-run", "--out", tmp_path / "x.json"
+    )
+    assert r.exit_code == 2 and "--dry-run writes nothing; leave out --out" in flat(r.output)
+    r = cli("import", "--from", "cvat", xml, "--job", job, "--report", job / "rep.json")
+    assert r.exit_code == 2 and "inside the job folder" in flat(r.output)
+    assert not (job / "rep.json").exists() and not (tmp_path / "x.json").exists()
+    # a folder holding only a COCO file (merge's output) has no job to write into
+    merged = tmp_path / "merged"
+    r = cli("merge", job, "--out", merged, "--format", "coco")
+    assert r.exit_code == 0, r.output
+    r = cli("export", "--to", "cvat", "--job", merged, "--out", tmp_path / "m", "--top", "4",
+            "--qa", job / "qa" / "qa.json", "--image-root", MINI)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    mxml = next(iter((tmp_path / "m").glob("tasks/**/annotations.xml")))
+    r = cli("import", "--from", "cvat", mxml, "--job", merged)
+    assert r.exit_code == 2 and "give --out FILE.json to write a corrected COCO" in flat(r.output)
+    r = cli("import", "--from", "cvat", mxml, "--job", merged, "--out", tmp_path / "mfixed.json")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "mfixed.json").read_text()) == _coco(merged)
     r = cli("import", "--from", "cvat", xml, "--job", job, "--out", tmp_path / "fixed.json")
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "fixed.json").read_text()) == _coco(job)
@@ -511,3 +537,174 @@ def test_an_empty_mask_goes_out_without_a_shape_and_a_drawn_one_fixes_it(
     _, res = read_review(tool, f, job2, manifest=out / "box2mask-export.json")
     changed = [c for c in res.changes if c.kind == "changed"]
     assert [c.key for c in changed] == [pick["change"]] and res.counts()["added"] == 0
+
+
+# -- into the job ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def job6(tmp_path_factory) -> Path:
+    """examples/viso-mini converted with all six formats (classical), and ranked by qa."""
+    return convert_job(MINI, tmp_path_factory.mktemp("exchange6") / "job", "--format", ALL_FORMATS)
+
+
+def _import(tool: str, f: Path, job: Path, man: Path, *more: object) -> str:
+    r = cli("import", "--from", tool, f, "--job", job, "--manifest", man, *more)
+    assert r.exit_code == 0, r.output
+    return flat(r.output)
+
+
+@pytest.mark.parametrize("shape", ["mask", "polygon"])
+@pytest.mark.parametrize("tool", ["cvat", "labelstudio"])
+def test_export_and_import_without_edits_leave_every_output_of_the_job_byte_identical(
+    job6, tmp_path, tool, shape
+) -> None:
+    job = copy_job(job6, tmp_path / "job")
+    before = job_files(job)
+    for name in ("annotations.json", "ytvis.json", "davis/", "mots/", "yolo/", "car/001/"):
+        assert any(k.startswith(name) for k in before), name  # all six formats are there
+    out = tmp_path / "out"
+    export(job, tool, out, shape=shape)
+    n = 0
+    for k, f in enumerate(_no_edits(tool, out, tmp_path)):
+        rep = tmp_path / f"rep{k}.json"
+        said = _import(tool, f, job, out / "box2mask-export.json", "--report", rep)
+        assert "already holds what the file says: nothing written" in said
+        counts = json.loads(rep.read_text())["counts"]
+        assert counts["changed"] == counts["added"] == counts["removed"] == counts["unmatched"] == 0
+        n += counts["unchanged"]
+    assert n == len(_coco(job)["annotations"])
+    assert job_files(job) == before
+
+
+def _edit_files(tool: str, job: Path, out: Path, tmp: Path, pick: dict) -> list[Path]:
+    if tool == "labelstudio":
+        return [ls_review(out, tmp / "ls.json", _ls_edit(job, pick))]
+    names = _image_names(out)
+    return [cvat_review(x, tmp / f"t{n}.xml", _cvat_edit(job, pick, names))
+            for n, x in enumerate(sorted(out.glob("tasks/**/annotations.xml")))]  # fmt: skip
+
+
+@pytest.mark.parametrize("tool", ["cvat", "labelstudio"])
+def test_import_writes_exactly_the_reviewers_edits_into_the_job_and_every_format(
+    job6, tmp_path, tool
+) -> None:
+    job = copy_job(job6, tmp_path / "job")
+    pick = _pick(job)
+    before = {k: a for k, a in _by_key(_coco(job)).items()}
+    out = tmp_path / "out"
+    export(job, tool, out)
+    files = _edit_files(tool, job, out, tmp_path, pick)
+    man = out / "box2mask-export.json"
+    want = job_masks(job)
+    want[pick["change"]] = _changed(want[pick["change"]])
+    del want[pick["remove"]]
+    want[pick["new"]] = _new_mask(want[pick["change"]].shape)
+
+    # a dry run writes nothing
+    snap = job_files(job)
+    for f in files:
+        assert "dry run: nothing written" in _import(tool, f, job, man, "--dry-run")
+    assert job_files(job) == snap
+
+    said = [_import(tool, f, job, man, "--report", tmp_path / f"rep{n}.json")
+            for n, f in enumerate(files)]  # fmt: skip
+    assert sum("1 frame(s) corrected" in s for s in said) == 1  # one frame holds every edit
+    reports = [json.loads((tmp_path / f"rep{n}.json").read_text()) for n in range(len(files))]
+    total = {k: sum(r["counts"][k] for r in reports) for k in reports[0]["counts"]}
+    n = len(before)
+    assert total == {"unchanged": n - 3, "changed": 2, "added": 1, "removed": 1, "unmatched": 2}
+    # the job's COCO holds exactly those changes; pycocotools and YouTube-VIS agree
+    assert_formats_agree(job, want)
+    after = _by_key(_coco(job))
+    cats = {c["name"]: c["id"] for c in _coco(job)["categories"]}
+    for what in ("change", "relabel", "new"):
+        a = after[pick[what]]
+        assert (a["review"], a["review_tool"]) == ("manual", tool), what
+        assert a["review_time"].endswith("Z") and a["area"] == int(want[pick[what]].sum())
+    assert (after[pick["change"]]["mask_source"], after[pick["change"]]["score"]) == ("manual", 1.0)
+    assert after[pick["new"]]["mask_source"] == "manual"
+    assert after[pick["new"]]["prompt_box"] == after[pick["new"]]["bbox"]
+    relabel = after[pick["relabel"]]  # its mask is the model's: so are its score and source
+    assert relabel["category_id"] == cats["airplane"]
+    assert (relabel["mask_source"], relabel["score"]) == (
+        before[pick["relabel"]]["mask_source"], before[pick["relabel"]]["score"])  # fmt: skip
+    ignore = ("id", "image_id")
+    for key, a in before.items():  # every other object is as it was (ids follow frame order)
+        if key not in pick.values():
+            assert {k: v for k, v in after[key].items() if k not in ignore} == {
+                k: v for k, v in a.items() if k not in ignore}, key  # fmt: skip
+    # the removal is kept in the corrections layer, with who removed it
+    seq, fi, track = pick["remove"]
+    layer = json.loads(JobFolder(job).layer_path(seq, fi).read_text())
+    gone = next(o for o in layer["objects"] if o["track_id"] == track)
+    assert gone["removed"]["review_tool"] == tool
+
+    # importing the same files again changes no byte of the job
+    snap = job_files(job)
+    for f in files:
+        assert "already holds what the file says: nothing written" in _import(tool, f, job, man)
+    assert job_files(job) == snap
+    rerun = [read_review(tool, f, job, manifest=man)[1].counts() for f in files]
+    assert sum(c["changed"] + c["added"] + c["removed"] for c in rerun) == 0
+
+
+def test_a_relabelled_polygon_keeps_the_jobs_own_mask(job6, tmp_path) -> None:
+    """A polygon left as it was sent but given another label changes the category only:
+    the job's mask (not the polygon's approximation of it) and the model's score stay."""
+    job = copy_job(job6, tmp_path / "job")
+    pick = _pick(job)
+    out = tmp_path / "out"
+    export(job, "cvat", out, Selection(sequences=(pick["relabel"][0],)), shape="polygon")
+    names = _image_names(out)
+
+    def edit(root: ElementTree.Element, image: ElementTree.Element) -> None:
+        if names[image.get("name")] != pick["relabel"][:2]:
+            return
+        for shape in image:
+            if cvat_track(shape) == pick["relabel"][2]:
+                shape.set("label", "airplane")
+
+    xml = next(iter(out.glob("tasks/**/annotations.xml")))
+    f = cvat_review(xml, tmp_path / "t.xml", edit)
+    before = _by_key(_coco(job))[pick["relabel"]]
+    _import("cvat", f, job, out / "box2mask-export.json")
+    after = _by_key(_coco(job))[pick["relabel"]]
+    assert after["segmentation"] == before["segmentation"]
+    assert (after["score"], after["mask_source"]) == (before["score"], before["mask_source"])
+    assert after["category_id"] != before["category_id"] and after["review"] == "manual"
+
+
+def _by_key(coco: dict) -> dict[tuple[str, int, int], dict]:
+    imgs = {im["id"]: im for im in coco["images"]}
+    out = {}
+    for a in coco["annotations"]:
+        im = imgs[a["image_id"]]
+        out[(im["sequence"], im["frame_index"], a["track_id"])] = a
+    return out
+
+
+def test_an_import_into_an_unfinished_job_reaches_its_formats_when_convert_finishes(
+    job6, tmp_path
+) -> None:
+    """A job whose convert has not finished takes the corrections into its layer and its
+    per-frame files; its assembled formats get them when the same convert finishes it."""
+    from cli_helpers import convert_viso
+
+    job = copy_job(job6, tmp_path / "job")
+    pick = _pick(job)
+    out = tmp_path / "out"
+    export(job, "labelstudio", out)
+    f = ls_review(out, tmp_path / "ls.json", _ls_edit(job, pick))
+    want = job_masks(job)
+    want[pick["change"]] = _changed(want[pick["change"]])
+    del want[pick["remove"]]
+    want[pick["new"]] = _new_mask(want[pick["change"]].shape)
+    (job / ".box2mask" / "finished.json").unlink()  # as a run stopped before its end leaves it
+    coco = (job / "annotations.json").read_bytes()
+    said = _import("labelstudio", f, job, out / "box2mask-export.json")
+    assert "the job's convert has not finished" in said
+    assert (job / "annotations.json").read_bytes() == coco  # assembled when convert ends
+    r = convert_viso(MINI, job, "--model", "classical", "--format", ALL_FORMATS)
+    assert r.exit_code == 0, r.output
+    assert_formats_agree(job, want)

@@ -10,8 +10,9 @@ than box2mask's), through tests/exchange_datumaro_run.py.
 
 - datumaro reads box2mask's CVAT task with every mask bit for bit and its track id;
 - a task edited and written back by datumaro's CVAT exporter (its own XML: masks as
-  whole-frame RLE, its own image names) comes back through ``box2mask import`` with exactly
-  the reviewer's changes.
+  whole-frame RLE, its own image names) comes back through ``box2mask import`` into the job
+  with exactly the reviewer's changes, in its COCO (read by pycocotools) and its other
+  formats (YouTube-VIS, DAVIS).
 """
 
 from __future__ import annotations
@@ -22,7 +23,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from exchange_helpers import REPO, convert_job, job_masks, side_python
+from cli_helpers import cli
+from exchange_helpers import (
+    ALL_FORMATS,
+    REPO,
+    assert_formats_agree,
+    convert_job,
+    copy_job,
+    job_files,
+    job_masks,
+    side_python,
+)
+from pycocotools.coco import COCO
 from test_exchange import MINI
 
 from box2mask.exchange import Selection, export, read_review
@@ -40,7 +52,7 @@ def datumaro() -> Path:
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory) -> Path:
-    return convert_job(MINI, tmp_path_factory.mktemp("dm") / "job")
+    return convert_job(MINI, tmp_path_factory.mktemp("dm") / "job", "--format", ALL_FORMATS)
 
 
 def _run(py: Path, *args: object) -> None:
@@ -127,3 +139,25 @@ def test_a_task_edited_and_written_by_datumaro_comes_back(datumaro, job, tmp_pat
 
     assert np.array_equal(_codec.decode(rec[changed]["segmentation"], grown.shape), grown)
     assert np.array_equal(_codec.decode(rec[new_track]["segmentation"], grown.shape), added)
+
+    # into the job: its COCO holds exactly those changes, and its other formats agree
+    fixed = copy_job(job, tmp_path / "fixed")
+    r = cli("import", "--from", "cvat", xml, "--job", fixed,
+            "--manifest", out / "box2mask-export.json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    want = dict(masks)
+    want[(seq, fi, changed)] = grown
+    del want[(seq, fi, deleted)]
+    want[(seq, fi, new_track)] = added
+    assert_formats_agree(fixed, want)
+    api = COCO(str(fixed / "annotations.json"))
+    marked = {a["track_id"]: a for a in api.anns.values() if "review" in a}
+    assert set(marked) == {changed, new_track}
+    assert all(a["review_tool"] == "cvat" for a in marked.values())
+    labels = {c["id"]: c["name"] for c in api.dataset["categories"]}
+    assert labels[marked[new_track]["category_id"]] == "airplane"
+    snap = job_files(fixed)  # importing it again changes no byte
+    r = cli("import", "--from", "cvat", xml, "--job", fixed,
+            "--manifest", out / "box2mask-export.json")  # fmt: skip
+    assert r.exit_code == 0 and "nothing written" in r.output, r.output
+    assert job_files(fixed) == snap

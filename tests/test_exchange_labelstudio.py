@@ -29,7 +29,15 @@ from typing import Any
 import numpy as np
 import pytest
 from cli_helpers import cli
-from exchange_helpers import REPO, convert_job, job_masks, side_python
+from exchange_helpers import (
+    ALL_FORMATS,
+    REPO,
+    assert_formats_agree,
+    convert_job,
+    job_files,
+    job_masks,
+    side_python,
+)
 from pycocotools.coco import COCO
 from test_exchange import MINI
 
@@ -146,7 +154,7 @@ def _sdk(py: Path, *args: object) -> None:
 
 def test_a_review_in_label_studio_comes_back(server, tmp_path) -> None:
     py = side_python("labelstudio")
-    job = convert_job(MINI, tmp_path / "job")
+    job = convert_job(MINI, tmp_path / "job", "--format", ALL_FORMATS)
     out = tmp_path / "ls"
     r = cli("export", "--to", "labelstudio", "--job", job, "--out", out, "--top", "40")
     assert r.exit_code == 0, r.output
@@ -224,19 +232,11 @@ def test_a_review_in_label_studio_comes_back(server, tmp_path) -> None:
         "GET", f"/api/projects/{pid}/export?exportType=JSON&download_all_tasks=true"
     )
     (tmp_path / "export.json").write_text(json.dumps(exported))
-    fixed_json = tmp_path / "fixed-coco.json"
-    r = cli(
-        "import",
-        "--from",
-        "labelstudio",
-        tmp_path / "export.json",
-        "--job",
-        job,
-        "--out",
-        fixed_json,
-    )
+    report_path = tmp_path / "report.json"
+    r = cli("import", "--from", "labelstudio", tmp_path / "export.json", "--job", job,
+            "--report", report_path)  # fmt: skip
     assert r.exit_code == 0, r.output
-    report = json.loads((tmp_path / "fixed-coco.import.json").read_text())
+    report = json.loads(report_path.read_text())
     n_a, n_b = len(task_a["data"]["box2mask"]["tracks"]), len(task_b["data"]["box2mask"]["tracks"])
     assert report["counts"] == {
         "unchanged": n_a - 2 + n_b,
@@ -251,14 +251,20 @@ def test_a_review_in_label_studio_comes_back(server, tmp_path) -> None:
     }
     assert changes == {("changed", *frame_a, fixed_track), ("removed", *frame_a, deleted_track)}
 
-    # the job's COCO holds exactly those changes, and pycocotools reads it
-    api = COCO(str(fixed_json))
-    got = job_masks(fixed_json)
+    # the job's COCO holds exactly those changes (pycocotools reads it), and its other
+    # formats agree: YouTube-VIS (pycocotools' RLE) and DAVIS (PIL's palette PNGs)
     want = dict(masks)
     want[(*frame_a, fixed_track)] = fixed
     del want[(*frame_a, deleted_track)]
-    assert got.keys() == want.keys()
-    assert all(np.array_equal(got[k], want[k]) for k in want)
-    ann = next(a for a in api.anns.values() if a.get("review") == "manual")
-    assert (ann["review_tool"], ann["track_id"]) == ("labelstudio", fixed_track)
+    assert_formats_agree(job, want)
+    api = COCO(str(job / "annotations.json"))
+    (ann,) = [a for a in api.anns.values() if "review" in a]
+    assert (ann["review"], ann["review_tool"], ann["track_id"]) == ("manual", "labelstudio",
+                                                                   fixed_track)  # fmt: skip
     assert np.array_equal(api.annToMask(ann).astype(bool), fixed)
+
+    # the same export imported again changes no byte of the job
+    snap = job_files(job)
+    r = cli("import", "--from", "labelstudio", tmp_path / "export.json", "--job", job)
+    assert r.exit_code == 0 and "nothing written" in r.output, r.output
+    assert job_files(job) == snap

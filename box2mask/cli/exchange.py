@@ -101,7 +101,13 @@ def import_command(
     ],
     source: Annotated[str, typer.Option("--from", help=f"The annotation tool: {_TOOL}.")],
     job: Annotated[
-        Path, typer.Option("--job", "-j", help="The job the objects were exported from.")
+        Path,
+        typer.Option(
+            "--job",
+            "-j",
+            help="The job the objects were exported from; the corrections are written into it "
+            "(its corrections layer) and every format of it is derived again.",
+        ),
     ],
     manifest: Annotated[
         Path | None,
@@ -110,37 +116,56 @@ def import_command(
             "one above it)."
         ),
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only report what the file changes; write nothing.")
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the full report (every change and unmatched object) to this .json "
+            "file."
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
             "--out",
             "-o",
-            help="Write the job's COCO with the corrections applied to this .json file (and the "
-            "report to <name>.import.json).",
+            help="Instead of changing the job, write its COCO with the corrections applied to "
+            "this .json file (and the report to <name>.import.json): for a folder that holds "
+            "only a COCO file (merge's output), or to keep the job as it is.",
         ),
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only report what the file changes.")
-    ] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Bring corrections back from CVAT or Label Studio, matched by (sequence, frame, track id)."""
+    """Bring corrections back from CVAT or Label Studio into the job, matched by (sequence,
+    frame, track id)."""
 
     def run():  # noqa: ANN202
         from box2mask.errors import UsageError
-        from box2mask.exchange import read_review, write_corrected
+        from box2mask.exchange import import_review, read_review, write_corrected
+        from box2mask.exchange.imports import check_report_path, write_report
+        from box2mask.exchange.source import is_job
 
-        if out is None and not dry_run:
-            raise UsageError(
-                "give --out FILE.json (the job's COCO with the corrections applied) or --dry-run; "
-                "writing the corrections into the job itself comes with the job's corrections "
-                "layer (docs/annotation-tools.md)"
-            )
-        data, res = read_review(source, file, job, manifest=manifest)
-        paths = [] if out is None else write_corrected(data, res, out)
-        return res, paths
+        if dry_run and out is not None:
+            raise UsageError("--dry-run writes nothing; leave out --out (or --dry-run)")
+        report_path = None if report is None else check_report_path(report, job)
+        imp = None
+        if out is not None or (dry_run and not is_job(job)):
+            data, res = read_review(source, file, job, manifest=manifest)
+            paths = [] if out is None else write_corrected(data, res, out)
+        else:
+            imp = import_review(source, file, job, manifest=manifest, dry_run=dry_run)
+            res, paths = imp.result, []
+        if report_path is not None:
+            rep = res.to_dict()
+            rep["dry_run"] = dry_run
+            if imp is not None:
+                rep["job_files_written"] = [str(p) for p in imp.files]
+            paths.append(write_report(rep, report_path))
+        return res, imp, paths
 
-    res, paths = run_safely(run, debug)
+    res, imp, paths = run_safely(run, debug)
     counts = res.counts()
     table = Table(title=f"box2mask import from {res.tool}", title_justify="left")
     for k in counts:
@@ -154,6 +179,25 @@ def import_command(
             f"unmatched: {escape(u.where)}: {escape(u.reason)}", highlight=False, soft_wrap=True
         )
     if len(res.unmatched) > 20:
-        console.print(f"... and {len(res.unmatched) - 20} more unmatched (all in the report)")
+        more = (
+            "all in the report" if report is not None or out is not None else "--report lists all"
+        )
+        console.print(f"... and {len(res.unmatched) - 20} more unmatched ({more})")
+    if dry_run:
+        console.print("dry run: nothing written")
+    elif imp is not None:
+        if imp.changes is None:
+            console.print(f"the job {escape(str(job))} already holds what the file says: "
+                          "nothing written", highlight=False, soft_wrap=True)  # fmt: skip
+        else:
+            files = imp.files
+            console.print(f"job {escape(str(job))}: {imp.changes.frames} frame(s) corrected, "
+                          f"{len(files)} file(s) written", highlight=False, soft_wrap=True)  # fmt: skip
+            for p in files[:20]:
+                console.print(f"  {escape(str(p))}", highlight=False, soft_wrap=True)
+            if len(files) > 20:
+                console.print(f"  ... and {len(files) - 20} more")
+        for note in imp.notes:
+            console.print(escape(note), highlight=False, soft_wrap=True)
     for p in paths:
         console.print(f"wrote {escape(str(p))}", highlight=False, soft_wrap=True)

@@ -26,7 +26,8 @@ from box2mask.cli._flags import (
 )
 
 train_app = typer.Typer(
-    help="Train ROS-SAM (SAM + LoRA + HQ decoder) on a dataset with ground-truth masks.",
+    help="Train ROS-SAM (SAM + LoRA + HQ decoder) on a dataset with ground-truth masks, or on a "
+    "job's reviewed masks (--data JOB).",
     no_args_is_help=True,
     invoke_without_command=True,
 )
@@ -45,6 +46,20 @@ TRAIN_FLAGS = {
     ),
     "root": ROOT,
     "opt": DATASET_OPT,
+    "data": Flag(
+        list[Path] | None,
+        "Training data from a box2mask job folder: the masks the job holds, the objects a person "
+        "reviewed or corrected first (imported from CVAT or Label Studio, decided in qa "
+        "apply); repeatable, with or without --dataset.",
+        panel=_DATA,
+        metavar="JOB",
+    ),
+    "reviewed_only": Flag(
+        bool,
+        "Of --data jobs, only the objects a person reviewed or corrected (not the model's own).",
+        False,
+        panel=_DATA,
+    ),
     "val_opt": Flag(
         list[str] | None,
         "Validation data: dataset options KEY=VALUE over --opt (e.g. split=val); repeatable.",
@@ -143,7 +158,9 @@ def train_command(given: dict[str, Any]) -> None:
         from box2mask.options import parse_key_values
         from box2mask.train.loop import TrainOptions
 
-        missing = [f"--{n}" for n in ("dataset", "sam", "hq", "out") if not given[n]]
+        missing = [f"--{n}" for n in ("sam", "hq", "out") if not given[n]]
+        if not given["dataset"] and not given["data"]:
+            missing.insert(0, "--dataset or --data")
         if missing:
             raise UsageError(f"{', '.join(missing)} required")
         fields = {f.name for f in dataclasses.fields(TrainOptions)}
@@ -154,6 +171,7 @@ def train_command(given: dict[str, Any]) -> None:
             "val_options": parse_key_values(val_opt, "--val-opt") if val_opt else None,
             "exclude_classes": tuple(c.strip() for c in exclude.split(",") if c.strip()),
             "lsj_scale": _floats(given["lsj_scale"], "--lsj-scale"),
+            "data": tuple(given["data"] or ()),
         }
         return TrainOptions(**kwargs)
 

@@ -8,7 +8,15 @@ writes what the tool imports and reads what it exports; objects travel with thei
 """
 
 from box2mask.exchange.export import ExportSummary, export
-from box2mask.exchange.imports import read_review, write_corrected
+from box2mask.exchange.imports import JobImport, import_review, read_review, write_corrected
 from box2mask.exchange.select import Selection
 
-__all__ = ["ExportSummary", "Selection", "export", "read_review", "write_corrected"]
+__all__ = [
+    "ExportSummary",
+    "JobImport",
+    "Selection",
+    "export",
+    "import_review",
+    "read_review",
+    "write_corrected",
+]

@@ -87,7 +87,8 @@ class ImportResult:
         return counts
 
     def to_dict(self) -> dict[str, Any]:
-        """The report (JSON-ready): counts, each change without its mask, each unmatched."""
+        """The report (JSON-ready): counts, each change without its mask (with the job's
+        annotation id where the job's COCO was read), each unmatched."""
         return {
             "tool": self.tool,
             "time": self.when,
@@ -99,7 +100,7 @@ class ImportResult:
                     "sequence": c.key.sequence,
                     "frame_index": c.key.frame_index,
                     "track_id": c.key.track_id,
-                    "annotation_id": c.ann_id,
+                    **({} if c.ann_id is None else {"annotation_id": c.ann_id}),
                     "where": c.where,
                 }
                 for c in self.changes
@@ -160,7 +161,7 @@ def diff(job: JobData, tf: ToolFile, when: str) -> ImportResult:
                     f"usable track id ({blocked[fkey]}), which may be this object redrawn"
                 )))  # fmt: skip
             elif len(anns) == 1:
-                res.changes.append(Change("removed", key, int(anns[0]["id"])))
+                res.changes.append(Change("removed", key, _id(anns[0])))
             elif len(anns) > 1:
                 reason = f"deleted in the tool, but the job holds {len(anns)} objects with this key"
                 res.unmatched.append(Unmatched(where, reason))
@@ -169,7 +170,7 @@ def diff(job: JobData, tf: ToolFile, when: str) -> ImportResult:
             key = ObjectKey(fkey.sequence, fkey.frame_index, track)
             anns = job.objects.get(key, [])
             if key not in seen and len(anns) == 1:  # sent without a shape, left so
-                res.changes.append(Change("unchanged", key, int(anns[0]["id"])))
+                res.changes.append(Change("unchanged", key, _id(anns[0])))
     return res
 
 
@@ -226,20 +227,26 @@ def _match(
         )
     ann = anns[0]
     same_cat = int(ann["category_id"]) == category
-    if same_cat and _as_exported(parts, tf, ann, hw):
-        return Change("unchanged", key, int(ann["id"]), None, where)
-    if same_cat and _codec.same(rle, ann["segmentation"], hw):
-        return Change("unchanged", key, int(ann["id"]), None, where)
+    if _as_exported(parts, tf, ann, hw):  # polygons as sent: the job's own mask, kept exactly
+        rle = ann["segmentation"]
+    if same_cat and (rle is ann["segmentation"] or _codec.same(rle, ann["segmentation"], hw)):
+        return Change("unchanged", key, _id(ann), None, where)
     if not exported:
         return Unmatched(
             where,
             f"track {key.track_id} is on this frame in the job with another mask, and the "
             "export did not send it: a new object needs a track id of its own",
         )
-    if empty:
+    if rle is not ann["segmentation"] and empty:
         return Unmatched(where, "an empty mask: delete the object instead")
     record = _record(ann, img, key, category, rle, tf.tool, when)
-    return Change("changed", key, int(ann["id"]), record, where)
+    return Change("changed", key, _id(ann), record, where)
+
+
+def _id(ann: dict[str, Any]) -> int | None:
+    """The job's annotation id (``None`` for frames read from the job's parts, which are
+    matched by key: :func:`~box2mask.exchange.source.read_job_frames`)."""
+    return None if ann.get("id") is None else int(ann["id"])
 
 
 def _as_exported(
@@ -262,17 +269,20 @@ def _record(
     when: str,
 ) -> dict[str, Any]:
     """The annotation of a changed (``ann`` given) or added object, with the reviewer's mask
-    (COCO compressed RLE, ``counts`` as str)."""
-    area, bbox = _codec.area_bbox(rle, (int(img["height"]), int(img["width"])))
+    (COCO compressed RLE, ``counts`` as str). A relabelled object whose mask is the job's
+    keeps the model's score and mask source."""
+    hw = (int(img["height"]), int(img["width"]))
+    area, bbox = _codec.area_bbox(rle, hw)
     rec: dict[str, Any] = copy.deepcopy(ann) if ann is not None else {
         "image_id": img["id"], "iscrowd": 0, "track_id": key.track_id, "prompt_box": bbox,
     }  # fmt: skip
     rec.pop("id", None)
-    rec.update({
-        "category_id": category, "segmentation": rle, "area": area, "bbox": bbox,
-        "score": 1.0, "mask_source": "manual", "review": "manual", "review_tool": tool,
-        "review_time": when,
-    })  # fmt: skip
+    if ann is None or not _codec.same(rle, ann["segmentation"], hw):
+        # a new mask: the model's score and source no longer describe it
+        rec.update({"segmentation": rle, "area": area, "bbox": bbox, "score": 1.0,
+                    "mask_source": "manual"})  # fmt: skip
+    rec.update({"category_id": category, "review": "manual", "review_tool": tool,
+                "review_time": when})  # fmt: skip
     return rec
 
 

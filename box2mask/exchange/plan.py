@@ -128,10 +128,11 @@ class Plan:
         }
 
 
-def identity_sha(job: JobData) -> str | None:
+def identity_sha(job: JobData | Path | str) -> str | None:
     """SHA-256 of the job's identity (``job.json``), ``None`` for a folder without one: an
-    export's file is read back only into the job it came from."""
-    jf = state_dir(job.job_dir) / JOB_FILE
+    export's file is read back only into the job it came from. ``job``: the job's data or
+    its folder."""
+    jf = state_dir(job.job_dir if isinstance(job, JobData) else Path(job)) / JOB_FILE
     try:
         ident = json.loads(jf.read_text(encoding="utf-8")).get("identity")
     except (OSError, ValueError, AttributeError):

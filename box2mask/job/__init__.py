@@ -16,9 +16,11 @@ Everything that reads or writes a job folder goes through this package
   registry (:func:`finalize`, per-frame :func:`frame_files`);
 - :mod:`.changes`: :func:`apply_changes`, the operation that puts a set of
   :class:`ObjectChange` s into a job, atomically and idempotently, and
-  re-derives every format (``qa apply``, the annotation tools' imports).
+  re-derives every format (``qa apply``, the annotation tools' imports);
+- :mod:`.frames`: the job's frames as training data (``box2mask train --data``),
+  the reviewed objects marked.
 
-A package rather than one module because these are six jobs of one folder;
+A package rather than one module because these are seven jobs of one folder;
 its name stays ``box2mask.job``, so ``from box2mask.job import Job`` works as
 before.
 """

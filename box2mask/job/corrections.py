@@ -407,6 +407,20 @@ def layer_frames(state: Path, sequence: str) -> set[int]:
     return {int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()}
 
 
+def layer_digest(state: Path) -> str:
+    """SHA-256 of a job's corrections layer (each file's path and bytes, in path order): what
+    a trainer records of a job's reviewed objects, so that a run resumed after more
+    corrections were imported is told apart."""
+    import hashlib
+
+    root = Path(state) / CORRECTIONS_DIR
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.json")) if root.is_dir() else []:
+        h.update(path.relative_to(root).as_posix().encode("utf-8", "surrogateescape") + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def count_layer(state: Path) -> tuple[int, int]:
     """``(frames, objects)`` the layer of a job holds corrections for."""
     root = Path(state) / CORRECTIONS_DIR

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from box2mask.coco_checks import check_coco, id_key
 from box2mask.errors import UsageError
 from box2mask.ids import whole_id
 from box2mask.io import atomic_open
@@ -281,6 +282,27 @@ def _track_ids(job: JobFolder, wanted: set[int]) -> dict[tuple[str, int, int], i
     return found
 
 
+def _fill_size(
+    d: Decision, im: dict[str, Any], ann: dict[str, Any], k: int, coco_path: Path
+) -> tuple[int, int]:
+    """The frame size a box or ellipse is drawn in, once the annotation's box is known to
+    be there: what another tool's COCO file may lack, said before anything is written."""
+    hw = (whole_id(im.get("height")), whole_id(im.get("width")))
+    if hw[0] is None or hw[1] is None or min(hw) < 1:  # type: ignore[type-var]
+        raise UsageError(
+            f"{d.where}: {coco_path}: the image of annotations[{k}] has no width and height "
+            f"(whole numbers), which a {d.action} is drawn in"
+        )
+    box = ann.get("prompt_box") or ann.get("bbox")
+    ok = isinstance(box, list) and len(box) == 4
+    if not ok or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in box):  # type: ignore[union-attr]
+        raise UsageError(
+            f"{d.where}: {coco_path}: annotations[{k}] has no box (bbox [x, y, w, h]) to draw "
+            f"a {d.action} from"
+        )
+    return hw  # type: ignore[return-value]
+
+
 def _apply_to_coco(coco_path: Path, decisions: list[Decision], repeated: int) -> ApplySummary:
     """No job (a COCO file of another tool, a job whose parts are gone): ``annotations.json``
     rewritten directly, ids renumbered 1..; nothing else."""
@@ -288,11 +310,15 @@ def _apply_to_coco(coco_path: Path, decisions: list[Decision], repeated: int) ->
         coco = json.loads(coco_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UsageError(f"--job {coco_path}: not readable JSON ({exc})") from None
-    images = {im["id"]: im for im in coco["images"]}
+    # a file of another tool: ids it does not hold, fields of the wrong kind, before anything
+    check_coco(coco, f"--job {coco_path}", categories=False)
+    images = {id_key(im["id"]): im for im in coco["images"]}
     by_key: dict[tuple, list[int]] = {}
     for k, a in enumerate(coco["annotations"]):
-        im = images[a["image_id"]]
-        seq, fi = str(im.get("sequence", "")), int(im.get("frame_index", im["id"]))
+        im = images[id_key(a["image_id"])]
+        # without box2mask's fields, a frame is its image id (the page shows it so)
+        seq = str(im.get("sequence", ""))
+        fi = whole_id(im["frame_index"]) if "frame_index" in im else whole_id(im["id"])
         by_key.setdefault(_key(seq, fi, a.get("track_id"), a.get("id")), []).append(k)
     summary = ApplySummary(coco_path.parent, duplicates=repeated)
     remove: set[int] = set()
@@ -318,8 +344,8 @@ def _apply_to_coco(coco_path: Path, decisions: list[Decision], repeated: int) ->
             summary.removed += 1
             summary.frames += 1
         else:
-            im = images[a["image_id"]]
-            new = fill_annotation(a, d.action, (int(im["height"]), int(im["width"])))
+            im = images[id_key(a["image_id"])]
+            new = fill_annotation(a, d.action, _fill_size(d, im, a, k, coco_path))
             if new == a:
                 summary.unchanged += 1
                 continue

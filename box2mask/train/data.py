@@ -22,7 +22,7 @@ on whether training was resumed.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -72,7 +72,10 @@ class DataConfig:
 
 
 def sample_frames(
-    frames_by_sequence: Iterable[tuple[str, Sequence[Frame]]], fraction: float, seed: int
+    frames_by_sequence: Iterable[tuple[str, Sequence[Frame]]],
+    fraction: float,
+    seed: int,
+    always: Callable[[Frame], bool] | None = None,
 ) -> list[Frame]:
     """A fixed random share of each sequence's frames, in frame order.
 
@@ -82,19 +85,39 @@ def sample_frames(
             of a non-empty sequence is kept.
         seed: with the sequence name, decides which frames: the same on every
             run, rank and machine.
+        always: frames to keep whatever the share (those holding an object a
+            person reviewed: :func:`has_reviewed`); the share is drawn from the
+            others. ``None``: every frame is drawn.
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"frame fraction must be in (0, 1], got {fraction}")
     out: list[Frame] = []
     for name, frames in frames_by_sequence:
-        n = len(frames)
-        if n == 0:
-            continue
-        k = n if fraction >= 1 else max(1, int(round(fraction * n)))
-        rng = np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
-        chosen = np.sort(rng.choice(n, size=k, replace=False))
-        out.extend(frames[int(i)] for i in chosen)
+        kept = [f for f in frames if always(f)] if always is not None else []
+        rest = [f for f in frames if not always(f)] if always is not None else list(frames)
+        n = len(rest)
+        chosen = []
+        if n:
+            k = n if fraction >= 1 else max(1, int(round(fraction * n)))
+            if kept and fraction < 1:
+                k = int(round(fraction * n))  # the kept frames already stand for the sequence
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
+            chosen = [rest[int(i)] for i in np.sort(rng.choice(n, size=k, replace=False))]
+        order = {id(f): i for i, f in enumerate(frames)}
+        out.extend(sorted([*kept, *chosen], key=lambda f: order[id(f)]))
     return out
+
+
+def reviewed_objects(frame: Frame) -> list[bool]:
+    """Per object, whether a person reviewed it (``attributes["reviewed"]``, set by a job's
+    frames: :func:`box2mask.job.frames.training_frames`); all ``False`` without it."""
+    marks = frame.attributes.get("reviewed")
+    return [bool(v) for v in marks] if marks is not None else [False] * len(frame)
+
+
+def has_reviewed(frame: Frame) -> bool:
+    """The frame holds an object a person reviewed."""
+    return any(reviewed_objects(frame))
 
 
 def eligible_objects(frame: Frame, exclude: Sequence[str]) -> list[int]:
@@ -163,7 +186,7 @@ class TrainDataset(Dataset):
         else:
             objs = eligible_objects(frame, self.cfg.exclude_classes)
             if len(objs) > self.cfg.max_objects:
-                objs = sorted(rng.choice(objs, size=self.cfg.max_objects, replace=False).tolist())
+                objs = _pick(objs, reviewed_objects(frame), self.cfg.max_objects, rng)
             chosen = objs
         masks = []
         for i in chosen:
@@ -211,6 +234,18 @@ class TrainDataset(Dataset):
         if self.keep_full_masks:
             item["masks"] = torch.from_numpy(aug.masks)
         return item
+
+
+def _pick(objs: list[int], reviewed: list[bool], k: int, rng: np.random.Generator) -> list[int]:
+    """``k`` of ``objs`` at random, the reviewed ones first: all of them when they are at
+    most ``k``, the others filling the rest (sorted)."""
+    first = [i for i in objs if reviewed[i]]
+    if not first:
+        return sorted(rng.choice(objs, size=k, replace=False).tolist())
+    if len(first) >= k:
+        return sorted(rng.choice(first, size=k, replace=False).tolist())
+    others = [i for i in objs if not reviewed[i]]
+    return sorted(first + rng.choice(others, size=k - len(first), replace=False).tolist())
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:

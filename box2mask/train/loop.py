@@ -42,12 +42,16 @@ from torch.utils.data import DataLoader, DistributedSampler
 from box2mask.adapters.base import Adapter, open_dataset
 from box2mask.errors import Box2MaskError, CheckpointError, JobMismatch, UsageError
 from box2mask.io import sha256_file
+from box2mask.job.corrections import layer_digest
+from box2mask.job.frames import training_frames
+from box2mask.layout import state_dir
 from box2mask.train.augment import AugmentConfig
 from box2mask.train.data import (
     DataConfig,
     TrainDataset,
     collate,
     eligible_objects,
+    has_reviewed,
     restrict_frame,
     sample_frames,
 )
@@ -76,7 +80,14 @@ class TrainOptions:
 
     Attributes:
         dataset, root, adapter_options: the training data (an adapter whose
-            frames carry ground-truth masks).
+            frames carry ground-truth masks); ``dataset`` may be ``None`` when
+            ``data`` gives the data.
+        data: box2mask job folders whose masks are training data too
+            (:func:`box2mask.job.frames.training_frames`): the objects a person
+            reviewed first (their frames always kept, whatever
+            ``frame_fraction``; drawn first among a frame's ``max_objects``), then
+            the model's own masks.
+        reviewed_only: of ``data``, only the objects a person reviewed.
         sam, hq: official SAM and HQ-SAM checkpoints of the same ViT.
         out: the run folder.
         val_options: adapter options for the validation data (merged over
@@ -104,7 +115,7 @@ class TrainOptions:
         log_every: a metrics line every this many optimizer steps.
     """
 
-    dataset: str
+    dataset: str | None
     sam: Path
     hq: Path
     out: Path
@@ -138,9 +149,20 @@ class TrainOptions:
     workers: int = 0
     overwrite: bool = False
     log_every: int = 10
+    data: tuple[Path, ...] = ()
+    reviewed_only: bool = False
 
     def __post_init__(self) -> None:
         self.sam, self.hq, self.out = Path(self.sam), Path(self.hq), Path(self.out)
+        self.data = tuple(Path(p) for p in self.data)
+        if not self.dataset and not self.data:
+            raise UsageError("no training data: give --dataset (with --root) and/or --data JOB")
+        if not self.dataset and (self.root is not None or self.adapter_options):
+            raise UsageError("--root and --opt describe a --dataset; give --dataset too")
+        if not self.dataset and self.val_options is not None:
+            raise UsageError("--val-opt picks a --dataset's validation data; give --dataset too")
+        if self.reviewed_only and not self.data:
+            raise UsageError("--reviewed-only chooses among the objects of --data JOB; give --data")
         self.exclude_classes = tuple(self.exclude_classes)
         self.lsj_scale = (float(self.lsj_scale[0]), float(self.lsj_scale[1]))
         checks = [
@@ -319,12 +341,31 @@ def _spaced(frames: list[Frame], n: int) -> list[Frame]:
     return [frames[i] for i in idx]
 
 
+def _sources(opts: TrainOptions) -> list[tuple[str, Callable[[], list[Frame]]]]:
+    """Every training sequence, as ``(name, read its frames)``: the dataset's, then each
+    job's (``data``), in order. A job's sequence is named ``<job folder>:<sequence>`` so
+    that it cannot meet a dataset's of the same name."""
+    out: list[tuple[str, Callable[[], list[Frame]]]] = []
+    if opts.dataset:
+        adapter = open_dataset(opts.dataset, opts.root, opts.adapter_options)
+        names = [s.name for s in adapter.list_sequences()]
+        if not names:
+            raise UsageError(f"{opts.dataset} at {adapter.root} has no sequences")
+        out += [(n, lambda n=n: list(adapter.read_sequence(n))) for n in names]
+    for job in opts.data:
+        for seq, frames in training_frames(job, reviewed_only=opts.reviewed_only):
+            out.append((f"{job.name}:{seq}", lambda frames=frames: frames))
+    return out
+
+
 def load_frames(opts: TrainOptions) -> tuple[list[Frame], list[Frame]]:
     """``(train frames, validation frames)`` as the options say (see :class:`TrainOptions`)."""
-    adapter = open_dataset(opts.dataset, opts.root, opts.adapter_options)
-    names = [s.name for s in adapter.list_sequences()]
-    if not names:
-        raise UsageError(f"{opts.dataset} at {adapter.root} has no sequences")
+    seqs = _sources(opts)
+    names = [n for n, _ in seqs]
+
+    def read(keep: Callable[[int], bool]) -> list[tuple[str, list[Frame]]]:
+        return [(n, load()) for i, (n, load) in enumerate(seqs) if keep(i)]
+
     val_frames: list[Frame] = []
     if opts.val_options is not None:
         val_adapter = open_dataset(
@@ -334,22 +375,25 @@ def load_frames(opts: TrainOptions) -> tuple[list[Frame], list[Frame]]:
             val_adapter, [s.name for s in val_adapter.list_sequences()]
         ):
             val_frames.extend(frames)
-        train_seqs = _read_sequences(adapter, names)
+        train_seqs = read(lambda i: True)
     elif opts.val_fraction > 0 and len(names) >= 2:
         rng = np.random.default_rng([opts.seed, 7])
         k = min(len(names) - 1, max(1, round(opts.val_fraction * len(names))))
         held = set(rng.choice(len(names), size=k, replace=False).tolist())
-        train_seqs = _read_sequences(adapter, [n for i, n in enumerate(names) if i not in held])
-        for _, frames in _read_sequences(adapter, [n for i, n in enumerate(names) if i in held]):
+        train_seqs = read(lambda i: i not in held)
+        for _, frames in read(lambda i: i in held):
             val_frames.extend(frames)
     elif opts.val_fraction > 0:
         # one sequence: hold out its last frames (the first ones train)
-        ((name, frames),) = _read_sequences(adapter, names)
+        ((name, frames),) = read(lambda i: True)
         cut = max(1, int(round(len(frames) * (1 - opts.val_fraction))))
         train_seqs, val_frames = [(name, frames[:cut])], frames[cut:]
     else:
-        train_seqs = _read_sequences(adapter, names)
-    train = sample_frames(train_seqs, opts.frame_fraction, opts.seed)
+        train_seqs = read(lambda i: True)
+    # frames holding an object a person reviewed are kept whatever the share
+    train = sample_frames(
+        train_seqs, opts.frame_fraction, opts.seed, always=has_reviewed if opts.data else None
+    )
     val = []
     for f in val_frames:
         keep = eligible_objects(f, opts.exclude_classes)
@@ -446,6 +490,11 @@ def run_identity(opts: TrainOptions, world: int) -> dict[str, Any]:
     for key in ("out", "device", "workers", "overwrite", "log_every", "sam", "hq"):
         d.pop(key)
     d["root"] = None if opts.root is None else str(Path(opts.root).resolve())
+    # a job's reviewed objects are its data: corrections imported since make another run
+    d["data"] = [
+        {"job": str(Path(p).resolve()), "corrections_sha256": layer_digest(state_dir(Path(p)))}
+        for p in opts.data
+    ]
     d["exclude_classes"] = list(opts.exclude_classes)
     d["lsj_scale"] = list(opts.lsj_scale)
     d["sam_sha256"] = sha256_file(opts.sam)
@@ -735,9 +784,12 @@ def train(
         train_frames, val_frames = load_frames(opts)
         dataset = TrainDataset(train_frames, opts.data_config())
         if len(dataset) == 0:
+            where = ", ".join([*([opts.dataset] if opts.dataset else []),
+                               *(f"--data {p}" for p in opts.data)])  # fmt: skip
             raise UsageError(
-                f"no training samples in {opts.dataset}: no frame has an object outside "
+                f"no training samples in {where}: no frame has an object outside "
                 f"--exclude-classes {','.join(opts.exclude_classes) or '(none)'}"
+                + (" that a person reviewed" if opts.reviewed_only else "")
             )
         model, rank = build_training_model(opts.sam, opts.hq, opts.lora_rank, device, opts.seed)
         counts = parameter_counts(model)
@@ -788,6 +840,7 @@ def train(
         meta_base = {
             "training": identity,
             "dataset": opts.dataset,
+            "data": [str(Path(p).resolve()) for p in opts.data],
             "box2mask_version": __version__,
             "lora_rank_requested": opts.lora_rank,
         }
