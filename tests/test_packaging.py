@@ -117,11 +117,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     site = _ok(_run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                     cwd=base)).strip()  # fmt: skip
     # every site folder the test environment imports from (a venv may chain to another
-    # through a .pth of its own, as the dev machines' helper venvs do), never the repository
+    # through a .pth of its own, as the dev machines' helper venvs do). Only folders named
+    # site-packages: never the source tree, though the README's venv (.venv) lies inside
+    # the repository and its site-packages is where CI's typer and numpy are.
     outer = dict.fromkeys(
         p for p in [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *sys.path]
         if p and Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()
-        and not Path(p).resolve().is_relative_to(REPO)
     )  # fmt: skip
     (Path(site) / "_outer_site_packages.pth").write_text("".join(p + "\n" for p in outer))
     _ok(_run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps",

@@ -43,7 +43,7 @@ from box2mask.io import atomic_write_json
 from box2mask.metrics import QualityAccumulator
 from box2mask.models.lite import checkpoint as lite_ckpt
 from box2mask.models.lite.crops import INPUT_SIDES, frame_input
-from box2mask.models.lite.model import LiteModel
+from box2mask.models.lite.model import LiteModel, flushing_denormals
 from box2mask.models.lite.net import LiteArch, LiteNet
 from box2mask.train.lite.cache import ObjectCache, Source, build_cache
 from box2mask.train.lite.calibrate import calibrate
@@ -351,12 +351,20 @@ def train_lite(
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> LiteTrainResult:
     """Train; see the module docstring. ``progress`` gets each logged record."""
+    with flushing_denormals():  # subnormal floats: 10x slower on x86, no use here
+        return _train_lite(opts, overwrite, progress)
+
+
+def _train_lite(
+    opts: LiteTrainOptions,
+    overwrite: bool,
+    progress: Callable[[dict[str, Any]], None] | None,
+) -> LiteTrainResult:
     t_start = time.perf_counter()
     if opts.steps <= 0 or opts.batch_pixels < 32 * 32:
         raise UsageError("--steps must be > 0 and --batch-pixels at least 1024")
     if opts.threads > 0:
         torch.set_num_threads(opts.threads)
-    torch.set_flush_denormal(True)  # subnormal floats: 10x slower on x86, no use here
     device = torch.device(opts.device)
     identity = opts.identity()
     _open_run(opts, identity, overwrite)
