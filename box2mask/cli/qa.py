@@ -37,12 +37,28 @@ QA_FLAGS = {
     "html": Flag(
         Path | None, "Also write the review page (index.html + thumbnails) into this folder."
     ),
-    "html_top": Flag(int, "Objects on the review page: the N most suspicious.", 1000),
+    "html_top": Flag(
+        int,
+        "Thumbnails on the review page: the N most suspicious objects (the page lists every "
+        "object, in pages).",
+        1000,
+    ),
     "image_root": Flag(
         Path | None, "Folder the images' file_name is relative to (default: the job's root)."
     ),
     "no_images": Flag(bool, "Do not read the images (no image signal, no page).", False),
     "top": Flag(int, "Print the N most suspicious objects.", 10),
+    "workers": Flag(
+        int,
+        "Processes scoring sequences at once (one per core pays; the ranking is the same).",
+        2,
+    ),
+    "executor": Flag(
+        str,
+        "auto | local | processes | ray: where the sequences are scored (auto: processes for "
+        "several --workers; ray: $RAY_ADDRESS or a private local Ray).",
+        "auto",
+    ),
     "gt_dataset": Flag(
         str | None,
         "Dataset adapter with ground-truth masks: print the recall of "
@@ -66,9 +82,11 @@ def qa_command(given: dict[str, Any]) -> None:
     gt_dataset, no_images = given["gt_dataset"], given["no_images"]
 
     def run():  # noqa: ANN202
+        from box2mask.cli._common import Progress
         from box2mask.errors import UsageError
+        from box2mask.executors.tasks import resolve_executor
         from box2mask.options import check_folder_option
-        from box2mask.qa.report import load_output, run_qa, write_reports
+        from box2mask.qa.report import open_output, run_qa
 
         job, dest = _job_and_out(given["job"], given["out"], given["report"])
         if job is None:
@@ -77,49 +95,54 @@ def qa_command(given: dict[str, Any]) -> None:
             raise UsageError(f"--html-top must be at least 1, got {html_top}")
         if html is not None and no_images:
             raise UsageError("--html needs the images: drop --no-images")
-        output = load_output(job)
+        resolve_executor(given["executor"], given["workers"])
+        output = open_output(job)
         if dest is None:
             dest = (output.job_dir or output.coco_path.parent) / "qa"
         # both folders checked before anything is written (a file there was an internal error)
         check_folder_option(dest, "--out")
         if html is not None:
             check_folder_option(html, "--html")
-        rep = run_qa(output, image_root=given["image_root"], images=not no_images)
-        paths = write_reports(rep, dest)
-        page = None
-        if html is not None:
-            from box2mask.qa.html import write_page
-
-            if rep.image_root is None:
+            root = given["image_root"] or output.identity.get("root")
+            if root is None:
                 raise UsageError("--html: the images' root is unknown; pass --image-root")
-            page = write_page(rep, output, html, top=html_top)
+        with Progress("qa") as bar:
+            rep = run_qa(
+                output, dest, image_root=given["image_root"], images=not no_images,
+                workers=given["workers"], executor=given["executor"], top=given["top"],
+                html=html, html_top=html_top, exact=gt_dataset is not None,
+                progress=lambda done, total, objects: bar.update(done, total, objects),
+            )  # fmt: skip
+        paths, page = list(rep.paths), rep.page
         scored = None
         if gt_dataset is not None:
+            from box2mask.cocofile import CocoFile
             from box2mask.qa.flagscore import score_flags
             from box2mask.qa.groundtruth import gt_ious
 
             gt_opt = parse_key_values(given["gt_opt"] or [])
-            ious = gt_ious(output.coco, gt_dataset, given["gt_root"], gt_opt, output.coco_path)
-            objs = [o.signals for o in rep.objects]
-            scored = score_flags(objs, [o.logit for o in rep.objects], ious)
+            with CocoFile(output.coco_path, "--job", dest) as coco:
+                ious = gt_ious(coco, gt_dataset, given["gt_root"], gt_opt)
+            objs = [s for s, _ in rep.exact]
+            scored = score_flags(objs, [z for _, z in rep.exact], ious)
             gp = dest / "qa_gt.json"
             gp.write_text(json.dumps(scored, indent=1) + "\n", encoding="utf-8")
             paths.append(gp)
         return rep, paths, page, scored
 
     rep, paths, page, scored = run_safely(run, given["debug"])
-    table = Table(title=f"box2mask qa: {len(rep.objects)} objects, most suspicious first",
+    table = Table(title=f"box2mask qa: {rep.objects} objects, most suspicious first",
                   title_justify="left")  # fmt: skip
     for col in ("rank", "id", "sequence", "frame", "track", "category", "source", "suspicion",
                 "flags"):  # fmt: skip
         table.add_column(col)
-    for o in rep.objects[: given["top"]]:
-        s = o.signals
-        table.add_row(str(o.rank), str(s.id), escape(s.sequence), str(s.frame_index),
-                      str(s.track_id), escape(s.category), escape(s.mask_source),
-                      f"{o.suspicion:.3f}", escape(" ".join(o.flags)))  # fmt: skip
+    for o in rep.top[: given["top"]]:
+        table.add_row(str(o["rank"]), str(o["id"]), escape(str(o["sequence"])),
+                      str(o["frame_index"]), str(o["track_id"]), escape(str(o["category"])),
+                      escape(str(o["mask_source"])), f"{o['suspicion']:.3f}",
+                      escape(" ".join(o["flags"])))  # fmt: skip
     console.print(table)
-    counts = {k: v for k, v in rep.flag_counts().items() if v}
+    counts = {k: v for k, v in rep.flag_counts.items() if v}
     console.print("flags: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none"))
     if rep.image_root is None:
         console.print("no image signal (no image root: pass --image-root)")
