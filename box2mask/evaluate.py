@@ -787,8 +787,7 @@ def _score_predictions(
                     progress(state)
 
             matched = 0
-            executor = opts.executor if opts.executor in ("local", "processes", "ray") else "auto"
-            for res in map_tasks(_score_task, tasks, workers=opts.workers, executor=executor,
+            for res in map_tasks(_score_task, tasks, workers=opts.workers, executor=opts.executor,
                                  progress=tick, ray_address=opts.ray_address):  # fmt: skip
                 scorer.merge(res.scorer)
                 no_gt[0] += res.no_gt

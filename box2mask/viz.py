@@ -470,7 +470,9 @@ def visualize(
         thumb_width: width of one panel on the contact sheet, px.
         alpha: opacity of the mask fill.
         boxes: draw boxes and ``category #track`` labels.
-        progress: called with ``(sequence, frames drawn so far)`` after each frame.
+        progress: called with ``(sequence, frames drawn so far, frames planned)`` after each
+            frame (all sequences; the planned count is every ``every``-th frame up to
+            ``max_frames`` of each chosen sequence).
 
     Raises:
         UsageError: bad options, an unknown sequence, or predictions that match
@@ -517,6 +519,11 @@ def visualize(
         out = Path(out)
         panels = 3 if gt else 1
         summary = VizSummary(out=out)
+        planned = 0
+        for seq in chosen:
+            count = max(1, math.ceil(infos[seq].num_frames / every))
+            planned += count if max_frames is None else min(count, max_frames)
+        done_all = 0
         for seq in chosen:
             n_frames = infos[seq].num_frames
             stride_count = max(1, math.ceil(n_frames / every))
@@ -558,9 +565,10 @@ def visualize(
                         thumbs.append(thumbnail(picture, width))
                         labels.append(f"#{frame.frame_index}")
                     drawn += 1
+                    done_all += 1
                     summary.frames += 1
                     if progress:
-                        progress(seq, drawn)
+                        progress(seq, done_all, planned)
             finally:
                 if writer is not None:
                     writer.close()
