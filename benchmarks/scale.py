@@ -169,7 +169,7 @@ def bench_size(name: str, work: Path, workers: int, steps: set[str]) -> list[dic
 def _walk(a: object, b: object, path: str, tol: float, out: list[str]) -> None:
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b)):
-            if k in ("seconds", "root"):  # the run's time and the dataset's folder: no figure
+            if k in ("seconds", "root", "model_note"):  # the time, the folders: no figure
                 continue
             if k not in a or k not in b:
                 out.append(f"{path}/{k}: only in one")

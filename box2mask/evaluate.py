@@ -407,8 +407,7 @@ class Scorer:
         d = boundary_dilation(hw, self.ratio)
         pred_union = np.zeros(hw, dtype=bool)
         gt_union = np.zeros(hw, dtype=bool)
-        cat_unions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        scored = 0
+        scored: list[tuple[str, MaskBlock, MaskBlock]] = []
         for k, (i, pb) in enumerate(zip(objects, predictions, strict=True)):
             gb = _gt_block(frame, int(i))
             if gb is None:
@@ -419,26 +418,33 @@ class Scorer:
                 self.missing_predictions += 1
                 pb = MaskBlock.empty()
             source = sources[k]
-            iou, biou = block_ious(pb, gb, hw, dilation=d)
-            self.acc.add_scores(cat, iou, biou)
-            self.by_source.add_scores(source, iou, biou)
             pb = pb.clip(0, 0, h, w).tight()
             gb = gb.clip(0, 0, h, w).tight()
+            iou, biou = block_ious(pb, gb, hw, dilation=d, tight=True)
+            self.acc.add_scores(cat, iou, biou)
+            self.by_source.add_scores(source, iou, biou)
             self._track(frame, int(i), pb, gb)
             self.sources[source] += 1
             self._tell(frame, int(i), cat, source, iou, biou)
-            pu, gu = cat_unions.setdefault(
-                cat, (np.zeros(hw, dtype=bool), np.zeros(hw, dtype=bool))
-            )
-            for blk, full, own in ((pb, pred_union, pu), (gb, gt_union, gu)):
+            for blk, full in ((pb, pred_union), (gb, gt_union)):
                 if blk.height:
-                    px = blk.pixels()
-                    full[blk.top : blk.bottom, blk.left : blk.right] |= px
-                    own[blk.top : blk.bottom, blk.left : blk.right] |= px
-            scored += 1
-        if scored:
-            self._add_frame(pred_union, gt_union, cat_unions)
-        return scored
+                    full[blk.top : blk.bottom, blk.left : blk.right] |= blk.pixels()
+            scored.append((cat, pb, gb))
+        if not scored:
+            return 0
+        cat_unions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if len({c for c, _, _ in scored}) > 1:  # one category: its unions are the frame's
+            for cat, pb, gb in scored:
+                pu, gu = cat_unions.setdefault(
+                    cat, (np.zeros(hw, dtype=bool), np.zeros(hw, dtype=bool))
+                )
+                for blk, own in ((pb, pu), (gb, gu)):
+                    if blk.height:
+                        own[blk.top : blk.bottom, blk.left : blk.right] |= blk.pixels()
+        else:
+            cat_unions[scored[0][0]] = (pred_union, gt_union)
+        self._add_frame(pred_union, gt_union, cat_unions)
+        return len(scored)
 
     def _add_frame(
         self,

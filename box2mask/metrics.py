@@ -169,6 +169,7 @@ def block_ious(
     image_hw: tuple[int, int],
     ratio: float = DEFAULT_BIOU_RATIO,
     dilation: int | None = None,
+    tight: bool = False,
 ) -> tuple[float, float]:
     """``(mask IoU, Boundary IoU)`` of two masks given as blocks in frame pixels.
 
@@ -176,14 +177,16 @@ def block_ious(
     ``(H, W)`` frames (``d`` from the frame's diagonal), at the cost of the blocks: the
     full-frame code works on the union box of the masks grown by ``d + 1`` and clipped
     to the frame, which is the region built here. Pixels of a block outside the frame
-    are dropped, as painting drops them.
+    are dropped, as painting drops them. ``tight``: the caller gives blocks already inside
+    the frame and tight (:meth:`~box2mask.masks.MaskBlock.tight`).
     """
     h, w = int(image_hw[0]), int(image_hw[1])
     d = boundary_dilation((h, w), ratio) if dilation is None else int(dilation)
     if d < 1:
         raise ValueError(f"boundary dilation must be >= 1, got {d}")
-    a = a.clip(0, 0, h, w).tight() if a.height else a
-    b = b.clip(0, 0, h, w).tight() if b.height else b
+    if not tight:
+        a = a.clip(0, 0, h, w).tight() if a.height else a
+        b = b.clip(0, 0, h, w).tight() if b.height else b
     boxes = [x for x in (a, b) if x.height]
     if not boxes:
         return 1.0, 1.0

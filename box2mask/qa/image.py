@@ -22,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from numpy.linalg import _umath_linalg  # the kernels np.linalg.inv and det call
 
 from box2mask.io import imread
 from box2mask.masks import MaskBlock
@@ -40,6 +41,22 @@ def to_lab(bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2LAB).astype(np.float32)
 
 
+def _inv(a: np.ndarray) -> np.ndarray:
+    """``np.linalg.inv`` of a 3x3 float64 matrix: its LAPACK kernel without the wrapper."""
+    return _umath_linalg.inv(a, signature="d->d")
+
+
+def _det(a: np.ndarray) -> float:
+    """``np.linalg.det`` of a 3x3 float64 matrix: its LAPACK kernel without the wrapper."""
+    return float(_umath_linalg.det(a, signature="d->d"))
+
+
+def _mean0(x: np.ndarray) -> np.ndarray:
+    """``x.mean(0)``: numpy's own float32 pairwise sum then the division, without the wrapper."""
+    s = np.add.reduce(x, axis=0)
+    return np.true_divide(s, np.intp(x.shape[0]), out=s, casting="unsafe")
+
+
 def _loglik(x: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """Log-likelihood (up to a constant) of the rows of ``x`` under a 3-D Gaussian.
 
@@ -47,14 +64,14 @@ def _loglik(x: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
     ``einsum("ij,jk,ik->i")`` computes the same sums three times slower on these
     small arrays; the two differ only in the order floating-point sums are added.
     """
-    ic = np.linalg.inv(cov)
+    ic = _inv(cov)
     d = (x - mu).astype(np.float64, copy=False)
     d0, d1, d2 = d[:, 0], d[:, 1], d[:, 2]
     q = ic[0, 0] * d0 * d0 + ic[1, 1] * d1 * d1 + ic[2, 2] * d2 * d2
     q += (ic[0, 1] + ic[1, 0]) * d0 * d1
     q += (ic[0, 2] + ic[2, 0]) * d0 * d2
     q += (ic[1, 2] + ic[2, 1]) * d1 * d2
-    return -0.5 * q - 0.5 * math.log(np.linalg.det(cov))
+    return -0.5 * q - 0.5 * math.log(_det(cov))
 
 
 def _cov(x: np.ndarray) -> np.ndarray:
@@ -103,7 +120,7 @@ def image_disagreement(bgr: np.ndarray, block: MaskBlock, box_xyxy: list[float])
     if len(ring) < 5 or len(obj) < 2:
         return None
     pix = reg[inbox]
-    fg = _loglik(pix, obj.mean(0), _cov(obj)) > _loglik(pix, ring.mean(0), _cov(ring))
+    fg = _loglik(pix, _mean0(obj), _cov(obj)) > _loglik(pix, _mean0(ring), _cov(ring))
     mb = mk[inbox]
     union = int(np.count_nonzero(fg | mb))
     return 0.0 if union == 0 else 1.0 - int(np.count_nonzero(fg & mb)) / union

@@ -146,7 +146,9 @@ def _touches_window(
     # the window's border lines that lie inside the frame
     edges_x = [x for x in (wx0, wx1 - 1) if 0 <= x < fw]
     edges_y = [y for y in (wy0, wy1 - 1) if 0 <= y < fh]
-    px = blk.pixels()
+    if blk.data is None:  # a filled rectangle: every row and column inside it is set
+        return any(x1 <= x < x2 for x in edges_x) or any(y1 <= y < y2 for y in edges_y)
+    px = blk.data
     on_x = any(x1 <= x < x2 and px[:, x - blk.left].any() for x in edges_x)
     return on_x or any(y1 <= y < y2 and px[y - blk.top, :].any() for y in edges_y)
 
@@ -168,10 +170,13 @@ def object_signals(
     source = str(ann.get("mask_source", "unknown"))
     raw_score = ann.get("score")
     score = None if raw_score is None or source in UNSCORED_SOURCES else float(raw_score)
-    if area:
+    if area and blk.data is None:  # a filled rectangle (a box fill): one piece
+        components, fragment = 1, 0.0
+    if area and blk.data is not None:
         n, labels = cv2.connectedComponents(blk.pixels().astype(np.uint8), connectivity=8)
         sizes = np.bincount(labels.ravel())[1:]
         components, fragment = int(n - 1), float(1.0 - sizes.max() / area)
+    if area:
         inside = _pixels_in_box(blk, tuple(box))  # type: ignore[arg-type]
         tight = tuple(float(v) for v in blk.xyxy())
         box_iou = _box_iou(tight, tuple(box))  # type: ignore[arg-type]

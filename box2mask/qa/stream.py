@@ -51,6 +51,9 @@ _HEAD = ("file_name", "sequence", "frame_index", "track_id", "category", "mask_s
          "prompt_box")  # fmt: skip
 FLAG_BITS = {name: 1 << k for k, name in enumerate(FLAGS)}
 _FIELDS = tuple(f.name for f in fields(ObjectSignals))
+#: one CSV row at a time (a task runs in one thread)
+_BUF = io.StringIO()
+_CSV = csv.writer(_BUF, lineterminator="")
 #: a unit's place in the tie-break of a job's objects (objects per unit below 2**40)
 UNIT_SHIFT = 40
 
@@ -178,10 +181,11 @@ def _line(
     head = {k: d[k] for k in _HEAD}
     sigs = {k: _round(d[k]) for k in SIGNAL_COLUMNS}
     rest = json.dumps({**head, "suspicion": round(p, 6), "flags": fl, "signals": sigs})
-    buf = io.StringIO()
-    cells = [d[k] for k in _HEAD[:-1]] + [round(p, 6), " ".join(fl)]
+    cells = [_csv_text(d[k]) for k in _HEAD[:-1]] + [round(p, 6), _csv_text(" ".join(fl))]
     cells += ["" if sigs[k] is None else sigs[k] for k in SIGNAL_COLUMNS]
-    csv.writer(buf, lineterminator="").writerow([_csv_text(v) for v in cells])
+    _BUF.seek(0)
+    _BUF.truncate()
+    _CSV.writerow(cells)
     bits = 0
     for f in fl:
         bits |= FLAG_BITS[f]
@@ -190,7 +194,7 @@ def _line(
     ex = json.dumps({**{k: d[k] for k in _FIELDS}, "logit": z}) if exact else ""
     key = rank_key(z, tie)
     return (
-        f"{key}\t{unit}\t{sig.id}\t{sig.image_id}\t{rest[1:]}\t{json.dumps(buf.getvalue())}"
+        f"{key}\t{unit}\t{sig.id}\t{sig.image_id}\t{rest[1:]}\t{json.dumps(_BUF.getvalue())}"
         f"\t{page}\t{ex}\n",
         fl,
     )
