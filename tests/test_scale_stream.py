@@ -215,3 +215,18 @@ def test_map_tasks_keeps_task_order() -> None:
 def _square(k: int, tick) -> int:  # noqa: ANN001
     tick(1, k)
     return k * k
+
+
+@pytest.mark.slow
+def test_qa_on_ray_ranks_as_one_process(job, tmp_path: Path, monkeypatch) -> None:
+    """``qa --executor ray``: the sequences as Ray tasks on a private local Ray, the same files."""
+    pytest.importorskip("ray", reason="pip install 'box2mask[ray]' (the test extra has it)")
+    _, out = job
+    monkeypatch.setattr("box2mask.qa.report.TASK_FRAMES", 6)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    for name, extra in (("one", ["--workers", "1"]), ("ray", ["--executor", "ray"])):
+        r = runner.invoke(app, ["qa", "--job", str(out), "--out", str(tmp_path / name),
+                                "--no-images", *extra])  # fmt: skip
+        assert r.exit_code == 0, r.output
+    for name in ("qa.json", "qa.csv"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
