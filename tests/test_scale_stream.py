@@ -230,3 +230,29 @@ def test_qa_on_ray_ranks_as_one_process(job, tmp_path: Path, monkeypatch) -> Non
         assert r.exit_code == 0, r.output
     for name in ("qa.json", "qa.csv"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+
+
+def test_progress_lines_off_a_terminal(job, tmp_path: Path) -> None:
+    """qa, eval, merge and viz print a progress line with the rate and the time left when
+    stderr is not a terminal (a log, CI), the last one at 100%."""
+    import re
+    import subprocess
+
+    root, out = job
+    runs = {
+        "qa": ["qa", "--job", str(out), "--out", str(tmp_path / "qa"), "--no-images"],
+        "eval": ["eval", "-d", "viso", "--root", str(root), "--predictions", str(out)],
+        "merge": ["merge", str(out), "--out", str(tmp_path / "merged")],
+        "viz": ["viz", "-d", "viso", "--root", str(root), "--job", str(out), "--out",
+                str(tmp_path / "viz"), "--sequences", "car/001"],
+    }  # fmt: skip
+    for label, args in runs.items():
+        r = subprocess.run([sys.executable, "-m", "box2mask", *args], capture_output=True,
+                           text=True, cwd=tmp_path)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        last = [x for x in r.stderr.splitlines() if x.startswith(f"{label}: ")][-1]
+        assert re.fullmatch(
+            rf"{label}: frames (\d+)/\1 \(100%\), (objects|frames) \d+, \d+ (objects|frames)/s, "
+            r"elapsed \d+s, ETA 0s",
+            last,
+        ), last
