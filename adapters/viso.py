@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from box2mask.adapters._files import (
@@ -46,6 +47,7 @@ from box2mask.adapters.base import (
 )
 
 from box2mask.errors import AnnotationError, DatasetNotFound
+from box2mask.masks import MaskBlock
 from box2mask.types import Frame
 
 log = logging.getLogger("box2mask")
@@ -58,11 +60,14 @@ def instance_map_provider(path: Path, track_ids: np.ndarray) -> Callable[[int], 
 
     The PNG is decoded on the first call and kept while the frame lives.
     ``provider(i)`` is ``(H, W)`` bool, True where the map equals
-    ``track_ids[i]``.
+    ``track_ids[i]``. ``provider.block(i)`` is the same mask as a
+    :class:`~box2mask.masks.MaskBlock` in frame pixels, at the cost of the object:
+    every id's box is found in one pass over the map's set pixels (``eval`` scores
+    a frame's objects without a frame-sized array each).
     """
-    cache: dict[str, np.ndarray] = {}
+    cache: dict[str, Any] = {}
 
-    def provider(i: int) -> np.ndarray | None:
+    def load() -> np.ndarray:
         if "map" not in cache:
             import cv2
 
@@ -74,8 +79,43 @@ def instance_map_provider(path: Path, track_ids: np.ndarray) -> Callable[[int], 
             if arr.ndim == 3:  # a colour PNG: take its first channel
                 arr = arr[..., 0]
             cache["map"] = arr
-        return cache["map"] == int(track_ids[i])
+        return cache["map"]
 
+    def provider(i: int) -> np.ndarray | None:
+        return load() == int(track_ids[i])
+
+    def boxes() -> dict[int, tuple[int, int, int, int]]:
+        """``{id: (r0, r1, c0, c1)}`` of every id in the map (exclusive ends)."""
+        if "boxes" not in cache:
+            arr = load()
+            flat = np.flatnonzero(arr)
+            vals = arr.reshape(-1)[flat]
+            order = np.argsort(vals, kind="stable")
+            flat, vals = flat[order], vals[order]
+            starts = np.flatnonzero(np.r_[True, vals[1:] != vals[:-1]]) if vals.size else flat
+            rows, cols = np.divmod(flat, arr.shape[1])
+            out: dict[int, tuple[int, int, int, int]] = {}
+            if vals.size:
+                r0 = np.minimum.reduceat(rows, starts)
+                r1 = np.maximum.reduceat(rows, starts) + 1
+                c0 = np.minimum.reduceat(cols, starts)
+                c1 = np.maximum.reduceat(cols, starts) + 1
+                for k, v in enumerate(vals[starts].tolist()):
+                    out[int(v)] = (int(r0[k]), int(r1[k]), int(c0[k]), int(c1[k]))
+            cache["boxes"] = out
+        return cache["boxes"]
+
+    def block(i: int) -> MaskBlock:
+        tid = int(track_ids[i])
+        box = boxes().get(tid) if tid else None
+        if tid == 0:  # the background's "mask" (a track id 0): every unset pixel
+            return MaskBlock.from_mask(load() == 0)
+        if box is None:
+            return MaskBlock.empty()
+        r0, r1, c0, c1 = box
+        return MaskBlock(r0, c0, r1 - r0, c1 - c0, load()[r0:r1, c0:c1] == tid)
+
+    provider.block = block  # type: ignore[attr-defined]
     return provider
 
 

@@ -22,6 +22,7 @@ The tiles stay where they are: nothing is copied into the repository.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -30,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from box2mask.cocofile import CocoFile
 from box2mask.qa.flagscore import SHARES, SINGLE
 from box2mask.qa.groundtruth import gt_ious
-from box2mask.qa.report import load_output
+from box2mask.qa.report import open_output
 from box2mask.qa.score import DEFAULT, fit, logit, recall_at
 from box2mask.qa.signals import CropGeometry, signals
 
@@ -60,10 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.work or Path(tmp) / "job"
         model = convert(args.root, out)
-        output = load_output(out)
-        sig, unread = signals(output.coco, CropGeometry.from_identity(output.identity),
+        output = open_output(out)
+        coco = json.loads(output.coco_path.read_text(encoding="utf-8"))  # 1,534 objects: whole
+        sig, unread = signals(coco, CropGeometry.from_identity(output.identity),
                               model=model, image_root=args.root)  # fmt: skip
-        ious = gt_ious(output.coco, "coco", args.root)
+        with CocoFile(output.coco_path, "--job") as indexed:
+            ious = gt_ious(indexed, "coco", args.root)
     sig = [s for s in sig if s.id in ious]
     bad = np.array([ious[s.id] < 0.5 for s in sig])
     fold = np.array([zlib.crc32(s.file_name.encode()) % 2 for s in sig])

@@ -22,7 +22,7 @@ the file's image ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from box2mask.errors import UsageError
@@ -143,6 +143,44 @@ def check_predictions(data: Any, label: str, ids_are_tracks: bool) -> None:
         check_prediction_annotation(ann, n, label, ids_are_tracks)
 
 
+def prediction_checks(label: str, ids_are_tracks: bool) -> Callable[[str, int, Any], None]:
+    """The record checks of :func:`check_predictions` for a reader that streams the file
+    (:class:`box2mask.cocofile.CocoFile`'s ``check``): ``check(table, n, record)``.
+    The cross-checks follow once it is indexed (:func:`check_indexed_predictions`)."""
+
+    def check(table: str, n: int, rec: Any) -> None:
+        if table == "images":
+            check_record(rec, "images", n, label, need=("id",))
+            check_prediction_image(rec, n, label)
+        else:
+            check_record(rec, "annotations", n, label, need=("image_id",))
+            check_prediction_annotation(rec, n, label, ids_are_tracks)
+
+    return check
+
+
+def check_indexed_predictions(coco: Any, label: str) -> None:
+    """The cross-checks of :func:`check_coco` on an indexed file
+    (:class:`box2mask.cocofile.CocoFile`): one id per image, every ``image_id`` an image's.
+
+    Raises:
+        UsageError: naming the file and the first record that fails.
+    """
+    dup = coco.first_duplicate_image()
+    if dup is not None:
+        n, m, value = dup
+        raise UsageError(
+            f"{label}: images[{n}] has id {value!r}, as images[{m}] does (an annotation's "
+            "image_id could not say which it means)"
+        )
+    orphan = coco.first_orphan()
+    if orphan is not None:
+        n, image_id = orphan
+        raise UsageError(
+            f"{label}: annotations[{n}] has image_id {image_id!r}, which no image of the file has"
+        )
+
+
 def check_prediction_image(im: dict[str, Any], n: int, label: str) -> None:
     """A predictions file's image can be placed on a dataset's frame: by ``sequence`` and
     ``frame_index``, else by ``file_name``."""
@@ -191,9 +229,11 @@ def _is(value: Any, kind: str) -> bool:
 __all__ = [
     "KINDS",
     "check_coco",
+    "check_indexed_predictions",
     "check_prediction_annotation",
     "check_prediction_image",
     "check_predictions",
     "check_record",
+    "prediction_checks",
     "id_key",
 ]

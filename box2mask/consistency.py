@@ -109,24 +109,43 @@ def aligned_iou(
     kx1, ky1, kx2, ky2 = cb.xyxy()
     x0, x1 = int(np.floor(min(mx1, kx1))), int(np.ceil(max(mx2, kx2)))
     y0, y1 = int(np.floor(min(my1, ky1))), int(np.ceil(max(my2, ky2)))
-    # current pixel centres of the region, mapped back into the previous frame
-    xs = pcx + (np.arange(x0, x1) + 0.5 - ccx) / sx
-    ys = pcy + (np.arange(y0, y1) + 0.5 - ccy) / sy
+    fh, fw = hw
+    # current pixel centres of the region, mapped back into the previous frame; only
+    # those inside the current frame count (the moved mask off the frame is outside it)
+    c_lo, c_hi = max(0, -x0), min(x1 - x0, max(0, fw - x0))
+    r_lo, r_hi = max(0, -y0), min(y1 - y0, max(0, fh - y0))
+    xs = pcx + (np.arange(x0 + c_lo, x0 + c_hi) + 0.5 - ccx) / sx
+    ys = pcy + (np.arange(y0 + r_lo, y0 + r_hi) + 0.5 - ccy) / sy
     cols = np.floor(xs).astype(np.int64) - pb.left
     rows = np.floor(ys).astype(np.int64) - pb.top
-    cin, rin = (cols >= 0) & (cols < pb.width), (rows >= 0) & (rows < pb.height)
-    moved = np.zeros((y1 - y0, x1 - x0), dtype=bool)
-    if cin.any() and rin.any():
-        moved[np.ix_(rin, cin)] = pb.pixels()[np.ix_(rows[rin], cols[cin])]
-    cur = np.zeros_like(moved)
-    cur[cb.top - y0 : cb.bottom - y0, cb.left - x0 : cb.right - x0] = cb.pixels()
-    # the previous mask moved off the current frame counts as outside it
-    fh, fw = hw
-    inside = np.zeros_like(moved)
-    inside[max(0, -y0) : max(0, fh - y0), max(0, -x0) : max(0, fw - x0)] = True
-    moved &= inside
-    union = int(np.count_nonzero(moved | cur))
-    return 1.0 if union == 0 else int(np.count_nonzero(moved & cur)) / union
+    # the mapping is monotonic: the region's pixels that land on the previous block are
+    # one rectangle, where the moved mask is the block's pixels picked by rows and cols
+    ci = np.flatnonzero((cols >= 0) & (cols < pb.width))
+    ri = np.flatnonzero((rows >= 0) & (rows < pb.height))
+    area = cb.area
+    if ci.size == 0 or ri.size == 0:
+        return 1.0 if area == 0 else 0.0
+    # the moved mask's rectangle in frame pixels
+    mr0, mc0 = y0 + r_lo + int(ri[0]), x0 + c_lo + int(ci[0])
+    mr1, mc1 = y0 + r_lo + int(ri[-1]) + 1, x0 + c_lo + int(ci[-1]) + 1
+    if pb.data is None:
+        moved = np.ones((mr1 - mr0, mc1 - mc0), dtype=bool)
+    else:
+        moved = pb.data[np.ix_(rows[ri[0] : ri[-1] + 1], cols[ci[0] : ci[-1] + 1])]
+    n_moved = int(np.count_nonzero(moved))
+    # the overlap of the moved rectangle and the current block
+    o0, o1 = max(mr0, cb.top), min(mr1, cb.bottom)
+    p0, p1 = max(mc0, cb.left), min(mc1, cb.right)
+    inter = 0
+    if o1 > o0 and p1 > p0:
+        m = moved[o0 - mr0 : o1 - mr0, p0 - mc0 : p1 - mc0]
+        if cb.data is None:
+            inter = int(np.count_nonzero(m))
+        else:
+            c = cb.data[o0 - cb.top : o1 - cb.top, p0 - cb.left : p1 - cb.left]
+            inter = int(np.count_nonzero(m & c))
+    union = n_moved + area - inter
+    return 1.0 if union == 0 else inter / union
 
 
 def xywh_to_xyxy(b: Iterable[float]) -> list[float]:

@@ -34,7 +34,6 @@ ablations (one axis changed at a time from the base options).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter
@@ -51,7 +50,12 @@ from box2mask.choices import Interpolation, Window
 from box2mask.errors import Box2MaskError, UsageError
 from box2mask.geometry import MODEL_SIZE, crop_mask, frame_block, mask_to_xyxy, paste_mask
 from box2mask.masks import MaskBlock
-from box2mask.metrics import DEFAULT_BIOU_RATIO, QualityAccumulator
+from box2mask.metrics import (
+    DEFAULT_BIOU_RATIO,
+    QualityAccumulator,
+    block_ious,
+    boundary_dilation,
+)
 from box2mask.options import ConvertOptions, job_identity
 from box2mask.problems import Problems
 from box2mask.types import CropWindow, Frame, FrameMasks, ObjectMask
@@ -197,15 +201,79 @@ def _rewindow(mask: np.ndarray, src: CropWindow, dst: CropWindow) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class ObjectScore:
+    """One scored object (``evaluate(on_object=...)``): a plot or a notebook reads these one at a
+    time, in dataset order, without the report holding them."""
+
+    sequence: str
+    frame_index: int
+    track_id: int
+    category: str
+    source: str
+    iou: float
+    biou: float
+    #: the prompt box's area, frame px² (where small objects fail: ``eval --plots``)
+    box_area: float
+
+
+@dataclass(frozen=True)
+class FrameScore:
+    """One scored frame (``evaluate(on_frame=...)``): the IoU and Boundary IoU of the union of
+    its scored objects' masks with their ground truth's."""
+
+    sequence: str
+    frame_index: int
+    objects: int
+    iou: float
+    biou: float
+
+
+def _gt_block(frame: Frame, i: int) -> MaskBlock | None:
+    """Object ``i``'s ground truth as a block in frame pixels (``None``: it has none).
+
+    A provider with a ``block(i)`` method (VISO's instance maps) gives it at the cost of
+    the object; any other provider's ``(H, W)`` mask is made a block.
+    """
+    provider = frame.gt_mask
+    block = getattr(provider, "block", None)
+    if block is not None:
+        return block(i)
+    gt = provider(i)  # type: ignore[misc]
+    if gt is None:
+        return None
+    gt = np.asarray(gt, dtype=bool)
+    if gt.shape != frame.image_hw:
+        raise Box2MaskError(
+            f"{frame.sequence} frame {frame.frame_index}: ground-truth mask of object {i} "
+            f"is {gt.shape}, the frame is {frame.image_hw}"
+        )
+    return MaskBlock.from_mask(gt)
+
+
 class Scorer:
-    """Fills the accumulators frame by frame (one thread at a time).
+    """Fills the accumulators frame by frame (one thread at a time), in bounded memory.
+
+    What it holds does not grow with the objects: the accumulators' sums, and for
+    the temporal consistency the last masks of each track of the current sequence
+    (frames come sequence by sequence, in frame order). Scorers of separate
+    sequences combine with :meth:`merge`.
 
     Args:
         ratio: Boundary IoU width as a share of the frame diagonal.
+        on_object: called with each object's :class:`ObjectScore` as it is scored.
+        on_frame: called with each frame's :class:`FrameScore` as it is scored.
     """
 
-    def __init__(self, ratio: float = DEFAULT_BIOU_RATIO) -> None:
+    def __init__(
+        self,
+        ratio: float = DEFAULT_BIOU_RATIO,
+        on_object: Callable[[ObjectScore], None] | None = None,
+        on_frame: Callable[[FrameScore], None] | None = None,
+    ) -> None:
         self.ratio = ratio
+        self.on_object = on_object
+        self.on_frame = on_frame
         self.acc = QualityAccumulator(ratio=ratio)
         self.by_source = QualityAccumulator(ratio=ratio)
         self.frame_by_cat: dict[str, QualityAccumulator] = {}
@@ -213,17 +281,38 @@ class Scorer:
         self.objects_without_gt = 0
         self.missing_predictions = 0
         self.sources: Counter[str] = Counter()
-        #: per (sequence, track): (frame_index, predicted block, ground-truth block, box, (H, W)),
-        #: blocks in frame pixels
-        self.tracks: dict[
-            tuple[str, int], list[tuple[int, MaskBlock, MaskBlock, np.ndarray, tuple[int, int]]]
-        ] = {}
-        #: called with each scored object's row (``sequence``, ``frame_index``, ``track_id``,
-        #: ``category``, ``source``, ``iou``, ``biou``, ``box_area``) and each scored frame's
-        #: (``sequence``, ``frame_index``, ``objects``, ``iou``, ``biou``: the union's), e.g.
-        #: by ``eval --plots`` (:mod:`box2mask.plots`)
-        self.on_object: Callable[[dict[str, Any]], None] | None = None
-        self.on_frame: Callable[[dict[str, Any]], None] | None = None
+        #: the current sequence's tracks: track id -> (predicted block, ground-truth block,
+        #: box xyxy, paired before), blocks in frame pixels
+        self._last: dict[int, tuple[MaskBlock, MaskBlock, np.ndarray, bool]] = {}
+        self._sequence: str | None = None
+        self.pairs = 0
+        self.pred_sum = 0.0
+        self.gt_sum = 0.0
+        self.below = 0
+        self.tracks = 0
+
+    def merge(self, other: Scorer) -> None:
+        """Add ``other``'s totals (another sequence's scorer) to this one."""
+        self.acc.merge(other.acc)
+        self.by_source.merge(other.by_source)
+        for cat in other.frame_by_cat:
+            self.frame_by_cat.setdefault(cat, QualityAccumulator(ratio=self.ratio)).merge(
+                other.frame_by_cat[cat]
+            )
+        self.frames += other.frames
+        self.objects_without_gt += other.objects_without_gt
+        self.missing_predictions += other.missing_predictions
+        self.sources.update(other.sources)
+        self.pairs += other.pairs
+        self.pred_sum += other.pred_sum
+        self.gt_sum += other.gt_sum
+        self.below += other.below
+        self.tracks += other.tracks
+
+    def __getstate__(self) -> dict[str, Any]:
+        # sent back from a worker: its totals, not the callback or the last track masks
+        return {**self.__dict__, "on_object": None, "on_frame": None, "_last": {},
+                "_sequence": None}  # fmt: skip
 
     def score_frame(
         self,
@@ -272,7 +361,7 @@ class Scorer:
                 win = _enclosing_window(pred.window, mask_to_xyxy(gt))
                 pm = _rewindow(pred.mask, pred.window, win)
                 gm = crop_mask(gt, win)
-                scores = self.acc.add_object(cat, pm, gm, hw, win)
+                iou, biou = self.acc.add_object(cat, pm, gm, hw, win)
                 self.by_source.add_object(source, pm, gm, hw, win)
                 paste_mask(pred.mask, pred.window, hw, out=pred_union)
                 pred_full: np.ndarray | None = None
@@ -289,16 +378,19 @@ class Scorer:
                             f"{frame.sequence} frame {frame.frame_index}: predicted mask of "
                             f"object {i} is {pred_full.shape}, the frame is {hw}"
                         )
-                scores = self.acc.add_object(cat, pred_full, gt, hw)
+                iou, biou = self.acc.add_object(cat, pred_full, gt, hw)
                 pred_union |= pred_full
             if sources is not None:
                 source = sources[k]
-            if self.on_object is not None:
-                self.on_object(_object_row(frame, int(i), source, scores))
-            self._add_to_track(frame, int(i), pred if pred_full is None else pred_full, gt)
+            if isinstance(pred, ObjectMask):
+                pb = frame_block(pred.block, pred.window, hw)
+            else:
+                pb = MaskBlock.from_mask(pred_full)
+            self._track(frame, int(i), pb, MaskBlock.from_mask(gt))
             if pred_full is not None:
                 self.by_source.add_object(source, pred_full, gt, hw)
             self.sources[source] += 1
+            self._tell(frame, int(i), cat, source, iou, biou)
             gt_union |= gt
             pu, gu = cat_unions.setdefault(
                 cat, (np.zeros(hw, dtype=bool), np.zeros(hw, dtype=bool))
@@ -310,29 +402,119 @@ class Scorer:
                 pu |= pred_full
             scored += 1
         if scored:
-            self.frames += 1
-            iou, biou = self.acc.add_frame(pred_union, gt_union)
-            if self.on_frame is not None:
-                self.on_frame({"sequence": frame.sequence, "frame_index": frame.frame_index,
-                               "objects": scored, "iou": iou, "biou": biou})  # fmt: skip
-            for cat, (pu, gu) in cat_unions.items():
-                self.frame_by_cat.setdefault(cat, QualityAccumulator(ratio=self.ratio)).add_frame(
-                    pu, gu
-                )
+            self._add_frame(frame, scored, pred_union, gt_union, cat_unions)
         return scored
 
-    def _add_to_track(
-        self, frame: Frame, i: int, pred: ObjectMask | np.ndarray, gt: np.ndarray
-    ) -> None:
+    def score_frame_blocks(
+        self,
+        frame: Frame,
+        objects: Sequence[int],
+        predictions: Sequence[MaskBlock | None],
+        sources: Sequence[str],
+    ) -> int:
+        """Score one frame whose predictions are blocks in frame pixels (``None``: missing).
+
+        The same numbers as :meth:`score_frame` with the blocks painted into ``(H, W)``
+        masks (:func:`box2mask.metrics.block_ious`), at the cost of the objects, not of the
+        frame, per object.
+        """
+        if frame.gt_mask is None:
+            return 0
         hw = frame.image_hw
-        if isinstance(pred, ObjectMask):
-            pb = frame_block(pred.block, pred.window, hw)
+        h, w = hw
+        d = boundary_dilation(hw, self.ratio)
+        pred_union = np.zeros(hw, dtype=bool)
+        gt_union = np.zeros(hw, dtype=bool)
+        scored: list[tuple[str, MaskBlock, MaskBlock]] = []
+        for k, (i, pb) in enumerate(zip(objects, predictions, strict=True)):
+            gb = _gt_block(frame, int(i))
+            if gb is None:
+                self.objects_without_gt += 1
+                continue
+            cat = str(frame.category[i])
+            if pb is None:
+                self.missing_predictions += 1
+                pb = MaskBlock.empty()
+            source = sources[k]
+            pb = pb.clip(0, 0, h, w).tight()
+            gb = gb.clip(0, 0, h, w).tight()
+            iou, biou = block_ious(pb, gb, hw, dilation=d, tight=True)
+            self.acc.add_scores(cat, iou, biou)
+            self.by_source.add_scores(source, iou, biou)
+            self._track(frame, int(i), pb, gb)
+            self.sources[source] += 1
+            self._tell(frame, int(i), cat, source, iou, biou)
+            for blk, full in ((pb, pred_union), (gb, gt_union)):
+                if blk.height:
+                    full[blk.top : blk.bottom, blk.left : blk.right] |= blk.pixels()
+            scored.append((cat, pb, gb))
+        if not scored:
+            return 0
+        cat_unions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if len({c for c, _, _ in scored}) > 1:  # one category: its unions are the frame's
+            for cat, pb, gb in scored:
+                pu, gu = cat_unions.setdefault(
+                    cat, (np.zeros(hw, dtype=bool), np.zeros(hw, dtype=bool))
+                )
+                for blk, own in ((pb, pu), (gb, gu)):
+                    if blk.height:
+                        own[blk.top : blk.bottom, blk.left : blk.right] |= blk.pixels()
         else:
-            pb = MaskBlock.from_mask(pred)
-        key = (frame.sequence, int(frame.track_id[i]))
-        self.tracks.setdefault(key, []).append(
-            (frame.frame_index, pb, MaskBlock.from_mask(gt), frame.xyxy[i].copy(), hw)
-        )
+            cat_unions[scored[0][0]] = (pred_union, gt_union)
+        self._add_frame(frame, len(scored), pred_union, gt_union, cat_unions)
+        return len(scored)
+
+    def _add_frame(
+        self,
+        frame: Frame,
+        objects: int,
+        pred_union: np.ndarray,
+        gt_union: np.ndarray,
+        cat_unions: dict[str, tuple[np.ndarray, np.ndarray]],
+    ) -> None:
+        self.frames += 1
+        iou, biou = self.acc.add_frame(pred_union, gt_union)
+        if self.on_frame is not None:
+            self.on_frame(FrameScore(frame.sequence, int(frame.frame_index), objects, iou, biou))
+        for cat, (pu, gu) in cat_unions.items():
+            acc = self.frame_by_cat.setdefault(cat, QualityAccumulator(ratio=self.ratio))
+            if len(cat_unions) == 1:  # one category: its unions are the frame's
+                acc.add_frame_scores(iou, biou)
+            else:
+                acc.add_frame(pu, gu)
+
+    def _tell(self, frame: Frame, i: int, cat: str, source: str, iou: float, biou: float) -> None:
+        if self.on_object is not None:
+            x1, y1, x2, y2 = (float(v) for v in frame.xyxy[i])
+            area = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+            self.on_object(ObjectScore(frame.sequence, int(frame.frame_index),
+                                       int(frame.track_id[i]), cat, source, iou, biou, area))  # fmt: skip
+
+    def _track(self, frame: Frame, i: int, pred: MaskBlock, gt: MaskBlock) -> None:
+        """The temporal consistency of object ``i``'s track, against its previous scored frame
+        (:func:`box2mask.consistency.aligned_iou`); only the last masks of each track of the
+        current sequence are kept."""
+        from box2mask.consistency import aligned_iou
+
+        if frame.sequence != self._sequence:
+            self._last.clear()
+            self._sequence = frame.sequence
+        tid = int(frame.track_id[i])
+        box = frame.xyxy[i].copy()
+        hw = frame.image_hw
+        prev = self._last.get(tid)
+        paired = False
+        if prev is not None:
+            pp, pg, pbox, was_paired = prev
+            p = aligned_iou(pp, pbox, pred, box, hw)
+            self.pairs += 1
+            self.pred_sum += p
+            self.below += p < 0.5
+            self.gt_sum += aligned_iou(pg, pbox, gt, box, hw)
+            if not was_paired:
+                self.tracks += 1
+            paired = True
+        self._last[tid] = (pred, gt, box, paired)
 
     def consistency(self) -> dict[str, Any]:
         """Temporal consistency along each track (:func:`box2mask.consistency.aligned_iou`).
@@ -344,24 +526,15 @@ class Scorer:
         Returns:
             ``{"pairs", "mean", "below_0.5", "gt_mean", "tracks"}``; NaN without pairs.
         """
-        from box2mask.consistency import aligned_iou
-
-        pred, gt = [], []
-        for items in self.tracks.values():
-            items.sort(key=lambda t: t[0])
-            for (_, pp, pg, pbox, _), (_, cp, cg, cbox, hw) in zip(items, items[1:], strict=False):
-                pred.append(aligned_iou(pp, pbox, cp, cbox, hw))
-                gt.append(aligned_iou(pg, pbox, cg, cbox, hw))
-        if not pred:
+        if not self.pairs:
             nan = math.nan
             return {"pairs": 0, "mean": nan, "below_0.5": nan, "gt_mean": nan, "tracks": 0}
-        p = np.asarray(pred)
         return {
-            "pairs": int(p.size),
-            "mean": float(p.mean()),
-            "below_0.5": float((p < 0.5).mean()),
-            "gt_mean": float(np.mean(gt)),
-            "tracks": sum(1 for v in self.tracks.values() if len(v) > 1),
+            "pairs": self.pairs,
+            "mean": self.pred_sum / self.pairs,
+            "below_0.5": self.below / self.pairs,
+            "gt_mean": self.gt_sum / self.pairs,
+            "tracks": self.tracks,
         }
 
     def summary(self) -> dict[str, Any]:
@@ -374,15 +547,6 @@ class Scorer:
         s["per_object_by_source"] = self.by_source.summary()["per_object"]["by_category"]
         s["temporal_consistency"] = self.consistency()
         return s
-
-
-def _object_row(frame: Frame, i: int, source: str, scores: tuple[float, float]) -> dict[str, Any]:
-    """The row ``Scorer.on_object`` gets for object ``i`` of ``frame``."""
-    x1, y1, x2, y2 = (float(v) for v in frame.xyxy[i])
-    return {"sequence": frame.sequence, "frame_index": frame.frame_index,
-            "track_id": int(frame.track_id[i]), "category": str(frame.category[i]),
-            "source": source, "iou": scores[0], "biou": scores[1],
-            "box_area": max(x2 - x1, 0.0) * max(y2 - y1, 0.0)}  # fmt: skip
 
 
 # -- options -------------------------------------------------------------------
@@ -447,8 +611,8 @@ def evaluate(
     biou_ratio: float = DEFAULT_BIOU_RATIO,
     predictions: Path | str | None = None,
     progress: Callable[[EvalProgress], None] | None = None,
-    on_object: Callable[[dict[str, Any]], None] | None = None,
-    on_frame: Callable[[dict[str, Any]], None] | None = None,
+    on_object: Callable[[ObjectScore], None] | None = None,
+    on_frame: Callable[[FrameScore], None] | None = None,
     **kwargs: Any,
 ) -> EvalReport:
     """Score masks against a dataset's ground-truth masks.
@@ -459,10 +623,16 @@ def evaluate(
             (``evaluate(dataset="viso", root="examples/viso-mini", model="box")``).
             ``out``, ``formats``, ``shard`` and job options are unused.
         biou_ratio: Boundary IoU width as a share of the frame diagonal.
-        predictions: a COCO JSON to score instead of running a model.
-        progress: called with an :class:`EvalProgress` after each scored frame.
-        on_object, on_frame: called with each scored object's and frame's row
-            (:attr:`Scorer.on_object`), e.g. by ``eval --plots``.
+        predictions: a COCO JSON (or a finished ``box2mask convert`` job folder, read
+            through its parts) to score instead of running a model. It is read a frame
+            at a time (:class:`PredictionIndex`), and the sequences are scored on the
+            executors (``options.executor``, ``options.workers`` processes) when there
+            are more than :data:`TASK_FRAMES` frames; the numbers are the same.
+        progress: called with an :class:`EvalProgress` after each scored frame (after
+            each worker's batch of frames when scored in parallel).
+        on_object: called with every scored object's :class:`ObjectScore`, in dataset
+            order (the per-object rows a plot reads; nothing keeps them).
+        on_frame: called with every scored frame's :class:`FrameScore`, in dataset order.
 
     Returns:
         An :class:`EvalReport`. Raises :class:`~box2mask.errors.Box2MaskError`
@@ -477,8 +647,7 @@ def evaluate(
     t0 = time.perf_counter()
     problems = Problems(strict=opts.strict)
     adapter, seq_names, total = _open_dataset(opts, problems)
-    scorer = Scorer(biou_ratio)
-    scorer.on_object, scorer.on_frame = on_object, on_frame
+    scorer = Scorer(biou_ratio, on_object=on_object, on_frame=on_frame)
     state = EvalProgress(frames_total=total)
     no_gt = [0]
     precision: str | None = None  # the model's, resolved (none for predictions)
@@ -497,13 +666,12 @@ def evaluate(
             progress(state)
 
     if predictions is not None:
-        preds = PredictionIndex.load(Path(predictions), ids_are_tracks=opts.dataset == "coco")
-        for frame in with_gt():
-            keep = _kept(frame, opts.classes)
-            masks, sources = preds.masks_for(frame, keep)
-            done(scorer.score_frame(frame, keep, masks, sources))
+        matched = _score_predictions(
+            opts, adapter.root, seq_names, Path(predictions), scorer, problems, state, no_gt,
+            progress, on_object, on_frame,
+        )  # fmt: skip
         model, note, kind = "predictions", f"scored {predictions}", "predictions"
-        if preds.images_matched == 0 and scorer.frames > 0:
+        if matched == 0 and scorer.frames > 0:
             note += (
                 " (no image of the file matched a frame of the dataset: every mask counted empty)"
             )
@@ -557,62 +725,285 @@ def evaluate(
     )
 
 
+#: frames per task of ``eval --predictions``: consecutive sequences are grouped until a task
+#: has this many (one task: scored in this process)
+TASK_FRAMES = 200
+
+
+@dataclass(frozen=True)
+class _EvalTask:
+    """Consecutive sequences of the dataset to score against predictions (picklable)."""
+
+    dataset: str
+    root: str
+    adapter_options: dict[str, Any]
+    strict: bool
+    classes: tuple[str, ...]
+    sequences: tuple[str, ...]
+    predictions: tuple[str, str, str]
+    ratio: float
+    #: send back the objects' and the frames' rows (for ``on_object``, ``on_frame``)
+    rows: bool
+    frame_rows: bool
+
+
+@dataclass
+class _EvalResult:
+    scorer: Scorer
+    no_gt: int
+    problems: Counter[str]
+    matched: int
+    rows: list[ObjectScore]
+    frame_rows: list[FrameScore]
+
+
+def _score_task(task: _EvalTask, tick: Callable[[int, int], None]) -> _EvalResult:
+    """Score one task's sequences (in a worker process, or in this one)."""
+    problems = Problems(strict=task.strict)
+    adapter = open_dataset(task.dataset, task.root, task.adapter_options, problems)
+    rows: list[ObjectScore] = []
+    frame_rows: list[FrameScore] = []
+    scorer = Scorer(task.ratio, on_object=rows.append if task.rows else None,
+                    on_frame=frame_rows.append if task.frame_rows else None)  # fmt: skip
+    preds = PredictionIndex.attach(task.predictions)
+    no_gt = 0
+    try:
+        for frame in adapter.frames(list(task.sequences)):
+            if frame.gt_mask is None:
+                no_gt += 1
+                tick(1, 0)
+                continue
+            keep = _kept(frame, task.classes)
+            blocks, sources = preds.blocks_for(frame, keep)
+            tick(1, scorer.score_frame_blocks(frame, keep, blocks, sources))
+    finally:
+        preds.close()
+    return _EvalResult(scorer, no_gt, problems.counts, preds.images_matched, rows, frame_rows)
+
+
+def _score_predictions(
+    opts: ConvertOptions,
+    root: Path,
+    seq_names: list[str],
+    path: Path,
+    scorer: Scorer,
+    problems: Problems,
+    state: EvalProgress,
+    no_gt: list[int],
+    progress: Callable[[EvalProgress], None] | None,
+    on_object: Callable[[ObjectScore], None] | None,
+    on_frame: Callable[[FrameScore], None] | None,
+) -> int:
+    """Score the predictions file or job at ``path``, sequence groups on the executors;
+    the scorers are merged in dataset order (the same numbers for any number of workers).
+    Returns the number of the file's images that matched a frame."""
+    import tempfile
+
+    from box2mask.executors.tasks import map_tasks
+
+    infos = {s.name: s.num_frames for s in open_dataset(
+        opts.dataset, root, opts.adapter_options, Problems()).list_sequences()}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="box2mask-eval-") as scratch:
+        preds = PredictionIndex.load(path, scratch=Path(scratch),
+                                     ids_are_tracks=opts.dataset == "coco")  # fmt: skip
+        try:
+            spec = preds.spec()
+            tasks: list[_EvalTask] = []
+            group: list[str] = []
+            frames = 0
+            for name in seq_names:
+                group.append(name)
+                frames += infos.get(name, 1)
+                if frames >= TASK_FRAMES:
+                    tasks.append(_eval_task(opts, root, group, spec, scorer.ratio, on_object, on_frame))
+                    group, frames = [], 0
+            if group:
+                tasks.append(_eval_task(opts, root, group, spec, scorer.ratio, on_object, on_frame))
+
+            def tick(frames: int, objects: int) -> None:
+                state.frames_done += frames
+                state.objects_done += objects
+                if progress:
+                    progress(state)
+
+            matched = 0
+            for res in map_tasks(_score_task, tasks, workers=opts.workers, executor=opts.executor,
+                                 progress=tick, ray_address=opts.ray_address):  # fmt: skip
+                scorer.merge(res.scorer)
+                no_gt[0] += res.no_gt
+                problems.counts.update(res.problems)
+                matched += res.matched
+                # rows of the objects first, then of the frames: each in dataset order
+                for row in res.rows:
+                    on_object(row)  # type: ignore[misc]
+                for frow in res.frame_rows:
+                    on_frame(frow)  # type: ignore[misc]
+        finally:
+            preds.close()
+    return matched
+
+
+def _eval_task(
+    opts: ConvertOptions,
+    root: Path,
+    sequences: list[str],
+    spec: tuple[str, str, str],
+    ratio: float,
+    on_object: Callable[[ObjectScore], None] | None,
+    on_frame: Callable[[FrameScore], None] | None,
+) -> _EvalTask:
+    return _EvalTask(
+        opts.dataset, str(root), dict(opts.adapter_options), opts.strict, tuple(opts.classes),
+        tuple(sequences), spec, ratio, on_object is not None, on_frame is not None,
+    )  # fmt: skip
+
+
+def _decode_block(seg: Any, image_hw: tuple[int, int]) -> MaskBlock:
+    """A COCO ``segmentation`` as a block in frame pixels: the checks of
+    :func:`box2mask.adapters.coco.decode_segmentation` at the cost of the object."""
+    from box2mask.masks import decode
+
+    h, w = image_hw
+    if isinstance(seg, list):
+        polys = [p for p in seg if isinstance(p, list) and len(p) >= 6]
+        if not polys or not all(isinstance(v, int | float) for p in polys for v in p):
+            raise ValueError("polygon segmentation needs lists of at least 3 x, y pairs")
+        block = decode(polys, (h, w))
+    elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
+        if [int(v) for v in seg["size"]] != [h, w]:
+            raise ValueError(f"RLE size {list(seg['size'])} is not the image's {[h, w]}")
+        block = decode(seg)
+    else:
+        raise ValueError("segmentation is neither polygons nor RLE")
+    return block.clip(0, 0, h, w)
+
+
 class PredictionIndex:
-    """A COCO JSON of predictions, indexed by frame and track id.
+    """Predicted masks, found frame by frame: a COCO JSON file or a finished job.
+
+    A file is indexed on disk (:class:`~box2mask.cocofile.CocoFile`); a job folder is read
+    through its parts (:class:`~box2mask.job.JobFolder`, the frames its annotations.json is
+    assembled from). Memory holds one frame's annotations, whatever the size.
 
     Images are found by ``(sequence, frame_index)`` when they carry both (as
     ``box2mask convert`` writes them), else by ``file_name``; annotations by
     ``track_id``, else their ``id``. Masks are decoded per object, on demand.
     """
 
-    def __init__(self, data: dict[str, Any], path: Path) -> None:
-        self.path = path
-        try:
-            images, anns = data["images"], data["annotations"]
-            self.categories = {c["id"]: str(c["name"]) for c in data.get("categories", [])}
-        except (KeyError, TypeError) as exc:
-            raise UsageError(f"--predictions {path}: not a COCO JSON ({exc})") from None
-        self.by_key: dict[tuple[str, int], Any] = {}
-        self.by_file: dict[str, Any] = {}
-        self.images: dict[Any, dict[str, Any]] = {}
-        for im in images:
-            self.images[im["id"]] = im
-            if "sequence" in im and "frame_index" in im:
-                self.by_key[(str(im["sequence"]), int(im["frame_index"]))] = im["id"]
-            if "file_name" in im:
-                self.by_file[str(im["file_name"])] = im["id"]
-        self.anns: dict[Any, list[dict[str, Any]]] = {}
-        for a in anns:
-            self.anns.setdefault(a.get("image_id"), []).append(a)
+    def __init__(self, coco: Any = None, job: Any = None, path: Path | None = None) -> None:
+        self.coco = coco
+        self.job = job
+        self.path = Path(path if path is not None else (coco.path if coco else job.out))
+        self.categories: dict[Any, str] = (
+            dict(coco.categories) if coco is not None
+            else {c["id"]: str(c["name"]) for c in job.categories}
+        )  # fmt: skip
+        self._cat_ids = {v: k for k, v in self.categories.items()}
         self.images_matched = 0
 
     @classmethod
-    def load(cls, path: Path, ids_are_tracks: bool = True) -> PredictionIndex:
-        """Read a COCO JSON file (whole), checked first: another tool's file that cannot be
-        scored is one message (:func:`box2mask.coco_checks.check_predictions`)."""
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except FileNotFoundError:
-            raise UsageError(f"--predictions {path}: no such file") from None
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"--predictions {path}: not readable JSON ({exc})") from None
-        from box2mask.coco_checks import check_predictions
+    def load(
+        cls, path: Path, scratch: Path | None = None, ids_are_tracks: bool = True
+    ) -> PredictionIndex:
+        """A predictions file (indexed, in ``scratch``) or a finished job folder.
 
-        check_predictions(data, f"--predictions {path}", ids_are_tracks)
-        return cls(data, Path(path))
+        A file, perhaps another tool's, is checked record by record as it is indexed
+        (:func:`box2mask.coco_checks.prediction_checks`): one that cannot be scored is one
+        message naming the record. ``ids_are_tracks``: an annotation's ``id`` stands in for
+        a missing ``track_id`` (the ``coco`` adapter numbers its objects so).
+
+        Raises:
+            UsageError: no such file, not a COCO JSON, a record that cannot be scored, a
+                job folder that is not finished.
+        """
+        from box2mask.coco_checks import check_indexed_predictions, prediction_checks
+        from box2mask.cocofile import CocoFile
+
+        path = Path(path)
+        if path.is_dir():
+            from box2mask.job import JobFileError, JobFolder
+
+            folder = JobFolder(path)
+            try:
+                folder.saved  # noqa: B018
+            except JobFileError:
+                raise UsageError(
+                    f"--predictions {path}: a folder that is not a box2mask job; give its COCO "
+                    "JSON file"
+                ) from None
+            if not folder.finished or folder.pending or not folder.sequences:
+                raise UsageError(
+                    f"--predictions {path}: the job has not finished (or has no parts); run its "
+                    "convert command to complete it, or give a COCO JSON file"
+                )
+            return cls(job=folder, path=path)
+        label = f"--predictions {path}"
+        coco = CocoFile(path, "--predictions", scratch, check=prediction_checks(label, ids_are_tracks))
+        try:
+            check_indexed_predictions(coco, label)
+        except UsageError:
+            coco.close()
+            raise
+        return cls(coco=coco, path=path)
+
+    def spec(self) -> tuple[str, str, str]:
+        """What :meth:`attach` opens in another process."""
+        if self.job is not None:
+            return ("job", str(self.path), "")
+        return ("file", str(self.path), self.coco.index)
+
+    @classmethod
+    def attach(cls, spec: tuple[str, str, str]) -> PredictionIndex:
+        kind, path, index = spec
+        if kind == "job":
+            from box2mask.job import JobFolder
+
+            return cls(job=JobFolder(path), path=Path(path))
+        from box2mask.cocofile import CocoFile
+
+        return cls(coco=CocoFile.attach(path, index, "--predictions"), path=Path(path))
+
+    def close(self) -> None:
+        if self.coco is not None:
+            self.coco.close()
+
+    def keyed_sequences(self) -> set[str]:
+        """The sequences of the images that carry ``sequence`` and ``frame_index``."""
+        if self.job is not None:
+            return set(self.job.sequences)
+        return self.coco.keyed_sequences()
 
     def image_id(self, frame: Frame) -> Any | None:
-        """The id of ``frame``'s image in the file, or ``None``."""
-        iid = self.by_key.get(frame.key)
-        if iid is None:
-            iid = self.by_file.get(frame.file_name)
-        return iid
+        """The id of ``frame``'s image in the file (a job: its key), or ``None``."""
+        if self.job is not None:
+            ok = self.job.part_path(frame.sequence, frame.frame_index).is_file()
+            return frame.key if ok else None
+        im = self.coco.image_for(frame.sequence, frame.frame_index, frame.file_name)
+        return None if im is None else im.get("id")
 
     def annotations(self, frame: Frame) -> list[dict[str, Any]]:
         """The annotations of ``frame``'s image (empty when the image is absent)."""
-        iid = self.image_id(frame)
-        return [] if iid is None else self.anns.get(iid, [])
+        if self.job is not None:
+            if not self.job.part_path(frame.sequence, frame.frame_index).is_file():
+                return []
+            part = self.job.read_part(frame.sequence, frame.frame_index)
+            return [{**a, "category_id": self._cat_ids.get(a.get("category"))}
+                    for a in part["annotations"]]  # fmt: skip
+        im = self.coco.image_for(frame.sequence, frame.frame_index, frame.file_name)
+        return [] if im is None else [a for _, a in self.coco.annotations_of(im.get("id"))]
+
+    def _matched(self, frame: Frame, objects: Sequence[int]) -> list[dict[str, Any] | None]:
+        """Each object's annotation (``None``: none); counts the frame if its image matched."""
+        if self.image_id(frame) is not None:
+            self.images_matched += 1
+        pool: dict[int, list[dict[str, Any]]] = {}
+        for a in self.annotations(frame):
+            pool.setdefault(int(a.get("track_id", a.get("id", -1))), []).append(a)
+        out: list[dict[str, Any] | None] = []
+        for i in objects:
+            cands = pool.get(int(frame.track_id[i]))
+            out.append(cands.pop(0) if cands else None)
+        return out
 
     def masks_for(
         self, frame: Frame, objects: Sequence[int]
@@ -622,39 +1013,40 @@ class PredictionIndex:
         Objects are matched by track id; when a track id appears several
         times in a frame, its annotations are taken in order.
         """
-        iid = self.image_id(frame)
-        anns = [] if iid is None else self.anns.get(iid, [])
-        if iid is not None:
-            self.images_matched += 1
-        pool: dict[int, list[dict[str, Any]]] = {}
-        for a in anns:
-            pool.setdefault(int(a.get("track_id", a.get("id", -1))), []).append(a)
-        masks: list[np.ndarray | None] = []
+        blocks, sources = self.blocks_for(frame, objects)
+        return [None if b is None else b.to_array(frame.image_hw) for b in blocks], sources
+
+    def blocks_for(
+        self, frame: Frame, objects: Sequence[int]
+    ) -> tuple[list[MaskBlock | None], list[str]]:
+        """Each object's predicted mask as a block in frame pixels (``None`` if absent) and
+        its mask source (matched as :meth:`masks_for` says)."""
+        blocks: list[MaskBlock | None] = []
         sources: list[str] = []
-        for i in objects:
-            cands = pool.get(int(frame.track_id[i]))
-            if not cands:
-                masks.append(None)
+        for a in self._matched(frame, objects):
+            if a is None:
+                blocks.append(None)
                 sources.append("missing")
                 continue
-            a = cands.pop(0)
-            masks.append(self.decode(a, frame.image_hw))
+            blocks.append(self.decode_block(a, frame.image_hw))
             sources.append(str(a.get("mask_source", "unknown")))
-        return masks, sources
+        return blocks, sources
 
-    def decode(self, ann: dict[str, Any], image_hw: tuple[int, int]) -> np.ndarray:
-        """An annotation's ``segmentation`` as an ``(H, W)`` bool mask."""
-        from box2mask.adapters.coco import decode_segmentation
-
+    def decode_block(self, ann: dict[str, Any], image_hw: tuple[int, int]) -> MaskBlock:
+        """An annotation's ``segmentation`` as a block in frame pixels (none: empty)."""
         seg = ann.get("segmentation")
         if not seg:
-            return np.zeros(image_hw, dtype=bool)
+            return MaskBlock.empty()
         try:
-            return decode_segmentation(seg, image_hw)
+            return _decode_block(seg, image_hw)
         except (ValueError, TypeError) as exc:
             raise UsageError(
                 f"--predictions {self.path}: annotation id {ann.get('id')}: bad segmentation ({exc})"
             ) from None
+
+    def decode(self, ann: dict[str, Any], image_hw: tuple[int, int]) -> np.ndarray:
+        """An annotation's ``segmentation`` as an ``(H, W)`` bool mask."""
+        return self.decode_block(ann, image_hw).to_array(image_hw)
 
 
 # -- sweep ---------------------------------------------------------------------

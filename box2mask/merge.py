@@ -230,6 +230,7 @@ def merge(
     split: str | None = None,
     split_by: str = "sequence",
     seed: int = 0,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> MergeSummary:
     """Merge job folders and/or COCO files into ``dest`` (each file written atomically).
 
@@ -247,6 +248,8 @@ def merge(
             sequences (or tracks) afresh (:mod:`box2mask.split`); without ``split``, a
             folder ``dest`` gets the split the jobs were converted with, each sequence in
             the split its job gave it.
+        progress: ``progress(frames read, frames to read, objects read)`` as the inputs'
+            frames are read (once per format assembled from them).
 
     Raises:
         MergeError: see the module docstring.
@@ -306,11 +309,12 @@ def merge(
                     )
     _check_frames_once(sources)
     _check_dest(sources, dest, formats or ["coco"], single, overwrite, the_split)
+    counter = _Counter(sources, progress)
     if single:
-        summary = write_coco(sources, dest)
+        summary = write_coco(sources, dest, counter)
         summary.written = [dest]
     else:
-        summary = _write_formats(sources, dest, formats or ["coco"], the_split)
+        summary = _write_formats(sources, dest, formats or ["coco"], counter, the_split)
     summary.warnings = warnings
     return summary
 
@@ -435,17 +439,46 @@ def _check_dest(
         )
 
 
+class _Counter:
+    """Counts the frames and objects the formats read from the inputs (and tells ``progress``);
+    its first pass's counts are the merged output's images and annotations."""
+
+    def __init__(
+        self, sources: list[_Source], progress: Callable[[int, int, int], None] | None
+    ) -> None:
+        self.frames = sum(len(s.frames(q)) for s in sources for q in s.sequences)
+        self.passes = 1
+        self.progress = progress
+        self.done = self.objects = 0
+        self.first: tuple[int, int] | None = None
+
+    def parts(self, sources: list[_Source]) -> Iterator[dict[str, Any]]:
+        n_img = n_ann = 0
+        for part in _ordered_frames(sources):
+            n_img += 1
+            n_ann += len(part["annotations"])
+            self.done += 1
+            self.objects += len(part["annotations"])
+            if self.progress is not None:
+                self.progress(self.done, self.frames * self.passes, self.objects)
+            yield part
+        if self.first is None:
+            self.first = (n_img, n_ann)
+
+
 def _write_formats(
-    sources: list[_Source], dest: Path, formats: Sequence[str], split: Split | None = None
+    sources: list[_Source], dest: Path, formats: Sequence[str], counter: _Counter,
+    split: Split | None = None,
 ) -> MergeSummary:
     """Each format into the folder ``dest``: assembled ones from every input's parts at
     once, per-frame ones copied from each job folder (checked by :func:`_check_inputs`)."""
     jobs = [s for s in sources if isinstance(s, _JobSource)]
-    assembly = _assembly(sources)
+    assembly = _assembly(sources, counter)
     root = Path(jobs[0].identity.get("root", ".")) if jobs else Path(".")  # type: ignore[union-attr]
     ctx = WriterContext(dest, root, assembly.categories, assembly.sequences, split=split)
     dest.mkdir(parents=True, exist_ok=True)
     writers = [WRITERS.get(name)(ctx) for name in formats]
+    counter.passes = max(1, sum(1 for w in writers if w.needs_parts))
     for writer in writers:
         if writer.per_frame:
             for job in jobs:
@@ -453,8 +486,10 @@ def _write_formats(
                 _copy_outputs(own, job.out, dest)
     written = finalize(writers, assembly, dest)
     written += [dest / o for w in writers for o in w.outputs() if (dest / o).exists()]
-    n_img = sum(1 for _ in assembly.parts())
-    n_ann = sum(len(p["annotations"]) for p in assembly.parts())
+    if counter.first is None:  # no format read the parts: count them
+        for _ in counter.parts(sources):
+            pass
+    n_img, n_ann = counter.first  # type: ignore[misc]
     return MergeSummary(
         dest, n_img, n_ann, [s.label for s in sources], written=sorted(set(written))
     )
@@ -471,7 +506,7 @@ def _copy_outputs(writer: object, src: Path, dest: Path) -> None:
             shutil.copy2(a, b)
 
 
-def _assembly(sources: list[_Source]) -> Assembly:
+def _assembly(sources: list[_Source], counter: _Counter | None = None) -> Assembly:
     """The inputs' frames as one :class:`Assembly` (dataset order, unified categories)."""
     categories = unify_categories([s.categories for s in sources])
     present = {seq for s in sources for seq in s.sequences}
@@ -480,7 +515,8 @@ def _assembly(sources: list[_Source]) -> Assembly:
         for seq in [*getattr(s, "order", []), *s.sequences]:
             if seq in present:
                 order.setdefault(seq, None)
-    return Assembly(categories, lambda: _ordered_frames(sources), list(order))
+    parts = (lambda: counter.parts(sources)) if counter else (lambda: _ordered_frames(sources))
+    return Assembly(categories, parts, list(order))
 
 
 def _ordered_frames(sources: list[_Source]) -> Iterator[dict[str, Any]]:
@@ -510,8 +546,9 @@ def _ordered_frames(sources: list[_Source]) -> Iterator[dict[str, Any]]:
             yield load()
 
 
-def write_coco(sources: list[_Source], dest: Path) -> MergeSummary:
+def write_coco(sources: list[_Source], dest: Path, counter: _Counter | None = None) -> MergeSummary:
     """Stream the sources' frames into ``dest`` (see :func:`box2mask.writers.coco.write_coco`)."""
     categories = unify_categories([s.categories for s in sources])
-    n_img, n_ann = write_coco_stream(_ordered_frames(sources), categories, dest)
+    frames = counter.parts(sources) if counter else _ordered_frames(sources)
+    n_img, n_ann = write_coco_stream(frames, categories, dest)
     return MergeSummary(dest, n_img, n_ann, [s.label for s in sources])

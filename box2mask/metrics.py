@@ -39,6 +39,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from box2mask.masks import MaskBlock
 from box2mask.types import CropWindow
 
 #: Boundary width as a share of the frame diagonal (official Boundary IoU API default).
@@ -160,6 +161,61 @@ def boundary_iou(
     if d < 1:
         raise ValueError(f"boundary dilation must be >= 1, got {d}")
     return _boundary_iou_cropped(a, b, d)
+
+
+def block_ious(
+    a: MaskBlock,
+    b: MaskBlock,
+    image_hw: tuple[int, int],
+    ratio: float = DEFAULT_BIOU_RATIO,
+    dilation: int | None = None,
+    tight: bool = False,
+) -> tuple[float, float]:
+    """``(mask IoU, Boundary IoU)`` of two masks given as blocks in frame pixels.
+
+    Exactly :func:`mask_iou` and :func:`boundary_iou` of the two masks painted into
+    ``(H, W)`` frames (``d`` from the frame's diagonal), at the cost of the blocks: the
+    full-frame code works on the union box of the masks grown by ``d + 1`` and clipped
+    to the frame, which is the region built here. Pixels of a block outside the frame
+    are dropped, as painting drops them. ``tight``: the caller gives blocks already inside
+    the frame and tight (:meth:`~box2mask.masks.MaskBlock.tight`).
+    """
+    h, w = int(image_hw[0]), int(image_hw[1])
+    d = boundary_dilation((h, w), ratio) if dilation is None else int(dilation)
+    if d < 1:
+        raise ValueError(f"boundary dilation must be >= 1, got {d}")
+    if not tight:
+        a = a.clip(0, 0, h, w).tight() if a.height else a
+        b = b.clip(0, 0, h, w).tight() if b.height else b
+    boxes = [x for x in (a, b) if x.height]
+    if not boxes:
+        return 1.0, 1.0
+    r0, c0 = min(x.top for x in boxes), min(x.left for x in boxes)
+    r1, c1 = max(x.bottom for x in boxes), max(x.right for x in boxes)
+    # the full-frame code's region: the union box grown by d + 1, inside the frame
+    g0, g1 = max(r0 - d - 1, 0), min(r1 + d + 1, h)
+    k0, k1 = max(c0 - d - 1, 0), min(c1 + d + 1, w)
+    pa = np.zeros((g1 - g0, k1 - k0), dtype=bool)
+    pb = np.zeros_like(pa)
+    for blk, arr in ((a, pa), (b, pb)):
+        if blk.height:
+            arr[blk.top - g0 : blk.bottom - g0, blk.left - k0 : blk.right - k0] = blk.pixels()
+    inter = int(np.count_nonzero(pa & pb))
+    iou = _ratio(inter, int(np.count_nonzero(pa | pb)))
+    ba, bb = (_boundary_of(x, arr, d) for x, arr in ((a, pa), (b, pb)))
+    if ba is pa and bb is pb:  # both all boundary: the same counts as the IoU
+        return iou, iou
+    return iou, _ratio(int(np.count_nonzero(ba & bb)), int(np.count_nonzero(ba | bb)))
+
+
+def _boundary_of(block: MaskBlock, region: np.ndarray, d: int) -> np.ndarray:
+    """:func:`mask_boundary` of ``region`` (the tight ``block`` painted into it): the mask
+    itself when the block is less than ``2d + 1`` pixels tall or wide, since then every
+    pixel's ``(2d+1)``-square holds a row or column with no mask pixel (nothing erodes
+    to 1); else the erosion."""
+    if block.height < 2 * d + 1 or block.width < 2 * d + 1:
+        return region
+    return mask_boundary(region, d)
 
 
 def window_masks_to_frame_region(
@@ -307,6 +363,14 @@ class QualityAccumulator:
             iou, biou = mask_iou(pred, gt), boundary_iou(pred, gt, self.ratio)
         self._objects.setdefault(str(category), _Sums()).add(iou, biou)
         return iou, biou
+
+    def add_scores(self, category: str, iou: float, biou: float) -> None:
+        """Count one object's ``(iou, biou)`` already computed (:func:`block_ious`)."""
+        self._objects.setdefault(str(category), _Sums()).add(iou, biou)
+
+    def add_frame_scores(self, iou: float, biou: float) -> None:
+        """Count one frame's ``(iou, biou)`` already computed (:meth:`add_frame`'s)."""
+        self._frames.add(iou, biou)
 
     def add_frame(self, pred_union: np.ndarray, gt_union: np.ndarray) -> tuple[float, float]:
         """Score one frame the authors' way: the union of its predicted masks vs the union of its GT masks.

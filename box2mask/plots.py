@@ -159,9 +159,10 @@ class EvalPlots:
         self.objects: Counter[str] = Counter()
         self.frames: dict[str, _Series] = {}
 
-    def add_object(self, row: Mapping[str, Any]) -> None:
-        """One scored object: ``category``, ``iou`` in [0, 1], ``box_area`` (px², the box's)."""
-        cat, iou = str(row["category"]), float(row["iou"])
+    def add_object(self, row: Any) -> None:
+        """One scored object (:class:`box2mask.evaluate.ObjectScore`): its ``category``,
+        ``iou`` in [0, 1] and ``box_area`` (px², the prompt box's)."""
+        cat, iou = str(row.category), float(row.iou)
         if not math.isfinite(iou):
             return
         if cat not in self.hist:
@@ -170,20 +171,19 @@ class EvalPlots:
             self.size_n[cat] = np.zeros(len(AREA_EDGES) - 1, np.int64)
         self.objects[cat] += 1
         self.hist[cat][min(int(iou * IOU_BINS), IOU_BINS - 1)] += 1
-        area = float(row.get("box_area") or 0.0)
+        area = float(row.box_area or 0.0)
         if area > 0 and math.isfinite(area):
             k = int(np.clip(np.searchsorted(AREA_EDGES, math.log10(max(area, 1.0)), "right") - 1,
                             0, len(AREA_EDGES) - 2))  # fmt: skip
             self.size_sum[cat][k] += iou
             self.size_n[cat][k] += 1
 
-    def add_frame(self, row: Mapping[str, Any]) -> None:
-        """One scored frame: ``sequence``, ``frame_index``, ``iou`` (the union of its masks)."""
-        iou = float(row["iou"])
+    def add_frame(self, row: Any) -> None:
+        """One scored frame (:class:`box2mask.evaluate.FrameScore`): its ``sequence``,
+        ``frame_index`` and ``iou`` (of the union of its masks)."""
+        iou = float(row.iou)
         if math.isfinite(iou):
-            self.frames.setdefault(str(row["sequence"]), _Series()).add(
-                float(row["frame_index"]), iou
-            )
+            self.frames.setdefault(str(row.sequence), _Series()).add(float(row.frame_index), iou)
 
     def write(self, dest: Path, title: str = "") -> list[Path]:
         """Draw :data:`EVAL_FILES` into ``dest``; returns their paths."""

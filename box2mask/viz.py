@@ -470,7 +470,9 @@ def visualize(
         thumb_width: width of one panel on the contact sheet, px.
         alpha: opacity of the mask fill.
         boxes: draw boxes and ``category #track`` labels.
-        progress: called with ``(sequence, frames drawn so far)`` after each frame.
+        progress: called with ``(sequence, frames drawn so far, frames planned)`` after each
+            frame (all sequences; the planned count is every ``every``-th frame up to
+            ``max_frames`` of each chosen sequence).
 
     Raises:
         UsageError: bad options, an unknown sequence, or predictions that match
@@ -493,99 +495,108 @@ def visualize(
         raise UsageError(f"--fps must be > 0, got {fps}")
     source = find_predictions(Path(predictions))
     preds = PredictionIndex.load(source)
-    adapter = open_dataset(dataset, root, adapter_options)
-    ds_root = adapter.root
-    infos = {s.name: s for s in adapter.list_sequences()}
-    if sequences:
-        missing = [s for s in sequences if s not in infos]
-        if missing:
-            sample = ", ".join(sorted(infos)[:8]) + (" ..." if len(infos) > 8 else "")
-            raise UsageError(
-                f"--sequences: {dataset} has no sequence {missing[0]!r}; it has: {sample}"
-            )
-        chosen = list(sequences)
-    else:
-        # files written by convert name each image's sequence; others are matched by file name
-        covered = {k[0] for k in preds.by_key}
-        chosen = [s for s in infos if s in covered] if covered else list(infos)
-        if not chosen:
-            raise UsageError(
-                f"--predictions {source}: no sequence of {dataset} at {ds_root} appears in it "
-                "(its images' 'sequence' fields); is it from this dataset?"
-            )
-    out = Path(out)
-    panels = 3 if gt else 1
-    summary = VizSummary(out=out)
-    for seq in chosen:
-        n_frames = infos[seq].num_frames
-        stride_count = max(1, math.ceil(n_frames / every))
-        if max_frames is not None:
-            stride_count = min(stride_count, max_frames)
-        # frames are counted before they are read, so the sheet's picks are fixed up front
-        pick = set(
-            np.linspace(0, stride_count - 1, min(sheet_frames, stride_count))
-            .round()
-            .astype(int)
-            .tolist()
-        )
-        thumbs: list[np.ndarray] = []
-        labels: list[str] = []
-        seq_dir = sequence_dir(out, seq)
-        writer = Mp4Writer(seq_dir.parent / f"{seq_dir.name}.mp4", fps) if mp4 else None
-        drawn = 0
-        try:
-            for k, frame in enumerate(adapter.read_sequence(seq)):
-                if k % every:
-                    continue
-                if max_frames is not None and drawn >= max_frames:
-                    break
-                if preds.image_id(frame) is None:
-                    summary.frames_without_predictions += 1
-                    continue
-                image = read_image(frame.image_path)
-                picture, with_gt = render_frame(
-                    image, frame, preds, gt=gt, alpha=alpha, boxes=boxes
+    try:
+        adapter = open_dataset(dataset, root, adapter_options)
+        ds_root = adapter.root
+        infos = {s.name: s for s in adapter.list_sequences()}
+        if sequences:
+            missing = [s for s in sequences if s not in infos]
+            if missing:
+                sample = ", ".join(sorted(infos)[:8]) + (" ..." if len(infos) > 8 else "")
+                raise UsageError(
+                    f"--sequences: {dataset} has no sequence {missing[0]!r}; it has: {sample}"
                 )
-                if gt and not with_gt:
-                    summary.frames_without_gt += 1
-                write_png(seq_dir / f"{frame.frame_index:06d}.png", picture)
+            chosen = list(sequences)
+        else:
+            # files written by convert name each image's sequence; others are matched by file name
+            covered = preds.keyed_sequences()
+            chosen = [s for s in infos if s in covered] if covered else list(infos)
+            if not chosen:
+                raise UsageError(
+                    f"--predictions {source}: no sequence of {dataset} at {ds_root} appears in it "
+                    "(its images' 'sequence' fields); is it from this dataset?"
+                )
+        out = Path(out)
+        panels = 3 if gt else 1
+        summary = VizSummary(out=out)
+        planned = 0
+        for seq in chosen:
+            count = max(1, math.ceil(infos[seq].num_frames / every))
+            planned += count if max_frames is None else min(count, max_frames)
+        done_all = 0
+        for seq in chosen:
+            n_frames = infos[seq].num_frames
+            stride_count = max(1, math.ceil(n_frames / every))
+            if max_frames is not None:
+                stride_count = min(stride_count, max_frames)
+            # frames are counted before they are read, so the sheet's picks are fixed up front
+            pick = set(
+                np.linspace(0, stride_count - 1, min(sheet_frames, stride_count))
+                .round()
+                .astype(int)
+                .tolist()
+            )
+            thumbs: list[np.ndarray] = []
+            labels: list[str] = []
+            seq_dir = sequence_dir(out, seq)
+            writer = Mp4Writer(seq_dir.parent / f"{seq_dir.name}.mp4", fps) if mp4 else None
+            drawn = 0
+            try:
+                for k, frame in enumerate(adapter.read_sequence(seq)):
+                    if k % every:
+                        continue
+                    if max_frames is not None and drawn >= max_frames:
+                        break
+                    if preds.image_id(frame) is None:
+                        summary.frames_without_predictions += 1
+                        continue
+                    image = read_image(frame.image_path)
+                    picture, with_gt = render_frame(
+                        image, frame, preds, gt=gt, alpha=alpha, boxes=boxes
+                    )
+                    if gt and not with_gt:
+                        summary.frames_without_gt += 1
+                    write_png(seq_dir / f"{frame.frame_index:06d}.png", picture)
+                    if writer is not None:
+                        writer.write(picture)
+                    if drawn in pick:
+                        # the same scale for every frame: thumb_width px per panel
+                        width = max(1, round(picture.shape[1] * thumb_width / image.shape[1]))
+                        thumbs.append(thumbnail(picture, width))
+                        labels.append(f"#{frame.frame_index}")
+                    drawn += 1
+                    done_all += 1
+                    summary.frames += 1
+                    if progress:
+                        progress(seq, done_all, planned)
+            finally:
                 if writer is not None:
-                    writer.write(picture)
-                if drawn in pick:
-                    # the same scale for every frame: thumb_width px per panel
-                    width = max(1, round(picture.shape[1] * thumb_width / image.shape[1]))
-                    thumbs.append(thumbnail(picture, width))
-                    labels.append(f"#{frame.frame_index}")
-                drawn += 1
-                summary.frames += 1
-                if progress:
-                    progress(seq, drawn)
-        finally:
-            if writer is not None:
-                writer.close()
-        if drawn:
-            summary.sequences.append(seq)
-            sheet = seq_dir / "contact-sheet.png"
-            write_png(sheet, contact_sheet(thumbs, max(1, columns // panels), labels))
-            summary.sheets.append(sheet)
-            if writer is not None:
-                summary.videos.append(writer.path)
-    if summary.frames == 0:
-        raise UsageError(
-            f"--predictions {source}: none of its images matches a frame of "
-            f"{', '.join(chosen[:4])}{' ...' if len(chosen) > 4 else ''} in {dataset} at {ds_root} "
-            "(by sequence and frame_index, else file_name); is it from this dataset?"
-        )
-    if summary.frames_without_predictions:
-        summary.notes.append(
-            f"{summary.frames_without_predictions} frame(s) of the chosen sequences are not in the "
-            "predictions file; skipped"
-        )
-    if summary.frames_without_gt:
-        summary.notes.append(
-            f"{summary.frames_without_gt} frame(s) have no ground-truth mask: prediction panel only"
-        )
-    return summary
+                    writer.close()
+            if drawn:
+                summary.sequences.append(seq)
+                sheet = seq_dir / "contact-sheet.png"
+                write_png(sheet, contact_sheet(thumbs, max(1, columns // panels), labels))
+                summary.sheets.append(sheet)
+                if writer is not None:
+                    summary.videos.append(writer.path)
+        if summary.frames == 0:
+            raise UsageError(
+                f"--predictions {source}: none of its images matches a frame of "
+                f"{', '.join(chosen[:4])}{' ...' if len(chosen) > 4 else ''} in {dataset} at {ds_root} "
+                "(by sequence and frame_index, else file_name); is it from this dataset?"
+            )
+        if summary.frames_without_predictions:
+            summary.notes.append(
+                f"{summary.frames_without_predictions} frame(s) of the chosen sequences are not in the "
+                "predictions file; skipped"
+            )
+        if summary.frames_without_gt:
+            summary.notes.append(
+                f"{summary.frames_without_gt} frame(s) have no ground-truth mask: prediction panel only"
+            )
+        return summary
+    finally:
+        preds.close()
 
 
 #: the error panel's title (its colours are :data:`ERROR_COLOURS`)

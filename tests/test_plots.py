@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from box2mask.cli import app
 from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
-from box2mask.evaluate import evaluate
+from box2mask.evaluate import FrameScore, ObjectScore, evaluate
 from box2mask.plots import EVAL_FILES, FRAME_POINTS, QA_FILES, SIZE, EvalPlots, QAPlots
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "viso-mini"
@@ -71,30 +71,34 @@ def test_the_plots_are_fed_the_scored_objects_and_frames():
                    on_frame=on_frame)  # fmt: skip
     by_cat = rep.summary["per_object"]["by_category"]
     for cat, stats in by_cat.items():
-        mine = [r["iou"] for r in objects if r["category"] == cat]
+        mine = [r.iou for r in objects if r.category == cat]
         assert len(mine) == stats["count"] == plots.hist[cat].sum() == plots.objects[cat]
         assert sum(mine) / len(mine) == pytest.approx(stats["iou"])
-        assert all(r["box_area"] > 0 for r in objects if r["category"] == cat)
+        assert all(r.box_area > 0 for r in objects if r.category == cat)
     assert len(frames) == rep.frames == sum(s.count for s in plots.frames.values())
-    assert sum(r["iou"] for r in frames) / len(frames) == pytest.approx(
+    assert sum(r.iou for r in frames) / len(frames) == pytest.approx(
         rep.summary["per_frame"]["iou"]
     )
     assert set(plots.frames) == {"car/001", "plane/001", "ship/001"}
 
 
+def _object(category: str, iou: float, box_area: float) -> ObjectScore:
+    return ObjectScore("s", 0, 1, category, "model", iou, iou, box_area)
+
+
 def test_memory_stays_fixed_however_many_rows():
     plots = EvalPlots()
     for k in range(100_000):
-        plots.add_frame({"sequence": "long", "frame_index": k, "iou": (k % 10) / 10})
+        plots.add_frame(FrameScore("long", k, 1, (k % 10) / 10, 0.0))
         if k < 20_000:
-            plots.add_object({"category": f"c{k % 3}", "iou": (k % 100) / 100, "box_area": k + 1})
+            plots.add_object(_object(f"c{k % 3}", (k % 100) / 100, k + 1))
     series = plots.frames["long"]
     x, y = series.points()
     assert len(x) <= FRAME_POINTS and x == sorted(x)
     assert series.count == 100_000 and series.mean == pytest.approx(0.45)
     assert sum(y) / len(y) == pytest.approx(0.45, abs=0.01)
     assert all(h.shape == (20,) for h in plots.hist.values()) and len(plots.hist) == 3
-    plots.add_object({"category": "c0", "iou": math.nan, "box_area": 3})  # not drawn
+    plots.add_object(_object("c0", math.nan, 3))  # not drawn
     assert sum(h.sum() for h in plots.hist.values()) == 20_000
 
 

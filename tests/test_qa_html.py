@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from box2mask.cli import app
 from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
+from box2mask.qa.html import PAGE_SIZE
 
 webdriver = pytest.importorskip(
     "selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')"
@@ -82,17 +83,23 @@ def test_review_page_in_headless_chromium(browser, tmp_path: Path) -> None:
     rep = json.loads((job / "qa" / "qa.json").read_text())
 
     browser.get((page / "index.html").as_uri())
+    ranked = rep["ranked"]
+    assert len(ranked) > 60
     cards = browser.find_elements(By.CSS_SELECTOR, ".card")
-    assert len(cards) == 60
+    # the first page of the ranked list: every object is listed, PAGE_SIZE cards at a time
+    assert len(cards) == min(PAGE_SIZE, len(ranked))
     # most suspicious first, as in qa.json
     first_ids = [int(c.get_attribute("data-id")) for c in cards[:5]]
-    assert first_ids == [o["id"] for o in rep["ranked"][:5]]
-    # every thumbnail decoded (a missing or broken file has naturalWidth 0)
+    assert first_ids == [o["id"] for o in ranked[:5]]
+    # a thumbnail for each of the --html-top 60, every one decoded (a missing or broken file
+    # has naturalWidth 0); the cards past them say why they have none
     widths = browser.execute_script(
         "return [...document.querySelectorAll('.card img')]"
         ".map(i => i.complete ? i.naturalWidth : -1)"
     )
     assert len(widths) == 60 and min(widths) > 0
+    if len(cards) > 60:
+        assert "past --html-top" in cards[60].text
     # the qa plots (box2mask.plots, matplotlib is in the test extra) are on the page, decoded
     from box2mask.plots import QA_FILES, SIZE
 
@@ -102,22 +109,30 @@ def test_review_page_in_headless_chromium(browser, tmp_path: Path) -> None:
     )
     assert plots == [[f"plots/{name}", *SIZE] for name in QA_FILES]
 
-    # a category filter narrows the list to that category
-    cats = {o["category"] for o in rep["ranked"][:60]}
+    # a category filter narrows the list to that category, over every object
+    cats = {o["category"] for o in ranked}
     assert len(cats) > 1
     cat = sorted(cats)[0]
     Select(browser.find_element(By.ID, "f-category")).select_by_value(cat)
     shown = browser.find_elements(By.CSS_SELECTOR, ".card")
-    want = [o["id"] for o in rep["ranked"][:60] if o["category"] == cat]
-    assert 0 < len(shown) < 60
-    assert [int(c.get_attribute("data-id")) for c in shown] == want
+    want = [o["id"] for o in ranked if o["category"] == cat]
+    assert 0 < len(want) < len(ranked)
+    assert [int(c.get_attribute("data-id")) for c in shown] == want[:PAGE_SIZE]
     Select(browser.find_element(By.ID, "f-category")).select_by_value("")
     # a sequence filter too
-    seq = rep["ranked"][0]["sequence"]
+    seq = ranked[0]["sequence"]
     Select(browser.find_element(By.ID, "f-sequence")).select_by_value(seq)
     shown = browser.find_elements(By.CSS_SELECTOR, ".card")
-    assert len(shown) == sum(o["sequence"] == seq for o in rep["ranked"][:60])
+    assert len(shown) == min(PAGE_SIZE, sum(o["sequence"] == seq for o in ranked))
     Select(browser.find_element(By.ID, "f-sequence")).select_by_value("")
+    # the next page holds the next ranks
+    if len(ranked) > PAGE_SIZE:
+        browser.find_element(By.ID, "next").click()
+        shown = browser.find_elements(By.CSS_SELECTOR, ".card")
+        assert [int(c.get_attribute("data-id")) for c in shown] == [
+            o["id"] for o in ranked[PAGE_SIZE : 2 * PAGE_SIZE]
+        ]
+        browser.find_element(By.ID, "first").click()
 
     # decide by clicking: reject the first object, box the second
     cards = browser.find_elements(By.CSS_SELECTOR, ".card")
@@ -227,3 +242,94 @@ def test_review_page_of_hostile_names_runs_and_injects_nothing(browser, tmp_path
     Select(browser.find_element(By.ID, "f-category")).select_by_value(cat)
     shown = browser.find_elements(By.CSS_SELECTOR, ".card .meta")
     assert shown and all(f" · {cat} · " in m.text for m in shown)
+
+
+def _million_row_page(dest: Path, n: int) -> dict:
+    """A review page of ``n`` synthetic ranked objects, written by qa's own PageWriter (the
+    rows qa's merge hands it), and what the filters must find."""
+    import types
+
+    import numpy as np
+
+    from box2mask.qa.html import PageWriter
+    from box2mask.qa.score import FLAGS
+
+    rng = np.random.default_rng(28)
+    seqs = [f"car/{k:03d}" for k in range(40)] + ["<!--<script>", "plane/001\u2028"]
+    cats = ["car", "airplane", "ship", "</script>"]
+    seq = rng.integers(0, len(seqs), n)
+    cat = rng.integers(0, len(cats), n)
+    bits = rng.integers(0, 1 << len(FLAGS), n) & rng.integers(0, 1 << len(FLAGS), n)
+    susp = np.sort(rng.random(n))[::-1]
+    output = types.SimpleNamespace(coco_path=dest / "annotations.json")
+    report = types.SimpleNamespace(objects=n)
+    scratch = dest / "scratch"
+    scratch.mkdir(parents=True)
+    with PageWriter(dest / "page", output, report, str(scratch), top=0) as page:
+        for i in range(n):
+            row = json.dumps([seqs[seq[i]], i % 250, i % 104 + 1, cats[cat[i]], "box",
+                              round(float(susp[i]), 6), int(bits[i]), i])  # fmt: skip
+            page.add(i + 1, i + 1, i // 100 + 1, row, "")
+        page.finish(types.SimpleNamespace(kind="job", path=str(dest)), None, None)
+    nested = 1 << list(FLAGS).index("nested")
+    return {
+        "nested": int(np.count_nonzero(bits & nested)),
+        "nested_car": int(np.count_nonzero(((bits & nested) != 0) & (cat == 0))),
+        "seq_hostile": int(np.count_nonzero(seq == len(seqs) - 2)),
+        "seqs": seqs,
+        "cats": cats,
+    }
+
+
+def _shown(browser) -> int:
+    """The number of objects the filters keep, from the page's counter ("1-100 of N shown")."""
+    text = browser.find_element(By.ID, "count").text
+    return int(text.split(" of ", 1)[1].split(" shown", 1)[0])
+
+
+@pytest.mark.slow
+def test_review_page_of_a_million_objects_loads_and_filters(browser, tmp_path: Path) -> None:
+    """Issue 28: the page of a million ranked objects loads in the headless browser in under
+    10 s, shows one page of cards, and its filters and pager work on all the rows within the
+    driver's script timeout."""
+    n = 1_000_000
+    want = _million_row_page(tmp_path, n)
+    page = tmp_path / "page" / "index.html"
+    browser.set_page_load_timeout(60)
+    browser.set_script_timeout(20)
+    t0 = time.monotonic()
+    browser.get(page.as_uri())
+    assert browser.execute_script("return document.readyState") == "complete"
+    loaded = time.monotonic() - t0
+    print(f"1M-object page: {page.stat().st_size / 2**20:.0f} MiB, loaded in {loaded:.1f} s")
+    assert loaded < 10, f"the page of {n} objects took {loaded:.1f} s to load"
+    cards = browser.find_elements(By.CSS_SELECTOR, ".card")
+    assert len(cards) == PAGE_SIZE
+    assert [int(c.get_attribute("data-rank")) for c in cards[:3]] == [1, 2, 3]
+    assert _shown(browser) == n
+
+    # each filter scans every row: timed in the page, far below the script timeout
+    t0 = time.monotonic()
+    Select(browser.find_element(By.ID, "f-flag")).select_by_value("nested")
+    assert _shown(browser) == want["nested"]
+    Select(browser.find_element(By.ID, "f-category")).select_by_value("car")
+    assert _shown(browser) == want["nested_car"]
+    shown = browser.find_elements(By.CSS_SELECTOR, ".card .flags")
+    assert len(shown) == PAGE_SIZE and all("nested" in f.text for f in shown)
+    Select(browser.find_element(By.ID, "f-flag")).select_by_value("")
+    Select(browser.find_element(By.ID, "f-category")).select_by_value("")
+    Select(browser.find_element(By.ID, "f-sequence")).select_by_value(want["seqs"][-2])
+    assert _shown(browser) == want["seq_hostile"]
+    assert time.monotonic() - t0 < 20
+    assert browser.execute_script("return window.__pwned === undefined")
+    Select(browser.find_element(By.ID, "f-sequence")).select_by_value("")
+
+    # the pager: the last page holds the last ranks
+    browser.find_element(By.ID, "last").click()
+    ranks = [int(c.get_attribute("data-rank")) for c in
+             browser.find_elements(By.CSS_SELECTOR, ".card")]  # fmt: skip
+    assert ranks == list(range(n - PAGE_SIZE + 1, n + 1))
+    # a decision on the last page is exported with its row's fields
+    browser.find_elements(By.CSS_SELECTOR, ".card input[value=reject]")[-1].click()
+    exported = json.loads(browser.execute_script("return box2maskDecisions()"))
+    assert [(d["id"], d["action"]) for d in exported["decisions"]] == [(n, "reject")]

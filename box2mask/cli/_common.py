@@ -141,3 +141,89 @@ def progress_bar(field: str, eta: bool = False, transient: bool = False) -> Any:
     if eta:
         columns += [TextColumn("ETA"), TimeRemainingColumn()]
     return Progress(*columns, console=err_console, transient=transient)
+
+
+def _duration(seconds: float) -> str:
+    """``1h02m``, ``3m05s``, ``42s``."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+class Progress:
+    """Progress of a long command (qa, eval, merge, viz) with its rate and time left.
+
+    On a terminal: a rich bar on stderr (description, bar, done/total, the rate of
+    ``counted`` per second, elapsed time, ETA). Off one (a log, CI): a plain line on
+    stderr every ``every`` seconds, as ``convert`` prints, and a last one when the work
+    is done::
+
+        qa: frames 1200/10000 (12%), objects 120000, 4130 objects/s, elapsed 29s, ETA 3m33s
+
+    Use as a context manager; :meth:`update` takes the totals so far.
+
+    Args:
+        label: what runs (``qa``, ``eval``...).
+        unit: what ``done``/``total`` count (``frames``).
+        counted: what the rate counts (``objects``).
+        every: seconds between the plain lines.
+    """
+
+    def __init__(
+        self, label: str, unit: str = "frames", counted: str = "objects", every: float = 10.0
+    ) -> None:
+        import time
+
+        self.label, self.unit, self.counted = label, unit, counted
+        self.t0 = time.monotonic()
+        self._clock = time.monotonic
+        self.terminal = err_console.is_terminal
+        self._say = print_every(every)
+        self._bar: Any = None
+        self._task: Any = None
+        self._last: tuple[int, int | None, int] | None = None
+
+    def __enter__(self) -> Progress:
+        if self.terminal:
+            self._bar = progress_bar("{task.fields[rate]}", eta=True, transient=True)
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.label, total=None, rate="")
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(exc_type, *rest)
+        elif exc_type is None and self._last is not None:
+            self._say(self.line(*self._last), force=True)
+
+    def rate(self, counted: int) -> float:
+        return counted / max(self._clock() - self.t0, 1e-6)
+
+    def line(self, done: int, total: int | None, counted: int) -> str:
+        """The plain progress line."""
+        elapsed = self._clock() - self.t0
+        text = f"{self.label}: {self.unit} {done}"
+        if total:
+            text += f"/{total} ({100 * done / total:.0f}%)"
+        text += f", {self.counted} {counted}, {self.rate(counted):.0f} {self.counted}/s"
+        text += f", elapsed {_duration(elapsed)}"
+        if total and done:
+            text += f", ETA {_duration(elapsed * (total - done) / done)}"
+        return text
+
+    def update(
+        self, done: int, total: int | None, counted: int, description: str | None = None
+    ) -> None:
+        """``done`` of ``total`` (``None``: unknown) units, ``counted`` objects so far."""
+        self._last = (done, total, counted)
+        if self._bar is not None:
+            self._bar.update(
+                self._task, total=total, completed=done,
+                rate=f"{self.rate(counted):.0f} {self.counted}/s",
+                description=description or self.label,
+            )  # fmt: skip
+        else:
+            self._say(self.line(done, total, counted))

@@ -247,7 +247,10 @@ RUN_FLAGS: dict[str, Flag] = {
         panel=RUN_PANEL,
     ),
     "workers": Flag(
-        int | None, "Threads decoding frames and cutting crops (default: 2).", panel=RUN_PANEL
+        int | None,
+        "Threads decoding frames and cutting crops; eval --predictions: processes scoring "
+        "sequences (default: 2).",
+        panel=RUN_PANEL,
     ),
     "temporal": Flag(
         str | None,

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from box2mask.cli import app
-from box2mask.cli._common import console, err_console, print_every, progress_bar, run_safely
+from box2mask.cli._common import console, run_safely
 from box2mask.cli._flags import RUN_FLAGS, RUN_PANEL, Flag, gather_options, with_flags
 
 _OUT = "Reports"
@@ -26,6 +26,12 @@ EVAL_FLAGS = {
         "Score this COCO JSON (e.g. a `box2mask convert` output) instead of running a model.",
     ),
     "device": Flag(str | None, "auto | cpu | cuda | cuda:N (default: auto).", panel=RUN_PANEL),
+    "executor": Flag(
+        str | None,
+        "With --predictions: local | processes | ray, where the sequences are scored (default: "
+        "processes for several --workers; the numbers are the same).",
+        panel=RUN_PANEL,
+    ),
     "biou_ratio": Flag(
         float, "Boundary IoU width as a share of the frame diagonal.", 0.02, panel=_OUT
     ),
@@ -142,27 +148,14 @@ def eval_command(given: dict[str, Any]) -> None:
 
 
 def _with_progress(fn):  # noqa: ANN001, ANN202
-    """Run ``fn(callback)`` under a rich progress bar (plain lines off a terminal)."""
-    if not err_console.is_terminal:
-        say = print_every(10)
+    """Run ``fn(callback)`` under a progress bar with rate and ETA (plain lines off a terminal)."""
+    from box2mask.cli._common import Progress
 
-        def plain(p) -> None:  # noqa: ANN001
-            say(
-                f"{p.setting + ': ' if p.setting else ''}frames {p.frames_done} objects {p.objects_done}"
-            )
-
-        return fn(plain)
-    with progress_bar("{task.fields[objects]} objects", transient=True) as bar:
-        task = bar.add_task("frames", total=None, objects=0)
+    with Progress("eval") as bar:
 
         def update(p) -> None:  # noqa: ANN001
-            bar.update(
-                task,
-                total=p.frames_total,
-                completed=p.frames_done,
-                objects=p.objects_done,
-                description=p.setting or "frames",
-            )
+            bar.update(p.frames_done, p.frames_total, p.objects_done,
+                       description=f"eval {p.setting}" if p.setting else None)  # fmt: skip
 
         return fn(update)
 

@@ -90,23 +90,19 @@ def merge_command(
     checked before anything is written.
     """
     setup_logging(False)
+    from box2mask.cli._common import Progress
     from box2mask.merge import merge
     from box2mask.options import split_list
 
     formats = split_list(format) or None
-    summary = run_safely(
-        lambda: merge(
-            inputs,
-            out,
-            force=force,
-            formats=formats,
-            overwrite=overwrite,
-            split=split,
-            split_by=split_by,
-            seed=seed,
-        ),
-        debug,
-    )
+
+    def run():  # noqa: ANN202
+        with Progress("merge") as bar:
+            return merge(inputs, out, force=force, formats=formats, overwrite=overwrite,
+                         split=split, split_by=split_by, seed=seed,
+                         progress=lambda done, total, objects: bar.update(done, total, objects))  # fmt: skip
+
+    summary = run_safely(run, debug)
     for w in summary.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(str(w))}", highlight=False, soft_wrap=True)
     console.print(

@@ -37,7 +37,12 @@ QA_FLAGS = {
     "html": Flag(
         Path | None, "Also write the review page (index.html + thumbnails) into this folder."
     ),
-    "html_top": Flag(int, "Objects on the review page: the N most suspicious.", 1000),
+    "html_top": Flag(
+        int,
+        "Thumbnails on the review page: the N most suspicious objects (the page lists every "
+        "object, in pages).",
+        1000,
+    ),
     "plots": Flag(
         Path | None,
         "Draw PNG plots into this folder: the suspicion score's distribution and the flags by "
@@ -49,6 +54,17 @@ QA_FLAGS = {
     ),
     "no_images": Flag(bool, "Do not read the images (no image signal, no page).", False),
     "top": Flag(int, "Print the N most suspicious objects.", 10),
+    "workers": Flag(
+        int,
+        "Processes scoring sequences at once (one per core pays; the ranking is the same).",
+        2,
+    ),
+    "executor": Flag(
+        str,
+        "auto | local | processes | ray: where the sequences are scored (auto: processes for "
+        "several --workers; ray: $RAY_ADDRESS or a private local Ray).",
+        "auto",
+    ),
     "gt_dataset": Flag(
         str | None,
         "Dataset adapter with ground-truth masks: print the recall of "
@@ -72,9 +88,11 @@ def qa_command(given: dict[str, Any]) -> None:
     gt_dataset, no_images = given["gt_dataset"], given["no_images"]
 
     def run():  # noqa: ANN202
+        from box2mask.cli._common import Progress
         from box2mask.errors import UsageError
+        from box2mask.executors.tasks import resolve_executor
         from box2mask.options import check_folder_option
-        from box2mask.qa.report import load_output, run_qa, write_reports
+        from box2mask.qa.report import open_output, run_qa
 
         job, dest = _job_and_out(given["job"], given["out"], given["report"])
         if job is None:
@@ -83,57 +101,67 @@ def qa_command(given: dict[str, Any]) -> None:
             raise UsageError(f"--html-top must be at least 1, got {html_top}")
         if html is not None and no_images:
             raise UsageError("--html needs the images: drop --no-images")
-        output = load_output(job)
+        resolve_executor(given["executor"], given["workers"])
+        output = open_output(job)
         if dest is None:
             dest = (output.job_dir or output.coco_path.parent) / "qa"
         # both folders checked before anything is written (a file there was an internal error)
         check_folder_option(dest, "--out")
         if html is not None:
             check_folder_option(html, "--html")
+            root = given["image_root"] or output.identity.get("root")
+            if root is None:
+                raise UsageError("--html: the images' root is unknown; pass --image-root")
         if plots_dir is not None:
             from box2mask.plots import require_matplotlib
 
             require_matplotlib()  # the missing extra: exit 2 before anything is written
             check_folder_option(plots_dir, "--plots")
-        rep = run_qa(output, image_root=given["image_root"], images=not no_images)
-        paths = write_reports(rep, dest)
-        if plots_dir is not None:
-            paths += _qa_plots(rep).write(plots_dir)
-        page = None
-        if html is not None:
-            from box2mask.qa.html import write_page
-
-            if rep.image_root is None:
-                raise UsageError("--html: the images' root is unknown; pass --image-root")
-            shown = _page_plots(rep, html)
-            page = write_page(rep, output, html, top=html_top, plots=shown)
+        page_plots = _page_plot_names(html)
+        with Progress("qa") as bar:
+            rep = run_qa(
+                output, dest, image_root=given["image_root"], images=not no_images,
+                workers=given["workers"], executor=given["executor"], top=given["top"],
+                html=html, html_top=html_top, html_plots=page_plots,
+                exact=gt_dataset is not None,
+                progress=lambda done, total, objects: bar.update(done, total, objects),
+            )  # fmt: skip
+        paths, page = list(rep.paths), rep.page
+        if plots_dir is not None or page_plots:
+            plots = _qa_plots(rep, dest)
+            if plots_dir is not None:
+                paths += plots.write(plots_dir)
+            if page_plots:
+                plots.write(Path(html) / "plots")
         scored = None
         if gt_dataset is not None:
+            from box2mask.cocofile import CocoFile
             from box2mask.qa.flagscore import score_flags
             from box2mask.qa.groundtruth import gt_ious
 
             gt_opt = parse_key_values(given["gt_opt"] or [])
-            ious = gt_ious(output.coco, gt_dataset, given["gt_root"], gt_opt, output.coco_path)
-            objs = [o.signals for o in rep.objects]
-            scored = score_flags(objs, [o.logit for o in rep.objects], ious)
+            with CocoFile(output.coco_path, "--job", dest) as coco:
+                ious = gt_ious(coco, gt_dataset, given["gt_root"], gt_opt)
+            objs = [s for s, _ in rep.exact]
+            scored = score_flags(objs, [z for _, z in rep.exact], ious)
             gp = dest / "qa_gt.json"
             gp.write_text(json.dumps(scored, indent=1) + "\n", encoding="utf-8")
             paths.append(gp)
         return rep, paths, page, scored
 
     rep, paths, page, scored = run_safely(run, given["debug"])
-    table = Table(title=f"box2mask qa: {len(rep.objects)} objects, most suspicious first",
+    table = Table(title=f"box2mask qa: {rep.objects} objects, most suspicious first",
                   title_justify="left")  # fmt: skip
     for col in ("rank", "id", "sequence", "frame", "track", "category", "source", "suspicion",
                 "flags"):  # fmt: skip
         table.add_column(col)
-    for o in rep.objects[: given["top"]]:
-        s = o.signals
-        table.add_row(str(o.rank), str(s.id), escape(s.sequence), str(s.frame_index),
-                      str(s.track_id), escape(s.category), escape(s.mask_source),
-                      f"{o.suspicion:.3f}", escape(" ".join(o.flags)))  # fmt: skip
+    for o in rep.top[: given["top"]]:
+        table.add_row(str(o["rank"]), str(o["id"]), escape(str(o["sequence"])),
+                      str(o["frame_index"]), str(o["track_id"]), escape(str(o["category"])),
+                      escape(str(o["mask_source"])), f"{o['suspicion']:.3f}",
+                      escape(" ".join(o["flags"])))  # fmt: skip
     console.print(table)
-    counts = {k: v for k, v in rep.flag_counts().items() if v}
+    counts = {k: v for k, v in rep.flag_counts.items() if v}
     console.print("flags: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none"))
     if rep.image_root is None:
         console.print("no image signal (no image root: pass --image-root)")
@@ -148,27 +176,32 @@ def qa_command(given: dict[str, Any]) -> None:
         console.print(f"review page {escape(str(page))}")
 
 
-def _qa_plots(rep):  # noqa: ANN001, ANN202
-    """The qa plots of a report, fed one ranked object at a time."""
+def _qa_plots(rep, dest: Path):  # noqa: ANN001, ANN202
+    """The qa plots of a finished report, fed one ranked record at a time from its qa.json
+    (a million objects are never held)."""
     from box2mask.plots import QAPlots
+    from box2mask.qa.report import QA_JSON, iter_ranked
 
-    plots = QAPlots(rep.flag_counts())
-    for o in rep.objects:
-        plots.add(o.signals.category, o.suspicion, o.flags)
+    plots = QAPlots(rep.flag_counts)
+    for o in iter_ranked(Path(dest) / QA_JSON):
+        plots.add(o["category"], o["suspicion"], o["flags"])
     return plots
 
 
-def _page_plots(rep, html: Path) -> list[str]:  # noqa: ANN001
-    """The plots the review page shows, drawn into ``<html>/plots/`` (relative paths), or
-    none, with a note, when matplotlib (the ``plots`` extra) is not installed."""
+def _page_plot_names(html: Path | None) -> list[str]:
+    """The plots the review page shows (``plots/<name>``, relative to ``html``): none without
+    a page, or, with a note, when matplotlib (the ``plots`` extra) is not installed."""
     from box2mask.errors import UsageError
+    from box2mask.plots import QA_FILES, require_matplotlib
 
+    if html is None:
+        return []
     try:
-        written = _qa_plots(rep).write(Path(html) / "plots")
+        require_matplotlib()
     except UsageError as exc:
         console.print(f"[yellow]note:[/] review page without plots: {escape(str(exc))}")
         return []
-    return [p.relative_to(html).as_posix() for p in written]
+    return [f"plots/{name}" for name in QA_FILES]
 
 
 def _job_and_out(

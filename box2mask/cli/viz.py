@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from box2mask.cli import app
-from box2mask.cli._common import console, err_console, run_safely, setup_logging
+from box2mask.cli._common import console, run_safely, setup_logging
 from box2mask.cli._flags import DatasetOptOption, DebugOption, RootOption, VerboseOption
 from box2mask.options import parse_key_values, split_list
 
@@ -104,19 +103,16 @@ def viz_command(
     adapter_options = run_safely(lambda: parse_key_values(opt or []), debug)
 
     def run():  # noqa: ANN202
+        from box2mask.cli._common import Progress
         from box2mask.viz import visualize
 
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-            console=err_console, transient=True, disable=not err_console.is_terminal,
-        ) as bar:  # fmt: skip
-            task = bar.add_task("frames", total=None)
+        with Progress("viz", counted="frames") as bar:
             return visualize(
                 dataset, root, source, viz_out,
                 adapter_options=adapter_options, sequences=tuple(split_list(sequences)), gt=gt,
                 mp4=mp4, fps=fps, every=every, max_frames=max_frames, sheet_frames=sheet_frames,
                 columns=columns, thumb_width=thumb_width, alpha=alpha, boxes=not no_boxes,
-                progress=lambda seq, n: bar.update(task, description=f"{seq}: {n} frames"),
+                progress=lambda seq, n, total: bar.update(n, total, n, description=f"viz {seq}"),
             )  # fmt: skip
 
     summary = run_safely(run, debug)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from box2mask.adapters import open_dataset
+from box2mask.cocofile import CocoFile
 from box2mask.errors import UsageError
 from box2mask.evaluate import PredictionIndex
 from box2mask.masks import decode
@@ -22,23 +23,22 @@ from box2mask.metrics import mask_iou
 
 
 def gt_ious(
-    coco: Mapping[str, Any],
+    coco: CocoFile,
     dataset: str,
     root: Path | str | None,
     adapter_options: Mapping[str, Any] | None = None,
-    path: Path | None = None,
 ) -> dict[int, float]:
     """``{annotation id: IoU with its ground-truth mask}`` for the annotations that have one.
 
     Args:
-        coco: the output COCO dict.
+        coco: the output, indexed on disk (:class:`~box2mask.cocofile.CocoFile`): read a
+            frame at a time.
         dataset, root, adapter_options: the dataset holding the ground truth
             (an adapter whose frames carry ground-truth masks).
-        path: the output's path, for messages.
     """
     adapter = open_dataset(dataset, root, adapter_options)
     root_path = adapter.root
-    index = PredictionIndex(dict(coco), Path(path or "annotations.json"))
+    index = PredictionIndex(coco)
     out: dict[int, float] = {}
     frames_with_gt = 0
     for frame in adapter.frames([s.name for s in adapter.list_sequences()]):

@@ -1,12 +1,19 @@
 """``box2mask qa --html DIR``: a static review page, no server needed.
 
-``DIR/index.html`` holds the objects' data (a JSON block) and the page's
-script; ``DIR/thumbs/<rank>.png`` are the crops, each the prompt box with a
-margin, the mask filled and outlined, the prompt box drawn. Most suspicious
-first; filters by flag, category and sequence; per object accept / reject /
-box / ellipse; the "Export decisions" link downloads ``decisions.json``
-(built in the page, the file ``box2mask qa apply`` reads). The page's
-``box2maskDecisions()`` returns the same text the link downloads.
+``DIR/index.html`` holds every ranked object's data (a JSON block of columns:
+ids, frame, track, suspicion, flags as bits, names as indices into tables) and
+the page's script; ``DIR/thumbs/<rank>.png`` are the crops of the ``--html-top``
+most suspicious objects, each the prompt box with a margin, the mask filled and
+outlined, the prompt box drawn. The page shows the ranked list most suspicious
+first, :data:`PAGE_SIZE` cards at a time with paging, and filters by flag,
+category and sequence over every object: a million rows filter in a fraction
+of a second, because the filters scan the columns, not the cards. Per object
+accept / reject / box / ellipse; the "Export decisions" link downloads
+``decisions.json`` (built in the page, the file ``box2mask qa apply`` reads).
+The page's ``box2maskDecisions()`` returns the same text the link downloads.
+
+The page's data is written while qa's ranked rows are merged
+(:class:`PageWriter`): column files on disk, never the list in memory.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import html as html_lib
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +31,6 @@ import numpy as np
 from box2mask.io import atomic_open, atomic_write_bytes, imread
 from box2mask.masks import decode
 from box2mask.qa.apply import FORMAT_KEY
-from box2mask.qa.report import Output, QAReport
 from box2mask.qa.score import FLAGS
 
 THUMB = 160  # thumbnail long side, px
@@ -61,48 +68,156 @@ def thumbnail(image: np.ndarray, seg: dict, box_xywh: list[float]) -> np.ndarray
     return big
 
 
-def write_page(
-    report: QAReport, output: Output, dest: Path, top: int = 1000, plots: list[str] = ()
-) -> Path:
-    """Write ``dest/index.html`` and ``dest/thumbs/`` for the ``top`` most suspicious objects;
-    ``plots``: PNGs (paths relative to ``dest``, :mod:`box2mask.plots`) shown above them."""
-    dest = Path(dest)
-    (dest / "thumbs").mkdir(parents=True, exist_ok=True)
-    anns = {a["id"]: a for a in output.coco["annotations"]}
-    chosen = report.objects[:top]
-    by_file: dict[str, list] = {}
-    for o in chosen:
-        by_file.setdefault(o.signals.file_name, []).append(o)
-    items = []
-    root = report.image_root
-    for fname, objs in by_file.items():
-        bgr = imread(Path(root) / fname) if root is not None else None
-        rgb = None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        for o in objs:
-            rel = None
-            if rgb is not None:
-                th = thumbnail(rgb, anns[o.signals.id]["segmentation"], o.signals.prompt_box)
+#: cards per page of the review page
+PAGE_SIZE = 200
+#: the page's columns, in order (numbers; ``null`` for a missing track id)
+COLUMNS = ("id", "image_id", "sequence", "frame_index", "track_id", "category", "mask_source",
+           "suspicion", "flags")  # fmt: skip
+
+
+class PageWriter:
+    """The review page, written while qa's ranked rows are merged (see the module docstring).
+
+    Args:
+        dest: the page's folder (``index.html``, ``thumbs/``).
+        output: the qa output (:class:`box2mask.qa.report.Output`): its source, for the page.
+        report: the qa report being written (its object count).
+        scratch: a folder for the column files (the caller deletes it).
+        top: thumbnails for this many of the most suspicious objects.
+        plots: PNGs shown above the cards (paths relative to ``dest``; :mod:`box2mask.plots`).
+    """
+
+    def __init__(
+        self, dest: Path, output: Any, report: Any, scratch: str, top: int, plots: Any = ()
+    ) -> None:
+        self.dest = Path(dest)
+        self.plots = list(plots)
+        self.output = output
+        self.report = report
+        self.top = top
+        self.files = {c: open(os.path.join(scratch, f"page-{c}.txt"), "w", encoding="utf-8")  # noqa: SIM115
+                      for c in COLUMNS}  # fmt: skip
+        self.tables: dict[str, dict[str, int]] = {"sequence": {}, "category": {}, "mask_source": {}}
+        self.n = 0
+        #: the thumbnails' objects: (rank, sequence, frame_index, where, file_name, prompt_box)
+        self.thumbs: list[tuple[int, str, int, int, str, list[float]]] = []
+
+    def __enter__(self) -> PageWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fh in self.files.values():
+            fh.close()
+
+    def _index(self, table: str, name: str) -> int:
+        t = self.tables[table]
+        k = t.get(name)
+        if k is None:
+            k = t[name] = len(t)
+        return k
+
+    def add(self, rank: int, aid: int, iid: int, page: str, rest: str) -> None:
+        """One ranked row (in rank order): its ids, its page fields (JSON), its qa.json text."""
+        seq, fi, tid, cat, src, susp, bits, where = json.loads(page)
+        cells = (aid, iid, self._index("sequence", seq), fi,
+                 "null" if tid is None else tid, self._index("category", cat),
+                 self._index("mask_source", src), repr(float(susp)), bits)  # fmt: skip
+        sep = "," if self.n else ""
+        for c, v in zip(COLUMNS, cells, strict=True):
+            self.files[c].write(f"{sep}{v}")
+        self.n += 1
+        if rank <= self.top:
+            rec = json.loads("{" + rest)
+            self.thumbs.append(
+                (rank, seq, int(fi), int(where), rec["file_name"], rec["prompt_box"])
+            )
+
+    def finish(self, spec: Any, root: Path | None, offsets: Any) -> Path:
+        """The thumbnails, then ``index.html``; returns its path."""
+        (self.dest / "thumbs").mkdir(parents=True, exist_ok=True)
+        made = self._thumbnails(spec, root)
+        for fh in self.files.values():
+            fh.close()
+        tables = {
+            "sequences": list(self.tables["sequence"]),
+            "categories": list(self.tables["category"]),
+            "mask_sources": list(self.tables["mask_source"]),
+        }
+        head = {
+            "source": str(self.output.coco_path),
+            "objects_total": self.report.objects,
+            "format_key": FORMAT_KEY,
+            "flags": FLAGS,
+            "page_size": PAGE_SIZE,
+            "plots": self.plots,
+            "thumbs": [1 if r in made else 0 for r, *_ in self.thumbs],
+            **tables,
+        }
+        page = self.dest / "index.html"
+        title = html_text(f"box2mask qa: {self.output.coco_path}")
+        before, after = _PAGE.replace("__TITLE__", title).split("__DATA__")
+        with atomic_open(page) as fh:
+            fh.write(before)
+            fh.write(script_json(head)[:-1] + ', "columns": {')
+            for k, c in enumerate(COLUMNS):
+                fh.write(("" if k == 0 else ", ") + json.dumps(c) + ": [")
+                with open(self.files[c].name, encoding="utf-8") as col:
+                    while chunk := col.read(1 << 20):
+                        fh.write(chunk)
+                fh.write("]")
+            fh.write("}}")
+            fh.write(after)
+        return page
+
+    def _thumbnails(self, spec: Any, root: Path | None) -> set[int]:
+        """``thumbs/<rank>.png`` of the top objects (one image read per frame); the ranks made."""
+        if root is None or not self.thumbs:
+            return set()
+        segs = _segmentations(spec, self.thumbs)
+        made: set[int] = set()
+        by_file: dict[str, list[tuple[int, list[float]]]] = {}
+        for rank, _seq, _fi, _where, fname, box in self.thumbs:
+            by_file.setdefault(fname, []).append((rank, box))
+        for fname, objs in by_file.items():
+            bgr = imread(Path(root) / fname)
+            if bgr is None:
+                continue
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            for rank, box in objs:
+                th = thumbnail(rgb, segs[rank], box)
                 ok, buf = cv2.imencode(".png", cv2.cvtColor(th, cv2.COLOR_RGB2BGR))
                 if ok:
-                    rel = f"thumbs/{o.rank:06d}.png"
-                    atomic_write_bytes(dest / rel, buf.tobytes())
-            d = o.as_dict()
-            d["thumb"] = rel
-            items.append(d)
-    items.sort(key=lambda d: d["rank"])
-    data = {
-        "source": str(output.coco_path),
-        "objects_total": len(report.objects),
-        "format_key": FORMAT_KEY,
-        "flags": FLAGS,
-        "objects": items,
-        "plots": list(plots),
-    }
-    page = dest / "index.html"
-    title = html_text(f"box2mask qa: {output.coco_path}")
-    with atomic_open(page) as fh:
-        fh.write(_PAGE.replace("__TITLE__", title).replace("__DATA__", script_json(data)))
-    return page
+                    atomic_write_bytes(self.dest / f"thumbs/{rank:06d}.png", buf.tobytes())
+                    made.add(rank)
+        return made
+
+
+def _segmentations(spec: Any, thumbs: list[tuple[int, str, int, int, str, list[float]]]) -> dict:
+    """``{rank: segmentation}`` of the thumbnails' objects, read again from the source (a job's
+    frame by its place in the frame, a file's annotation by its ordinal)."""
+    out: dict[int, Any] = {}
+    if spec.kind == "job":
+        from box2mask.job import JobFolder
+
+        folder = JobFolder(spec.path)
+        by_frame: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        for rank, seq, fi, where, _f, _b in thumbs:
+            by_frame.setdefault((seq, fi), []).append((rank, where))
+        for (seq, fi), objs in by_frame.items():
+            anns = folder.read_part(seq, fi)["annotations"]
+            for rank, where in objs:
+                out[rank] = anns[where].get("segmentation")
+        return out
+    from box2mask.cocofile import CocoFile
+
+    coco = CocoFile.attach(spec.path, spec.index)
+    try:
+        for rank, _seq, _fi, where, _f, _b in thumbs:
+            ann = coco.annotation(where)
+            out[rank] = None if ann is None else ann.get("segmentation")
+    finally:
+        coco.close()
+    return out
 
 
 # -- escaping by context: every dataset-derived string reaches the page through one of these.
@@ -159,11 +274,13 @@ body { font: 14px system-ui, sans-serif; margin: 12px; background: #fafafa; }
 #list { display: flex; flex-wrap: wrap; gap: 10px; margin-top: 10px; }
 .card { width: 190px; background: #fff; border: 1px solid #ddd; padding: 6px; border-radius: 4px; }
 .card img { width: 160px; height: auto; image-rendering: pixelated; display: block; margin: auto; }
+.card .nothumb { font-size: 11px; color: #888; text-align: center; padding: 8px 0; }
 .card .meta { font-size: 12px; color: #333; word-break: break-all; }
 .card .flags { font-size: 11px; color: #a40; }
 .card.reject { border-color: #d00; } .card.box, .card.ellipse { border-color: #d80; }
 .card.accept { border-color: #090; }
 #plots img { width: 480px; height: auto; margin: 6px 6px 0 0; border: 1px solid #ddd; }
+.pager button { margin: 0 4px; }
 </style></head>
 <body>
 <div id="bar">
@@ -172,7 +289,10 @@ body { font: 14px system-ui, sans-serif; margin: 12px; background: #fafafa; }
 <label>category <select id="f-category"><option value="">any</option></select></label>
 <label>sequence <select id="f-sequence"><option value="">any</option></select></label>
 <a id="export" href="#" download="decisions.json">Export decisions</a>
-<span id="decided"></span>
+<span id="decided"></span><br>
+<span class="pager"><button id="first">&laquo;</button><button id="prev">&lsaquo; previous</button>
+page <input id="page" type="number" min="1" value="1" style="width: 6em"> of <span id="pages"></span>
+<button id="next">next &rsaquo;</button><button id="last">&raquo;</button></span>
 </div>
 <div id="plots"></div>
 <div id="list"></div>
@@ -180,24 +300,39 @@ body { font: 14px system-ui, sans-serif; margin: 12px; background: #fafafa; }
 <script>
 "use strict";
 const DATA = JSON.parse(document.getElementById("qa-data").textContent);
-const decisions = {};
+const C = DATA.columns;
+const N = C.id.length;
+const FLAGS = Object.keys(DATA.flags);
+const decisions = new Map();  // row (rank - 1) -> action
 const ACTIONS = ["accept", "reject", "box", "ellipse"];
-function fill(id, values) {
+let view = null;  // the rows the filters keep (Int32Array), in rank order
+let page = 0;
+function fill(id, values, labels) {
   const sel = document.getElementById(id);
-  for (const v of values) { const o = document.createElement("option"); o.value = v; o.textContent = v; sel.appendChild(o); }
-  sel.addEventListener("change", render);
+  values.forEach((v, k) => { const o = document.createElement("option"); o.value = v; o.textContent = labels ? labels[k] : v; sel.appendChild(o); });
+  sel.addEventListener("change", () => { applyFilters(); render(); });
+}
+function sortedIndices(names) { return names.map((n, k) => k).sort((a, b) => names[a] < names[b] ? -1 : names[a] > names[b] ? 1 : 0); }
+fill("f-flag", FLAGS);
+const catOrder = sortedIndices(DATA.categories);
+fill("f-category", catOrder.map(k => DATA.categories[k]));
+const seqOrder = sortedIndices(DATA.sequences);
+fill("f-sequence", seqOrder.map(k => DATA.sequences[k]));
+function row(i) {
+  return { rank: i + 1, id: C.id[i], image_id: C.image_id[i], sequence: DATA.sequences[C.sequence[i]],
+    frame_index: C.frame_index[i], track_id: C.track_id[i], category: DATA.categories[C.category[i]],
+    mask_source: DATA.mask_sources[C.mask_source[i]], suspicion: C.suspicion[i],
+    flags: FLAGS.filter((f, k) => C.flags[i] & (1 << k)) };
 }
 for (const p of DATA.plots || []) {
   const img = document.createElement("img"); img.src = p; img.alt = p;
   document.getElementById("plots").appendChild(img);
 }
-fill("f-flag", Object.keys(DATA.flags));
-fill("f-category", [...new Set(DATA.objects.map(o => o.category))].sort());
-fill("f-sequence", [...new Set(DATA.objects.map(o => o.sequence))].sort());
 function box2maskDecisions() {
-  const list = DATA.objects.filter(o => decisions[o.id]).map(o => ({
+  const rows = [...decisions.keys()].sort((a, b) => a - b);
+  const list = rows.map(i => { const o = row(i); return {
     id: o.id, image_id: o.image_id, sequence: o.sequence, frame_index: o.frame_index,
-    track_id: o.track_id, category: o.category, action: decisions[o.id] }));
+    track_id: o.track_id, category: o.category, action: decisions.get(i) }; });
   const out = { source: DATA.source, decisions: list };
   out[DATA.format_key] = 1;
   return JSON.stringify(out, null, 1);
@@ -206,13 +341,22 @@ window.box2maskDecisions = box2maskDecisions;
 function updateExport() {
   const a = document.getElementById("export");
   a.href = "data:application/json;charset=utf-8," + encodeURIComponent(box2maskDecisions());
-  document.getElementById("decided").textContent = Object.keys(decisions).length + " decided";
+  document.getElementById("decided").textContent = decisions.size + " decided";
 }
-function card(o) {
+function card(i) {
+  const o = row(i);
   const d = document.createElement("div");
-  d.className = "card" + (decisions[o.id] ? " " + decisions[o.id] : "");
+  d.className = "card" + (decisions.has(i) ? " " + decisions.get(i) : "");
   d.dataset.id = o.id;
-  if (o.thumb) { const img = document.createElement("img"); img.src = o.thumb; img.alt = "object " + o.id; d.appendChild(img); }
+  d.dataset.rank = o.rank;
+  if (i < DATA.thumbs.length && DATA.thumbs[i]) {
+    const img = document.createElement("img"); img.src = "thumbs/" + String(o.rank).padStart(6, "0") + ".png";
+    img.alt = "object " + o.id; d.appendChild(img);
+  } else {
+    const t = document.createElement("div"); t.className = "nothumb";
+    t.textContent = i < DATA.thumbs.length ? "no picture (image unreadable)" : "no picture (past --html-top)";
+    d.appendChild(t);
+  }
   const m = document.createElement("div"); m.className = "meta";
   m.textContent = "#" + o.rank + " id " + o.id + " · " + o.category + " · " + o.sequence +
     " f" + o.frame_index + " t" + o.track_id + " · " + o.mask_source + " · " + o.suspicion.toFixed(3);
@@ -220,28 +364,54 @@ function card(o) {
   const f = document.createElement("div"); f.className = "flags"; f.textContent = o.flags.join(" "); d.appendChild(f);
   for (const act of ACTIONS) {
     const l = document.createElement("label"); const r = document.createElement("input");
-    r.type = "radio"; r.name = "d-" + o.id; r.value = act; r.checked = decisions[o.id] === act;
-    r.addEventListener("change", () => { decisions[o.id] = act; d.className = "card " + act; updateExport(); });
+    r.type = "radio"; r.name = "d-" + o.rank; r.value = act; r.checked = decisions.get(i) === act;
+    r.addEventListener("change", () => { decisions.set(i, act); d.className = "card " + act; updateExport(); });
     l.appendChild(r); l.appendChild(document.createTextNode(act + " ")); d.appendChild(l);
   }
   return d;
 }
-function render() {
+function applyFilters() {
   const flag = document.getElementById("f-flag").value;
   const cat = document.getElementById("f-category").value;
   const seq = document.getElementById("f-sequence").value;
-  const list = document.getElementById("list");
-  list.replaceChildren();
+  const bit = flag ? 1 << FLAGS.indexOf(flag) : 0;
+  const ci = cat ? DATA.categories.indexOf(cat) : -1;
+  const si = seq ? DATA.sequences.indexOf(seq) : -1;
+  page = 0;
+  if (!bit && ci < 0 && si < 0) { view = null; return; }
+  const keep = new Int32Array(N);
   let n = 0;
-  for (const o of DATA.objects) {
-    if (flag && !o.flags.includes(flag)) continue;
-    if (cat && o.category !== cat) continue;
-    if (seq && o.sequence !== seq) continue;
-    list.appendChild(card(o)); n++;
+  const F = C.flags, K = C.category, S = C.sequence;
+  for (let i = 0; i < N; i++) {
+    if (bit && !(F[i] & bit)) continue;
+    if (ci >= 0 && K[i] !== ci) continue;
+    if (si >= 0 && S[i] !== si) continue;
+    keep[n++] = i;
   }
-  document.getElementById("count").textContent = n + " shown of " + DATA.objects.length +
-    " (" + DATA.objects_total + " objects in the output, most suspicious first)";
+  view = keep.subarray(0, n);
 }
+function shown() { return view === null ? N : view.length; }
+function pages() { return Math.max(1, Math.ceil(shown() / DATA.page_size)); }
+function render() {
+  const list = document.getElementById("list");
+  const total = shown();
+  page = Math.min(Math.max(page, 0), pages() - 1);
+  const start = page * DATA.page_size, end = Math.min(total, start + DATA.page_size);
+  const cards = document.createDocumentFragment();
+  for (let k = start; k < end; k++) cards.appendChild(card(view === null ? k : view[k]));
+  list.replaceChildren(cards);
+  document.getElementById("page").value = page + 1;
+  document.getElementById("pages").textContent = pages();
+  document.getElementById("count").textContent = (total ? (start + 1) + "-" + end : "0") + " of " +
+    total + " shown (" + N + " of " + DATA.objects_total + " objects in the output, most suspicious first)";
+}
+function go(p) { page = p; render(); window.scrollTo(0, 0); }
+document.getElementById("first").addEventListener("click", () => go(0));
+document.getElementById("prev").addEventListener("click", () => go(page - 1));
+document.getElementById("next").addEventListener("click", () => go(page + 1));
+document.getElementById("last").addEventListener("click", () => go(pages() - 1));
+document.getElementById("page").addEventListener("change", e => go((parseInt(e.target.value, 10) || 1) - 1));
+window.box2maskPage = go;
 render();
 updateExport();
 </script>

@@ -1,4 +1,4 @@
-"""``box2mask qa``: read an output, rank its objects, write ``qa.json`` and ``qa.csv``.
+"""``box2mask qa``: read an output frame by frame, rank its objects, write ``qa.json`` and ``qa.csv``.
 
 An output is a job folder (``<out>/annotations.json`` and
 ``<out>/.box2mask/job.json``) or a COCO file; a COCO file beside a job's
@@ -7,50 +7,95 @@ geometry (``crop_size``, ``context``, ``window``), the model (``fallback``)
 and the dataset root the images' ``file_name`` is relative to (the image
 signal); without it box2mask's defaults apply and the image signal needs
 ``image_root``.
+
+Memory does not grow with the number of objects (issue 28): a finished job is
+read through its parts (:class:`~box2mask.job.JobFolder`), a COCO file through
+an on-disk index (:class:`~box2mask.cocofile.CocoFile`); each sequence is
+scored frame by frame (:mod:`box2mask.qa.stream`), on the executors when
+``workers > 1``; the ranked rows are sorted on disk (:mod:`box2mask.qa.ranking`)
+and merged into qa.json, qa.csv and the review page's data in one pass. The
+score is the same function of the same signals (:mod:`box2mask.qa.score`).
+
+qa.json holds one ranked object per line; :func:`iter_ranked` reads them back one
+at a time (the per-object rows a plot or a notebook consumes without holding
+the list).
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from box2mask.errors import UsageError
 from box2mask.io import atomic_open
-from box2mask.job import read_job_file
+from box2mask.job import JobFolder, read_job_file
 from box2mask.layout import COCO_NAME
-from box2mask.qa.score import DEFAULT, FLAGS, Calibration, flags, logit, suspicion
-from box2mask.qa.signals import CropGeometry, ObjectSignals, signals
+from box2mask.qa.ranking import merge_runs
+from box2mask.qa.score import DEFAULT, FLAGS, Calibration
+from box2mask.qa.signals import CropGeometry, ObjectSignals
+from box2mask.qa.stream import (
+    CSV_HEAD,
+    SIGNAL_COLUMNS,
+    Settings,
+    SourceSpec,
+    Task,
+    TaskResult,
+    run_task,
+)
 
 QA_JSON = "qa.json"
 QA_CSV = "qa.csv"
+#: frames per task: consecutive sequences are grouped until a task has this many
+TASK_FRAMES = 200
 
-#: signal columns of qa.csv / qa.json, in order
-SIGNAL_COLUMNS = (
-    "score", "box_area", "aspect", "area", "area_ratio", "box_iou", "outside", "components",
-    "fragment", "touches_crop", "at_image_edge", "nested", "box_overlap", "mask_overlap",
-    "fallback", "image_disagreement", "prev_iou", "next_iou", "track_iou",
-)  # fmt: skip
+__all__ = [
+    "QA_CSV",
+    "QA_JSON",
+    "SIGNAL_COLUMNS",
+    "Output",
+    "QAReport",
+    "iter_ranked",
+    "open_output",
+    "run_qa",
+]
 
 
 @dataclass
 class Output:
-    """A COCO output and, when it belongs to a job, the job's saved state."""
+    """A job or COCO file to rank: where its frames come from and its job's saved state.
+
+    Attributes:
+        coco_path: the COCO file (a job's ``annotations.json``).
+        job_dir: the job folder (``None`` for a bare COCO file).
+        job: the job's ``job.json`` (empty without one).
+        parts: the job is read through its parts (a finished job with parts); else the
+            COCO file is indexed on disk when :func:`run_qa` reads it.
+    """
 
     coco_path: Path
-    coco: dict[str, Any]
     job_dir: Path | None = None
     job: dict[str, Any] = field(default_factory=dict)
+    parts: bool = False
 
     @property
     def identity(self) -> dict[str, Any]:
         return dict(self.job.get("identity", {}))
 
 
-def load_output(path: Path | str) -> Output:
-    """A job folder or a COCO file (see the module docstring)."""
+def open_output(path: Path | str) -> Output:
+    """A job folder or a COCO file (see the module docstring); nothing is read yet but
+    ``job.json``.
+
+    Raises:
+        UsageError: no such file or folder, a folder without ``annotations.json``, an
+            unreadable ``job.json``.
+    """
     path = Path(path)
     if path.is_dir():
         coco_path = path / COCO_NAME
@@ -63,139 +108,251 @@ def load_output(path: Path | str) -> Output:
         coco_path, job_dir = path, path.parent
     else:
         raise UsageError(f"--job {path}: no such job folder or COCO file")
-    try:
-        coco = json.loads(coco_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--job {coco_path}: not readable JSON ({exc})") from None
-    if not isinstance(coco, dict) or not isinstance(coco.get("annotations"), list):
-        raise UsageError(f"--job {coco_path}: not a COCO JSON (no annotations list)")
     # an unreadable job.json: JobFileError, a UsageError naming it
     job = read_job_file(job_dir, missing_ok=True) if job_dir is not None else None
     if job is None:
         job, job_dir = {}, path if path.is_dir() else None
-    return Output(coco_path, coco, job_dir, job)
-
-
-@dataclass
-class RankedObject:
-    rank: int
-    suspicion: float
-    logit: float
-    flags: list[str]
-    signals: ObjectSignals
-
-    def as_dict(self) -> dict[str, Any]:
-        s = self.signals.as_dict()
-        keys = ("id", "image_id", "file_name", "sequence", "frame_index", "track_id",
-                "category", "mask_source", "prompt_box")  # fmt: skip
-        head = {k: s.pop(k) for k in keys}
-        return {
-            "rank": self.rank,
-            **head,
-            "suspicion": round(self.suspicion, 6),
-            "flags": self.flags,
-            "signals": {k: _round(s[k]) for k in SIGNAL_COLUMNS},
-        }
-
-
-def _round(v: Any) -> Any:
-    if isinstance(v, float):
-        return round(v, 5)
-    return v
+    parts = False
+    if path.is_dir() and job:
+        folder = JobFolder(path)
+        # the parts are what annotations.json is assembled from once the job is finished
+        parts = folder.finished and not folder.pending and bool(folder.sequences)
+    return Output(coco_path, job_dir, job, parts)
 
 
 @dataclass
 class QAReport:
+    """What :func:`run_qa` found (the objects themselves are in the files it wrote).
+
+    Attributes:
+        objects: the number of objects ranked.
+        top: the first ranked rows (qa.json's records), most suspicious first.
+        flag_counts: objects per flag.
+        paths: qa.json, qa.csv (and the page's index.html when asked).
+        exact: with ``exact``: every object's unrounded signals and log-odds, ranked
+            (``--gt-dataset`` scores the flags with them); else empty.
+    """
+
     source: Path
     model: str | None
-    objects: list[RankedObject]
     image_root: Path | None
     unread_images: int
     calibration: str
+    objects: int
+    flag_counts: dict[str, int]
+    top: list[dict[str, Any]]
+    paths: list[Path] = field(default_factory=list)
+    page: Path | None = None
+    exact: list[tuple[ObjectSignals, float]] = field(default_factory=list)
+    frames: int = 0
 
-    def flag_counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(FLAGS, 0)
-        for o in self.objects:
-            for f in o.flags:
-                counts[f] += 1
-        return counts
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": str(self.source),
-            "model": self.model,
-            "calibration": self.calibration,
-            "image_root": None if self.image_root is None else str(self.image_root),
-            "unread_images": self.unread_images,
-            "objects": len(self.objects),
-            "flags": FLAGS,
-            "flag_counts": self.flag_counts(),
-            "ranked": [o.as_dict() for o in self.objects],
-        }
+def _tasks(output: Output, spec: SourceSpec, scratch: str, settings: Settings, coco: Any
+           ) -> tuple[list[Task], int]:  # fmt: skip
+    """Consecutive sequences grouped into tasks of about :data:`TASK_FRAMES` frames, and
+    the number of frames."""
+    if output.parts:
+        folder = JobFolder(output.job_dir)  # type: ignore[arg-type]
+        sizes = [(s, len(folder.frame_indices(s))) for s in folder.sequences]
+    else:
+        sizes = coco.sequence_sizes()
+    tasks: list[Task] = []
+    group: list[tuple[int, str]] = []
+    in_group = frames = 0
+    for rank, (seq, n) in enumerate(sizes):
+        group.append((rank, seq))
+        in_group += n
+        frames += n
+        if in_group >= TASK_FRAMES:
+            tasks.append(Task(spec, tuple(group), scratch, settings))
+            group, in_group = [], 0
+    if group:
+        tasks.append(Task(spec, tuple(group), scratch, settings))
+    return tasks, frames
 
 
 def run_qa(
     output: Output,
+    dest: Path,
     *,
     image_root: Path | None = None,
     images: bool = True,
     cal: Calibration = DEFAULT,
+    workers: int = 1,
+    executor: str = "auto",
+    ray_address: str | None = None,
+    top: int = 10,
+    html: Path | None = None,
+    html_top: int = 1000,
+    html_plots: Sequence[str] = (),
+    exact: bool = False,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> QAReport:
-    """Signals, score and flags of every object of ``output``, most suspicious first.
+    """Signals, score and flags of every object of ``output``, most suspicious first, into
+    ``dest/qa.json`` and ``dest/qa.csv`` (and the review page into ``html``).
 
     Args:
-        output: from :func:`load_output`.
-        image_root: where the images' ``file_name`` is relative to (default:
-            the job's dataset root).
+        output: from :func:`open_output`.
+        dest: the folder for qa.json and qa.csv (made if missing); the temporary files
+            of the ranking go there too, and are deleted.
+        image_root: where the images' ``file_name`` is relative to (default: the job's
+            dataset root).
         images: read the images for the image signal.
         cal: the calibration of the score.
+        workers, executor, ray_address: where the sequences are scored
+            (:func:`box2mask.executors.tasks.map_tasks`); the result is the same.
+        top: ranked rows kept in :attr:`QAReport.top`.
+        html, html_top: write the review page there, thumbnails for the ``html_top``
+            most suspicious objects, and ``html_plots`` (PNG paths relative to ``html``,
+            drawn by the caller) above the cards.
+        exact: keep every object's unrounded signals (:attr:`QAReport.exact`).
+        progress: ``progress(frames_done, frames_total, objects_done)``.
     """
+    from box2mask.executors.tasks import map_tasks
+
     ident = output.identity
     root = image_root
     if root is None and ident.get("root"):
         root = Path(ident["root"])
     if not images:
         root = None
-    geom = CropGeometry.from_identity(ident)
-    try:
-        sig, unread = signals(output.coco, geom, model=ident.get("model"), image_root=root)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"--job {output.coco_path}: {exc}") from None
-    scored = [(suspicion(s, cal), logit(s, cal), s) for s in sig]
-    # most suspicious first; ties by annotation order
-    order = sorted(range(len(scored)), key=lambda k: (-scored[k][1], k))
-    ranked = [
-        RankedObject(r + 1, scored[k][0], scored[k][1], flags(scored[k][2]), scored[k][2])
-        for r, k in enumerate(order)
-    ]
-    return QAReport(output.coco_path, ident.get("model"), ranked, root, unread, cal.source)
-
-
-def write_reports(report: QAReport, dest: Path) -> list[Path]:
-    """``dest/qa.json`` and ``dest/qa.csv`` (atomically); returns their paths."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    settings = Settings(
+        CropGeometry.from_identity(ident), ident.get("model"),
+        None if root is None else str(root), cal, exact,
+    )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix=".qa-", dir=dest))
+        coco = None
+        if output.parts:
+            spec = SourceSpec("job", str(output.job_dir))
+        else:
+            from box2mask.cocofile import CocoFile
+
+            coco = stack.enter_context(CocoFile(output.coco_path, "--job", Path(scratch)))
+            bad = coco.orphans()
+            if bad is not None:
+                raise UsageError(
+                    f"--job {output.coco_path}: annotation id {bad[0]}: no image with id {bad[1]}"
+                )
+            spec = SourceSpec("file", str(output.coco_path), coco.index)
+        tasks, total = _tasks(output, spec, scratch, settings, coco)
+        done = [0, 0]
+
+        def tick(frames: int, objects: int) -> None:
+            done[0] += frames
+            done[1] += objects
+            if progress is not None:
+                progress(done[0], total, done[1])
+
+        results: list[TaskResult] = []
+        try:
+            for res in map_tasks(run_task, tasks, workers=workers, executor=executor,
+                                 progress=tick, ray_address=ray_address):  # fmt: skip
+                results.append(res)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"--job {output.coco_path}: {exc}") from None
+        counts: Counter[str] = Counter()
+        for r in results:
+            counts.update(r.flag_counts)
+        flag_counts = {k: counts.get(k, 0) for k in FLAGS}
+        n_objects = sum(r.objects for r in results)
+        report = QAReport(
+            output.coco_path, ident.get("model"), root, sum(r.unread for r in results),
+            cal.source, n_objects, flag_counts, [], frames=sum(r.frames for r in results),
+        )  # fmt: skip
+        offsets = _offsets(results) if output.parts else None
+        page = None
+        if html is not None:
+            from box2mask.qa.html import PageWriter
+
+            page = stack.enter_context(PageWriter(html, output, report, scratch, html_top, html_plots))
+        runs = [p for r in results for p in r.runs]
+        _write(report, dest, merge_runs(runs, scratch), offsets, top, page, exact)
+        if page is not None:
+            report.page = page.finish(spec, root, offsets)
+    return report
+
+
+def _offsets(results: list[TaskResult]) -> dict[int, tuple[int, int]]:
+    """A job's ``{unit: (annotations before it, images before it)}``: its ids are 1.. in
+    dataset order, as its annotations.json gives them."""
+    units = sorted(u for r in results for u in r.units)
+    out: dict[int, tuple[int, int]] = {}
+    a = i = 0
+    for rank, n_ann, n_img in units:
+        out[rank] = (a, i)
+        a += n_ann
+        i += n_img
+    return out
+
+
+def _write(
+    report: QAReport,
+    dest: Path,
+    lines: Iterator[str],
+    offsets: dict[int, tuple[int, int]] | None,
+    top: int,
+    page: Any,
+    exact: bool,
+) -> None:
+    """qa.json and qa.csv (atomically) from the merged run lines, in one pass."""
     jp, cp = dest / QA_JSON, dest / QA_CSV
-    with atomic_open(jp) as fh:
-        json.dump(report.to_dict(), fh, indent=1)
-        fh.write("\n")
-    head = ["rank", "id", "image_id", "file_name", "sequence", "frame_index", "track_id",
-            "category", "mask_source", "suspicion", "flags", *SIGNAL_COLUMNS]  # fmt: skip
-    with atomic_open(cp) as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(head)
-        for o in report.objects:
-            d = o.as_dict()
-            row = [d[k] for k in head[:9]] + [d["suspicion"], " ".join(d["flags"])]
-            cells = row + ["" if d["signals"][k] is None else d["signals"][k]
-                           for k in SIGNAL_COLUMNS]  # fmt: skip
-            w.writerow([_csv_text(v) for v in cells])
-    return [jp, cp]
+    head = {
+        "source": str(report.source),
+        "model": report.model,
+        "calibration": report.calibration,
+        "image_root": None if report.image_root is None else str(report.image_root),
+        "unread_images": report.unread_images,
+        "objects": report.objects,
+        "flags": FLAGS,
+        "flag_counts": report.flag_counts,
+    }
+    with atomic_open(jp) as jf, atomic_open(cp) as cf:
+        jf.write(json.dumps(head)[:-1] + ', "ranked": [')
+        cf.write(",".join(CSV_HEAD) + "\n")
+        for rank, line in enumerate(lines, start=1):
+            _key, unit, aid, iid, rest, cells, pg, ex = line.rstrip("\n").split("\t")
+            aid_n, iid_n = int(aid), int(iid)
+            if offsets is not None:
+                a0, i0 = offsets[int(unit)]
+                aid_n, iid_n = aid_n + a0, iid_n + i0
+            record = f'{{"rank": {rank}, "id": {aid_n}, "image_id": {iid_n}, {rest}'
+            jf.write(("\n" if rank == 1 else ",\n") + record)
+            cf.write(f"{rank},{aid_n},{iid_n},{json.loads(cells)}\n")
+            if rank <= top:
+                report.top.append(json.loads(record))
+            if page is not None:
+                page.add(rank, aid_n, iid_n, pg, rest)
+            if exact:
+                d = json.loads(ex)
+                z = d.pop("logit")
+                d["id"], d["image_id"] = aid_n, iid_n
+                report.exact.append((ObjectSignals(**d), z))
+        jf.write("\n]}\n")
+    report.paths += [jp, cp]
 
 
-def _csv_text(value: Any) -> Any:
-    """A CSV cell: a name holding lone surrogates (a file name's undecodable bytes, a JSON
-    ``\\udcff``) is written with them as ``\\udcff`` text; UTF-8 cannot hold them."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    return value
+def iter_ranked(path: Path | str) -> Iterator[dict[str, Any]]:
+    """The ranked records of a qa.json, most suspicious first, one at a time (``rank``,
+    ``id``, ..., ``suspicion``, ``flags``, ``signals``): what a plot of qa's output reads
+    without holding the list."""
+    import ijson
+
+    done = 0
+    try:
+        with open(path, "rb") as fh:
+            for rec in ijson.items(fh, "ranked.item", use_float=True):
+                yield rec
+                done += 1
+        return
+    except UnicodeDecodeError:
+        # a "\udcff" escape (an undecodable byte of a file name, as Python writes it) is
+        # refused by the C parser; the Python parser reads it as json does: go on with it
+        pass
+    with open(path, "rb") as fh:
+        items = ijson.get_backend("python").items(fh, "ranked.item", use_float=True)
+        for k, rec in enumerate(items):
+            if k >= done:
+                yield rec

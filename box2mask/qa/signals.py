@@ -36,7 +36,7 @@ geometry of the job): no image, no ground truth. Per annotation:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ import numpy as np
 from box2mask.consistency import aligned_iou, annotation_box
 from box2mask.geometry import window_for_box
 from box2mask.masks import MaskBlock, decode
-from box2mask.qa.image import image_disagreement, read_lab
+from box2mask.qa.image import image_disagreement, read_image
 
 #: mask sources whose ``score`` is a constant 1.0, not an estimate (writers/coco.output_score)
 UNSCORED_SOURCES = frozenset({"box", "ellipse", "obb"})
@@ -146,7 +146,9 @@ def _touches_window(
     # the window's border lines that lie inside the frame
     edges_x = [x for x in (wx0, wx1 - 1) if 0 <= x < fw]
     edges_y = [y for y in (wy0, wy1 - 1) if 0 <= y < fh]
-    px = blk.pixels()
+    if blk.data is None:  # a filled rectangle: every row and column inside it is set
+        return any(x1 <= x < x2 for x in edges_x) or any(y1 <= y < y2 for y in edges_y)
+    px = blk.data
     on_x = any(x1 <= x < x2 and px[:, x - blk.left].any() for x in edges_x)
     return on_x or any(y1 <= y < y2 and px[y - blk.top, :].any() for y in edges_y)
 
@@ -168,10 +170,13 @@ def object_signals(
     source = str(ann.get("mask_source", "unknown"))
     raw_score = ann.get("score")
     score = None if raw_score is None or source in UNSCORED_SOURCES else float(raw_score)
-    if area:
+    if area and blk.data is None:  # a filled rectangle (a box fill): one piece
+        components, fragment = 1, 0.0
+    if area and blk.data is not None:
         n, labels = cv2.connectedComponents(blk.pixels().astype(np.uint8), connectivity=8)
         sizes = np.bincount(labels.ravel())[1:]
         components, fragment = int(n - 1), float(1.0 - sizes.max() / area)
+    if area:
         inside = _pixels_in_box(blk, tuple(box))  # type: ignore[arg-type]
         tight = tuple(float(v) for v in blk.xyxy())
         box_iou = _box_iou(tight, tuple(box))  # type: ignore[arg-type]
@@ -250,6 +255,89 @@ def _crowding(frame: list[ObjectSignals], blocks: list[MaskBlock]) -> None:
         s.mask_overlap = int(np.count_nonzero(claimed & mine)) / max(blocks[i].area, 1)
 
 
+def frame_signals(
+    image: Mapping[str, Any],
+    anns: Sequence[Mapping[str, Any]],
+    categories: Sequence[str],
+    geom: CropGeometry,
+    *,
+    model: str | None = None,
+    bgr: np.ndarray | None = None,
+) -> tuple[list[ObjectSignals], list[MaskBlock]]:
+    """The frame-local signals of one frame's objects (no track signals), and their masks.
+
+    Args:
+        image: the frame's COCO image (``id``, ``height``, ``width``, ``file_name``,
+            ``sequence``, ``frame_index``).
+        anns: its annotations (``id``, ``image_id``, ``segmentation``, ``prompt_box`` or
+            ``bbox``, ``score``, ``mask_source``, ``track_id``).
+        categories: each annotation's category name.
+        geom: the crop geometry of the job.
+        model: the job's model name (for ``fallback``).
+        bgr: the frame's image (``(H, W, 3)`` uint8 BGR) for the image signal; ``None``:
+            none.
+
+    Returns:
+        The signals in annotation order, and each one's mask (frame pixels, tight).
+    """
+    hw = (int(image["height"]), int(image["width"]))
+    out: list[ObjectSignals] = []
+    blocks: list[MaskBlock] = []
+    for ann, cat in zip(anns, categories, strict=True):
+        blk = decode(ann.get("segmentation"), hw)
+        sig = object_signals(ann, image, cat, geom, blk)
+        sig.fallback = _fallback(model, sig.mask_source, sig.prompt_box)
+        out.append(sig)
+        blocks.append(blk)
+    _crowding(out, blocks)
+    if bgr is not None:
+        for k, ann in enumerate(anns):
+            if blocks[k].area:
+                out[k].image_disagreement = image_disagreement(bgr, blocks[k], annotation_box(ann))
+    return out, blocks
+
+
+class TrackLinks:
+    """The track signals of one sequence, frame by frame: ``prev_iou`` / ``next_iou``.
+
+    Holds the last mask of each live track (the previous annotated frame of the
+    track, whatever the gap), never more: an object is *done* when its track's
+    next annotated frame has given its ``next_iou``, or when the sequence ends.
+    Objects without a track id are done at once.
+    """
+
+    def __init__(self) -> None:
+        self.live: dict[int, tuple[MaskBlock, list[float], ObjectSignals]] = {}
+
+    def add(
+        self,
+        sig: ObjectSignals,
+        block: MaskBlock,
+        box_xyxy: list[float],
+        frame_hw: tuple[int, int],
+    ) -> list[ObjectSignals]:
+        """Add the next object of the sequence (frames in order, objects in frame order);
+        returns the objects that are done."""
+        if sig.track_id is None:
+            return [sig]
+        done = []
+        prev = self.live.get(sig.track_id)
+        if prev is not None:
+            pblk, pbox, psig = prev
+            iou = aligned_iou(pblk, pbox, block, box_xyxy, frame_hw)
+            sig.prev_iou = iou
+            psig.next_iou = iou
+            done.append(psig)
+        self.live[sig.track_id] = (block, box_xyxy, sig)
+        return done
+
+    def close(self) -> list[ObjectSignals]:
+        """The sequence ended: every live track's last object is done."""
+        done = [v[2] for v in self.live.values()]
+        self.live.clear()
+        return done
+
+
 def signals(
     coco: Mapping[str, Any],
     geom: CropGeometry | None = None,
@@ -257,7 +345,11 @@ def signals(
     model: str | None = None,
     image_root: Path | None = None,
 ) -> tuple[list[ObjectSignals], int]:
-    """The signals of every annotation of a COCO dict, in annotation order.
+    """The signals of every annotation of a COCO dict held in memory, in annotation order.
+
+    For small files (the calibration benchmark, tests); ``box2mask qa`` streams a job
+    frame by frame instead (:mod:`box2mask.qa.stream`) with the same functions
+    (:func:`frame_signals`, :class:`TrackLinks`), so both give the same signals.
 
     Args:
         coco: ``images``, ``annotations``, ``categories`` (a ``box2mask convert`` output
@@ -274,60 +366,40 @@ def signals(
     images = {im["id"]: im for im in coco.get("images", [])}
     cats = {c["id"]: str(c["name"]) for c in coco.get("categories", [])}
     anns = list(coco.get("annotations", []))
-    out: list[ObjectSignals] = []
-    blocks: list[MaskBlock] = []
-    hws: list[tuple[int, int]] = []
     by_image: dict[Any, list[int]] = {}
     for k, ann in enumerate(anns):
-        im = images.get(ann.get("image_id"))
-        if im is None:
+        if ann.get("image_id") not in images:
             raise ValueError(
                 f"annotation id {ann.get('id')}: no image with id {ann.get('image_id')}"
             )
-        hw = (int(im["height"]), int(im["width"]))
-        blk = decode(ann.get("segmentation"), hw)
-        blocks.append(blk)
-        hws.append(hw)
-        cat = cats.get(ann.get("category_id"), str(ann.get("category_id")))
-        sig = object_signals(ann, im, cat, geom, blk)
-        sig.fallback = _fallback(model, sig.mask_source, sig.prompt_box)
-        out.append(sig)
         by_image.setdefault(ann["image_id"], []).append(k)
+    out: list[ObjectSignals | None] = [None] * len(anns)
+    placed: dict[int, tuple[MaskBlock, list[float], tuple[int, int]]] = {}
     unread = 0
     for iid, ks in by_image.items():
-        _crowding([out[k] for k in ks], [blocks[k] for k in ks])
-        if image_root is None:
-            continue
-        lab = read_lab(Path(image_root) / str(images[iid].get("file_name", "")))
-        if lab is None:
-            unread += 1
-            continue
-        for k in ks:
-            if blocks[k].area:
-                out[k].image_disagreement = image_disagreement(
-                    lab, blocks[k], annotation_box(anns[k])
-                )
-    _track_signals(out, blocks, hws, anns)
-    return out, unread
-
-
-def _track_signals(
-    sig: list[ObjectSignals],
-    blocks: list[MaskBlock],
-    hws: list[tuple[int, int]],
-    anns: Iterable[Mapping[str, Any]],
-) -> None:
-    """Fill ``prev_iou`` / ``next_iou`` along each ``(sequence, track_id)``."""
-    anns = list(anns)
+        im = images[iid]
+        bgr = None
+        if image_root is not None:
+            bgr = read_image(Path(image_root) / str(im.get("file_name", "")))
+            if bgr is None:
+                unread += 1
+        frame_anns = [anns[k] for k in ks]
+        names = [cats.get(a.get("category_id"), str(a.get("category_id"))) for a in frame_anns]
+        sig, blocks = frame_signals(im, frame_anns, names, geom, model=model, bgr=bgr)
+        hw = (int(im["height"]), int(im["width"]))
+        for j, k in enumerate(ks):
+            out[k] = sig[j]
+            placed[k] = (blocks[j], annotation_box(anns[k]), hw)
+    # tracks: each (sequence, track id) in frame order (stable: annotation order)
     tracks: dict[tuple[str, int], list[int]] = {}
-    for k, s in enumerate(sig):
+    for k, s in enumerate(out):
+        assert s is not None
         if s.track_id is not None:
             tracks.setdefault((s.sequence, s.track_id), []).append(k)
     for ks in tracks.values():
-        ks.sort(key=lambda k: sig[k].frame_index)
-        for a, b in zip(ks, ks[1:], strict=False):
-            iou = aligned_iou(
-                blocks[a], annotation_box(anns[a]), blocks[b], annotation_box(anns[b]), hws[b]
-            )
-            sig[b].prev_iou = iou
-            sig[a].next_iou = iou
+        ks.sort(key=lambda k: out[k].frame_index)  # type: ignore[union-attr]
+        links = TrackLinks()
+        for k in ks:
+            blk, box, hw = placed[k]
+            links.add(out[k], blk, box, hw)  # type: ignore[arg-type]
+    return out, unread  # type: ignore[return-value]
