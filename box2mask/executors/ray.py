@@ -311,6 +311,11 @@ def _connect(ray: Any, address: str | None) -> bool:
             kwargs.pop("include_dashboard")
             ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError) as exc:  # refused, a token missing, other versions
+        if address is None:  # no cluster was named: this machine's own Ray did not come up
+            raise Box2MaskError(
+                f"--executor ray: could not start a local Ray instance on this machine ({exc}); "
+                "start one with `ray start --head` and pass --ray-address auto"
+            ) from None
         raise UsageError(f"{option} {address}: cannot connect to a Ray cluster ({exc})") from None
     finally:
         with contextlib.suppress(ValueError):  # not the main thread: nothing was replaced
