@@ -31,7 +31,7 @@ from box2mask.adapters.base import ADAPTERS, Adapter, Option, SequenceInfo
 
 from box2mask.errors import AnnotationError, DatasetNotFound, UsageError
 from box2mask.ids import whole_id
-from box2mask.masks import decode
+from box2mask.masks import MaskBlock, decode
 from box2mask.types import Frame, GtMaskProvider
 
 log = logging.getLogger("box2mask")
@@ -54,7 +54,13 @@ def category_name(name: str) -> str:
 
 
 def decode_segmentation(seg: Any, image_hw: tuple[int, int]) -> np.ndarray:
-    """A COCO ``segmentation`` as an ``(H, W)`` bool mask (:func:`box2mask.masks.decode`).
+    """A COCO ``segmentation`` as an ``(H, W)`` bool mask (:func:`decode_segmentation_block`)."""
+    return decode_segmentation_block(seg, image_hw).to_array(tuple(image_hw))
+
+
+def decode_segmentation_block(seg: Any, image_hw: tuple[int, int]) -> MaskBlock:
+    """A COCO ``segmentation`` as a block in frame pixels, clipped to the image, at the cost
+    of the object (:func:`box2mask.masks.decode`).
 
     Args:
         seg: polygons (list of flat ``[x0, y0, ...]`` lists), uncompressed RLE
@@ -76,7 +82,7 @@ def decode_segmentation(seg: Any, image_hw: tuple[int, int]) -> np.ndarray:
         block = decode(seg)
     else:
         raise ValueError("segmentation is neither polygons nor RLE")
-    return block.to_array((h, w))
+    return block.clip(0, 0, h, w)
 
 
 @ADAPTERS.register("coco")

@@ -858,26 +858,6 @@ def _eval_task(
     )  # fmt: skip
 
 
-def _decode_block(seg: Any, image_hw: tuple[int, int]) -> MaskBlock:
-    """A COCO ``segmentation`` as a block in frame pixels: the checks of
-    :func:`box2mask.adapters.coco.decode_segmentation` at the cost of the object."""
-    from box2mask.masks import decode
-
-    h, w = image_hw
-    if isinstance(seg, list):
-        polys = [p for p in seg if isinstance(p, list) and len(p) >= 6]
-        if not polys or not all(isinstance(v, int | float) for p in polys for v in p):
-            raise ValueError("polygon segmentation needs lists of at least 3 x, y pairs")
-        block = decode(polys, (h, w))
-    elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
-        if [int(v) for v in seg["size"]] != [h, w]:
-            raise ValueError(f"RLE size {list(seg['size'])} is not the image's {[h, w]}")
-        block = decode(seg)
-    else:
-        raise ValueError("segmentation is neither polygons nor RLE")
-    return block.clip(0, 0, h, w)
-
-
 class PredictionIndex:
     """Predicted masks, found frame by frame: a COCO JSON file or a finished job.
 
@@ -1038,7 +1018,9 @@ class PredictionIndex:
         if not seg:
             return MaskBlock.empty()
         try:
-            return _decode_block(seg, image_hw)
+            from box2mask.adapters.coco import decode_segmentation_block
+
+            return decode_segmentation_block(seg, image_hw)
         except (ValueError, TypeError) as exc:
             raise UsageError(
                 f"--predictions {self.path}: annotation id {ann.get('id')}: bad segmentation ({exc})"
