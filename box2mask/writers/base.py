@@ -154,12 +154,15 @@ class AssembledWriter(Writer):
         raise NotImplementedError
 
     def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
-        path = Path(dest) / self.output
-        self.assemble(assembly, path)
-        return [path]
+        self.assemble(assembly, Path(dest) / self.output)
+        return [Path(dest) / o for o in self.outputs()]
+
+    def split_files(self) -> list[str]:
+        """The files a ``--split`` adds beside :attr:`output` (one per split; none here)."""
+        return []
 
     def outputs(self) -> list[str]:
-        return [self.output]
+        return [self.output, *self.split_files()]
 
 
 class _WriterRegistry(Registry[type[Writer]]):

@@ -182,10 +182,6 @@ class CocoWriter(AssembledWriter):
     def assemble(self, assembly: Assembly, path: Path) -> None:
         write_coco(assembly.parts(), assembly.categories, path, self.ctx.split)
 
-    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
-        super().finalize(assembly, dest)
-        return [Path(dest) / o for o in self.outputs()]
-
-    def outputs(self) -> list[str]:
+    def split_files(self) -> list[str]:
         split = self.ctx.split
-        return [self.output] + ([split_output(s) for s in split.names] if split else [])
+        return [split_output(s) for s in split.names] if split else []

@@ -265,10 +265,6 @@ class YtvisWriter(AssembledWriter):
     def assemble(self, assembly: Assembly, path: Path) -> None:
         write_ytvis(assembly.parts(), assembly.categories, path, self.ctx.split)
 
-    def finalize(self, assembly: Assembly, dest: Path) -> list[Path]:
-        super().finalize(assembly, dest)
-        return [Path(dest) / o for o in self.outputs()]
-
-    def outputs(self) -> list[str]:
+    def split_files(self) -> list[str]:
         split = self.ctx.split
-        return [self.output] + ([split_output(s) for s in split.names] if split else [])
+        return [split_output(s) for s in split.names] if split else []
