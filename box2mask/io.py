@@ -79,6 +79,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` of ``obj`` to ``path`` atomically (a training state: a kill mid-write
+    leaves the previous file whole)."""
+    import io as stdio
+
+    import torch
+
+    buf = stdio.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getbuffer())
+
+
 def atomic_write_json(path: Path, obj: Any, indent: int | None = None) -> None:
     """Write ``obj`` as JSON to ``path`` atomically."""
     text = json.dumps(obj, indent=indent, separators=None if indent else (",", ":"))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import json
 import logging
 import math
@@ -41,7 +40,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from box2mask.adapters.base import Adapter, open_dataset
 from box2mask.errors import Box2MaskError, CheckpointError, JobMismatch, UsageError
-from box2mask.io import sha256_file
+from box2mask.io import atomic_torch_save, sha256_file
 from box2mask.job.corrections import layer_digest
 from box2mask.job.frames import training_frames
 from box2mask.layout import state_dir
@@ -504,17 +503,6 @@ def run_identity(opts: TrainOptions, world: int) -> dict[str, Any]:
     return d
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(buf.getbuffer())
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-
-
 def _open_run(opts: TrainOptions, identity: dict[str, Any]) -> bool:
     """Create or check the run folder; ``True`` if there is a checkpoint to resume."""
     from box2mask.io import atomic_write_json
@@ -961,7 +949,7 @@ def train(
                     best = score if not math.isnan(score) else best
                     save_model(opts.out / "best.safetensors", model, rank,
                                {**meta_base, "epoch": epoch + 1, "val": scores})  # fmt: skip
-                _atomic_torch_save(
+                atomic_torch_save(
                     {
                         "format": STATE_FORMAT,
                         "version": STATE_VERSION,

@@ -26,7 +26,6 @@ import copy
 import json
 import logging
 import math
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -39,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from box2mask.errors import Box2MaskError, JobMismatch, UsageError
-from box2mask.io import atomic_write_json
+from box2mask.io import atomic_torch_save, atomic_write_json
 from box2mask.metrics import QualityAccumulator
 from box2mask.models.lite import checkpoint as lite_ckpt
 from box2mask.models.lite.crops import INPUT_SIDES, frame_input
@@ -281,19 +280,6 @@ def _lr(step: int, opts: LiteTrainOptions) -> float:
     return opts.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
-def _save_state(path: Path, state: dict[str, Any]) -> None:
-    import io
-
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(buf.getbuffer())
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-
-
 def _open_run(opts: LiteTrainOptions, identity: dict[str, Any], overwrite: bool) -> None:
     from box2mask.job import diff_identity, format_diffs
 
@@ -417,8 +403,8 @@ def _train_lite(
     _trim_metrics(out / "metrics.jsonl", step)
 
     def save_state() -> None:
-        _save_state(state_path, {"format": STATE_FORMAT, "net": net.state_dict(), "ema": ema.state_dict(),
-                                 "opt": opt.state_dict(), "step": step, "best": best})  # fmt: skip
+        atomic_torch_save({"format": STATE_FORMAT, "net": net.state_dict(), "ema": ema.state_dict(),
+                           "opt": opt.state_dict(), "step": step, "best": best}, state_path)  # fmt: skip
 
     def record(rec: dict[str, Any]) -> None:
         with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
