@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -29,22 +28,12 @@ from box2mask.cli import commands as _commands  # noqa: F401  (registers the sub
 from box2mask.errors import JobMismatch, UsageError
 from box2mask.split import assign_sequences, make_split, parse_split, track_split
 from tests.data.make_viso_many import make_viso_many
+from tests.test_formats_jobs import tree
 
 FORMATS = "coco,png,ytvis,davis,mots,yolo"
 LENGTHS = (9, 6, 8, 5, 7, 6, 4, 5)  # 8 sequences, 50 frames
 SPLIT = "val=0.25,test=0.125"
 runner = CliRunner()
-
-
-def tree(out: Path) -> dict[str, bytes | str]:
-    """Every output (the job state aside): file bytes, or where a link leads."""
-    got: dict[str, bytes | str] = {}
-    for p in sorted(out.rglob("*")):
-        rel = p.relative_to(out)
-        if rel.parts[0] == ".box2mask" or p.is_dir() and not p.is_symlink():
-            continue
-        got[rel.as_posix()] = f"-> {os.path.realpath(p)}" if p.is_symlink() else p.read_bytes()
-    return got
 
 
 @pytest.fixture(scope="module")
