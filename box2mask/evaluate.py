@@ -1193,7 +1193,7 @@ def _applies(axis: str, model: str, kind: str, needs_image: bool) -> str | None:
         takes = [n for n, s in MODELS.items() if s.hq_token_only]
         return f"hq_token_only applies to {', '.join(takes)} only"
     if axis in ("crop_size", "window", "interpolation") and kind == "crop":
-        return f"{axis}: {model} cuts its own windows (docs/models.md, the lite model)"
+        return f"{axis}: {model} cuts its own windows (docs/lite.md)"
     if axis == "interpolation" and kind != "prompt":
         return f"interpolation: {model} reads the crop at frame resolution (no upsampling)"
     if axis in ("crop_size", "window") and kind != "prompt" and not needs_image:
