@@ -125,15 +125,21 @@ class CocoFile:
     def _items(self, prefix: str) -> Iterator[Any]:
         ijson = _ijson()
         backend = ijson if self._backend is None else ijson.get_backend(self._backend)
-        with open(self.path, "rb") as fh:
-            try:
-                yield from backend.items(fh, prefix, use_float=True)
-            except ijson.JSONError as exc:
-                raise UsageError(f"{self.option} {self.path}: not readable JSON ({exc})") from None
-            except UnicodeDecodeError as exc:
-                if self._backend is None:
-                    raise _Surrogates() from None
-                raise UsageError(f"{self.option} {self.path}: not UTF-8 JSON ({exc})") from None
+        with open(self.path, "rb") as fh, self._parse_errors(ijson):
+            yield from backend.items(fh, prefix, use_float=True)
+
+    @contextlib.contextmanager
+    def _parse_errors(self, ijson: Any) -> Iterator[None]:
+        """ijson's errors as one message naming the file (an escaped lone surrogate, which
+        the C parser refuses: :class:`_Surrogates`, read again with the Python parser)."""
+        try:
+            yield
+        except ijson.JSONError as exc:
+            raise UsageError(f"{self.option} {self.path}: not readable JSON ({exc})") from None
+        except UnicodeDecodeError as exc:
+            if self._backend is None:
+                raise _Surrogates() from None
+            raise UsageError(f"{self.option} {self.path}: not UTF-8 JSON ({exc})") from None
 
     def _index(self) -> None:
         self._backend: str | None = None
@@ -207,28 +213,21 @@ class CocoFile:
         ijson = _ijson()
         backend = ijson if self._backend is None else ijson.get_backend(self._backend)
         seen: set[str] = set()
-        with open(self.path, "rb") as fh:
-            try:
-                for k, (prefix, event, _value) in enumerate(backend.parse(fh)):
-                    if k == 0 and event != "start_map":
-                        raise UsageError(f"{self.option} {self.path}: not a COCO JSON object")
-                    if prefix in ("images", "annotations") and event in (
-                        "start_array", "start_map", "string", "number", "boolean", "null",
-                    ):  # fmt: skip
-                        if event != "start_array":
-                            raise UsageError(
-                                f"{self.option} {self.path}: not a COCO JSON ({prefix} is not a "
-                                "list)"
-                            )
-                        seen.add(prefix)
-                        if {"images", "annotations"} <= seen:
-                            return
-            except ijson.JSONError as exc:
-                raise UsageError(f"{self.option} {self.path}: not readable JSON ({exc})") from None
-            except UnicodeDecodeError as exc:
-                if self._backend is None:
-                    raise _Surrogates() from None
-                raise UsageError(f"{self.option} {self.path}: not UTF-8 JSON ({exc})") from None
+        with open(self.path, "rb") as fh, self._parse_errors(ijson):
+            for k, (prefix, event, _value) in enumerate(backend.parse(fh)):
+                if k == 0 and event != "start_map":
+                    raise UsageError(f"{self.option} {self.path}: not a COCO JSON object")
+                if prefix in ("images", "annotations") and event in (
+                    "start_array", "start_map", "string", "number", "boolean", "null",
+                ):  # fmt: skip
+                    if event != "start_array":
+                        raise UsageError(
+                            f"{self.option} {self.path}: not a COCO JSON ({prefix} is not a "
+                            "list)"
+                        )
+                    seen.add(prefix)
+                    if {"images", "annotations"} <= seen:
+                        return
         missing = [k for k in ("images", "annotations") if k not in seen]
         raise UsageError(
             f"{self.option} {self.path}: not a COCO JSON (no {' or '.join(missing)} list)"

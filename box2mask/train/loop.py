@@ -505,32 +505,12 @@ def run_identity(opts: TrainOptions, world: int) -> dict[str, Any]:
 
 def _open_run(opts: TrainOptions, identity: dict[str, Any]) -> bool:
     """Create or check the run folder; ``True`` if there is a checkpoint to resume."""
-    from box2mask.io import atomic_write_json
-    from box2mask.job import diff_identity, format_diffs
+    from box2mask.train.run_folder import open_run_folder
 
-    out = opts.out
-    run_file = out / "run.json"
-    if opts.overwrite:
-        for name in ("run.json", "checkpoint.pt", "metrics.jsonl", "metrics.csv",
-                     "best.safetensors", "model.safetensors"):  # fmt: skip
-            (out / name).unlink(missing_ok=True)
-    if run_file.is_file():
-        try:
-            saved = json.loads(run_file.read_text(encoding="utf-8"))["identity"]
-        except (json.JSONDecodeError, KeyError) as exc:
-            raise JobMismatch(
-                f"{run_file} is not a box2mask training run ({exc}); use --overwrite"
-            ) from None
-        diffs = diff_identity(saved, identity)
-        if diffs:
-            raise JobMismatch(
-                f"run folder {out} holds a run with other options ({format_diffs(diffs, 'run has')}); "
-                "use the same options to resume, another --out, or --overwrite"
-            )
-        return (out / "checkpoint.pt").is_file()
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_file, {"identity": identity, "created": time.time()}, indent=2)
-    return False
+    files = ("run.json", "checkpoint.pt", "metrics.jsonl", "metrics.csv", "best.safetensors",
+             "model.safetensors")  # fmt: skip
+    held = open_run_folder(opts.out, identity, files, opts.overwrite, "box2mask training run")
+    return held and (opts.out / "checkpoint.pt").is_file()
 
 
 class MetricsLog:

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from box2mask.errors import Box2MaskError, JobMismatch, UsageError
-from box2mask.io import atomic_torch_save, atomic_write_json
+from box2mask.io import atomic_torch_save
 from box2mask.metrics import QualityAccumulator
 from box2mask.models.lite import checkpoint as lite_ckpt
 from box2mask.models.lite.crops import INPUT_SIDES, frame_input
@@ -281,35 +281,10 @@ def _lr(step: int, opts: LiteTrainOptions) -> float:
 
 
 def _open_run(opts: LiteTrainOptions, identity: dict[str, Any], overwrite: bool) -> None:
-    from box2mask.job import diff_identity, format_diffs
+    from box2mask.train.run_folder import open_run_folder
 
-    out = opts.out
-    run_file = out / "run.json"
-    if overwrite:
-        for name in (
-            "run.json",
-            "state.pt",
-            "metrics.jsonl",
-            "best.safetensors",
-            "model.safetensors",
-        ):
-            (out / name).unlink(missing_ok=True)
-    if run_file.is_file():
-        try:
-            saved = json.loads(run_file.read_text(encoding="utf-8"))["identity"]
-        except (json.JSONDecodeError, KeyError, OSError) as exc:
-            raise JobMismatch(
-                f"{run_file} is not a box2mask lite run ({exc}); use --overwrite"
-            ) from None
-        diffs = diff_identity(saved, identity)
-        if diffs:
-            raise JobMismatch(
-                f"run folder {out} holds a run with other options ({format_diffs(diffs, 'run has')}); "
-                "use the same options to resume, another --out, or --overwrite"
-            )
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_file, {"identity": identity}, indent=2)
+    files = ("run.json", "state.pt", "metrics.jsonl", "best.safetensors", "model.safetensors")
+    open_run_folder(opts.out, identity, files, overwrite, "box2mask lite run")
 
 
 @contextlib.contextmanager
