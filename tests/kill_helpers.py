@@ -49,3 +49,25 @@ def run_and_kill(root: Path, out: Path, args: list[str], frames: int, rng: rando
         proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     return killed
+
+
+def disk_full_after(monkeypatch, parts: int):
+    """Make the job's part writes fail with ENOSPC (disk full) after ``parts`` of them
+    (every frame's files go through ``box2mask.job.state.atomic_write_bytes``); returns a
+    function that gives the disk its room back."""
+    import errno
+
+    import box2mask.job.state
+
+    real = box2mask.job.state.atomic_write_bytes
+    writes: list = []
+
+    def full_after(path, data):
+        if "parts" in str(path):
+            writes.append(path)
+            if len(writes) > parts:
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(box2mask.job.state, "atomic_write_bytes", full_after)
+    return lambda: monkeypatch.setattr(box2mask.job.state, "atomic_write_bytes", real)

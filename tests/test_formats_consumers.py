@@ -22,6 +22,7 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -292,7 +293,9 @@ def test_mots_refuses_more_than_999_tracks_of_a_class_in_a_sequence(tmp_path):
 # --- YouTube-VIS ------------------------------------------------------------------------
 
 
-def _youtube_vis(gt: dict, trackers: dict[str, list], tmp: Path) -> dict[str, dict[str, float]]:
+def youtube_vis_scores(gt: dict, trackers: dict[str, list], tmp: Path) -> dict[str, dict[str, Any]]:
+    """TrackEval's TrackMAP and HOTA of each tracker's results against ``gt`` (YouTube-VIS
+    JSON), and the sequences it scored."""
     import trackeval
 
     (tmp / "gt" / "youtube_vis_x").mkdir(parents=True)
@@ -320,6 +323,7 @@ def _youtube_vis(gt: dict, trackers: dict[str, list], tmp: Path) -> dict[str, di
         out[name] = {
             "AP": float(np.mean(combined["TrackMAP"]["AP_all"])),
             "HOTA": float(np.mean(combined["HOTA"]["HOTA"])),
+            "sequences": sorted(k for k in res["YouTubeVIS"][name] if k != "COMBINED_SEQ"),
         }
     return out
 
@@ -333,7 +337,7 @@ def test_ytvis_output_scores_1_against_itself_in_trackeval_and_lower_when_pertur
     worse = json.loads(json.dumps(results))
     worse[0]["segmentations"][2:] = [None] * 4  # track 11 lost after frame 2
     worse[1]["category_id"] = 1  # track 12 given the wrong class
-    scores = _youtube_vis(gt, {"self": results, "perturbed": worse}, tmp_path)
+    scores = youtube_vis_scores(gt, {"self": results, "perturbed": worse}, tmp_path)
     assert scores["self"]["AP"] == pytest.approx(1.0)
     assert scores["self"]["HOTA"] == pytest.approx(1.0)
     assert scores["perturbed"]["AP"] < 0.95 and scores["perturbed"]["HOTA"] < 0.95

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import weakref
 
@@ -23,6 +22,7 @@ from box2mask.models.classical import FillModel
 from box2mask.problems import Problems
 from box2mask.types import Frame
 from tests.data.make_viso_many import make_viso_many
+from tests.kill_helpers import disk_full_after
 
 runner = CliRunner()
 SIZE = 64  # the fake model's input side
@@ -141,17 +141,7 @@ def test_a_full_disk_stops_the_job_cleanly_and_a_rerun_completes_it(tmp_path, mo
     assert runner.invoke(app, [str(a) for a in [*args, "--out", clean]]).exit_code == 0
 
     # every frame's files are written by the executors' sink, through the job module
-    real = box2mask.job.state.atomic_write_bytes
-    writes = []
-
-    def full_after_4(path, data):
-        if "parts" in str(path):
-            writes.append(path)
-            if len(writes) > 4:
-                raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real(path, data)
-
-    monkeypatch.setattr(box2mask.job.state, "atomic_write_bytes", full_after_4)
+    room_again = disk_full_after(monkeypatch, 4)
     out = tmp_path / "out"
     res = runner.invoke(app, [str(a) for a in [*args, "--out", out]])
     assert res.exit_code == 1, res.output
@@ -169,7 +159,7 @@ def test_a_full_disk_stops_the_job_cleanly_and_a_rerun_completes_it(tmp_path, mo
     ]
     assert not list(out.rglob("*.tmp")) and not (out / "annotations.json").exists()
 
-    monkeypatch.setattr(box2mask.job.state, "atomic_write_bytes", real)
+    room_again()
     res = runner.invoke(app, [str(a) for a in [*args, "--out", out]])
     assert res.exit_code == 0, res.output
     assert "7 converted, 4 already done" in " ".join(res.output.split())

@@ -16,8 +16,8 @@ import io
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytest
 from pycocotools.coco import COCO
 from typer.testing import CliRunner
@@ -28,6 +28,7 @@ from box2mask.cli import commands as _commands  # noqa: F401  (registers the sub
 from box2mask.errors import JobMismatch, UsageError
 from box2mask.split import assign_sequences, make_split, parse_split, track_split
 from tests.data.make_viso_many import make_viso_many
+from tests.test_formats_consumers import youtube_vis_scores
 from tests.test_formats_jobs import tree
 
 FORMATS = "coco,png,ytvis,davis,mots,yolo"
@@ -144,29 +145,8 @@ def test_pycocotools_reads_each_coco_split_with_the_full_files_ids(data):
     assert sorted(images) == sorted(full.getImgIds())  # every frame in exactly one split
 
 
-def _youtube_vis(gt: dict, results: list, tmp: Path) -> dict[str, float]:
-    import trackeval
-
-    (tmp / "gt" / "youtube_vis_val").mkdir(parents=True)
-    (tmp / "gt" / "youtube_vis_val" / "gt.json").write_text(json.dumps(gt))
-    folder = tmp / "trk" / "youtube_vis_val" / "self" / "data"
-    folder.mkdir(parents=True)
-    (folder / "results.json").write_text(json.dumps(results))
-    config = {**trackeval.Evaluator.get_default_eval_config(), "USE_PARALLEL": False,
-              "PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False,
-              "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False,
-              "LOG_ON_ERROR": None}  # fmt: skip
-    ds = trackeval.datasets.YouTubeVIS({"GT_FOLDER": str(tmp / "gt") + "/",
-                                        "TRACKERS_FOLDER": str(tmp / "trk") + "/",
-                                        "SPLIT_TO_EVAL": "val", "PRINT_CONFIG": False})  # fmt: skip
-    track_map = trackeval.metrics.TrackMAP({"USE_TIME_RANGES": False, "PRINT_CONFIG": False})
-    with contextlib.redirect_stdout(io.StringIO()):
-        res, msg = trackeval.Evaluator(config).evaluate([ds], [track_map])
-    assert all(m == "Success" for m in msg["YouTubeVIS"].values()), msg
-    out = res["YouTubeVIS"]["self"]
-    combined = out["COMBINED_SEQ"]["cls_comb_cls_av"]["TrackMAP"]
-    return {"AP": float(np.mean(combined["AP_all"])),
-            "sequences": sorted(k for k in out if k != "COMBINED_SEQ")}  # fmt: skip
+def _youtube_vis_self(gt: dict, results: list, tmp: Path) -> dict[str, Any]:
+    return youtube_vis_scores(gt, {"self": results}, tmp)["self"]
 
 
 def test_trackeval_reads_the_youtube_vis_val_split(data, tmp_path):
@@ -180,7 +160,7 @@ def test_trackeval_reads_the_youtube_vis_val_split(data, tmp_path):
     by_id = {a["id"]: a for a in full["annotations"]}
     assert all(a == by_id[a["id"]] for a in val["annotations"])
     gt, results = to_trackeval(val)
-    got = _youtube_vis(gt, results, tmp_path)
+    got = _youtube_vis_self(gt, results, tmp_path)
     assert got["AP"] == pytest.approx(1.0)
     assert got["sequences"] == sorted(v.replace("/", "_") for v in job["split"]["sequences"]["val"])
 

@@ -8,7 +8,6 @@ writes a ``stopped`` record; a bad ``--summary-json`` is refused before work.
 
 from __future__ import annotations
 
-import errno
 import json
 import shutil
 from collections import Counter
@@ -18,11 +17,11 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-import box2mask.job.state
 from box2mask.cli import app
 from box2mask.cli import commands as _commands  # noqa: F401  (registers the subcommands)
 from box2mask.summary import SCHEMA_VERSION, load_schema, schema_path
 from tests.data.make_viso_many import make_viso_many
+from tests.kill_helpers import disk_full_after
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "viso-mini"
@@ -108,17 +107,7 @@ def test_skips_are_listed_with_their_kind_file_and_reason(tmp_path):
 def test_a_stopped_run_writes_a_stopped_record_and_no_finished_json(tmp_path, monkeypatch):
     root = tmp_path / "viso"
     make_viso_many(root, (6, 5))
-    real = box2mask.job.state.atomic_write_bytes
-    writes = []
-
-    def full_after_4(path, data):
-        if "parts" in str(path):
-            writes.append(path)
-            if len(writes) > 4:
-                raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real(path, data)
-
-    monkeypatch.setattr(box2mask.job.state, "atomic_write_bytes", full_after_4)
+    disk_full_after(monkeypatch, 4)
     path = tmp_path / "s.json"
     res = _convert(root, tmp_path / "job", "--model", "ellipse", "--summary-json", str(path))
     assert res.exit_code == 1, res.output
