@@ -28,7 +28,7 @@ from box2mask.checks import drop_outside_boxes
 from box2mask.engine import DeviceFailed, Profile
 from box2mask.errors import AnnotationError, Box2MaskError
 from box2mask.executors import FrameEncoder, FrameSink, RunContext, choose_executor
-from box2mask.io import check_frame_file, sha256_file
+from box2mask.io import check_frame_file
 from box2mask.job import DISK_FULL, Job, JobFolder, JobInterrupted, JobStopped, WriteFailed
 from box2mask.job.changes import finish_pending
 from box2mask.job.derive import finalize
@@ -40,7 +40,7 @@ from box2mask.options import (
     split_list,
 )
 from box2mask.problems import Problems
-from box2mask.runtime import choose_model, parse_devices, with_model_defaults
+from box2mask.runtime import choose_model, model_identity, parse_devices, with_model_defaults
 from box2mask.split import check_formats, make_split
 from box2mask.summary import check_summary_path, summary_record, write_record
 from box2mask.types import Frame
@@ -163,8 +163,7 @@ def convert(
         "dataset": opts.dataset,
         "root": str(root),
         "adapter_options": adapter.output_options(),
-        "model": spec.name,
-        "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
+        **model_identity(spec, checkpoint),
         **job_identity(opts, prompt_model=spec.kind == "prompt", precision=precision),
     }
     check_formats(split, {f: WRITERS.get(f).split_units for f in opts.formats})

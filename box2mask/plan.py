@@ -190,9 +190,8 @@ def plan(options: ConvertOptions) -> Plan:
     """
     import box2mask
     import box2mask.models  # noqa: F401  (registers the models)
-    from box2mask.io import sha256_file
     from box2mask.options import job_identity
-    from box2mask.runtime import choose_model, parse_devices, with_model_defaults
+    from box2mask.runtime import choose_model, model_identity, parse_devices, with_model_defaults
     from box2mask.safe_paths import check_out_path
     from box2mask.writers.coco import category_table
 
@@ -223,8 +222,7 @@ def plan(options: ConvertOptions) -> Plan:
         "dataset": opts.dataset,
         "root": str(root),
         "adapter_options": adapter.output_options(),
-        "model": spec.name,
-        "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
+        **model_identity(spec, checkpoint),
         **job_identity(opts, prompt_model=spec.kind == "prompt", precision=precision),
     }
     job_state, job_note, done_keys = _existing_job(Path(opts.out), identity, opts.overwrite)

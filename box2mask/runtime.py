@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from box2mask.choices import DeviceType
 from box2mask.engine import EngineOptions, MaskEngine, Profile
 from box2mask.errors import CheckpointError, UsageError
+from box2mask.io import sha256_file
 from box2mask.models.registry import (
     MODELS,
     ModelSpec,
@@ -160,6 +161,28 @@ def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:
         f"no HQ-SAM, SAM or SAM 2 checkpoint found and no lite weights in this installation: used the "
         f"weight-free '{fallback.name}' model (see `box2mask weights list` to get one)",
     )
+
+
+def model_identity(spec: ModelSpec, checkpoint: Path | None) -> dict[str, Any]:
+    """The model's part of a job's identity: its name, its checkpoint's digest, and for a
+    model with its own window rule (``lite``: a window of ``context`` times the box's long
+    side, at least ``min_side`` px, read from the checkpoint) that rule, which ``qa`` needs
+    to tell a mask cut by the window the model saw."""
+    out: dict[str, Any] = {
+        "model": spec.name,
+        "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
+    }
+    if spec.kind == "crop" and checkpoint is not None:
+        import json
+
+        from box2mask.models.lite.checkpoint import read_metadata
+
+        window = json.loads(read_metadata(checkpoint)["window"])
+        out["model_window"] = {
+            "context": float(window["context"]),
+            "min_side": int(window["min_side"]),
+        }
+    return out
 
 
 def with_model_defaults(opts: ConvertOptions, spec: ModelSpec) -> ConvertOptions:
