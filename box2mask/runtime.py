@@ -185,6 +185,36 @@ def model_identity(spec: ModelSpec, checkpoint: Path | None) -> dict[str, Any]:
     return out
 
 
+def convert_identity(
+    opts: ConvertOptions,
+    root: Path,
+    adapter_options: dict[str, Any],
+    spec: ModelSpec,
+    checkpoint: Path | None,
+    precision: str | None,
+) -> dict[str, Any]:
+    """A convert job's identity (job.json): what determines its outputs, compared on resume
+    and shown by ``--dry-run`` (:func:`box2mask.options.job_identity` for the options)."""
+    import box2mask
+    from box2mask.options import job_identity
+
+    return {
+        "box2mask_version": box2mask.__version__,
+        "dataset": opts.dataset,
+        "root": str(root),
+        "adapter_options": adapter_options,
+        **model_identity(spec, checkpoint),
+        **job_identity(opts, prompt_model=spec.kind == "prompt", precision=precision),
+    }
+
+
+def resolve_precision(opts: ConvertOptions, device: Any) -> str:
+    """``--precision auto``: bf16 on CUDA, fp32 elsewhere; any other value as given."""
+    if opts.precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return opts.precision
+
+
 def with_model_defaults(opts: ConvertOptions, spec: ModelSpec) -> ConvertOptions:
     """``opts`` with what was left to the model filled in: ``--box-fill-classes``
     (``None``: the model's own default, :attr:`ModelSpec.box_fill_classes`)."""
