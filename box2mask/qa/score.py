@@ -4,9 +4,11 @@ The score is a log-odds that an object's mask has IoU < 0.5 with the truth:
 
     z = bias + sum_i w_i * (x_i - mean_i) / sd_i  +  prior(signals)
 
-- the fitted part: a logistic regression on :data:`FITTED` features,
-  calibrated on real iSAID tiles with box2mask's default weight-free model
-  (:data:`DEFAULT`; ``benchmarks/qa_on_isaid.py --fit`` re-derives it);
+- the fitted part: a logistic regression on the calibration's features,
+  fitted on real iSAID tiles with the job's model: :data:`DEFAULT` with the
+  weight-free ``classical`` (:data:`FITTED`), :data:`LITE` with ``lite``
+  (:data:`LITE_FITTED`: its quality head's predicted IoU too);
+  ``benchmarks/qa_on_isaid.py --model M --fit`` re-derives them;
 - the prior part: fixed log-odds for signals that never vary on that
   calibration data (weight-free masks never leave their box, never break
   into pieces, the tiles are no video): mask outside the box, fragments, a
@@ -42,6 +44,8 @@ FEATURES: dict[str, Callable[[ObjectSignals], float | None]] = {
     "area_ratio": lambda s: min(float(s.area_ratio), 3.0),
     "touches_crop": lambda s: float(s.touches_crop),
 }
+#: features an object may lack: the image signal (no images read), the model's score (a fill)
+MAY_BE_MISSING = ("image_disagreement", "model_score")
 #: the fitted features of the weight-free models' calibration, in order
 FITTED = ("log_box_area", "image_disagreement", "nested", "box_overlap", "fallback")
 #: lite's: its quality head and the mask's fit to its box, which vary for a learned model
@@ -76,11 +80,11 @@ DEFAULT = Calibration(
 )
 #: lite's, fitted with its quality head (docs/qa.md); refitted whenever the weights change
 LITE = Calibration(
-    bias=-5.4371,
-    weights=(0.993, 0.2689, 0.5095, -0.0123, 0.0, -1.5401, -0.4972, -0.432),
-    mean=(5.8029, 0.2826, 0.1073, 0.0495, 0.0, 0.6375, 0.8895, 0.6802),
-    sd=(1.6434, 0.1286, 0.2101, 0.0913, 1.0, 0.2065, 0.1038, 0.1854),
-    fill={"image_disagreement": 0.2826},
+    bias=-5.4758,
+    weights=(0.7547, 0.5213, 0.7291, -0.0479, 0.0, -1.3235, -0.6435, 0.225),
+    mean=(5.8029, 0.2794, 0.1073, 0.0495, 0.0, 0.6521, 0.8938, 0.6769),
+    sd=(1.6434, 0.1291, 0.2101, 0.0913, 1.0, 0.1884, 0.0998, 0.1817),
+    fill={"image_disagreement": 0.2794, "model_score": 0.6521},
     source="isaid-dev, all 57 tiles, model lite",
     features=LITE_FITTED,
 )
@@ -201,8 +205,8 @@ def fit(
     """
     fill = {}
     for name in features:
-        seen = [v for v in (FEATURES[name](s) for s in rows) if v is not None]
-        if len(seen) < len(rows):
+        if name in MAY_BE_MISSING:  # its mean stands in where another job lacks it
+            seen = [v for v in (FEATURES[name](s) for s in rows) if v is not None]
             fill[name] = float(np.mean(seen)) if seen else 0.0
     n = len(features)
     tmp = Calibration(0.0, (0.0,) * n, (0.0,) * n, (1.0,) * n, fill, features=features)
