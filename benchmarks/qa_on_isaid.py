@@ -1,21 +1,22 @@
 """How well ``box2mask qa`` finds the bad masks on real iSAID tiles (docs/qa.md).
 
-Converts the tiles with box2mask's default weight-free model (the model
-``--model auto`` uses without weights), scores every object against its
-ground-truth mask, and prints the recall of objects with IoU < 0.5 among the
+Converts the tiles with ``--model`` (default ``lite``, the model ``--model
+auto`` uses without SAM-family weights; ``classical``: the weight-free default),
+scores every object against its ground-truth mask, and prints the recall of objects with IoU < 0.5 among the
 top 5 / 10 / 20 % ranked by
 
 - the suspicion score, cross-fitted: the tiles are split in two by
   ``crc32(file_name) % 2``; each half is ranked with the calibration fitted
   on the other half, so no object is scored by weights that saw it;
-- the shipped calibration (``box2mask.qa.score.DEFAULT``, fitted on all the
-  tiles: in-sample here, printed for reference);
+- the shipped calibration of the model (``box2mask.qa.score.calibration_for``,
+  fitted on all the tiles: in-sample here, printed for reference);
 - random picks (the share itself);
 - each single signal alone (its suspicious direction).
 
-    python benchmarks/qa_on_isaid.py --root /work/shared/data/isaid-dev [--work DIR] [--fit]
+    python benchmarks/qa_on_isaid.py --root ../shared/data/isaid-dev [--model lite|classical]
+        [--checkpoint FILE] [--work DIR] [--fit]
 
-``--fit`` prints the calibration fitted on all tiles (what DEFAULT holds).
+``--fit`` prints the calibration fitted on all tiles (what the shipped one holds).
 The tiles stay where they are: nothing is copied into the repository.
 """
 
@@ -35,20 +36,17 @@ from box2mask.cocofile import CocoFile
 from box2mask.qa.flagscore import SHARES, SINGLE
 from box2mask.qa.groundtruth import gt_ious
 from box2mask.qa.report import open_output
-from box2mask.qa.score import DEFAULT, fit, logit, recall_at
+from box2mask.qa.score import calibration_for, fit, logit, recall_at
 from box2mask.qa.signals import CropGeometry, signals
 
 
-def convert(root: Path, out: Path) -> str:
-    import box2mask.models  # noqa: F401
-    from box2mask.models.registry import weight_free_default
-
-    model = weight_free_default().name
+def convert(root: Path, out: Path, model: str, checkpoint: Path | None) -> None:
     if not (out / "annotations.json").is_file():
         cmd = [sys.executable, "-m", "box2mask", "convert", "-d", "coco", "--root", str(root),
                "--out", str(out), "--model", model]  # fmt: skip
+        if checkpoint is not None:
+            cmd += ["--checkpoint", str(checkpoint)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,11 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--root", type=Path, required=True)
     p.add_argument("--work", type=Path, default=None, help="job folder to convert into (kept)")
+    p.add_argument("--model", default="lite", choices=("lite", "classical"))
+    p.add_argument("--checkpoint", type=Path, default=None, help="lite weights (default: shipped)")
     p.add_argument("--fit", action="store_true", help="print the calibration fitted on all tiles")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.work or Path(tmp) / "job"
-        model = convert(args.root, out)
+        model = args.model
+        convert(args.root, out, model, args.checkpoint)
         output = open_output(out)
         coco = json.loads(output.coco_path.read_text(encoding="utf-8"))  # 1,534 objects: whole
         sig, unread = signals(coco, CropGeometry.from_identity(output.identity),
@@ -71,10 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     sig = [s for s in sig if s.id in ious]
     bad = np.array([ious[s.id] < 0.5 for s in sig])
     fold = np.array([zlib.crc32(s.file_name.encode()) % 2 for s in sig])
+    shipped_cal = calibration_for(model)
+    features = shipped_cal.features
     cals = {f: fit([s for s, k in zip(sig, fold, strict=True) if k != f], bad[fold != f],
-                   source=f"fold != {f}") for f in (0, 1)}  # fmt: skip
+                   source=f"fold != {f}", features=features) for f in (0, 1)}  # fmt: skip
     cross = np.array([logit(s, cals[int(k)]) for s, k in zip(sig, fold, strict=True)])
-    shipped = np.array([logit(s, DEFAULT) for s in sig])
+    shipped = np.array([logit(s, shipped_cal) for s in sig])
     print(
         f"model {model}; {len(sig)} objects on {len({s.image_id for s in sig})} tiles; "
         f"{int(bad.sum())} with IoU < 0.5 ({100 * bad.mean():.1f}%); unread images {unread}"
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         m = fold == f
         print(f"| {'  fold ' + str(f) + ' alone':<38} | " + " | ".join(
             f"{100 * recall_at(cross[m], bad[m], s):5.1f}%" for s in SHARES) + " |")  # fmt: skip
-    row("suspicion (shipped DEFAULT, in-sample)", shipped)
+    row("suspicion (shipped, in-sample)", shipped)
     print(f"| {'random':<38} | " + " | ".join(f"{100 * s:5.1f}%" for s in SHARES) + " |")
     best = np.zeros(len(SHARES))
     for name, fn in SINGLE.items():
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
               for a, b, s in zip(rs, best, SHARES, strict=True)))  # fmt: skip
     if args.fit:
         print("\ncalibration fitted on all tiles:")
-        print(fit(sig, bad, source="isaid-dev, all 57 tiles, model " + model))
+        print(fit(sig, bad, source="isaid-dev, all 57 tiles, model " + model, features=features))
     return 0
 
 

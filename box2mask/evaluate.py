@@ -677,16 +677,20 @@ def evaluate(
             )
     else:
         from box2mask.engine import Profile
-        from box2mask.runtime import build_engine, choose_model, parse_devices, with_model_defaults
+        from box2mask.runtime import (
+            build_engine,
+            choose_model,
+            parse_devices,
+            resolve_precision,
+            with_model_defaults,
+        )
 
         spec, checkpoint, note = choose_model(opts)
         opts = with_model_defaults(opts, spec)
         devices = parse_devices(opts.device, spec.kind)
         if len(devices) > 1:
             raise UsageError("eval runs on one device; pass a single --device")
-        precision = opts.precision
-        if precision == "auto":
-            precision = "bf16" if devices[0].type == "cuda" else "fp32"
+        precision = resolve_precision(opts, devices[0])
         engine = build_engine(opts, spec, checkpoint, devices[0], precision, problems, Profile())
 
         def on_frame(fm: FrameMasks) -> None:

@@ -28,7 +28,7 @@ from box2mask.checks import drop_outside_boxes
 from box2mask.engine import DeviceFailed, Profile
 from box2mask.errors import AnnotationError, Box2MaskError
 from box2mask.executors import FrameEncoder, FrameSink, RunContext, choose_executor
-from box2mask.io import check_frame_file, sha256_file
+from box2mask.io import check_frame_file
 from box2mask.job import DISK_FULL, Job, JobFolder, JobInterrupted, JobStopped, WriteFailed
 from box2mask.job.changes import finish_pending
 from box2mask.job.derive import finalize
@@ -36,11 +36,16 @@ from box2mask.layout import STATE_DIR, renamed, sequence_dirs
 from box2mask.options import (
     ConvertOptions,
     check_output_dir,
-    job_identity,
     split_list,
 )
 from box2mask.problems import Problems
-from box2mask.runtime import choose_model, parse_devices, with_model_defaults
+from box2mask.runtime import (
+    choose_model,
+    convert_identity,
+    parse_devices,
+    resolve_precision,
+    with_model_defaults,
+)
 from box2mask.split import check_formats, make_split
 from box2mask.summary import check_summary_path, summary_record, write_record
 from box2mask.types import Frame
@@ -154,19 +159,11 @@ def convert(
             n for n in (note, f"--device {opts.device}: {spec.name} is weight-free and runs on "
                         "the CPU (a GPU serves only the SAM-family models)") if n
         )  # fmt: skip
-    precision = opts.precision
-    if precision == "auto":
-        precision = "bf16" if devices[0].type == "cuda" else "fp32"
+    precision = resolve_precision(opts, devices[0])
     categories = category_table(adapter.categories())
-    identity = {
-        "box2mask_version": box2mask.__version__,
-        "dataset": opts.dataset,
-        "root": str(root),
-        "adapter_options": adapter.output_options(),
-        "model": spec.name,
-        "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
-        **job_identity(opts, prompt_model=spec.kind == "prompt", precision=precision),
-    }
+    identity = convert_identity(
+        opts, root, adapter.output_options(), spec, checkpoint, precision
+    )
     check_formats(split, {f: WRITERS.get(f).split_units for f in opts.formats})
     ctx = WriterContext(opts.out, root, categories, seq_names, list(opts.formats), split)
     writers = [WRITERS.get(f)(ctx) for f in opts.formats]

@@ -190,9 +190,13 @@ def plan(options: ConvertOptions) -> Plan:
     """
     import box2mask
     import box2mask.models  # noqa: F401  (registers the models)
-    from box2mask.io import sha256_file
-    from box2mask.options import job_identity
-    from box2mask.runtime import choose_model, parse_devices, with_model_defaults
+    from box2mask.runtime import (
+        choose_model,
+        convert_identity,
+        parse_devices,
+        resolve_precision,
+        with_model_defaults,
+    )
     from box2mask.safe_paths import check_out_path
     from box2mask.writers.coco import category_table
 
@@ -215,18 +219,10 @@ def plan(options: ConvertOptions) -> Plan:
     spec, checkpoint, note = choose_model(opts)  # what --model auto picks, and why
     opts = with_model_defaults(opts, spec)  # the model's box-fill policy, as convert uses it
     devices = parse_devices(opts.device, spec.kind)
-    precision = opts.precision
-    if precision == "auto":
-        precision = "bf16" if devices[0].type == "cuda" else "fp32"
-    identity = {
-        "box2mask_version": box2mask.__version__,
-        "dataset": opts.dataset,
-        "root": str(root),
-        "adapter_options": adapter.output_options(),
-        "model": spec.name,
-        "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
-        **job_identity(opts, prompt_model=spec.kind == "prompt", precision=precision),
-    }
+    precision = resolve_precision(opts, devices[0])
+    identity = convert_identity(
+        opts, root, adapter.output_options(), spec, checkpoint, precision
+    )
     job_state, job_note, done_keys = _existing_job(Path(opts.out), identity, opts.overwrite)
     total = sum(s.num_frames for s in seqs)
 

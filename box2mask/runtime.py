@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from box2mask.choices import DeviceType
 from box2mask.engine import EngineOptions, MaskEngine, Profile
 from box2mask.errors import CheckpointError, UsageError
+from box2mask.io import sha256_file
 from box2mask.models.registry import (
     MODELS,
     ModelSpec,
@@ -160,6 +161,58 @@ def choose_model(opts: ConvertOptions) -> tuple[ModelSpec, Path | None, str]:
         f"no HQ-SAM, SAM or SAM 2 checkpoint found and no lite weights in this installation: used the "
         f"weight-free '{fallback.name}' model (see `box2mask weights list` to get one)",
     )
+
+
+def model_identity(spec: ModelSpec, checkpoint: Path | None) -> dict[str, Any]:
+    """The model's part of a job's identity: its name, its checkpoint's digest, and for a
+    model with its own window rule (``lite``: a window of ``context`` times the box's long
+    side, at least ``min_side`` px, read from the checkpoint) that rule, which ``qa`` needs
+    to tell a mask cut by the window the model saw."""
+    out: dict[str, Any] = {
+        "model": spec.name,
+        "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
+    }
+    if spec.kind == "crop" and checkpoint is not None:
+        import json
+
+        from box2mask.models.lite.checkpoint import read_metadata
+
+        window = json.loads(read_metadata(checkpoint)["window"])
+        out["model_window"] = {
+            "context": float(window["context"]),
+            "min_side": int(window["min_side"]),
+        }
+    return out
+
+
+def convert_identity(
+    opts: ConvertOptions,
+    root: Path,
+    adapter_options: dict[str, Any],
+    spec: ModelSpec,
+    checkpoint: Path | None,
+    precision: str | None,
+) -> dict[str, Any]:
+    """A convert job's identity (job.json): what determines its outputs, compared on resume
+    and shown by ``--dry-run`` (:func:`box2mask.options.job_identity` for the options)."""
+    import box2mask
+    from box2mask.options import job_identity
+
+    return {
+        "box2mask_version": box2mask.__version__,
+        "dataset": opts.dataset,
+        "root": str(root),
+        "adapter_options": adapter_options,
+        **model_identity(spec, checkpoint),
+        **job_identity(opts, prompt_model=spec.kind == "prompt", precision=precision),
+    }
+
+
+def resolve_precision(opts: ConvertOptions, device: Any) -> str:
+    """``--precision auto``: bf16 on CUDA, fp32 elsewhere; any other value as given."""
+    if opts.precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return opts.precision
 
 
 def with_model_defaults(opts: ConvertOptions, spec: ModelSpec) -> ConvertOptions:

@@ -40,6 +40,7 @@ OTHER_TOOLS = {
                                 "--wrap", "--nodes", "--gpus-per-node"},
     "benchmarks/gpu.sh": {"--dry-run", "--out", "--budget"},
     "python -m pytest": {"--help"},
+    "git ls-tree": {"--name-only"},
 }  # fmt: skip
 
 _OPTION = re.compile(r"(?<![\w-])--[a-zA-Z][\w-]*")

@@ -111,26 +111,31 @@ def test_changed_options_are_refused_and_overwrite_starts_afresh(data, tmp_path)
 
 
 def test_fine_tuning_changes_the_masks_and_loads_back(data, tmp_path):
-    base = tmp_path / "base"
-    res = CliRunner().invoke(app, _args(data, base))
-    assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(app, _args(data, tmp_path / "tuned", "--init", str(base / "model.safetensors"),
-                                        "--lr", "0.05"))  # fmt: skip
+    """``--init lite``: the shipped weights fine-tuned on the fixture; the new file keeps
+    their network and window rule, records where it started, and changes the masks."""
+    from box2mask.io import sha256_file
+    from box2mask.models.lite import shipped_weights
+
+    shipped = ckpt.load(shipped_weights())
+    res = CliRunner().invoke(app, _args(data, tmp_path / "tuned", "--init", "lite", "--lr", "0.01"))
     assert res.exit_code == 0, res.output
     tuned = tmp_path / "tuned" / "model.safetensors"
-    meta = ckpt.load(tuned).metadata
-    assert json.loads(meta["recipe"])["init_sha256"]
+    loaded = ckpt.load(tuned)
+    recipe = json.loads(loaded.metadata["recipe"])
+    assert recipe["init_sha256"] == sha256_file(shipped_weights())
+    assert loaded.net.arch == shipped.net.arch  # the shipped network, not --widths 8,12
+    assert (loaded.context, loaded.min_side) == (shipped.context, shipped.min_side)
     outs = {}
-    for name, path in (("base", base / "model.safetensors"), ("tuned", tuned)):
+    for name, extra in (("shipped", []), ("tuned", ["--checkpoint", str(tuned)])):
         out = tmp_path / f"conv-{name}"
         res = CliRunner().invoke(app, ["convert", "--dataset", "yolo", "--root", str(data), "--opt",
                                        "split=valid", "--out", str(out), "--model", "lite",
-                                       "--checkpoint", str(path)])  # fmt: skip
+                                       *extra])  # fmt: skip
         assert res.exit_code == 0, res.output
         outs[name] = json.loads((out / "annotations.json").read_text())["annotations"]
-    assert len(outs["base"]) == len(outs["tuned"]) == 8
+    assert len(outs["shipped"]) == len(outs["tuned"]) == 8
     assert {a["mask_source"] for a in outs["tuned"]} == {"model"}
-    assert [a["segmentation"] for a in outs["base"]] != [a["segmentation"] for a in outs["tuned"]]
+    assert [a["segmentation"] for a in outs["shipped"]] != [a["segmentation"] for a in outs["tuned"]]
     assert all(0 <= a["score"] <= 1 for a in outs["tuned"])
 
 

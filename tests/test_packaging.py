@@ -139,6 +139,8 @@ def test_wheel_holds_every_package(installed: dict[str, Path]) -> None:
     missing = sorted(_packages_in_source(installed["src"]) - shipped)
     assert not missing, f"the wheel lacks {missing}; pyproject.toml/setup.py must find them"
     assert "box2mask/qa/__init__.py" in names
+    # the shipped lite weights (issue 26): --model lite and --model auto need no download
+    assert "box2mask/models/lite/lite.safetensors" in names
 
 
 def test_safetensors_in_a_package_folder_ship_in_the_wheel(
@@ -202,6 +204,10 @@ def test_readme_demo_and_qa_run_from_the_wheel(installed: dict[str, Path]) -> No
     out = work / argv[argv.index("--out") + 1]
     coco = json.loads((out / "annotations.json").read_text(encoding="utf-8"))
     assert len(coco["images"]) == 24 and coco["annotations"]
-    # `qa` reads the job folder (the README: box2mask qa --out JOB)
-    res = _ok(_run([str(installed["bin"]), "qa", "--out", str(out)], cwd=work))
+    # the wheel's own lite weights ran (the README's first command needs no download)
+    summary = json.loads((out / ".box2mask" / "finished.json").read_text(encoding="utf-8"))
+    assert summary["model"]["name"] == "lite", summary["model"]
+    assert {a["mask_source"] for a in coco["annotations"]} >= {"model"}
+    # `qa` reads the job folder (the README: box2mask qa --job JOB)
+    res = _ok(_run([str(installed["bin"]), "qa", "--job", str(out)], cwd=work))
     assert (out / "qa" / "qa.json").is_file(), res

@@ -217,3 +217,44 @@ def test_model_score_and_unscored_fills(tmp_path: Path) -> None:
     assert by_track[2]["suspicion"] == by_track[3]["suspicion"]
     # one frame per track: no track signal
     assert by_track[1]["signals"]["track_iou"] is None
+
+
+def test_a_lite_job_is_scored_with_its_quality_head_and_its_own_window(tmp_path: Path) -> None:
+    """A lite job records lite's window rule; qa scores it with lite's calibration (its
+    predicted IoU weighed), and a mask cut by lite's window (not the SAM one) is flagged."""
+    from box2mask.models.lite.crops import window_for_box
+    from box2mask.qa.score import CALIBRATIONS, DEFAULT, calibration_for, logit
+    from box2mask.qa.signals import CropGeometry, object_signals
+    from tests.test_lite_model import _random_file
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "viso-mini"
+    weights = _random_file(tmp_path / "tiny.safetensors")
+    job = tmp_path / "job"
+    r = runner.invoke(app, ["convert", "-d", "viso", "--root", str(example), "--out", str(job),
+                            "--model", "lite", "--checkpoint", str(weights)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    ident = json.loads((job / ".box2mask" / "job.json").read_text())["identity"]
+    assert ident["model_window"] == {"context": 1.5, "min_side": 16}
+    r = runner.invoke(app, ["qa", "--job", str(job), "--no-images"])
+    assert r.exit_code == 0, r.output
+    head = json.loads((job / "qa" / "qa.json").read_text().splitlines()[0] + "]}")
+    assert head["calibration"] == CALIBRATIONS["lite"].source != DEFAULT.source
+    assert calibration_for("classical") is DEFAULT and calibration_for(None) is DEFAULT
+
+    # lite's window of a 20x10 box at (100, 50): 30 px, centred; the SAM window is far larger
+    geom = CropGeometry.from_identity(ident)
+    box = [100.0, 50.0, 120.0, 60.0]
+    win = geom.window_for(box, HW)
+    assert win == window_for_box(box, 1.5, 16) and win.size == 30
+    image = {"id": 1, "height": HW[0], "width": HW[1], "file_name": "a.png"}
+    m = np.zeros(HW, bool)
+    m[50:60, win.x0 : 120] = True  # reaches the window's left border
+    ann = {"id": 1, "image_id": 1, "bbox": [100.0, 50.0, 20.0, 10.0], "segmentation": _rle(m),
+           "mask_source": "model", "score": 0.9}  # fmt: skip
+    lite_sig = object_signals(ann, image, "car", geom)
+    sam_sig = object_signals(ann, image, "car", CropGeometry())
+    assert lite_sig.touches_crop and not sam_sig.touches_crop
+    # the quality head counts: a lower predicted IoU is more suspicious, all else equal
+    cal = CALIBRATIONS["lite"]
+    low = object_signals({**ann, "score": 0.3}, image, "car", geom)
+    assert logit(low, cal) > logit(lite_sig, cal)

@@ -37,7 +37,7 @@ from box2mask.io import atomic_open
 from box2mask.job import JobFolder, read_job_file
 from box2mask.layout import COCO_NAME
 from box2mask.qa.ranking import merge_runs
-from box2mask.qa.score import DEFAULT, FLAGS, Calibration
+from box2mask.qa.score import FLAGS, Calibration, calibration_for
 from box2mask.qa.signals import CropGeometry, ObjectSignals
 from box2mask.qa.stream import (
     CSV_HEAD,
@@ -177,7 +177,7 @@ def run_qa(
     *,
     image_root: Path | None = None,
     images: bool = True,
-    cal: Calibration = DEFAULT,
+    cal: Calibration | None = None,
     workers: int = 1,
     executor: str = "auto",
     ray_address: str | None = None,
@@ -198,7 +198,7 @@ def run_qa(
         image_root: where the images' ``file_name`` is relative to (default: the job's
             dataset root).
         images: read the images for the image signal.
-        cal: the calibration of the score.
+        cal: the calibration of the score (default: the job model's, :func:`~box2mask.qa.score.calibration_for`).
         workers, executor, ray_address: where the sequences are scored
             (:func:`box2mask.executors.tasks.map_tasks`); the result is the same.
         top: ranked rows kept in :attr:`QAReport.top`.
@@ -218,6 +218,8 @@ def run_qa(
         root = None
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    if cal is None:  # the job's model's calibration (lite's weighs its quality head)
+        cal = calibration_for(ident.get("model"))
     settings = Settings(
         CropGeometry.from_identity(ident), ident.get("model"),
         None if root is None else str(root), cal, exact,

@@ -4,9 +4,11 @@ The score is a log-odds that an object's mask has IoU < 0.5 with the truth:
 
     z = bias + sum_i w_i * (x_i - mean_i) / sd_i  +  prior(signals)
 
-- the fitted part: a logistic regression on :data:`FITTED` features,
-  calibrated on real iSAID tiles with box2mask's default weight-free model
-  (:data:`DEFAULT`; ``benchmarks/qa_on_isaid.py --fit`` re-derives it);
+- the fitted part: a logistic regression on the calibration's features,
+  fitted on real iSAID tiles with the job's model: :data:`DEFAULT` with the
+  weight-free ``classical`` (:data:`FITTED`), :data:`LITE` with ``lite``
+  (:data:`LITE_FITTED`: its quality head's predicted IoU too);
+  ``benchmarks/qa_on_isaid.py --model M --fit`` re-derives them;
 - the prior part: fixed log-odds for signals that never vary on that
   calibration data (weight-free masks never leave their box, never break
   into pieces, the tiles are no video): mask outside the box, fragments, a
@@ -21,28 +23,50 @@ The score is a log-odds that an object's mask has IoU < 0.5 with the truth:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from box2mask.qa.signals import ObjectSignals
 
-#: the fitted features, in order
+#: what each fitted feature reads of an object's signals (``None``: missing, the
+#: calibration's ``fill`` stands in)
+FEATURES: dict[str, Callable[[ObjectSignals], float | None]] = {
+    "log_box_area": lambda s: math.log(s.box_area + 1.0),
+    "image_disagreement": lambda s: s.image_disagreement,
+    "nested": lambda s: float(s.nested),
+    "box_overlap": lambda s: float(s.box_overlap),
+    "fallback": lambda s: float(s.fallback),
+    # the model's own estimate of its mask's IoU (lite's quality head, SAM's IoU head)
+    "model_score": lambda s: s.score,
+    "box_iou": lambda s: float(s.box_iou),
+    "area_ratio": lambda s: min(float(s.area_ratio), 3.0),
+    "touches_crop": lambda s: float(s.touches_crop),
+}
+#: features an object may lack: the image signal (no images read), the model's score (a fill)
+MAY_BE_MISSING = ("image_disagreement", "model_score")
+#: the fitted features of the weight-free models' calibration, in order
 FITTED = ("log_box_area", "image_disagreement", "nested", "box_overlap", "fallback")
+#: lite's: its quality head and the mask's fit to its box, which vary for a learned model
+#: (weight-free masks fill their box by construction, so the prior weighs those there).
+#: A mask cut by lite's window never occurs on the tiles: the prior keeps weighing it.
+LITE_FITTED = (*FITTED, "model_score", "box_iou", "area_ratio")
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """A fitted logistic model over :data:`FITTED` (standardised features)."""
+    """A fitted logistic model over ``features`` (standardised)."""
 
     bias: float
     weights: tuple[float, ...]
     mean: tuple[float, ...]
     sd: tuple[float, ...]
-    #: value used for a missing image signal (the calibration mean)
+    #: value used for a missing feature (the calibration mean): the image signal without
+    #: images, the model score of a fill
     fill: dict[str, float] = field(default_factory=dict)
     source: str = ""
+    features: tuple[str, ...] = FITTED
 
 
 #: calibrated on all 57 tiles of isaid-dev, model classical (docs/qa.md)
@@ -54,33 +78,51 @@ DEFAULT = Calibration(
     fill={"image_disagreement": 0.2869},
     source="isaid-dev, all 57 tiles, model classical",
 )
+#: lite's, fitted with its quality head (docs/qa.md); refitted whenever the weights change
+LITE = Calibration(
+    bias=-5.4758,
+    weights=(0.7547, 0.5213, 0.7291, -0.0479, 0.0, -1.3235, -0.6435, 0.225),
+    mean=(5.8029, 0.2794, 0.1073, 0.0495, 0.0, 0.6521, 0.8938, 0.6769),
+    sd=(1.6434, 0.1291, 0.2101, 0.0913, 1.0, 0.1884, 0.0998, 0.1817),
+    fill={"image_disagreement": 0.2794, "model_score": 0.6521},
+    source="isaid-dev, all 57 tiles, model lite",
+    features=LITE_FITTED,
+)
+
+#: the calibration of a job's model (``qa`` picks it from the job's identity); any other
+#: model's masks are scored with :data:`DEFAULT`
+CALIBRATIONS: dict[str, Calibration] = {"lite": LITE}
+
+
+def calibration_for(model: str | None) -> Calibration:
+    """The calibration ``qa`` uses for masks made by ``model``."""
+    return CALIBRATIONS.get(str(model), DEFAULT)
 
 
 def feature_vector(s: ObjectSignals, cal: Calibration = DEFAULT) -> list[float]:
-    """The :data:`FITTED` features of one object (missing image signal: ``cal.fill``)."""
-    dis = s.image_disagreement
-    if dis is None:
-        dis = cal.fill.get("image_disagreement", 0.0)
-    return [
-        math.log(s.box_area + 1.0),
-        float(dis),
-        float(s.nested),
-        float(s.box_overlap),
-        float(s.fallback),
-    ]
+    """The calibration's features of one object (a missing one: ``cal.fill``)."""
+    out = []
+    for name in cal.features:
+        v = FEATURES[name](s)
+        out.append(float(cal.fill.get(name, 0.0) if v is None else v))
+    return out
 
 
-def prior(s: ObjectSignals) -> float:
-    """The fixed log-odds of the signals the calibration data cannot weigh."""
+def prior(s: ObjectSignals, fitted: tuple[str, ...] = FITTED) -> float:
+    """The fixed log-odds of the signals the calibration data cannot weigh (those the
+    calibration fits, ``fitted``, are left to it)."""
     z = 0.0
     if s.area == 0:
         return 12.0
     z += 8.0 * min(s.outside, 1.0)
     z += 8.0 * min(s.fragment, 1.0)
-    z += 4.0 * max(0.0, 0.7 - s.box_iou) / 0.7
-    z += 4.0 * max(0.0, 0.3 - s.area_ratio) / 0.3
-    z += 3.0 if s.touches_crop else 0.0
-    if s.score is not None and s.mask_source not in ("grabcut",):
+    if "box_iou" not in fitted:
+        z += 4.0 * max(0.0, 0.7 - s.box_iou) / 0.7
+    if "area_ratio" not in fitted:
+        z += 4.0 * max(0.0, 0.3 - s.area_ratio) / 0.3
+    if "touches_crop" not in fitted:
+        z += 3.0 if s.touches_crop else 0.0
+    if "model_score" not in fitted and s.score is not None and s.mask_source not in ("grabcut",):
         z += 6.0 * max(0.0, 0.8 - s.score)
     t = s.track_iou
     if t is not None:
@@ -94,7 +136,7 @@ def logit(s: ObjectSignals, cal: Calibration = DEFAULT) -> float:
     z = cal.bias + sum(
         w * (v - m) / sd for w, v, m, sd in zip(cal.weights, x, cal.mean, cal.sd, strict=True)
     )
-    return z + prior(s)
+    return z + prior(s, cal.features)
 
 
 def suspicion(s: ObjectSignals, cal: Calibration = DEFAULT) -> float:
@@ -147,18 +189,27 @@ def flags(s: ObjectSignals) -> list[str]:
 
 # -- calibration ---------------------------------------------------------------
 def fit(
-    rows: Sequence[ObjectSignals], bad: Sequence[bool], l2: float = 1.0, source: str = ""
+    rows: Sequence[ObjectSignals],
+    bad: Sequence[bool],
+    l2: float = 1.0,
+    source: str = "",
+    features: tuple[str, ...] = FITTED,
 ) -> Calibration:
-    """Fit :data:`FITTED` by L2-regularised logistic regression (Newton steps).
+    """Fit ``features`` by L2-regularised logistic regression (Newton steps).
 
     Args:
         rows: the objects' signals.
         bad: for each, whether its mask has IoU < 0.5 with the ground truth.
         l2: ridge on the standardised weights (not on the bias).
+        features: names in :data:`FEATURES`.
     """
-    dis = [s.image_disagreement for s in rows if s.image_disagreement is not None]
-    fill = {"image_disagreement": float(np.mean(dis)) if dis else 0.0}
-    tmp = Calibration(0.0, (0.0,) * len(FITTED), (0.0,) * len(FITTED), (1.0,) * len(FITTED), fill)
+    fill = {}
+    for name in features:
+        if name in MAY_BE_MISSING:  # its mean stands in where another job lacks it
+            seen = [v for v in (FEATURES[name](s) for s in rows) if v is not None]
+            fill[name] = float(np.mean(seen)) if seen else 0.0
+    n = len(features)
+    tmp = Calibration(0.0, (0.0,) * n, (0.0,) * n, (1.0,) * n, fill, features=features)
     x = np.array([feature_vector(s, tmp) for s in rows], dtype=np.float64)
     y = np.asarray(bad, dtype=np.float64)
     mu, sd = x.mean(axis=0), x.std(axis=0)
@@ -194,6 +245,7 @@ def fit(
         sd=tuple(round(float(v), 4) for v in sd),
         fill={k: round(v, 4) for k, v in fill.items()},
         source=source,
+        features=tuple(features),
     )
 
 

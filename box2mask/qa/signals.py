@@ -55,20 +55,41 @@ UNSCORED_SOURCES = frozenset({"box", "ellipse", "obb"})
 
 @dataclass(frozen=True)
 class CropGeometry:
-    """The crop geometry of the job that made the masks (its job.json identity)."""
+    """The crop geometry of the job that made the masks (its job.json identity).
+
+    The SAM family's window (:func:`box2mask.geometry.window_for_box`: ``crop_size``,
+    ``context``, ``window``), or, for a model with its own window rule (``lite``: the
+    identity's ``model_window``), that rule
+    (:func:`box2mask.models.lite.crops.window_for_box`: ``model_context`` times the
+    box's long side, at least ``model_min_side`` px, centred on the box).
+    """
 
     crop_size: int = 512
     context: float = 1.25
     window: str = "centred"
+    model_context: float | None = None
+    model_min_side: int = 16
 
     @classmethod
     def from_identity(cls, identity: Mapping[str, Any] | None) -> CropGeometry:
         ident = identity or {}
+        own = ident.get("model_window") if isinstance(ident.get("model_window"), dict) else {}
         return cls(
             crop_size=int(ident.get("crop_size") or 512),
             context=float(ident.get("context") if ident.get("context") is not None else 1.25),
             window=str(ident.get("window") or "centred"),
+            model_context=float(own["context"]) if own.get("context") else None,
+            model_min_side=int(own.get("min_side") or 16),
         )
+
+    def window_for(self, box: list[float], frame_hw: tuple[int, int]) -> Any:
+        """The crop window (frame pixels) the model saw for the prompt box ``box`` (xyxy)."""
+        if self.model_context is not None:
+            from box2mask.models.lite.crops import window_for_box as own_window
+
+            return own_window(box, self.model_context, self.model_min_side)
+        mode = self.window  # "centred" | "clamped"
+        return window_for_box(np.asarray(box), frame_hw, self.crop_size, self.context, mode)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -139,8 +160,7 @@ def _touches_window(
 ) -> bool:
     """Whether a mask pixel lies on the border of the prompt's crop window (inside the frame)."""
     fh, fw = frame_hw
-    mode = geom.window  # "centred" | "clamped"
-    win = window_for_box(np.asarray(box), (fh, fw), geom.crop_size, geom.context, mode)  # type: ignore[arg-type]
+    win = geom.window_for(box, (fh, fw))
     x1, y1, x2, y2 = blk.xyxy()
     wx0, wy0, wx1, wy1 = win.x0, win.y0, win.x0 + win.size, win.y0 + win.size
     # the window's border lines that lie inside the frame
