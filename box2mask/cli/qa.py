@@ -35,12 +35,14 @@ QA_FLAGS = {
     # the former spelling (qa --out JOB --report DIR), resolved in qa_command
     "report": Flag(Path | None, "Former name of --out.", hidden=True),
     "html": Flag(
-        Path | None, "Also write the review page (index.html + thumbnails) into this folder."
+        Path | None,
+        "Also write the review page into this folder (index.html, its pictures; decisions kept "
+        "in the browser across reloads, exported and loaded back as decisions.json).",
     ),
     "html_top": Flag(
         int,
-        "Thumbnails on the review page: the N most suspicious objects (the page lists every "
-        "object, in pages).",
+        "Pictures on the review page (thumbnail, full frame, the track's neighbouring frames) "
+        "for the N most suspicious objects (the page lists every ranked object, in pages).",
         1000,
     ),
     "plots": Flag(
