@@ -445,7 +445,8 @@ function openView(i) {
   const strip = document.createElement("div"); strip.id = "v-strip";
   const none = o.track_id === null ? "no track id" : "the track is not in this frame";
   const near = side => { for (const [fi, k, s] of v.near) if (s === side)
-    strip.appendChild(figure(k >= 0 ? "track/" + pad(k) + ".jpg" : null, "frame " + fi, "", none)); };
+    strip.appendChild(figure(k >= 0 ? "track/" + pad(k) + ".jpg" : null, "frame " + fi, "",
+      k === -2 ? "image unreadable" : none)); };
   near(-1);
   strip.appendChild(figure(DATA.thumbs[i] ? "thumbs/" + pad(o.rank) + ".png" : null,
     "frame " + o.frame_index + " (this object)", "self", "no picture"));

@@ -68,7 +68,8 @@ class _Frame:
     image: dict[str, Any]
     #: top objects in it: (rank, place to read the segmentation, prompt box)
     own: list[tuple[int, int, list[float]]] = field(default_factory=list)
-    #: track ids whose object is shown as a neighbour: their picture's number, or -1
+    #: track ids whose object is shown as a neighbour: their picture's number, -1 (not in
+    #: this frame) or -2 (the image is unreadable)
     tracks: dict[int, int] = field(default_factory=dict)
     #: the full-frame picture's number (-1: none)
     picture: int = -1
@@ -150,8 +151,8 @@ def write_pictures(
     frame could not be read): ``{"frame": n, "box": [x, y, w, h]}`` (the full-frame
     picture's number, the prompt box as fractions of the frame) and ``"near"``: the
     neighbouring frames in order, ``[frame_index, n, side]`` (``n`` the track crop's
-    number, -1 when the track is not in that frame or the image is unreadable; ``side``
-    -1 before the object's frame, 1 after)."""
+    number, -1 when the track is not in that frame, -2 when its image is unreadable;
+    ``side`` -1 before the object's frame, 1 after)."""
     for sub in ("thumbs", "frames", "track"):
         (dest / sub).mkdir(parents=True, exist_ok=True)
     src = _Source(spec)
@@ -180,6 +181,8 @@ def write_pictures(
             fr.image = image
             bgr = imread(root / str(image.get("file_name", "")))
             if bgr is None:
+                for tid in fr.tracks:
+                    fr.tracks[tid] = -2
                 continue
             fr.hw = (int(bgr.shape[0]), int(bgr.shape[1]))
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
