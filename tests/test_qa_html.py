@@ -365,6 +365,9 @@ def test_review_page_of_hostile_names_runs_and_injects_nothing(browser, tmp_path
         c["name"] = HOSTILE_CATEGORIES.get(c["name"], c["name"])
     for im in coco["images"]:
         im["sequence"] = HOSTILE_SEQUENCES[im["sequence"]]
+    # another tool's review mark is shown on the card, as text
+    mark = "</script><img src=x onerror=\"window.__pwned = 'review'\">"
+    coco["annotations"][0]["review"] = mark
     # the page's title names the file: a folder name closing <title> and opening an element
     pred = tmp_path / "job<" / "title><img src=x onerror=window.__pwned='title'>" / "pred.json"
     pred.parent.mkdir(parents=True)
@@ -409,6 +412,8 @@ def test_review_page_of_hostile_names_runs_and_injects_nothing(browser, tmp_path
         HOSTILE_SEQUENCES["ship/001"].replace("\udcff", ""),
     )
     assert same
+    marks = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".card .review")]
+    assert marks == [f"reviewed: {mark}"]
     cat = HOSTILE_CATEGORIES["car"]
     Select(browser.find_element(By.ID, "f-category")).select_by_value(cat)
     shown = browser.find_elements(By.CSS_SELECTOR, ".card .meta")
