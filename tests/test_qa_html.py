@@ -255,7 +255,7 @@ def test_review_page_keeps_and_loads_decisions_and_shows_the_track(browser, tmp_
 
     # the full frame and the track's neighbouring frames of an object with a track
     k = next(k for k, o in enumerate(ranked[:20]) if o["track_id"] is not None)
-    browser.find_elements(By.CSS_SELECTOR, ".card button.view")[k].click()
+    _click(browser, browser.find_elements(By.CSS_SELECTOR, ".card button.view")[k])
     pics = _until(browser, lambda: browser.execute_script(
         "const im = [...document.querySelectorAll('#viewer img')];"
         "return im.length && im.every(i => i.complete) ?"
@@ -325,6 +325,13 @@ def test_review_page_keeps_and_loads_decisions_and_shows_the_track(browser, tmp_
     every = json.loads((tmp_path / "all" / "qa.json").read_text())
     assert [o["id"] for o in every["ranked"]] == [o["id"] for o in ranked]
     assert every["ranked"][1]["review"] == "accepted" and every["reviewed"] == []
+
+
+def _click(browser, element) -> None:  # noqa: ANN001
+    """Click ``element`` in the middle of the window: where the driver scrolls it by itself (the
+    top), the page's sticky bar would take the click."""
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
 
 
 def _until(browser, probe, timeout: float = 10.0):  # noqa: ANN001, ANN202
@@ -420,7 +427,7 @@ def test_review_page_of_hostile_names_runs_and_injects_nothing(browser, tmp_path
     assert shown and all(f" · {cat} · " in m.text for m in shown)
     # an object's frame and its track's neighbouring frames, found through the COCO file's
     # index: decoded pictures, the names as text, nothing injected
-    browser.find_elements(By.CSS_SELECTOR, ".card button.view")[0].click()
+    _click(browser, browser.find_elements(By.CSS_SELECTOR, ".card button.view")[0])
     pics = _until(browser, lambda: browser.execute_script(
         "const im = [...document.querySelectorAll('#viewer img')];"
         "return im.length && im.every(i => i.complete) ?"

@@ -37,48 +37,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
 from box2mask.io import atomic_open
-from box2mask.masks import decode
 from box2mask.qa.apply import FORMAT_KEY
 from box2mask.qa.score import FLAGS
-
-THUMB = 160  # thumbnail long side, px
-_MASK_RGB = (0, 200, 255)
-_BOX_RGB = (255, 220, 0)
-
-
-def thumbnail(image: np.ndarray, seg: dict, box_xywh: list[float]) -> np.ndarray:
-    """An RGB crop around the box: the mask filled (40%) and outlined, the prompt box drawn."""
-    h, w = image.shape[:2]
-    x, y, bw, bh = box_xywh
-    side = max(bw, bh, 16.0) * 1.6
-    cx, cy = x + bw / 2, y + bh / 2
-    x0, y0 = max(0, math.floor(cx - side / 2)), max(0, math.floor(cy - side / 2))
-    x1, y1 = min(w, math.ceil(cx + side / 2)), min(h, math.ceil(cy + side / 2))
-    if x1 <= x0 or y1 <= y0:
-        return np.zeros((THUMB, THUMB, 3), np.uint8)
-    crop = image[y0:y1, x0:x1].copy()
-    blk = decode(seg, (h, w)).clip(y0, x0, y1, x1)  # the part of the mask in the crop
-    m = np.zeros(crop.shape[:2], dtype=bool)
-    if blk.height:
-        m[blk.top - y0 : blk.bottom - y0, blk.left - x0 : blk.right - x0] = blk.pixels()
-    scale = THUMB / max(crop.shape[:2])
-    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-    interp = cv2.INTER_NEAREST if scale > 1 else cv2.INTER_AREA
-    big = cv2.resize(crop, size, interpolation=interp)
-    mb = cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-    tint = np.array(_MASK_RGB, np.float32)
-    big[mb] = (0.6 * big[mb] + 0.4 * tint).astype(np.uint8)
-    contours, _ = cv2.findContours(mb.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    cv2.drawContours(big, contours, -1, _MASK_RGB, 1)
-    p0 = (round((x - x0) * scale), round((y - y0) * scale))
-    p1 = (round((x + bw - x0) * scale) - 1, round((y + bh - y0) * scale) - 1)
-    cv2.rectangle(big, p0, p1, _BOX_RGB, 1)
-    return big
-
 
 #: cards per page of the review page
 PAGE_SIZE = 200
