@@ -322,6 +322,26 @@ class CocoFile:
         ).fetchone()
         return None if row is None else json.loads(row[0])
 
+    def neighbours(self, image_id: Any, k: int) -> tuple[list[dict], list[dict]]:
+        """The ``k`` images before and the ``k`` after the image ``image_id`` in its
+        sequence's frame order (:meth:`frames`), nearest last / first: ``(before, after)``."""
+        row = self.db.execute(
+            "SELECT gseq, gframe, rank FROM images WHERE id = ? ORDER BY rank DESC LIMIT 1",
+            (_key(image_id),),
+        ).fetchone()
+        if row is None:
+            return [], []
+        seq, frame, rank = row
+        before = self.db.execute(
+            "SELECT data FROM images WHERE gseq = ? AND (gframe, rank) < (?, ?)"
+            " ORDER BY gframe DESC, rank DESC LIMIT ?", (seq, frame, rank, int(k)),
+        ).fetchall()  # fmt: skip
+        after = self.db.execute(
+            "SELECT data FROM images WHERE gseq = ? AND (gframe, rank) > (?, ?)"
+            " ORDER BY gframe, rank LIMIT ?", (seq, frame, rank, int(k)),
+        ).fetchall()  # fmt: skip
+        return [json.loads(d) for (d,) in reversed(before)], [json.loads(d) for (d,) in after]
+
     def annotation(self, ordinal: int) -> dict[str, Any] | None:
         """The annotation at place ``ordinal`` (0-based) of the file."""
         row = self.db.execute("SELECT data FROM anns WHERE ord = ?", (int(ordinal),)).fetchone()

@@ -258,3 +258,74 @@ def test_a_lite_job_is_scored_with_its_quality_head_and_its_own_window(tmp_path:
     cal = CALIBRATIONS["lite"]
     low = object_signals({**ann, "score": 0.3}, image, "car", geom)
     assert logit(low, cal) > logit(lite_sig, cal)
+
+
+def _page_data(index: Path) -> dict:
+    """The review page's data block (JSON: script_json writes no markup characters)."""
+    import re
+
+    text = index.read_text(encoding="utf-8")
+    m = re.search(r'<script id="qa-data" type="application/json">(.*?)</script>', text, re.S)
+    assert m is not None
+    return json.loads(m.group(1))
+
+
+def test_review_page_pictures_of_the_top_objects(tmp_path: Path) -> None:
+    """Issue 27: the page's full-frame and track pictures exist for the --html-top objects only,
+    decode, are downscaled to FRAME_SIDE, and a neighbour frame whose image cannot be read is
+    said so (not "the track is not in this frame")."""
+    import shutil
+
+    import cv2
+
+    from box2mask.qa.views import FRAME_SIDE, NEAR
+
+    root = tmp_path / "data"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "viso-mini", root)
+    job = tmp_path / "job"
+    r = runner.invoke(app, ["convert", "-d", "viso", "--root", str(root), "--out", str(job),
+                            "--model", "ellipse", "--format", "coco"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    lost = root / "mot" / "car" / "001" / "img" / "000004.jpg"
+    lost.unlink()  # after the conversion: the page finds it unreadable
+    page = tmp_path / "page"
+    r = runner.invoke(app, ["qa", "--job", str(job), "--html", str(page), "--html-top", "1000"])
+    assert r.exit_code == 0, r.output
+    ranked = json.loads((job / "qa" / "qa.json").read_text())["ranked"]
+    data = _page_data(page / "index.html")
+    views = data["views"]
+    assert len(views) == len(ranked) == len(data["thumbs"])
+    coco = json.loads((job / "annotations.json").read_text())
+    ims = {im["id"]: im for im in coco["images"]}
+    present = {(ims[a["image_id"]]["sequence"], ims[a["image_id"]]["frame_index"], a["track_id"])
+               for a in coco["annotations"]}  # fmt: skip
+    assert any(k >= 0 for v in views if v for _, k, _ in v["near"])
+    for o, v, thumb in zip(ranked, views, data["thumbs"], strict=True):
+        gone = o["sequence"] == "car/001" and o["frame_index"] == 4
+        assert (v is None) == gone and thumb == (0 if gone else 1)
+        if v is None:
+            continue
+        assert 0 <= v["box"][0] < 1 and 0 <= v["box"][1] < 1
+        near = {fi: (k, side) for fi, k, side in v["near"]}
+        assert len(near) <= 2 * NEAR
+        assert all(side == (-1 if fi < o["frame_index"] else 1) for fi, (k, side) in near.items())
+        assert all(abs(fi - o["frame_index"]) <= NEAR for fi in near)  # 8 frames, no gap
+        assert len(near) == min(NEAR, o["frame_index"] - 1) + min(NEAR, 8 - o["frame_index"])
+        for fi, (k, _) in near.items():
+            if o["sequence"] == "car/001" and fi == 4:
+                assert k == -2  # unreadable, not missing
+            else:  # a crop exactly where the track is in that frame
+                assert (k >= 0) == ((o["sequence"], fi, o["track_id"]) in present)
+    frames = sorted((page / "frames").iterdir())
+    # one picture per readable frame holding a top object (here every object is a top one)
+    assert len(frames) == len({(o["sequence"], o["frame_index"]) for o in ranked}) - 1
+    for f in frames + sorted((page / "track").iterdir()):
+        im = cv2.imread(str(f))
+        assert im is not None and max(im.shape[:2]) <= FRAME_SIDE
+    # --html-top bounds them: one object, one frame, at most 2 * NEAR track crops
+    small = tmp_path / "small"
+    r = runner.invoke(app, ["qa", "--job", str(job), "--html", str(small), "--html-top", "1"])
+    assert r.exit_code == 0, r.output
+    assert len(list((small / "frames").iterdir())) == 1
+    assert 1 <= len(list((small / "track").iterdir())) <= 2 * NEAR
+    assert len(list((small / "thumbs").iterdir())) == 1

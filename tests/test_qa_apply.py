@@ -191,3 +191,38 @@ def test_bad_decisions_file_is_one_message(jobs: dict[str, Path], tmp_path: Path
     p.write_text("{}")
     r = runner.invoke(app, ["qa", "apply", str(p), "--job", str(jobs["box"])])
     assert r.exit_code == 2 and "not a box2mask qa decisions file" in r.output
+
+
+def test_accept_marks_a_coco_file_without_a_job(jobs: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 27: in a folder holding only another tool's ``annotations.json``, an accept marks the
+    annotation reviewed (who and when) as a job's corrections layer does, so the next qa ranks it
+    out; applying again changes no byte."""
+    folder = tmp_path / "foreign"
+    folder.mkdir()
+    shutil.copy(jobs["box"] / "annotations.json", folder / "annotations.json")
+    coco = json.loads((folder / "annotations.json").read_text())
+    ims = {im["id"]: im for im in coco["images"]}
+    a = coco["annotations"][3]
+    dec = tmp_path / "accept.json"
+    dec.write_text(json.dumps({"box2mask_qa_decisions": 1, "decisions": [
+        {"sequence": ims[a["image_id"]]["sequence"], "frame_index": ims[a["image_id"]]["frame_index"],
+         "track_id": a["track_id"], "action": "accept"}]}))  # fmt: skip
+    r = runner.invoke(app, ["qa", "apply", str(dec), "--job", str(folder)])
+    assert r.exit_code == 0, r.output
+    assert "accepted 1" in r.output and "only annotations.json was rewritten" in r.output
+    after = json.loads((folder / "annotations.json").read_text())
+    marked = [x for x in after["annotations"] if x.get("review")]
+    assert [x["id"] for x in marked] == [a["id"]]
+    assert marked[0]["review"] == "accepted" and marked[0]["review_tool"] == "box2mask qa"
+    assert marked[0]["segmentation"] == a["segmentation"]
+    before = (folder / "annotations.json").read_bytes()
+    r = runner.invoke(app, ["qa", "apply", str(dec), "--job", str(folder)])
+    assert r.exit_code == 0, r.output
+    assert (folder / "annotations.json").read_bytes() == before
+    r = runner.invoke(app, ["qa", "--job", str(folder / "annotations.json"), "--no-images",
+                            "--out", str(tmp_path / "qa")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "1 reviewed objects not ranked" in r.output
+    rep = json.loads((tmp_path / "qa" / "qa.json").read_text())
+    assert [o["id"] for o in rep["reviewed"]] == [a["id"]]
+    assert a["id"] not in {o["id"] for o in rep["ranked"]}

@@ -167,6 +167,184 @@ def test_review_page_in_headless_chromium(browser, tmp_path: Path) -> None:
     assert keys[key(byid[boxed])]["mask_source"] == "box"
 
 
+def _cards(browser) -> dict[int, str]:
+    """``{object id: decision}`` of the cards shown (the card's class; "" undecided), checked
+    against the card's checked radio button."""
+    got = browser.execute_script(
+        "return [...document.querySelectorAll('.card')].map(c => [c.dataset.id,"
+        " c.className.replace('card', '').trim(),"
+        " (c.querySelector('input[type=radio]:checked') || {value: ''}).value])"
+    )
+    for _, cls, checked in got:
+        assert cls == checked
+    return {int(i): cls for i, cls, _ in got}
+
+
+def _message(browser) -> str:
+    return browser.find_element(By.ID, "msg").text
+
+
+def _decisions_file(path: Path, source: object, objects: list[dict], actions: list[str]) -> Path:
+    """A decisions.json as the page exports it (without the ranks: a file from an older page)."""
+    data = {"box2mask_qa_decisions": 1, "source": source,
+            "decisions": [{"id": o["id"], "sequence": o["sequence"],
+                           "frame_index": o["frame_index"], "track_id": o["track_id"],
+                           "action": a} for o, a in zip(objects, actions, strict=True)]}  # fmt: skip
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_review_page_keeps_and_loads_decisions_and_shows_the_track(browser, tmp_path: Path) -> None:
+    """Issue 27: decisions survive a reload (browser storage), a decisions.json loads back
+    through the file input (another job's file is refused with a message), Clear forgets
+    them; an object's full frame and its track's neighbouring frames are decoded pictures;
+    an accepted object is ranked out by the next qa (and in with --include-reviewed)."""
+    job = tmp_path / "job"
+    r = runner.invoke(app, ["convert", "-d", "viso", "--root", str(EXAMPLE), "--out", str(job),
+                            "--model", "ellipse", "--format", "coco"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    page = tmp_path / "review"
+    r = runner.invoke(app, ["qa", "--job", str(job), "--html", str(page), "--html-top", "20"])
+    assert r.exit_code == 0, r.output
+    ranked = json.loads((job / "qa" / "qa.json").read_text())["ranked"]
+    source = str((job / "annotations.json").resolve())
+    browser.get((page / "index.html").as_uri())
+    assert browser.execute_script("return DATA.source") == source
+
+    # decide by clicking, then reload: the decisions are still there, on the cards and in
+    # the export
+    cards = browser.find_elements(By.CSS_SELECTOR, ".card")
+    cards[0].find_element(By.CSS_SELECTOR, "input[value=reject]").click()
+    cards[1].find_element(By.CSS_SELECTOR, "input[value=accept]").click()
+    made = {ranked[0]["id"]: "reject", ranked[1]["id"]: "accept"}
+    browser.refresh()
+    assert {k: v for k, v in _cards(browser).items() if v} == made
+    assert "restored 2 decisions" in _message(browser)
+    exported = json.loads(browser.execute_script("return box2maskDecisions()"))
+    assert {d["id"]: d["action"] for d in exported["decisions"]} == made
+    assert exported["source"] == source
+
+    # a decisions file through the file input: matched by object, merged with the others
+    dec = _decisions_file(tmp_path / "mine.json", source, ranked[2:4], ["box", "ellipse"])
+    browser.find_element(By.ID, "load").send_keys(str(dec))
+    _until(browser, lambda: "loaded 2 decisions" in _message(browser))
+    want = {**made, ranked[2]["id"]: "box", ranked[3]["id"]: "ellipse"}
+    assert {k: v for k, v in _cards(browser).items() if v} == want
+    # one naming an object this page does not hold is counted, the rest loaded
+    gone = {**ranked[5], "track_id": 10**6}
+    dec = _decisions_file(tmp_path / "gone.json", source, [ranked[4], gone], ["reject", "box"])
+    browser.find_element(By.ID, "load").send_keys(str(dec))
+    _until(browser, lambda: "loaded 1 decisions" in _message(browser))
+    assert "1 name objects not on this page" in _message(browser)
+    want[ranked[4]["id"]] = "reject"
+    # another job's file: refused whole, with a visible message; nothing mixed in
+    other = _decisions_file(tmp_path / "other.json", "/elsewhere/annotations.json", ranked[6:8],
+                            ["reject", "reject"])  # fmt: skip
+    browser.find_element(By.ID, "load").send_keys(str(other))
+    _until(browser, lambda: "nothing loaded" in _message(browser))
+    msg = browser.find_element(By.ID, "msg")
+    assert "/elsewhere/annotations.json" in msg.text and msg.get_attribute("class") == "bad"
+    assert msg.is_displayed()
+    # not a decisions file either
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"decisions": []}')
+    browser.find_element(By.ID, "load").send_keys(str(bad))
+    _until(browser, lambda: "not a box2mask qa decisions file" in _message(browser))
+    browser.refresh()
+    assert {k: v for k, v in _cards(browser).items() if v} == want
+
+    # the full frame and the track's neighbouring frames of an object with a track
+    k = next(k for k, o in enumerate(ranked[:20]) if o["track_id"] is not None)
+    _click(browser, browser.find_elements(By.CSS_SELECTOR, ".card button.view")[k])
+    pics = _until(browser, lambda: browser.execute_script(
+        "const im = [...document.querySelectorAll('#viewer img')];"
+        "return im.length && im.every(i => i.complete) ?"
+        " im.map(i => [i.getAttribute('src'), i.naturalWidth, i.naturalHeight]) : null"))  # fmt: skip
+    srcs = [p[0] for p in pics]
+    assert all(w > 0 and h > 0 for _, w, h in pics), pics
+    assert srcs.count(f"thumbs/{k + 1:06d}.png") == 1
+    frames = [s for s in srcs if s.startswith("frames/")]
+    near = [s for s in srcs if s.startswith("track/")]
+    assert len(frames) == 1 and near  # viso-mini's tracks run through all 8 frames
+    captions = [f.text for f in browser.find_elements(By.CSS_SELECTOR, "#v-strip figcaption")]
+    fi = ranked[k]["frame_index"]
+    assert f"frame {fi} (this object)" in captions
+    assert any(c == f"frame {fi - 1}" or c == f"frame {fi + 1}" for c in captions)
+    # the box drawn over the frame where the object is: inside the picture
+    inside = browser.execute_script(
+        "const f = document.querySelector('#v-frame').getBoundingClientRect();"
+        "const b = document.querySelector('.frame-wrap .box').getBoundingClientRect();"
+        "return [b.width > 0 && b.height > 0, b.left >= f.left - 1 && b.right <= f.right + 1"
+        " && b.top >= f.top - 1 && b.bottom <= f.bottom + 1]"
+    )
+    assert inside == [True, True]
+    browser.find_element(By.ID, "v-close").click()
+    assert browser.find_elements(By.CSS_SELECTOR, "#viewer img") == []
+
+    # another job's page shares none of them
+    job2 = tmp_path / "job2"
+    shutil.copytree(job, job2)
+    page2 = tmp_path / "review2"
+    r = runner.invoke(app, ["qa", "--job", str(job2), "--html", str(page2), "--html-top", "5"])
+    assert r.exit_code == 0, r.output
+    browser.get((page2 / "index.html").as_uri())
+    assert not any(_cards(browser).values()) and _message(browser) == ""
+    # back on the first page: Clear forgets them, across a reload too
+    browser.get((page / "index.html").as_uri())
+    assert {k: v for k, v in _cards(browser).items() if v} == want
+    browser.find_element(By.ID, "clear").click()
+    browser.switch_to.alert.accept()
+    assert not any(_cards(browser).values())
+    browser.refresh()
+    assert not any(_cards(browser).values())
+    assert json.loads(browser.execute_script("return box2maskDecisions()"))["decisions"] == []
+
+    # accept through qa apply: the object is marked reviewed, with who and when, and the
+    # next qa leaves it out of the ranking (counted), --include-reviewed ranks it again
+    acc = _decisions_file(tmp_path / "acc.json", source, ranked[1:2], ["accept"])
+    r = runner.invoke(app, ["qa", "apply", str(acc), "--job", str(job)])
+    assert r.exit_code == 0, r.output
+    assert "accepted 1" in r.output
+    coco = json.loads((job / "annotations.json").read_text())
+    marked = [a for a in coco["annotations"] if a.get("review")]
+    assert [a["id"] for a in marked] == [ranked[1]["id"]]
+    assert marked[0]["review"] == "accepted" and marked[0]["review_tool"] == "box2mask qa"
+    assert marked[0]["review_time"].endswith("Z")
+    r = runner.invoke(app, ["qa", "--job", str(job), "--html", str(page), "--html-top", "20"])
+    assert r.exit_code == 0, r.output
+    assert "1 reviewed objects not ranked" in r.output
+    again = json.loads((job / "qa" / "qa.json").read_text())
+    assert ranked[1]["id"] not in [o["id"] for o in again["ranked"]]
+    assert len(again["ranked"]) == len(ranked) - 1 and again["reviewed"][0]["id"] == ranked[1]["id"]
+    browser.get((page / "index.html").as_uri())
+    assert ranked[1]["id"] not in _cards(browser)
+    assert "1 reviewed objects not ranked" in browser.find_element(By.ID, "count").text
+    r = runner.invoke(app, ["qa", "--job", str(job), "--out", str(tmp_path / "all"),
+                            "--include-reviewed"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    every = json.loads((tmp_path / "all" / "qa.json").read_text())
+    assert [o["id"] for o in every["ranked"]] == [o["id"] for o in ranked]
+    assert every["ranked"][1]["review"] == "accepted" and every["reviewed"] == []
+
+
+def _click(browser, element) -> None:  # noqa: ANN001
+    """Click ``element`` in the middle of the window: where the driver scrolls it by itself (the
+    top), the page's sticky bar would take the click."""
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
+
+
+def _until(browser, probe, timeout: float = 10.0):  # noqa: ANN001, ANN202
+    """``probe()``'s first truthy value, polled until ``timeout``."""
+    end = time.time() + timeout
+    while time.time() < end:
+        got = probe()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out; page message: {_message(browser)!r}")
+
+
 #: dataset-derived names that break out of each context of the page if not escaped for it:
 #: inline JSON in <script> (``<!--<script>``, ``</script>``), HTML text (``<title>``),
 #: attributes (``"'>``), and JavaScript line terminators (U+2028/2029)
@@ -194,6 +372,9 @@ def test_review_page_of_hostile_names_runs_and_injects_nothing(browser, tmp_path
         c["name"] = HOSTILE_CATEGORIES.get(c["name"], c["name"])
     for im in coco["images"]:
         im["sequence"] = HOSTILE_SEQUENCES[im["sequence"]]
+    # another tool's review mark is shown on the card, as text
+    mark = "</script><img src=x onerror=\"window.__pwned = 'review'\">"
+    coco["annotations"][0]["review"] = mark
     # the page's title names the file: a folder name closing <title> and opening an element
     pred = tmp_path / "job<" / "title><img src=x onerror=window.__pwned='title'>" / "pred.json"
     pred.parent.mkdir(parents=True)
@@ -238,10 +419,25 @@ def test_review_page_of_hostile_names_runs_and_injects_nothing(browser, tmp_path
         HOSTILE_SEQUENCES["ship/001"].replace("\udcff", ""),
     )
     assert same
+    marks = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".card .review")]
+    assert marks == [f"reviewed: {mark}"]
     cat = HOSTILE_CATEGORIES["car"]
     Select(browser.find_element(By.ID, "f-category")).select_by_value(cat)
     shown = browser.find_elements(By.CSS_SELECTOR, ".card .meta")
     assert shown and all(f" · {cat} · " in m.text for m in shown)
+    # an object's frame and its track's neighbouring frames, found through the COCO file's
+    # index: decoded pictures, the names as text, nothing injected
+    _click(browser, browser.find_elements(By.CSS_SELECTOR, ".card button.view")[0])
+    pics = _until(browser, lambda: browser.execute_script(
+        "const im = [...document.querySelectorAll('#viewer img')];"
+        "return im.length && im.every(i => i.complete) ?"
+        " im.map(i => [i.getAttribute('src'), i.naturalWidth]) : null"))  # fmt: skip
+    assert all(w > 0 for _, w in pics), pics
+    assert any(src.startswith("track/") for src, _ in pics)
+    assert sum(src.startswith("frames/") for src, _ in pics) == 1
+    assert f" · {cat} · " in browser.find_element(By.CSS_SELECTOR, "#viewer .panel span").text
+    assert browser.execute_script("return window.__pwned === undefined")
+    assert browser.execute_script("return document.querySelectorAll('svg, [onerror]').length") == 0
 
 
 def _million_row_page(dest: Path, n: int) -> dict:
@@ -268,7 +464,7 @@ def _million_row_page(dest: Path, n: int) -> dict:
     with PageWriter(dest / "page", output, report, str(scratch), top=0) as page:
         for i in range(n):
             row = json.dumps([seqs[seq[i]], i % 250, i % 104 + 1, cats[cat[i]], "box",
-                              round(float(susp[i]), 6), int(bits[i]), i])  # fmt: skip
+                              round(float(susp[i]), 6), int(bits[i]), i, None])  # fmt: skip
             page.add(i + 1, i + 1, i // 100 + 1, row, "")
         page.finish(types.SimpleNamespace(kind="job", path=str(dest)), None, None)
     nested = 1 << list(FLAGS).index("nested")

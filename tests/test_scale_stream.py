@@ -36,7 +36,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """``(dataset root, job folder)``: 3 sequences x 6 frames x 100 objects, converted with
-    --model box, then 4 decisions applied (2 rejects, a box, an ellipse)."""
+    --model box, then 5 decisions applied (2 rejects, a box, an ellipse, an accept)."""
     tmp = tmp_path_factory.mktemp("scale")
     root, out = tmp / "data", tmp / "job"
     build(root, sequences=3, frames=6)
@@ -45,59 +45,75 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     assert r.exit_code == 0, r.output
     coco = json.loads((out / "annotations.json").read_text())
     ims = {im["id"]: im for im in coco["images"]}
-    picks = [coco["annotations"][k] for k in (5, 250, 900, 1300)]
+    picks = [coco["annotations"][k] for k in (5, 250, 900, 1300, 1500)]
     decisions = [{"sequence": ims[a["image_id"]]["sequence"],
                   "frame_index": ims[a["image_id"]]["frame_index"], "track_id": a["track_id"],
-                  "action": act} for a, act in zip(picks, ("reject", "box", "reject", "ellipse"),
+                  "action": act} for a, act in zip(picks, ("reject", "box", "reject", "ellipse", "accept"),
                                                   strict=True)]  # fmt: skip
     dec = tmp / "decisions.json"
     dec.write_text(json.dumps({"box2mask_qa_decisions": 1, "decisions": decisions}))
     r = runner.invoke(app, ["qa", "apply", str(dec), "--job", str(out)])
     assert r.exit_code == 0, r.output
-    assert "removed 2, replaced 1 by box, 1 by ellipse" in r.output
+    assert "removed 2, replaced 1 by box, 1 by ellipse, accepted 1" in r.output
     return root, out
 
 
-def _reference(out: Path, root: Path) -> list[dict]:
-    """qa's ranked records computed the whole-file way (the code before issue 28)."""
-    from box2mask.qa.score import flags, logit, suspicion
+def _reference(out: Path, root: Path) -> tuple[list[dict], list[dict]]:
+    """qa's ranked records computed the whole-file way (the code before issue 28), and the
+    reviewed objects' records (issue 27: scored with the others, not ranked)."""
+    from box2mask.qa.score import logit
     from box2mask.qa.signals import CropGeometry, signals
-    from box2mask.qa.stream import SIGNAL_COLUMNS
 
     coco = json.loads((out / "annotations.json").read_text())
     ident = json.loads((out / ".box2mask" / "job.json").read_text())["identity"]
     sig, _ = signals(coco, CropGeometry.from_identity(ident), model=ident["model"],
                      image_root=root)  # fmt: skip
     order = sorted(range(len(sig)), key=lambda k: (-logit(sig[k]), k))
-    ranked = []
+    reviewed = [k for k in order if coco["annotations"][k].get("review") in ("accepted", "manual")]
+    ranked = [k for k in order if k not in reviewed]
+    return _records(coco, sig, ranked, True), _records(coco, sig, reviewed, False)
+
+
+def _records(coco: dict, sig: list, order: list[int], ranked: bool) -> list[dict]:
+    from box2mask.qa.score import flags, suspicion
+    from box2mask.qa.stream import SIGNAL_COLUMNS
+
+    out = []
     for rank, k in enumerate(order, start=1):
         d = sig[k].as_dict()
-        ranked.append({
-            "rank": rank, **{key: d[key] for key in ("id", "image_id", "file_name", "sequence",
-                                                     "frame_index", "track_id", "category",
-                                                     "mask_source", "prompt_box")},
+        out.append({
+            "rank": rank if ranked else None,
+            **{key: d[key] for key in ("id", "image_id", "file_name", "sequence", "frame_index",
+                                       "track_id", "category", "mask_source", "prompt_box")},
+            "review": coco["annotations"][k].get("review"),
             "suspicion": round(suspicion(sig[k]), 6), "flags": flags(sig[k]),
             "signals": {c: round(d[c], 5) if isinstance(d[c], float) else d[c]
                         for c in SIGNAL_COLUMNS},
         })  # fmt: skip
-    return ranked
+    return out
 
 
 def _ranked(path: Path) -> list[dict]:
     return json.loads(path.read_text())["ranked"]
 
 
+def _both(path: Path) -> tuple[list[dict], list[dict]]:
+    data = json.loads(path.read_text())
+    return data["ranked"], data["reviewed"]
+
+
 def test_qa_streamed_in_parallel_ranks_as_the_whole_file(job, tmp_path: Path, monkeypatch) -> None:
     root, out = job
     want = _reference(out, root)
-    assert len(want) == 3 * 6 * 100 - 2
-    assert any(o["signals"]["image_disagreement"] is not None for o in want)
-    assert any(o["signals"]["track_iou"] is not None for o in want)
+    assert len(want[0]) == 3 * 6 * 100 - 3 and len(want[1]) == 1
+    assert any(o["signals"]["image_disagreement"] is not None for o in want[0])
+    assert any(o["signals"]["track_iou"] is not None for o in want[0])
+    assert {o["review"] for o in want[0]} == {None, "box", "ellipse"}
     # one process, the job's parts
     r = runner.invoke(app, ["qa", "--job", str(out), "--out", str(tmp_path / "one"),
                             "--workers", "1"])  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert _ranked(tmp_path / "one" / "qa.json") == want
+    assert _both(tmp_path / "one" / "qa.json") == want
     # worker processes, one task per sequence
     monkeypatch.setattr("box2mask.qa.report.TASK_FRAMES", 6)
     r = runner.invoke(app, ["qa", "--job", str(out), "--out", str(tmp_path / "two"),
@@ -115,7 +131,7 @@ def test_qa_streamed_in_parallel_ranks_as_the_whole_file(job, tmp_path: Path, mo
                             "2", "--executor", "processes"])  # fmt: skip
     assert r.exit_code == 0, r.output
     # (its crop geometry is box2mask's default, as the job's: the same signals)
-    assert _ranked(bare.parent / "qa" / "qa.json") == want
+    assert _both(bare.parent / "qa" / "qa.json") == want
     # the temporary runs and index are gone
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["qa.csv", "qa.json"]
     assert sorted(p.name for p in (bare.parent / "qa").iterdir()) == ["qa.csv", "qa.json"]
@@ -127,10 +143,14 @@ def test_qa_csv_and_json_rows_agree(job, tmp_path: Path) -> None:
     _, out = job
     r = runner.invoke(app, ["qa", "--job", str(out), "--out", str(tmp_path), "--no-images"])
     assert r.exit_code == 0, r.output
-    ranked = _ranked(tmp_path / "qa.json")
+    ranked, reviewed = _both(tmp_path / "qa.json")
     with open(tmp_path / "qa.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == len(ranked)
+    # the ranked rows, then the reviewed object, not ranked (an empty rank)
+    assert len(rows) == len(ranked) + 1 and len(reviewed) == 1
+    assert rows[-1]["rank"] == "" and int(rows[-1]["id"]) == reviewed[0]["id"]
+    assert rows[-1]["review"] == "accepted" and "reviewed objects not ranked" in r.output
+    assert {row["review"] for row in rows[:-1]} == {"", "box", "ellipse"}
     for o, row in zip(ranked[:50], rows[:50], strict=True):
         assert int(row["rank"]) == o["rank"] and int(row["id"]) == o["id"]
         assert float(row["suspicion"]) == o["suspicion"]
@@ -139,6 +159,14 @@ def test_qa_csv_and_json_rows_agree(job, tmp_path: Path) -> None:
     from box2mask.qa.report import iter_ranked
 
     assert list(iter_ranked(tmp_path / "qa.json")) == ranked
+    # --include-reviewed ranks it with the others, in its place by suspicion
+    r = runner.invoke(app, ["qa", "--job", str(out), "--out", str(tmp_path / "all"),
+                            "--no-images", "--include-reviewed"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    everything, none = _both(tmp_path / "all" / "qa.json")
+    assert none == [] and len(everything) == len(ranked) + 1
+    assert [o["id"] for o in everything if o["review"] == "accepted"] == [reviewed[0]["id"]]
+    assert [o["id"] for o in everything if o["review"] != "accepted"] == [o["id"] for o in ranked]
 
 
 def _report(tmp_path: Path, name: str, root: Path, pred: Path, *extra: str) -> dict:

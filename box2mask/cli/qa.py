@@ -35,12 +35,14 @@ QA_FLAGS = {
     # the former spelling (qa --out JOB --report DIR), resolved in qa_command
     "report": Flag(Path | None, "Former name of --out.", hidden=True),
     "html": Flag(
-        Path | None, "Also write the review page (index.html + thumbnails) into this folder."
+        Path | None,
+        "Also write the review page into this folder (index.html, its pictures; decisions kept "
+        "in the browser across reloads, exported and loaded back as decisions.json).",
     ),
     "html_top": Flag(
         int,
-        "Thumbnails on the review page: the N most suspicious objects (the page lists every "
-        "object, in pages).",
+        "Pictures on the review page (thumbnail, full frame, the track's neighbouring frames) "
+        "for the N most suspicious objects (the page lists every ranked object, in pages).",
         1000,
     ),
     "plots": Flag(
@@ -53,6 +55,13 @@ QA_FLAGS = {
         Path | None, "Folder the images' file_name is relative to (default: the job's root)."
     ),
     "no_images": Flag(bool, "Do not read the images (no image signal, no page).", False),
+    "include_reviewed": Flag(
+        bool,
+        "Rank the objects a person already reviewed too (review accepted or manual: kept by "
+        "qa apply, corrected in an annotation tool); by default they are listed in qa.json's "
+        "reviewed and at the end of qa.csv, not ranked.",
+        False,
+    ),
     "top": Flag(int, "Print the N most suspicious objects.", 10),
     "workers": Flag(
         int,
@@ -123,7 +132,7 @@ def qa_command(given: dict[str, Any]) -> None:
                 output, dest, image_root=given["image_root"], images=not no_images,
                 workers=given["workers"], executor=given["executor"], top=given["top"],
                 html=html, html_top=html_top, html_plots=page_plots,
-                exact=gt_dataset is not None,
+                exact=gt_dataset is not None, include_reviewed=given["include_reviewed"],
                 progress=lambda done, total, objects: bar.update(done, total, objects),
             )  # fmt: skip
         paths, page = list(rep.paths), rep.page
@@ -163,6 +172,9 @@ def qa_command(given: dict[str, Any]) -> None:
     console.print(table)
     counts = {k: v for k, v in rep.flag_counts.items() if v}
     console.print("flags: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none"))
+    if rep.reviewed:
+        console.print(f"{rep.reviewed} reviewed objects not ranked (review accepted or manual; "
+                      "--include-reviewed ranks them)")  # fmt: skip
     if rep.image_root is None:
         console.print("no image signal (no image root: pass --image-root)")
     elif rep.unread_images:

@@ -23,7 +23,8 @@ objects so. The parts stay the model's; a resumed or rerun ``convert`` and
 
 A folder without a job (a COCO file from another tool as ``annotations.json``,
 or a job whose ``.box2mask/parts`` is gone) gets its ``annotations.json``
-rewritten directly (ids renumbered 1..), and nothing else; ``qa apply`` says so.
+rewritten directly (ids renumbered 1..; an accepted object marked there, as the
+layer marks it), and nothing else; ``qa apply`` says so.
 
 Applying the same decisions again changes nothing: a removed object is not
 found again (counted as already applied), a replaced one already has the
@@ -323,6 +324,8 @@ def _apply_to_coco(coco_path: Path, decisions: list[Decision], repeated: int) ->
     summary = ApplySummary(coco_path.parent, duplicates=repeated)
     remove: set[int] = set()
     anns = coco["annotations"]
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    marked = 0
     for d in decisions:
         cands = by_key.get(_key(d.sequence, d.frame_index, d.track_id, d.id), [])
         if len(cands) > 1 and d.id is not None:
@@ -339,6 +342,13 @@ def _apply_to_coco(coco_path: Path, decisions: list[Decision], repeated: int) ->
         a = anns[k]
         if d.action == "accept":
             summary.accepted += 1
+            # the mark a job's corrections layer gives (qa ranks the object out next time);
+            # one already accepted keeps its time, so applying again changes nothing
+            if a.get("review") != "accepted" or a.get("review_tool") != REVIEW_TOOL:
+                anns[k] = {**a, "review": "accepted", "review_tool": REVIEW_TOOL,
+                           "review_time": when}  # fmt: skip
+                marked += 1
+                summary.frames += 1
         elif d.action == "reject":
             remove.add(k)
             summary.removed += 1
@@ -352,7 +362,7 @@ def _apply_to_coco(coco_path: Path, decisions: list[Decision], repeated: int) ->
             anns[k] = new
             summary.frames += 1
             summary.replaced[d.action] = summary.replaced.get(d.action, 0) + 1
-    if not remove and not summary.replaced:
+    if not remove and not summary.replaced and not marked:
         return summary
     kept = [a for k, a in enumerate(anns) if k not in remove]
     for i, a in enumerate(kept, start=1):

@@ -1,16 +1,27 @@
 """``box2mask qa --html DIR``: a static review page, no server needed.
 
 ``DIR/index.html`` holds every ranked object's data (a JSON block of columns:
-ids, frame, track, suspicion, flags as bits, names as indices into tables) and
-the page's script; ``DIR/thumbs/<rank>.png`` are the crops of the ``--html-top``
-most suspicious objects, each the prompt box with a margin, the mask filled and
-outlined, the prompt box drawn. The page shows the ranked list most suspicious
-first, :data:`PAGE_SIZE` cards at a time with paging, and filters by flag,
-category and sequence over every object: a million rows filter in a fraction
-of a second, because the filters scan the columns, not the cards. Per object
-accept / reject / box / ellipse; the "Export decisions" link downloads
-``decisions.json`` (built in the page, the file ``box2mask qa apply`` reads).
-The page's ``box2maskDecisions()`` returns the same text the link downloads.
+ids, frame, track, suspicion, flags as bits, names and review marks as indices
+into tables) and the page's script; ``DIR/thumbs/<rank>.png`` are the crops of
+the ``--html-top`` most suspicious objects, each the prompt box with a margin,
+the mask filled and outlined, the prompt box drawn; ``DIR/frames/`` and
+``DIR/track/`` their full frames and their tracks' neighbouring frames
+(:mod:`box2mask.qa.views`), shown when a card's "frame and track" is opened.
+The page shows the ranked list most suspicious first, :data:`PAGE_SIZE` cards
+at a time with paging, and filters by flag, category and sequence over every
+object: a million rows filter in a fraction of a second, because the filters
+scan the columns, not the cards. Per object accept / reject / box / ellipse;
+the "Export decisions" link downloads ``decisions.json`` (built in the page,
+the file ``box2mask qa apply`` reads). The page's ``box2maskDecisions()``
+returns the same text the link downloads.
+
+The decisions are kept in the browser's ``localStorage`` under a key made from
+the page's source (the COCO file's absolute path and the job's identity), so a
+reload or a page written again for the same job finds them and another job's
+page does not. "Load decisions" reads a ``decisions.json`` back; a file naming
+another source is refused with a message on the page. Decisions are matched to
+objects as ``qa apply`` matches them (sequence, frame, track id; the annotation
+id without a track id), so they survive the ids an earlier apply renumbered.
 
 The page's data is written while qa's ranked rows are merged
 (:class:`PageWriter`): column files on disk, never the list in memory.
@@ -18,6 +29,7 @@ The page's data is written while qa's ranked rows are merged
 
 from __future__ import annotations
 
+import hashlib
 import html as html_lib
 import json
 import math
@@ -25,54 +37,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
-from box2mask.io import atomic_open, atomic_write_bytes, imread
-from box2mask.masks import decode
+from box2mask.io import atomic_open
 from box2mask.qa.apply import FORMAT_KEY
 from box2mask.qa.score import FLAGS
-
-THUMB = 160  # thumbnail long side, px
-_MASK_RGB = (0, 200, 255)
-_BOX_RGB = (255, 220, 0)
-
-
-def thumbnail(image: np.ndarray, seg: dict, box_xywh: list[float]) -> np.ndarray:
-    """An RGB crop around the box: the mask filled (40%) and outlined, the prompt box drawn."""
-    h, w = image.shape[:2]
-    x, y, bw, bh = box_xywh
-    side = max(bw, bh, 16.0) * 1.6
-    cx, cy = x + bw / 2, y + bh / 2
-    x0, y0 = max(0, math.floor(cx - side / 2)), max(0, math.floor(cy - side / 2))
-    x1, y1 = min(w, math.ceil(cx + side / 2)), min(h, math.ceil(cy + side / 2))
-    if x1 <= x0 or y1 <= y0:
-        return np.zeros((THUMB, THUMB, 3), np.uint8)
-    crop = image[y0:y1, x0:x1].copy()
-    blk = decode(seg, (h, w)).clip(y0, x0, y1, x1)  # the part of the mask in the crop
-    m = np.zeros(crop.shape[:2], dtype=bool)
-    if blk.height:
-        m[blk.top - y0 : blk.bottom - y0, blk.left - x0 : blk.right - x0] = blk.pixels()
-    scale = THUMB / max(crop.shape[:2])
-    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-    interp = cv2.INTER_NEAREST if scale > 1 else cv2.INTER_AREA
-    big = cv2.resize(crop, size, interpolation=interp)
-    mb = cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-    tint = np.array(_MASK_RGB, np.float32)
-    big[mb] = (0.6 * big[mb] + 0.4 * tint).astype(np.uint8)
-    contours, _ = cv2.findContours(mb.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    cv2.drawContours(big, contours, -1, _MASK_RGB, 1)
-    p0 = (round((x - x0) * scale), round((y - y0) * scale))
-    p1 = (round((x + bw - x0) * scale) - 1, round((y + bh - y0) * scale) - 1)
-    cv2.rectangle(big, p0, p1, _BOX_RGB, 1)
-    return big
-
 
 #: cards per page of the review page
 PAGE_SIZE = 200
 #: the page's columns, in order (numbers; ``null`` for a missing track id)
 COLUMNS = ("id", "image_id", "sequence", "frame_index", "track_id", "category", "mask_source",
-           "suspicion", "flags")  # fmt: skip
+           "suspicion", "flags", "review")  # fmt: skip
 
 
 class PageWriter:
@@ -97,10 +70,12 @@ class PageWriter:
         self.top = top
         self.files = {c: open(os.path.join(scratch, f"page-{c}.txt"), "w", encoding="utf-8")  # noqa: SIM115
                       for c in COLUMNS}  # fmt: skip
-        self.tables: dict[str, dict[str, int]] = {"sequence": {}, "category": {}, "mask_source": {}}
+        self.tables: dict[str, dict[str, int]] = {
+            "sequence": {}, "category": {}, "mask_source": {}, "review": {"": 0}
+        }  # fmt: skip
         self.n = 0
-        #: the thumbnails' objects: (rank, sequence, frame_index, where, file_name, prompt_box)
-        self.thumbs: list[tuple[int, str, int, int, str, list[float]]] = []
+        #: the pictured objects (the ``top`` first ranks)
+        self.thumbs: list[Any] = []
 
     def __enter__(self) -> PageWriter:
         return self
@@ -118,39 +93,55 @@ class PageWriter:
 
     def add(self, rank: int, aid: int, iid: int, page: str, rest: str) -> None:
         """One ranked row (in rank order): its ids, its page fields (JSON), its qa.json text."""
-        seq, fi, tid, cat, src, susp, bits, where = json.loads(page)
+        seq, fi, tid, cat, src, susp, bits, where, review = json.loads(page)
         cells = (aid, iid, self._index("sequence", seq), fi,
                  "null" if tid is None else tid, self._index("category", cat),
-                 self._index("mask_source", src), repr(float(susp)), bits)  # fmt: skip
+                 self._index("mask_source", src), repr(float(susp)), bits,
+                 self._index("review", review or ""))  # fmt: skip
         sep = "," if self.n else ""
         for c, v in zip(COLUMNS, cells, strict=True):
             self.files[c].write(f"{sep}{v}")
         self.n += 1
         if rank <= self.top:
+            from box2mask.qa.views import TopObject
+
             rec = json.loads("{" + rest)
-            self.thumbs.append(
-                (rank, seq, int(fi), int(where), rec["file_name"], rec["prompt_box"])
-            )
+            self.thumbs.append(TopObject(rank, seq, int(fi), None if tid is None else int(tid),
+                                         int(where), rec["file_name"], rec["prompt_box"]))  # fmt: skip
 
     def finish(self, spec: Any, root: Path | None, offsets: Any) -> Path:
-        """The thumbnails, then ``index.html``; returns its path."""
-        (self.dest / "thumbs").mkdir(parents=True, exist_ok=True)
-        made = self._thumbnails(spec, root)
+        """The pictures (:mod:`box2mask.qa.views`), then ``index.html``; returns its path."""
+        made: set[int] = set()
+        views: list[Any] = []
+        if root is not None and self.thumbs:
+            from box2mask.qa.views import write_pictures
+
+            made, views = write_pictures(self.dest, spec, Path(root), self.thumbs)
+        else:
+            (self.dest / "thumbs").mkdir(parents=True, exist_ok=True)
         for fh in self.files.values():
             fh.close()
         tables = {
             "sequences": list(self.tables["sequence"]),
             "categories": list(self.tables["category"]),
             "mask_sources": list(self.tables["mask_source"]),
+            "reviews": list(self.tables["review"]),
         }
+        source = os.path.abspath(self.output.coco_path)
+        identity = getattr(self.output, "identity", {})
+        key = json.dumps([source, identity], sort_keys=True, default=str)
         head = {
-            "source": str(self.output.coco_path),
-            "objects_total": self.report.objects,
+            "source": source,
+            # the browser storage's key: one job's pages share their decisions, no other's do
+            "page_key": hashlib.sha256(key.encode("utf-8", "backslashreplace")).hexdigest()[:20],
+            "objects_total": self.report.objects + getattr(self.report, "reviewed", 0),
+            "reviewed": getattr(self.report, "reviewed", 0),
             "format_key": FORMAT_KEY,
             "flags": FLAGS,
             "page_size": PAGE_SIZE,
             "plots": self.plots,
-            "thumbs": [1 if r in made else 0 for r, *_ in self.thumbs],
+            "thumbs": [1 if t.rank in made else 0 for t in self.thumbs],
+            "views": views,
             **tables,
         }
         page = self.dest / "index.html"
@@ -168,56 +159,6 @@ class PageWriter:
             fh.write("}}")
             fh.write(after)
         return page
-
-    def _thumbnails(self, spec: Any, root: Path | None) -> set[int]:
-        """``thumbs/<rank>.png`` of the top objects (one image read per frame); the ranks made."""
-        if root is None or not self.thumbs:
-            return set()
-        segs = _segmentations(spec, self.thumbs)
-        made: set[int] = set()
-        by_file: dict[str, list[tuple[int, list[float]]]] = {}
-        for rank, _seq, _fi, _where, fname, box in self.thumbs:
-            by_file.setdefault(fname, []).append((rank, box))
-        for fname, objs in by_file.items():
-            bgr = imread(Path(root) / fname)
-            if bgr is None:
-                continue
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            for rank, box in objs:
-                th = thumbnail(rgb, segs[rank], box)
-                ok, buf = cv2.imencode(".png", cv2.cvtColor(th, cv2.COLOR_RGB2BGR))
-                if ok:
-                    atomic_write_bytes(self.dest / f"thumbs/{rank:06d}.png", buf.tobytes())
-                    made.add(rank)
-        return made
-
-
-def _segmentations(spec: Any, thumbs: list[tuple[int, str, int, int, str, list[float]]]) -> dict:
-    """``{rank: segmentation}`` of the thumbnails' objects, read again from the source (a job's
-    frame by its place in the frame, a file's annotation by its ordinal)."""
-    out: dict[int, Any] = {}
-    if spec.kind == "job":
-        from box2mask.job import JobFolder
-
-        folder = JobFolder(spec.path)
-        by_frame: dict[tuple[str, int], list[tuple[int, int]]] = {}
-        for rank, seq, fi, where, _f, _b in thumbs:
-            by_frame.setdefault((seq, fi), []).append((rank, where))
-        for (seq, fi), objs in by_frame.items():
-            anns = folder.read_part(seq, fi)["annotations"]
-            for rank, where in objs:
-                out[rank] = anns[where].get("segmentation")
-        return out
-    from box2mask.cocofile import CocoFile
-
-    coco = CocoFile.attach(spec.path, spec.index)
-    try:
-        for rank, _seq, _fi, where, _f, _b in thumbs:
-            ann = coco.annotation(where)
-            out[rank] = None if ann is None else ann.get("segmentation")
-    finally:
-        coco.close()
-    return out
 
 
 # -- escaping by context: every dataset-derived string reaches the page through one of these.
@@ -281,6 +222,20 @@ body { font: 14px system-ui, sans-serif; margin: 12px; background: #fafafa; }
 .card.accept { border-color: #090; }
 #plots img { width: 480px; height: auto; margin: 6px 6px 0 0; border: 1px solid #ddd; }
 .pager button { margin: 0 4px; }
+.card .review { font-size: 11px; color: #060; }
+.card button.view { font-size: 11px; margin-top: 4px; }
+#msg { margin-left: 8px; color: #036; } #msg.bad { color: #b00; font-weight: bold; }
+#viewer { position: fixed; inset: 0; background: rgba(0, 0, 0, 0.75); display: none; overflow: auto; padding: 16px; z-index: 10; }
+#viewer.open { display: block; }
+#viewer .panel { background: #fff; padding: 10px; border-radius: 4px; max-width: 1100px; margin: auto; }
+#v-strip { display: flex; gap: 8px; flex-wrap: wrap; margin-top: 8px; }
+#v-strip figure { margin: 0; width: 160px; text-align: center; font-size: 12px; }
+#v-strip img { width: 160px; height: auto; image-rendering: pixelated; display: block; }
+#v-strip figure.self img { outline: 3px solid #0a0; }
+#v-strip .nothumb { font-size: 11px; color: #888; padding: 40px 0; border: 1px dashed #ccc; }
+.frame-wrap { position: relative; display: inline-block; margin-top: 8px; }
+.frame-wrap img { max-width: 100%; height: auto; display: block; }
+.frame-wrap .box { position: absolute; border: 2px solid #ff0; outline: 1px solid #000; box-sizing: border-box; }
 </style></head>
 <body>
 <div id="bar">
@@ -289,13 +244,17 @@ body { font: 14px system-ui, sans-serif; margin: 12px; background: #fafafa; }
 <label>category <select id="f-category"><option value="">any</option></select></label>
 <label>sequence <select id="f-sequence"><option value="">any</option></select></label>
 <a id="export" href="#" download="decisions.json">Export decisions</a>
-<span id="decided"></span><br>
+<span id="decided"></span>
+<label>Load decisions <input id="load" type="file" accept=".json,application/json"></label>
+<button id="clear">Clear decisions</button>
+<span id="msg" role="status"></span><br>
 <span class="pager"><button id="first">&laquo;</button><button id="prev">&lsaquo; previous</button>
 page <input id="page" type="number" min="1" value="1" style="width: 6em"> of <span id="pages"></span>
 <button id="next">next &rsaquo;</button><button id="last">&raquo;</button></span>
 </div>
 <div id="plots"></div>
 <div id="list"></div>
+<div id="viewer"></div>
 <script id="qa-data" type="application/json">__DATA__</script>
 <script>
 "use strict";
@@ -305,6 +264,13 @@ const N = C.id.length;
 const FLAGS = Object.keys(DATA.flags);
 const decisions = new Map();  // row (rank - 1) -> action
 const ACTIONS = ["accept", "reject", "box", "ellipse"];
+// the decisions are kept in the browser (localStorage) under the page's key: the pages of
+// one job share them (matched by object, below), another job's page never sees them
+const STORE = "box2mask-qa:" + DATA.page_key;
+function pad(n) { return String(n).padStart(6, "0"); }
+function message(text, bad) {
+  const m = document.getElementById("msg"); m.textContent = text; m.className = bad ? "bad" : "";
+}
 let view = null;  // the rows the filters keep (Int32Array), in rank order
 let page = 0;
 function fill(id, values, labels) {
@@ -322,21 +288,62 @@ function row(i) {
   return { rank: i + 1, id: C.id[i], image_id: C.image_id[i], sequence: DATA.sequences[C.sequence[i]],
     frame_index: C.frame_index[i], track_id: C.track_id[i], category: DATA.categories[C.category[i]],
     mask_source: DATA.mask_sources[C.mask_source[i]], suspicion: C.suspicion[i],
-    flags: FLAGS.filter((f, k) => C.flags[i] & (1 << k)) };
+    flags: FLAGS.filter((f, k) => C.flags[i] & (1 << k)), review: DATA.reviews[C.review[i]] };
+}
+// an object's key, as `qa apply` finds it: sequence, frame and track id (the annotation id
+// when there is no track id), so that decisions survive ids renumbered by an earlier apply
+function objectKey(seq, fi, tid, id) {
+  return JSON.stringify(tid === null || tid === undefined ? [seq, fi, "id", id] : [seq, fi, "t", tid]);
+}
+function rowKey(i) { return objectKey(DATA.sequences[C.sequence[i]], C.frame_index[i], C.track_id[i], C.id[i]); }
+let keyIndex = null;  // object key -> row, built the first time a decision is not at its rank
+function findRow(d) {
+  const key = objectKey(d.sequence, d.frame_index, d.track_id, d.id);
+  const r = Number.isInteger(d.rank) ? d.rank - 1 : -1;
+  if (r >= 0 && r < N && rowKey(r) === key) return r;
+  if (keyIndex === null) {
+    keyIndex = new Map();
+    for (let i = 0; i < N; i++) { const k = rowKey(i); if (!keyIndex.has(k)) keyIndex.set(k, i); }
+  }
+  const i = keyIndex.get(key);
+  return i === undefined ? -1 : i;
+}
+// decisions (the export's entries) onto the rows: how many matched, were not on this page,
+// or were not decisions
+function applyList(list) {
+  const got = { matched: 0, missing: 0, bad: 0 };
+  for (const d of list) {
+    if (!d || typeof d !== "object" || !ACTIONS.includes(d.action) || typeof d.sequence !== "string" ||
+        typeof d.frame_index !== "number") { got.bad++; continue; }
+    const i = findRow(d);
+    if (i < 0) { got.missing++; continue; }
+    decisions.set(i, d.action);
+    got.matched++;
+  }
+  return got;
+}
+function decisionsText(space) {
+  const rows = [...decisions.keys()].sort((a, b) => a - b);
+  const list = rows.map(i => { const o = row(i); return {
+    rank: o.rank, id: o.id, image_id: o.image_id, sequence: o.sequence, frame_index: o.frame_index,
+    track_id: o.track_id, category: o.category, action: decisions.get(i) }; });
+  const out = { source: DATA.source, decisions: list };
+  out[DATA.format_key] = 1;
+  return JSON.stringify(out, null, space);
+}
+function save() {
+  try {
+    if (decisions.size) localStorage.setItem(STORE, decisionsText(0));
+    else localStorage.removeItem(STORE);
+  } catch (e) {
+    message("the decisions could not be kept in this browser (" + e.name + "): use Export decisions", true);
+  }
 }
 for (const p of DATA.plots || []) {
   const img = document.createElement("img"); img.src = p; img.alt = p;
   document.getElementById("plots").appendChild(img);
 }
-function box2maskDecisions() {
-  const rows = [...decisions.keys()].sort((a, b) => a - b);
-  const list = rows.map(i => { const o = row(i); return {
-    id: o.id, image_id: o.image_id, sequence: o.sequence, frame_index: o.frame_index,
-    track_id: o.track_id, category: o.category, action: decisions.get(i) }; });
-  const out = { source: DATA.source, decisions: list };
-  out[DATA.format_key] = 1;
-  return JSON.stringify(out, null, 1);
-}
+function box2maskDecisions() { return decisionsText(1); }
 window.box2maskDecisions = box2maskDecisions;
 function updateExport() {
   const a = document.getElementById("export");
@@ -362,14 +369,64 @@ function card(i) {
     " f" + o.frame_index + " t" + o.track_id + " · " + o.mask_source + " · " + o.suspicion.toFixed(3);
   d.appendChild(m);
   const f = document.createElement("div"); f.className = "flags"; f.textContent = o.flags.join(" "); d.appendChild(f);
+  if (o.review) {
+    const rv = document.createElement("div"); rv.className = "review"; rv.textContent = "reviewed: " + o.review;
+    d.appendChild(rv);
+  }
   for (const act of ACTIONS) {
     const l = document.createElement("label"); const r = document.createElement("input");
     r.type = "radio"; r.name = "d-" + o.rank; r.value = act; r.checked = decisions.get(i) === act;
-    r.addEventListener("change", () => { decisions.set(i, act); d.className = "card " + act; updateExport(); });
+    r.addEventListener("change", () => { decisions.set(i, act); d.className = "card " + act; save(); updateExport(); });
     l.appendChild(r); l.appendChild(document.createTextNode(act + " ")); d.appendChild(l);
+  }
+  if (i < DATA.views.length && DATA.views[i]) {
+    const b = document.createElement("button"); b.className = "view"; b.textContent = "frame and track";
+    b.addEventListener("click", () => openView(i)); d.appendChild(b);
   }
   return d;
 }
+// the full frame (the object's box drawn over it) and the track's neighbouring frames: the
+// pictures of the --html-top objects, loaded only when opened
+function figure(src, label, cls, none) {
+  const f = document.createElement("figure"); if (cls) f.className = cls;
+  if (src) { const img = document.createElement("img"); img.src = src; img.alt = label; f.appendChild(img); }
+  else { const t = document.createElement("div"); t.className = "nothumb"; t.textContent = none; f.appendChild(t); }
+  const c = document.createElement("figcaption"); c.textContent = label; f.appendChild(c);
+  return f;
+}
+function openView(i) {
+  const v = DATA.views[i], o = row(i);
+  const panel = document.createElement("div"); panel.className = "panel";
+  const close = document.createElement("button"); close.id = "v-close"; close.textContent = "close";
+  close.addEventListener("click", closeView);
+  const title = document.createElement("span");
+  title.textContent = " #" + o.rank + " id " + o.id + " · " + o.category + " · " + o.sequence +
+    " frame " + o.frame_index + " track " + o.track_id;
+  panel.append(close, title);
+  const strip = document.createElement("div"); strip.id = "v-strip";
+  const none = o.track_id === null ? "no track id" : "the track is not in this frame";
+  const near = side => { for (const [fi, k, s] of v.near) if (s === side)
+    strip.appendChild(figure(k >= 0 ? "track/" + pad(k) + ".jpg" : null, "frame " + fi, "",
+      k === -2 ? "image unreadable" : none)); };
+  near(-1);
+  strip.appendChild(figure(DATA.thumbs[i] ? "thumbs/" + pad(o.rank) + ".png" : null,
+    "frame " + o.frame_index + " (this object)", "self", "no picture"));
+  near(1);
+  const wrap = document.createElement("div"); wrap.className = "frame-wrap";
+  const img = document.createElement("img"); img.id = "v-frame"; img.alt = "frame " + o.frame_index;
+  img.src = "frames/" + pad(v.frame) + ".jpg";
+  const box = document.createElement("div"); box.className = "box";
+  const [x, y, w, h] = v.box;
+  box.style.left = 100 * x + "%"; box.style.top = 100 * y + "%";
+  box.style.width = 100 * w + "%"; box.style.height = 100 * h + "%";
+  wrap.append(img, box);
+  panel.append(strip, wrap);
+  const viewer = document.getElementById("viewer");
+  viewer.replaceChildren(panel); viewer.className = "open";
+}
+function closeView() { const viewer = document.getElementById("viewer"); viewer.className = ""; viewer.replaceChildren(); }
+document.getElementById("viewer").addEventListener("click", e => { if (e.target.id === "viewer") closeView(); });
+document.addEventListener("keydown", e => { if (e.key === "Escape") closeView(); });
 function applyFilters() {
   const flag = document.getElementById("f-flag").value;
   const cat = document.getElementById("f-category").value;
@@ -403,7 +460,52 @@ function render() {
   document.getElementById("page").value = page + 1;
   document.getElementById("pages").textContent = pages();
   document.getElementById("count").textContent = (total ? (start + 1) + "-" + end : "0") + " of " +
-    total + " shown (" + N + " of " + DATA.objects_total + " objects in the output, most suspicious first)";
+    total + " shown (" + N + " ranked of " + DATA.objects_total + " objects in the output, most suspicious first" +
+    (DATA.reviewed ? "; " + DATA.reviewed + " reviewed objects not ranked" : "") + ")";
+}
+// a decisions.json (Export's format) read back: matched by object, refused whole when it
+// names another source, merged with the decisions already made (the file's win)
+function loadDecisions(text, name) {
+  let data;
+  try { data = JSON.parse(text); } catch (e) { message(name + ": not JSON (" + e.message + "): nothing loaded", true); return; }
+  if (!data || typeof data !== "object" || data[DATA.format_key] !== 1 || !Array.isArray(data.decisions)) {
+    message(name + ": not a box2mask qa decisions file: nothing loaded", true); return;
+  }
+  if (typeof data.source === "string" && data.source !== DATA.source) {
+    message(name + " holds decisions for " + data.source + ", not for this page's " + DATA.source +
+      ": nothing loaded", true);
+    return;
+  }
+  const got = applyList(data.decisions);
+  save(); render(); updateExport();
+  message("loaded " + got.matched + " decisions from " + name +
+    (got.missing ? "; " + got.missing + " name objects not on this page" : "") +
+    (got.bad ? "; " + got.bad + " entries are not decisions" : ""), got.missing + got.bad > 0);
+}
+document.getElementById("load").addEventListener("change", e => {
+  const input = e.target, file = input.files[0];
+  if (!file) return;
+  file.text().then(text => loadDecisions(text, file.name),
+                   err => message(file.name + ": not readable (" + err + ")", true))
+    .finally(() => { input.value = ""; });
+});
+document.getElementById("clear").addEventListener("click", () => {
+  if (!decisions.size) { message("no decisions to clear"); return; }
+  if (!window.confirm("Clear the " + decisions.size + " decisions of this page (and the browser's copy)?")) return;
+  decisions.clear(); save(); render(); updateExport(); message("decisions cleared");
+});
+function restore() {
+  let text = null;
+  try { text = localStorage.getItem(STORE); } catch (e) {
+    message("this browser keeps no decisions here (" + e.name + "): use Export decisions", true); return;
+  }
+  if (!text) return;
+  let list = null;
+  try { list = JSON.parse(text).decisions; } catch (e) { list = null; }
+  if (!Array.isArray(list)) return;
+  const got = applyList(list);
+  message("restored " + got.matched + " decisions kept in this browser" +
+    (got.missing ? "; " + got.missing + " name objects no longer on this page" : ""));
 }
 function go(p) { page = p; render(); window.scrollTo(0, 0); }
 document.getElementById("first").addEventListener("click", () => go(0));
@@ -412,6 +514,7 @@ document.getElementById("next").addEventListener("click", () => go(page + 1));
 document.getElementById("last").addEventListener("click", () => go(pages() - 1));
 document.getElementById("page").addEventListener("change", e => go((parseInt(e.target.value, 10) || 1) - 1));
 window.box2maskPage = go;
+restore();
 render();
 updateExport();
 </script>

@@ -8,10 +8,12 @@ qa.json, qa.csv and the review page's data in one pass, most suspicious first.
 
 A run line is ``KEY\\tUNIT\\tID\\tIMAGE\\tJSON\\tCSV\\tPAGE\\tEXACT``:
 
-- ``KEY``: 32 hex digits that sort as the rank does: the log-odds ``z``,
-  largest first (its IEEE-754 bits, turned so that text order is number
-  order), then the object's place in the output's annotation order (ties go
-  to the earlier annotation, as they always have);
+- ``KEY``: ``0`` for a ranked object, ``1`` for a reviewed one left out of the
+  ranking (they come after every ranked one), then 32 hex digits that sort as
+  the rank does (:func:`rank_key`): the log-odds ``z``, largest first (its
+  IEEE-754 bits, turned so that text order is number order), then the
+  object's place in the output's annotation order (ties go to the earlier
+  annotation, as they always have);
 - ``UNIT``, ``ID``, ``IMAGE``: the object's work unit and its annotation and
   image ids (within the unit for a job, whose ids the merge offsets by the
   units before it; the file's own for a COCO file);

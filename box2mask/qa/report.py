@@ -126,6 +126,8 @@ class QAReport:
 
     Attributes:
         objects: the number of objects ranked.
+        reviewed: objects a person reviewed (``review`` ``accepted`` or ``manual``) left
+            out of the ranking (``include_reviewed`` ranks them: then 0).
         top: the first ranked rows (qa.json's records), most suspicious first.
         flag_counts: objects per flag.
         paths: qa.json, qa.csv (and the page's index.html when asked).
@@ -145,6 +147,8 @@ class QAReport:
     page: Path | None = None
     exact: list[tuple[ObjectSignals, float]] = field(default_factory=list)
     frames: int = 0
+    reviewed: int = 0
+    include_reviewed: bool = False
 
 
 def _tasks(output: Output, spec: SourceSpec, scratch: str, settings: Settings, coco: Any
@@ -186,6 +190,7 @@ def run_qa(
     html_top: int = 1000,
     html_plots: Sequence[str] = (),
     exact: bool = False,
+    include_reviewed: bool = False,
     progress: Callable[[int, int, int], None] | None = None,
 ) -> QAReport:
     """Signals, score and flags of every object of ``output``, most suspicious first, into
@@ -206,6 +211,12 @@ def run_qa(
             most suspicious objects, and ``html_plots`` (PNG paths relative to ``html``,
             drawn by the caller) above the cards.
         exact: keep every object's unrounded signals (:attr:`QAReport.exact`).
+        include_reviewed: rank the objects a person reviewed too. By default an object
+            whose ``review`` is in :data:`box2mask.job.corrections.REVIEWED` (``accepted``:
+            kept by ``qa apply``; ``manual``: drawn or corrected in an annotation tool) is
+            scored (its neighbours' signals use it) and listed in qa.json's ``reviewed``
+            and at the end of qa.csv, but not ranked: the page, the plots and the top
+            rows see only the ranked objects.
         progress: ``progress(frames_done, frames_total, objects_done)``.
     """
     from box2mask.executors.tasks import map_tasks
@@ -222,7 +233,7 @@ def run_qa(
         cal = calibration_for(ident.get("model"))
     settings = Settings(
         CropGeometry.from_identity(ident), ident.get("model"),
-        None if root is None else str(root), cal, exact,
+        None if root is None else str(root), cal, exact, include_reviewed,
     )  # fmt: skip
     with contextlib.ExitStack() as stack:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix=".qa-", dir=dest))
@@ -263,13 +274,16 @@ def run_qa(
         report = QAReport(
             output.coco_path, ident.get("model"), root, sum(r.unread for r in results),
             cal.source, n_objects, flag_counts, [], frames=sum(r.frames for r in results),
+            reviewed=sum(r.reviewed for r in results), include_reviewed=include_reviewed,
         )  # fmt: skip
         offsets = _offsets(results) if output.parts else None
         page = None
         if html is not None:
             from box2mask.qa.html import PageWriter
 
-            page = stack.enter_context(PageWriter(html, output, report, scratch, html_top, html_plots))
+            page = stack.enter_context(
+                PageWriter(html, output, report, scratch, html_top, html_plots)
+            )
         runs = [p for r in results for p in r.runs]
         _write(report, dest, merge_runs(runs, scratch), offsets, top, page, exact)
         if page is not None:
@@ -299,7 +313,10 @@ def _write(
     page: Any,
     exact: bool,
 ) -> None:
-    """qa.json and qa.csv (atomically) from the merged run lines, in one pass."""
+    """qa.json and qa.csv (atomically) from the merged run lines, in one pass: the ranked
+    objects (``"ranked"``, rows with a rank), then the reviewed ones left out of the
+    ranking (``"reviewed"``, ``"rank": null``; rows with an empty rank), whose run keys
+    sort last (:func:`box2mask.qa.stream._line`)."""
     jp, cp = dest / QA_JSON, dest / QA_CSV
     head = {
         "source": str(report.source),
@@ -308,18 +325,32 @@ def _write(
         "image_root": None if report.image_root is None else str(report.image_root),
         "unread_images": report.unread_images,
         "objects": report.objects,
+        "reviewed": report.reviewed,
+        "include_reviewed": report.include_reviewed,
         "flags": FLAGS,
         "flag_counts": report.flag_counts,
     }
     with atomic_open(jp) as jf, atomic_open(cp) as cf:
         jf.write(json.dumps(head)[:-1] + ', "ranked": [')
         cf.write(",".join(CSV_HEAD) + "\n")
-        for rank, line in enumerate(lines, start=1):
-            _key, unit, aid, iid, rest, cells, pg, ex = line.rstrip("\n").split("\t")
+        rank = 0
+        first = True
+        for line in lines:
+            key, unit, aid, iid, rest, cells, pg, ex = line.rstrip("\n").split("\t")
             aid_n, iid_n = int(aid), int(iid)
             if offsets is not None:
                 a0, i0 = offsets[int(unit)]
                 aid_n, iid_n = aid_n + a0, iid_n + i0
+            if key[0] == "1":  # reviewed, not ranked: after every ranked object
+                if rank >= 0:
+                    jf.write('\n], "reviewed": [')
+                    rank, first = -1, True
+                record = f'{{"rank": null, "id": {aid_n}, "image_id": {iid_n}, {rest}'
+                jf.write(("\n" if first else ",\n") + record)
+                cf.write(f",{aid_n},{iid_n},{json.loads(cells)}\n")
+                first = False
+                continue
+            rank += 1
             record = f'{{"rank": {rank}, "id": {aid_n}, "image_id": {iid_n}, {rest}'
             jf.write(("\n" if rank == 1 else ",\n") + record)
             cf.write(f"{rank},{aid_n},{iid_n},{json.loads(cells)}\n")
@@ -332,6 +363,8 @@ def _write(
                 z = d.pop("logit")
                 d["id"], d["image_id"] = aid_n, iid_n
                 report.exact.append((ObjectSignals(**d), z))
+        if rank >= 0:
+            jf.write('\n], "reviewed": [')
         jf.write("\n]}\n")
     report.paths += [jp, cp]
 

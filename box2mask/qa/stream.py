@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from box2mask.consistency import annotation_box
+from box2mask.job.corrections import REVIEWED
 from box2mask.qa.ranking import RunWriter, rank_key
 from box2mask.qa.score import DEFAULT, FLAGS, Calibration, flags, logit, suspicion
 from box2mask.qa.signals import CropGeometry, ObjectSignals, TrackLinks, frame_signals
@@ -46,7 +47,7 @@ SIGNAL_COLUMNS = (
 )  # fmt: skip
 #: qa.csv's columns
 CSV_HEAD = ("rank", "id", "image_id", "file_name", "sequence", "frame_index", "track_id",
-            "category", "mask_source", "suspicion", "flags", *SIGNAL_COLUMNS)  # fmt: skip
+            "category", "mask_source", "review", "suspicion", "flags", *SIGNAL_COLUMNS)  # fmt: skip
 _HEAD = ("file_name", "sequence", "frame_index", "track_id", "category", "mask_source",
          "prompt_box")  # fmt: skip
 FLAG_BITS = {name: 1 << k for k, name in enumerate(FLAGS)}
@@ -144,6 +145,8 @@ class Settings:
     cal: Calibration = DEFAULT
     #: also keep the unrounded signals (``--gt-dataset`` scores the flags with them)
     exact: bool = False
+    #: rank the objects a person reviewed (``review`` in :data:`REVIEWED`) too
+    include_reviewed: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,23 +168,46 @@ class TaskResult:
     units: list[tuple[int, int, int]] = field(default_factory=list)
     flag_counts: Counter[str] = field(default_factory=Counter)
     objects: int = 0
+    #: objects a person reviewed, left out of the ranking (not in ``objects``)
+    reviewed: int = 0
     frames: int = 0
     unread: int = 0
 
 
+def review_mark(ann: dict[str, Any]) -> str | None:
+    """An annotation's ``review`` mark (:mod:`box2mask.job.corrections`), or ``None``."""
+    mark = ann.get("review")
+    return None if mark is None else str(mark)
+
+
 def _line(
-    sig: ObjectSignals, cal: Calibration, unit: int, where: int, tie: int, exact: bool
+    sig: ObjectSignals,
+    cal: Calibration,
+    unit: int,
+    where: int,
+    tie: int,
+    exact: bool,
+    review: str | None = None,
+    ranked: bool = True,
 ) -> tuple[str, list[str]]:
-    """The run line of one finished object (:mod:`box2mask.qa.ranking`), and its flags."""
+    """The run line of one finished object (:mod:`box2mask.qa.ranking`), and its flags.
+
+    ``review`` is the object's review mark; an object left out of the ranking
+    (``ranked=False``) gets a key that sorts after every ranked one (``1`` before the
+    rank key, ``0`` for the ranked), so the merge gives the ranked list, then the
+    reviewed objects, each most suspicious first."""
     z = logit(sig, cal)
     p = suspicion(sig, cal)
     fl = flags(sig)
     d = {k: getattr(sig, k) for k in _FIELDS}  # as_dict() without asdict's deep copies
     d["track_iou"] = sig.track_iou
-    head = {k: d[k] for k in _HEAD}
+    head = {k: d[k] for k in _HEAD[:-1]}
+    head["review"] = review
+    head["prompt_box"] = d["prompt_box"]
     sigs = {k: _round(d[k]) for k in SIGNAL_COLUMNS}
     rest = json.dumps({**head, "suspicion": round(p, 6), "flags": fl, "signals": sigs})
-    cells = [_csv_text(d[k]) for k in _HEAD[:-1]] + [round(p, 6), _csv_text(" ".join(fl))]
+    cells = [_csv_text(d[k]) for k in _HEAD[:-1]] + ["" if review is None else _csv_text(review)]
+    cells += [round(p, 6), _csv_text(" ".join(fl))]
     cells += ["" if sigs[k] is None else sigs[k] for k in SIGNAL_COLUMNS]
     _BUF.seek(0)
     _BUF.truncate()
@@ -190,9 +216,9 @@ def _line(
     for f in fl:
         bits |= FLAG_BITS[f]
     page = json.dumps([d["sequence"], d["frame_index"], d["track_id"], d["category"],
-                       d["mask_source"], round(p, 6), bits, where])  # fmt: skip
-    ex = json.dumps({**{k: d[k] for k in _FIELDS}, "logit": z}) if exact else ""
-    key = rank_key(z, tie)
+                       d["mask_source"], round(p, 6), bits, where, review])  # fmt: skip
+    ex = json.dumps({**{k: d[k] for k in _FIELDS}, "logit": z}) if exact and ranked else ""
+    key = ("0" if ranked else "1") + rank_key(z, tie)
     return (
         f"{key}\t{unit}\t{sig.id}\t{sig.image_id}\t{rest[1:]}\t{json.dumps(_BUF.getvalue())}"
         f"\t{page}\t{ex}\n",
@@ -213,18 +239,25 @@ def run_task(task: Task, tick: Callable[[int, int], None]) -> TaskResult:
     root = None if st.image_root is None else Path(st.image_root)
     for rank, sequence in task.units:
         links = TrackLinks()
-        # id(signals) -> (place in the order, where the page finds it), for objects not yet done
-        places: dict[int, tuple[int, int]] = {}
+        # id(signals) -> (place in the order, where the page finds it, review mark), for
+        # objects not yet done
+        places: dict[int, tuple[int, int, str | None]] = {}
         n_ann = n_img = 0
 
         def finish(done: list[ObjectSignals], rank: int = rank, places: dict = places) -> None:
             for s in done:
-                place, where = places.pop(id(s))
+                place, where, review = places.pop(id(s))
                 tie = (rank << UNIT_SHIFT) + place if job else place
-                line, fl = _line(s, st.cal, rank, where, tie, st.exact)
+                # a reviewed object is scored with the others (its neighbours' signals need
+                # it) and recorded, but ranked only when asked
+                ranked = st.include_reviewed or review not in REVIEWED
+                line, fl = _line(s, st.cal, rank, where, tie, st.exact, review, ranked)
                 runs.add(line)
-                out.flag_counts.update(fl)
-                out.objects += 1
+                if ranked:
+                    out.flag_counts.update(fl)
+                    out.objects += 1
+                else:
+                    out.reviewed += 1
 
         for fr in reader.frames(sequence):
             n_img += 1
@@ -245,7 +278,7 @@ def run_task(task: Task, tick: Callable[[int, int], None]) -> TaskResult:
                 zip(sig, blocks, fr.anns, fr.places, strict=True)
             ):
                 # the page finds a job's object by its place in the frame, a file's by its ordinal
-                places[id(s)] = (place, pos if job else place)
+                places[id(s)] = (place, pos if job else place, review_mark(ann))
                 finish(links.add(s, blk, annotation_box(ann), hw))
             tick(1, len(sig))
         finish(links.close())
