@@ -246,16 +246,25 @@ def _square(k: int, tick) -> int:  # noqa: ANN001
 
 
 @pytest.mark.slow
-def test_qa_on_ray_ranks_as_one_process(job, tmp_path: Path, monkeypatch) -> None:
+def test_qa_on_ray_ranks_as_one_process(job, tmp_path: Path) -> None:
     """``qa --executor ray``: the sequences as Ray tasks on a private local Ray, the same files."""
     pytest.importorskip("ray", reason="pip install 'box2mask[ray]' (the test extra has it)")
+    import os
+    import subprocess
+
     _, out = job
-    monkeypatch.setattr("box2mask.qa.report.TASK_FRAMES", 6)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    # each run in a process of its own, as users run qa: a Ray started after another one
+    # was shut down in the same process (tests/test_executor_ray.py's cluster) may time out
+    # waiting for its GCS; tasks of 6 frames, so that the sequences make several tasks
+    code = ("import sys, box2mask.qa.report as r; r.TASK_FRAMES = 6; "
+            "from box2mask.cli import main; sys.argv[0] = 'box2mask'; main()")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = str(REPO)
     for name, extra in (("one", ["--workers", "1"]), ("ray", ["--executor", "ray"])):
-        r = runner.invoke(app, ["qa", "--job", str(out), "--out", str(tmp_path / name),
-                                "--no-images", *extra])  # fmt: skip
-        assert r.exit_code == 0, r.output
+        r = subprocess.run([sys.executable, "-c", code, "qa", "--job", str(out), "--out",
+                            str(tmp_path / name), "--no-images", *extra],
+                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
     for name in ("qa.json", "qa.csv"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
 
