@@ -66,7 +66,9 @@ def test_out_that_is_a_file_is_a_usage_error(viso_root, tmp_path):
 
 def test_summary_says_which_objects_got_box_masks_and_why(viso_root, tmp_path):
     root, _ = viso_root
-    res = convert_viso(root, tmp_path / "o", "--sequences", "car/001")
+    # the weight-free model's policy (the SAM family's too): cars box-filled; lite segments
+    # them by default (tests/test_lite_model.py)
+    res = convert_viso(root, tmp_path / "o", "--sequences", "car/001", "--model", "classical")
     assert res.exit_code == 0, res.output
     text = flat(res.output)
     assert "classical: not used, every object got a box mask" in text
@@ -76,12 +78,14 @@ def test_summary_says_which_objects_got_box_masks_and_why(viso_root, tmp_path):
     )
     assert "--box-fill-classes '' to segment them with classical" in text
     # the policy turned off: the same cars are segmented, and the summary says so
-    res = convert_viso(root, tmp_path / "o2", "--sequences", "car/001", "--box-fill-classes", "")
+    res = convert_viso(root, tmp_path / "o2", "--sequences", "car/001", "--box-fill-classes", "",
+                       "--model", "classical")
     assert res.exit_code == 0, res.output
     text = flat(res.output)
     assert "not used" not in text and "box masks, not segmented" not in text
     assert "masks by classical" in text
-    res = convert_viso(root, tmp_path / "o3", "--sequences", "plane/001", "--box-fill-area", "400")
+    res = convert_viso(root, tmp_path / "o3", "--sequences", "plane/001", "--box-fill-area", "400",
+                       "--model", "classical")
     text = flat(res.output)
     assert "boxes under 400 px² (--box-fill-area)" in text and "--box-fill-area 0" in text
 

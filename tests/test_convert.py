@@ -273,11 +273,27 @@ def test_config_file_and_command_line_precedence(viso_root, tmp_path):
     assert res.exit_code == 2 and "unknown option 'batchsize'" in res.output
 
 
-def test_auto_model_without_weights_uses_weight_free_default_and_says_so(viso_root, tmp_path):
+def test_auto_model_without_sam_weights_uses_lite_and_says_so(viso_root, tmp_path):
     root, _ = viso_root
-    res = convert_viso(root, tmp_path, "--sequences", "plane/001")
+    res = convert_viso(root, tmp_path / "o", "--sequences", "plane/001")
     assert res.exit_code == 0, res.output
-    assert "weight-free" in " ".join(res.output.split())
+    assert "used box2mask's trained 'lite' model" in " ".join(res.output.split())
+    finished = json.loads((tmp_path / "o" / ".box2mask" / "finished.json").read_text())
+    assert finished["model"]["name"] == "lite"
+
+
+def test_auto_model_without_any_weights_uses_weight_free_default_and_says_so(
+    viso_root, tmp_path, monkeypatch
+):
+    """An installation without lite's file (a trimmed copy): the weight-free default."""
+    import box2mask.models.lite
+
+    root, _ = viso_root
+    monkeypatch.setattr(box2mask.models.lite, "SHIPPED", tmp_path / "gone.safetensors")
+    res = convert_viso(root, tmp_path / "o", "--sequences", "plane/001")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "weight-free" in text and "no lite weights in this installation" in text
 
 
 @pytest.fixture

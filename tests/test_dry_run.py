@@ -67,10 +67,12 @@ def test_the_dry_run_writes_nothing_and_agrees_with_the_real_run(tmp_path):
     after = _snapshot(tmp_path)
     assert {k: v for k, v in after.items() if k != "plan.json"} == before
     text = " ".join(res.output.split())
-    assert "nothing written" in text and "box-filled │ 98" in text.replace("  ", " ")
+    # --model auto without SAM-family weights: lite, which segments the cars too
+    assert "nothing written" in text and "box-filled │ 0" in text.replace("  ", " ")
     p = json.loads(plan_path.read_text())
     assert p["schema"] == PLAN_SCHEMA and p["version"] == 1
-    assert p["model"]["name"] == "classical"
+    assert p["model"]["name"] == "lite" and p["model"]["kind"] == "crop"
+    assert p["boxes"]["by_model"] == 159
     assert 0 < p["sample"]["frames"] <= 8 and p["estimate"]["seconds"] > 0
     assert p["estimate"]["disk_bytes"] > 0
 

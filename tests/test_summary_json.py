@@ -53,7 +53,8 @@ def test_the_example_runs_summary_validates_and_agrees_with_its_output(tmp_path)
     _validate(record)
     assert record == json.loads((out / ".box2mask" / "finished.json").read_text())
     assert record["status"] == "finished" and record["version"] == SCHEMA_VERSION
-    assert record["model"]["name"] == "classical" and record["model"]["requested"] == "auto"
+    assert record["model"]["name"] == "lite" and record["model"]["requested"] == "auto"
+    assert record["model"]["kind"] == "crop"
     assert "no HQ-SAM, SAM or SAM 2 checkpoint found" in record["model"]["why"]
     coco = json.loads((out / "annotations.json").read_text())
     names = {c["id"]: c["name"] for c in coco["categories"]}

@@ -187,9 +187,9 @@ RUN_FLAGS: dict[str, Flag] = {
     "opt": DATASET_OPT,
     "model": Flag(
         str | None,
-        "A model (see `box2mask weights list`: ros-sam, hq-sam, sam, sam2, classical, grabcut, "
-        "box, ellipse, obb) or auto: the best model whose weights are present, else the "
-        "weight-free default (default: auto).",
+        "A model (see `box2mask weights list`: ros-sam, hq-sam, sam, sam2, lite, classical, "
+        "grabcut, box, ellipse, obb) or auto: the SAM-family model whose weights are present, "
+        "else lite (its weights ship with box2mask) (default: auto).",
     ),
     "checkpoint": Flag(
         str | None, "Checkpoint path or registry name (see `box2mask weights list`)."

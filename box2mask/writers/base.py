@@ -23,14 +23,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from box2mask.layout import sequence_dir
 from box2mask.registry import Registry
+from box2mask.split import Split
 from box2mask.types import FrameMasks
-
-if TYPE_CHECKING:
-    from box2mask.split import Split
 
 
 @dataclass(frozen=True)

@@ -31,15 +31,13 @@ import contextlib
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from box2mask.errors import Box2MaskError
 from box2mask.layout import COCO_NAME
+from box2mask.split import Split
 from box2mask.writers._json import two_arrays
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
-
-if TYPE_CHECKING:
-    from box2mask.split import Split
 
 
 def xyxy_to_xywh(xyxy: Iterable[float]) -> list[float]:

@@ -44,7 +44,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -53,12 +53,10 @@ from box2mask.errors import UsageError
 from box2mask.io import atomic_write_bytes
 from box2mask.layout import image_suffix, output_stem, video_name
 from box2mask.masks import decode, paint
+from box2mask.split import Split
 from box2mask.types import Frame
 from box2mask.writers._json import write_json_sidecar
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
-
-if TYPE_CHECKING:
-    from box2mask.split import Split
 
 DAVIS_DIR = "davis"
 #: objects one palette PNG can hold (index 0 is the background)

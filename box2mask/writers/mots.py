@@ -33,13 +33,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from box2mask.errors import UsageError
 from box2mask.io import atomic_write_bytes
 from box2mask.masks import MaskBlock, decode, encode_frame_block, paint, union
+from box2mask.split import Split
 from box2mask.writers._json import write_json_sidecar
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import (
@@ -50,9 +51,6 @@ from box2mask.writers.davis import (
     track_key,
     track_order,
 )
-
-if TYPE_CHECKING:
-    from box2mask.split import Split
 
 MOTS_DIR = "mots"
 

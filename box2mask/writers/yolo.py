@@ -49,7 +49,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -58,11 +58,9 @@ from box2mask.errors import Box2MaskError
 from box2mask.io import atomic_write_bytes
 from box2mask.layout import image_suffix, sequence_dir
 from box2mask.masks import decode
+from box2mask.split import Split
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import link, part_hw, part_stem
-
-if TYPE_CHECKING:
-    from box2mask.split import Split
 
 YOLO_DIR = "yolo"
 

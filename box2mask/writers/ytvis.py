@@ -40,12 +40,13 @@ import contextlib
 import copy
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from box2mask.errors import Box2MaskError
 from box2mask.masks import compress, decode, encode_frame_block, rle_runs, union
+from box2mask.split import Split
 from box2mask.writers._json import two_arrays
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import (
@@ -55,9 +56,6 @@ from box2mask.writers.davis import (
     track_key,
     track_order,
 )
-
-if TYPE_CHECKING:
-    from box2mask.split import Split
 
 YTVIS_NAME = "ytvis.json"
 
