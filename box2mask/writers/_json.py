@@ -53,6 +53,33 @@ def two_arrays(
         fh.write("}\n")
 
 
+Sink = Callable[[dict[str, Any]], None]
+
+
+def split_arrays(
+    stack: contextlib.ExitStack,
+    dest: Path,
+    first: str,
+    second: str,
+    tail: dict[str, Any],
+    split_files: dict[str, str],
+) -> tuple[tuple[Sink, Sink], dict[str, tuple[Sink, Sink]]]:
+    """:func:`two_arrays` at ``dest`` and at each split's file beside it, entered on ``stack``.
+
+    Args:
+        split_files: ``{split name: file name}`` (none without ``--split``).
+
+    Returns:
+        ``((add_first, add_second) of dest, {split name: (add_first, add_second)})``.
+    """
+    whole = stack.enter_context(two_arrays(dest, first, second, tail))
+    sinks = {
+        name: stack.enter_context(two_arrays(Path(dest).parent / file, first, second, tail))
+        for name, file in split_files.items()
+    }
+    return whole, sinks
+
+
 def write_json_sidecar(path: Path, obj: Any) -> None:
     """A small JSON table beside a format's files (indented, newline-terminated), atomically."""
     from box2mask.io import atomic_write_bytes

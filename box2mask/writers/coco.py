@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from box2mask.errors import Box2MaskError
 from box2mask.layout import COCO_NAME
 from box2mask.split import Split
-from box2mask.writers._json import two_arrays
+from box2mask.writers._json import Sink, split_arrays
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 
 
@@ -89,7 +89,6 @@ def split_output(split: str) -> str:
     return f"annotations_{split}.json"
 
 
-Sink = Callable[[dict[str, Any]], None]
 
 
 def write_coco(
@@ -112,11 +111,8 @@ def write_coco(
     cat_ids = {c["name"]: c["id"] for c in categories}
     tail = {"categories": categories}
     with contextlib.ExitStack() as stack:
-        image, ann_out = stack.enter_context(two_arrays(dest, "images", "annotations", tail))
-        sinks: dict[str, tuple[Sink, Sink]] = {}
-        for name in split.names if split is not None else ():
-            path = Path(dest).parent / split_output(name)
-            sinks[name] = stack.enter_context(two_arrays(path, "images", "annotations", tail))
+        files = {n: split_output(n) for n in split.names} if split is not None else {}
+        (image, ann_out), sinks = split_arrays(stack, dest, "images", "annotations", tail, files)
         for part in parts:
             img = {"id": image.count + 1, **part["image"]}
             image(img)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ import numpy as np
 from box2mask.errors import Box2MaskError
 from box2mask.masks import compress, decode, encode_frame_block, rle_runs, union
 from box2mask.split import Split
-from box2mask.writers._json import two_arrays
+from box2mask.writers._json import Sink, split_arrays
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import (
     by_sequence,
@@ -99,11 +99,8 @@ def write_ytvis(
     cat_ids = {c["name"]: c["id"] for c in categories}
     tail = {"categories": categories}
     with contextlib.ExitStack() as stack:
-        add_video, add = stack.enter_context(two_arrays(dest, "videos", "annotations", tail))
-        sinks: dict[str, tuple[Sink, Sink]] = {}
-        for name in split.names if split is not None else ():
-            path = Path(dest).parent / split_output(name)
-            sinks[name] = stack.enter_context(two_arrays(path, "videos", "annotations", tail))
+        files = {n: split_output(n) for n in split.names} if split is not None else {}
+        (add_video, add), sinks = split_arrays(stack, dest, "videos", "annotations", tail, files)
         for seq, seq_parts in by_sequence(parts):
             n_vid = add_video.count + 1
             hw = part_hw(seq_parts[0])
@@ -181,7 +178,6 @@ def write_ytvis(
     return add_video.count, add.count
 
 
-Sink = Callable[[dict[str, Any]], None]
 
 
 def _split_video(
