@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -470,7 +470,9 @@ class MaskEngine:
                 raise ValueError(f"mask must have the window's shape ({s}, {s}), got {m.shape}")
             block = MaskBlock.from_mask(m)
         if self.opts.clip_to_obb and frame.obb is not None and source not in ("obb", "box"):
-            block = _clip_block_to_polygon(block, frame.obb[i] - (window.x0, window.y0), window.size)
+            block = _clip_block_to_polygon(
+                block, frame.obb[i] - (window.x0, window.y0), window.size
+            )
         return ObjectMask.from_block(
             int(frame.track_id[i]),
             str(frame.category[i]),
@@ -619,12 +621,7 @@ class MaskEngine:
                 raise DeviceFailed(
                     f"the device {self.device} failed ({failure}); it cannot be used by this process any more"
                 ) from None
-            for it in items:
-                st = it.state
-                if not st.failed:
-                    st.failed = True
-                    self.problems.report(_frame_error_text(st.frame, failure), kind="model")
-                self._object_done(st, emit)
+            self._fail_items(items, failure, emit)
             return
         done: list[_FrameState] = []
         with self.profile.time("postprocess"):
@@ -639,11 +636,12 @@ class MaskEngine:
                     w = it.window
                     box = st.frame.xyxy[i] - (w.x0, w.y0, w.x0, w.y0)
                     block, source = ellipse_block(box, w.size), "ellipse"
-                mask = self._object_mask(st.frame, i, it.window, block, score, source)
-                st.results[it.slot] = mask
-                st.remaining -= 1
-                if st.remaining == 0:
-                    done.append(st)
+                self._slot_done(
+                    st,
+                    it.slot,
+                    self._object_mask(st.frame, i, it.window, block, score, source),
+                    done,
+                )
         for st in done:
             if not st.failed:
                 emit(self._finish(st))
@@ -701,12 +699,7 @@ class MaskEngine:
                 self._infer_items(images[:half], crops[:half], on_frame)
                 self._infer_items(images[half:], crops[half:], on_frame)
                 return
-            for it in items:
-                st = it.state
-                if not st.failed:
-                    st.failed = True
-                    self.problems.report(_frame_error_text(st.frame, failed), kind="model")
-                self._object_done(st, on_frame)
+            self._fail_items(items, failed, on_frame)
             return
         with self.profile.time("postprocess"):
             masks = self._upsample(logits, [it.window.size for it in items])
@@ -715,15 +708,30 @@ class MaskEngine:
             for it, mask, score in zip(items, masks, scores, strict=True):
                 st = it.state
                 i = int(st.keep[it.slot])
-                st.results[it.slot] = self._object_mask(
-                    st.frame, i, it.window, mask, float(score), "model"
-                )
-                st.remaining -= 1
-                if st.remaining == 0:
-                    done.append(st)
+                mask = self._object_mask(st.frame, i, it.window, mask, float(score), "model")
+                self._slot_done(st, it.slot, mask, done)
         for st in done:
             if not st.failed:
                 on_frame(self._finish(st))
+
+    def _fail_items(
+        self, items: list[Any], failure: str, emit: Callable[[FrameMasks], None]
+    ) -> None:
+        """A batch the model failed on: each frame of its items is reported once and skipped."""
+        for it in items:
+            st = it.state
+            if not st.failed:
+                st.failed = True
+                self.problems.report(_frame_error_text(st.frame, failure), kind="model")
+            self._object_done(st, emit)
+
+    @staticmethod
+    def _slot_done(st: _FrameState, slot: int, mask: ObjectMask, done: list[_FrameState]) -> None:
+        """One object's mask in place; a frame whose every object is done joins ``done``."""
+        st.results[slot] = mask
+        st.remaining -= 1
+        if st.remaining == 0:
+            done.append(st)
 
     def _object_done(self, st: _FrameState, on_frame: Callable[[FrameMasks], None]) -> None:
         st.remaining -= 1
@@ -811,9 +819,7 @@ def _frame_error_text(frame: Frame, failure: str) -> AnnotationError:
     )
 
 
-def _clip_block_to_polygon(
-    block: MaskBlock, poly_xy: np.ndarray, size: int
-) -> MaskBlock:
+def _clip_block_to_polygon(block: MaskBlock, poly_xy: np.ndarray, size: int) -> MaskBlock:
     """``block`` AND the polygon (window pixels), as ``cv2.fillPoly`` on the whole window gives it.
 
     The corners are rounded to OpenCV's 1/16-pixel fixed point in window

@@ -80,6 +80,39 @@ def split_arrays(
     return whole, sinks
 
 
+def to_splits(
+    split: Any,
+    sinks: dict[str, tuple[Sink, Sink]],
+    sequence: str,
+    head: dict[str, Any],
+    records: list[tuple[Any, dict[str, Any]]],
+) -> None:
+    """One unit (a COCO frame, a YouTube-VIS video) into the split files of ``split``
+    (:class:`box2mask.split.Split`): whole into its sequence's split (``--split-by
+    sequence``), or into the file of each split one of its tracks is in, the other splits'
+    objects kept as ``iscrowd: 1`` (``--split-by track``).
+
+    Args:
+        sinks: each split's ``(add_head, add_record)`` (:func:`split_arrays`).
+        head: the unit's image or video record.
+        records: ``(track key, record)`` of each object (the key as ``split.of_track`` takes it).
+    """
+    if split.by == "sequence":
+        add_head, add = sinks[split.of_sequence(sequence)]
+        add_head(head)
+        for _, rec in records:
+            add(rec)
+        return
+    owners = [split.of_track(sequence, key) for key, _ in records]
+    for name in split.names:
+        if name not in owners:
+            continue
+        add_head, add = sinks[name]
+        add_head(head)
+        for owner, (_, rec) in zip(owners, records, strict=True):
+            add(rec if owner == name else {**rec, "iscrowd": 1})
+
+
 def write_json_sidecar(path: Path, obj: Any) -> None:
     """A small JSON table beside a format's files (indented, newline-terminated), atomically."""
     from box2mask.io import atomic_write_bytes

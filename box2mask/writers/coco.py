@@ -36,7 +36,7 @@ from typing import Any
 from box2mask.errors import Box2MaskError
 from box2mask.layout import COCO_NAME
 from box2mask.split import Split
-from box2mask.writers._json import Sink, split_arrays
+from box2mask.writers._json import split_arrays, to_splits
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 
 
@@ -128,34 +128,10 @@ def write_coco(
                 ann_out(rec)
                 records.append((ann, rec))
             if split is not None:
-                _split_frame(split, sinks, img, records)
+                to_splits(split, sinks, str(img.get("sequence", "")), img,
+                          [(_track(ann), rec) for ann, rec in records])  # fmt: skip
     n_img, n_ann = image.count, ann_out.count
     return n_img, n_ann
-
-
-def _split_frame(
-    split: Split,
-    sinks: dict[str, tuple[Sink, Sink]],
-    image: dict[str, Any],
-    records: list[tuple[dict[str, Any], dict[str, Any]]],
-) -> None:
-    """One frame into its split's file (by sequence), or into the file of each split one
-    of its tracks is in, the other splits' objects as ``iscrowd: 1`` (by track)."""
-    seq = str(image.get("sequence", ""))
-    if split.by == "sequence":
-        add_image, add_ann = sinks[split.of_sequence(seq)]
-        add_image(image)
-        for _, rec in records:
-            add_ann(rec)
-        return
-    owners = [split.of_track(seq, _track(ann)) for ann, _ in records]
-    for name in split.names:
-        if name not in owners:
-            continue
-        add_image, add_ann = sinks[name]
-        add_image(image)
-        for owner, (_, rec) in zip(owners, records, strict=True):
-            add_ann(rec if owner == name else {**rec, "iscrowd": 1})
 
 
 def _track(ann: dict[str, Any]) -> tuple[int, str]:

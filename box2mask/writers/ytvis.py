@@ -47,7 +47,7 @@ import numpy as np
 from box2mask.errors import Box2MaskError
 from box2mask.masks import compress, decode, encode_frame_block, rle_runs, union
 from box2mask.split import Split
-from box2mask.writers._json import Sink, split_arrays
+from box2mask.writers._json import split_arrays, to_splits
 from box2mask.writers.base import WRITERS, AssembledWriter, Assembly
 from box2mask.writers.davis import (
     by_sequence,
@@ -174,35 +174,8 @@ def write_ytvis(
                 add(rec)
                 records.append((key, rec))
             if split is not None:
-                _split_video(split, sinks, seq, video, records)
+                to_splits(split, sinks, seq, video, records)
     return add_video.count, add.count
-
-
-
-
-def _split_video(
-    split: Split,
-    sinks: dict[str, tuple[Sink, Sink]],
-    seq: str,
-    video: dict[str, Any],
-    records: list[tuple[tuple[int, str], dict[str, Any]]],
-) -> None:
-    """A video into its split's file (by sequence), or into the file of each split one of
-    its tracks is in, the other splits' tracks as ``iscrowd: 1`` (by track)."""
-    if split.by == "sequence":
-        add_video, add = sinks[split.of_sequence(seq)]
-        add_video(video)
-        for _, rec in records:
-            add(rec)
-        return
-    owners = [split.of_track(seq, key) for key, _ in records]
-    for name in split.names:
-        if name not in owners:
-            continue
-        add_video, add = sinks[name]
-        add_video(video)
-        for owner, (_, rec) in zip(owners, records, strict=True):
-            add(rec if owner == name else {**rec, "iscrowd": 1})
 
 
 def to_trackeval(
