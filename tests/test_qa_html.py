@@ -72,14 +72,22 @@ def _wait_file(folder: Path, timeout: float = 20.0) -> Path:
     raise AssertionError(f"no download appeared in {folder}")
 
 
-def test_review_page_in_headless_chromium(browser, tmp_path: Path) -> None:
-    job = tmp_path / "job"
+def _example_review(
+    tmp_path: Path, formats: str, top: int, job_option: str = "--job"
+) -> tuple[Path, Path]:
+    """The example converted with ellipses into ``job`` and its review page into ``review``."""
+    job, page = tmp_path / "job", tmp_path / "review"
     r = runner.invoke(app, ["convert", "-d", "viso", "--root", str(EXAMPLE), "--out", str(job),
-                            "--model", "ellipse", "--format", "coco,png"])  # fmt: skip
+                            "--model", "ellipse", "--format", formats])  # fmt: skip
     assert r.exit_code == 0, r.output
-    page = tmp_path / "review"
-    r = runner.invoke(app, ["qa", "--out", str(job), "--html", str(page), "--html-top", "60"])
+    r = runner.invoke(app, ["qa", job_option, str(job), "--html", str(page), "--html-top", str(top)])
     assert r.exit_code == 0, r.output
+    return job, page
+
+
+def test_review_page_in_headless_chromium(browser, tmp_path: Path) -> None:
+    # the former spelling `qa --out JOB` still works for one release
+    job, page = _example_review(tmp_path, "coco,png", 60, job_option="--out")
     rep = json.loads((job / "qa" / "qa.json").read_text())
 
     browser.get((page / "index.html").as_uri())
@@ -199,13 +207,7 @@ def test_review_page_keeps_and_loads_decisions_and_shows_the_track(browser, tmp_
     through the file input (another job's file is refused with a message), Clear forgets
     them; an object's full frame and its track's neighbouring frames are decoded pictures;
     an accepted object is ranked out by the next qa (and in with --include-reviewed)."""
-    job = tmp_path / "job"
-    r = runner.invoke(app, ["convert", "-d", "viso", "--root", str(EXAMPLE), "--out", str(job),
-                            "--model", "ellipse", "--format", "coco"])  # fmt: skip
-    assert r.exit_code == 0, r.output
-    page = tmp_path / "review"
-    r = runner.invoke(app, ["qa", "--job", str(job), "--html", str(page), "--html-top", "20"])
-    assert r.exit_code == 0, r.output
+    job, page = _example_review(tmp_path, "coco", 20)
     ranked = json.loads((job / "qa" / "qa.json").read_text())["ranked"]
     source = str((job / "annotations.json").resolve())
     browser.get((page / "index.html").as_uri())
