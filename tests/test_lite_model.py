@@ -45,6 +45,17 @@ def test_window_is_centred_and_input_side_follows_the_window():
     assert w.size == 30 and (w.x0 + w.size / 2, w.y0 + w.size / 2) == (110.0, 55.0)
     assert window_for_box([0, 0, 4, 4], 1.5, 16).size == 16  # the smallest window
     assert [input_side(s) for s in (16, 32, 40, 64, 65, 128, 900)] == [32, 32, 48, 64, 96, 128, 128]
+    # an input scale enlarges small windows (a 10x20 px car's 30-px window: 48 px at 1.5)
+    assert [input_side(s, 1.5) for s in (16, 21, 22, 30, 64, 65, 900)] == [
+        32,
+        32,
+        48,
+        48,
+        96,
+        128,
+        128,
+    ]
+    assert [input_side(s, 2.0) for s in (16, 30, 48, 49)] == [32, 64, 96, 128]
 
 
 def test_coverage_is_the_share_of_each_input_pixel():
@@ -94,6 +105,38 @@ def test_checkpoint_round_trip_metadata_and_folding(tmp_path):
     )
     assert [lg.shape for lg in logits] == [(32, 32), (64, 64), (32, 32)]
     assert np.allclose(logits[2], a[1].numpy(), atol=1e-4) and ((iou > 0) & (iou < 1)).all()
+
+
+def test_the_input_scale_is_the_files_and_old_files_read_as_one(tmp_path):
+    """A file's input scale decides its input sides; a file written before it existed reads as 1."""
+    torch.manual_seed(0)
+    net = LiteNet(LiteArch((8, 12), 4, 8))
+    scaled = ckpt.save(tmp_path / "s.safetensors", net, 1.5, 16, INPUT_SIDES, {}, (), 1.5)
+    model = LiteModel(ckpt.load(scaled))
+    assert model.input_scale == 1.5
+    image = np.full((100, 100, 3), 90, np.uint8)
+    box = [40.0, 45.0, 60.0, 55.0]  # 20x10 px: a 30-px window
+    win = model.window(box)
+    assert win.size == 30 and model.make_input(image, box, win).shape[-1] == 48
+    assert model.side_for(win) == 48
+    # the window rule is unchanged: qa's crop-edge check reads context and min_side alone
+    assert (model.context, model.min_side) == (1.5, 16)
+    from safetensors import safe_open
+
+    with safe_open(str(scaled), framework="pt") as f:
+        meta = dict(f.metadata())
+    window = json.loads(meta["window"])
+    assert window["input_scale"] == 1.5
+    del window["input_scale"]
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(str(scaled)), str(old), metadata=dict(meta, window=json.dumps(window)))
+    assert ckpt.load(old).input_scale == 1.0
+    assert LiteModel(ckpt.load(old)).make_input(image, box, win).shape[-1] == 32
+    window["input_scale"] = 0.0
+    bad = tmp_path / "bad.safetensors"
+    save_file(load_file(str(scaled)), str(bad), metadata=dict(meta, window=json.dumps(window)))
+    with pytest.raises(CheckpointError, match="input_scale"):
+        ckpt.load(bad)
 
 
 def test_a_tampered_or_foreign_file_is_refused(tmp_path):
@@ -153,6 +196,8 @@ def test_training_crops_are_the_inference_crops(yolo_cache):
             x, t = sample(cache, i, rng, 1.5, 16, None)
             win = window_for_box(frame.xyxy[k], 1.5, 16)
             assert np.array_equal(x, frame_input(image, frame.xyxy[k], win))
+            x2, _ = sample(cache, i, rng, 1.5, 16, None, input_scale=1.5)
+            assert np.array_equal(x2, frame_input(image, frame.xyxy[k], win, 1.5))
             truth = mask_block(np.where(t > 0.5, 1.0, -1.0).astype(np.float32), win.size)
             gt = frame.gt_mask(k)
             sl = win.overlap(frame.image_hw)

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from box2mask.cli import app
 from box2mask.cli import commands as _commands  # noqa: F401
 from box2mask.models.lite import checkpoint as ckpt
+from box2mask.train.lite.loop import DEFAULT_INPUT_SCALE
 from tests.data.make_yolo import make_yolo
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,6 +60,7 @@ def test_train_resumes_bit_identically_after_sigkill(data, tmp_path):
     assert dev["step"] == 8 and dev["objects"] == 6 and 0 <= dev["per_object_iou"] <= 100
     assert meta["command"].startswith("box2mask train lite --dataset yolo")
     assert (tmp_path / "whole" / "best.safetensors").is_file()
+    assert ckpt.load(model).input_scale == DEFAULT_INPUT_SCALE  # a random start's input scale
 
     killed_out = tmp_path / "killed"
     rng = random.Random(5)
@@ -125,6 +127,7 @@ def test_fine_tuning_changes_the_masks_and_loads_back(data, tmp_path):
     assert recipe["init_sha256"] == sha256_file(shipped_weights())
     assert loaded.net.arch == shipped.net.arch  # the shipped network, not --widths 8,12
     assert (loaded.context, loaded.min_side) == (shipped.context, shipped.min_side)
+    assert loaded.input_scale == shipped.input_scale  # kept unless --input-scale says otherwise
     outs = {}
     for name, extra in (("shipped", []), ("tuned", ["--checkpoint", str(tuned)])):
         out = tmp_path / f"conv-{name}"
@@ -135,12 +138,18 @@ def test_fine_tuning_changes_the_masks_and_loads_back(data, tmp_path):
         outs[name] = json.loads((out / "annotations.json").read_text())["annotations"]
     assert len(outs["shipped"]) == len(outs["tuned"]) == 8
     assert {a["mask_source"] for a in outs["tuned"]} == {"model"}
-    assert [a["segmentation"] for a in outs["shipped"]] != [a["segmentation"] for a in outs["tuned"]]
+    assert [a["segmentation"] for a in outs["shipped"]] != [
+        a["segmentation"] for a in outs["tuned"]
+    ]
     assert all(0 <= a["score"] <= 1 for a in outs["tuned"])
 
 
 def test_bad_training_options_are_one_message(tmp_path, data):
-    for extra, says in ((["--widths", "8,x"], "--widths"), (["--context", "0.5"], "--context")):
+    for extra, says in (
+        (["--widths", "8,x"], "--widths"),
+        (["--context", "0.5"], "--context"),
+        (["--input-scale", "0"], "--input-scale"),
+    ):
         res = CliRunner().invoke(app, _args(data, tmp_path / "r", *extra))
         assert res.exit_code == 2 and says in res.output, res.output
     res = CliRunner().invoke(app, ["train", "lite", "--out", str(tmp_path / "r")])

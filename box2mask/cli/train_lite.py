@@ -68,6 +68,12 @@ LITE_FLAGS = {
     "full": Flag(int, "Width of the full-resolution branch (random start only).", 12, panel=_MODEL),
     "context": Flag(float, "Window side / box long side (random start only).", 1.5, panel=_MODEL),
     "min_side": Flag(int, "Smallest window side, px (random start only).", 16, panel=_MODEL),
+    "input_scale": Flag(
+        float | None,
+        "Input side / window side, before rounding up to 32..128 "
+        "(default: the --init file's, else 1.5).",
+        panel=_MODEL,
+    ),
     "steps": Flag(int, "Optimizer steps.", 15000, panel=_OPT),
     "batch_pixels": Flag(
         int,
@@ -166,8 +172,10 @@ def _options(given: dict[str, Any]) -> Any:
         raise UsageError("--full must be > 0")
     if given["context"] < 1.0 or given["min_side"] < 4:
         raise UsageError("--context must be >= 1 and --min-side >= 4")
+    if given["input_scale"] is not None and not 0.25 <= given["input_scale"] <= 8:
+        raise UsageError(f"--input-scale must be within 0.25..8, got {given['input_scale']}")
     keys = ("steps", "batch_pixels", "lr", "weight_decay", "warmup", "seed", "context", "min_side",
-            "class_balance", "reviewed_weight", "ema", "val_every", "save_every", "threads", "device")  # fmt: skip
+            "input_scale", "class_balance", "reviewed_weight", "ema", "val_every", "save_every", "threads", "device")  # fmt: skip
     command = "box2mask " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     describe = {"command": command}
     if given["licence"]:

@@ -56,6 +56,9 @@ class LiteCheckpoint:
     #: logit threshold per long-side bin (:data:`~box2mask.models.lite.crops.THRESHOLD_EDGES`);
     #: empty: 0 everywhere
     thresholds: tuple[float, ...] = ()
+    #: the input side is the smallest that holds ``input_scale ×`` the window side
+    #: (:func:`~box2mask.models.lite.crops.input_side`); files without it: 1
+    input_scale: float = 1.0
 
     def meta_json(self, key: str) -> Any:
         """A structured metadata entry, parsed (``None`` when absent)."""
@@ -81,6 +84,7 @@ def save(
     input_sides: tuple[int, ...],
     extra: dict[str, Any],
     thresholds: list[float] | tuple[float, ...] = (),
+    input_scale: float = 1.0,
 ) -> Path:
     """Write ``net`` and its metadata (``extra``: recipe, data, dev, command, licence) atomically."""
     from safetensors.torch import save_file
@@ -95,6 +99,7 @@ def save(
                 "context": context,
                 "min_side": min_side,
                 "input_sides": list(input_sides),
+                "input_scale": float(input_scale),
                 "threshold_edges": list(THRESHOLD_EDGES),
                 "thresholds": [float(t) for t in thresholds],
             }
@@ -158,6 +163,9 @@ def load(path: Path) -> LiteCheckpoint:
         arch = LiteArch.from_json(meta["arch"])
         window = json.loads(meta["window"])
         context, min_side = float(window["context"]), int(window["min_side"])
+        input_scale = float(window.get("input_scale", 1.0))
+        if not 0.25 <= input_scale <= 8:
+            raise ValueError(f"input_scale {input_scale} outside 0.25..8")
         thresholds = tuple(float(t) for t in window.get("thresholds", []))
         edges = tuple(int(e) for e in window.get("threshold_edges", THRESHOLD_EDGES))
         if thresholds and (edges != THRESHOLD_EDGES or len(thresholds) != len(edges) + 1):
@@ -189,4 +197,4 @@ def load(path: Path) -> LiteCheckpoint:
         )
     net.load_state_dict(state, strict=True)
     net.eval()
-    return LiteCheckpoint(net, context, min_side, meta, path, thresholds)
+    return LiteCheckpoint(net, context, min_side, meta, path, thresholds, input_scale)

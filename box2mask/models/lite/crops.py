@@ -6,10 +6,13 @@ exclusive), as everywhere in box2mask.
 - **Window**: a square :class:`~box2mask.types.CropWindow` centred on the box
   (the engine's ``centred`` rule), of side ``S = max(min_side, ceil(context × L))``
   with ``L`` the box's long side. It may extend past the frame.
-- **Input side** ``R``: the smallest of :data:`INPUT_SIDES` that is ``>= S``
-  (the largest when none is): the network sees an object at (or a little above)
-  its own resolution up to 128 px windows, and larger ones shrunk. Small
-  objects, the many cars of a satellite video, cost a 32×32 input.
+- **Input side** ``R``: the smallest of :data:`INPUT_SIDES` that is ``>= k × S``
+  (the largest when none is), ``k`` the checkpoint's *input scale* (1 when a
+  file does not say): with ``k = 1`` the network sees an object at (or a little
+  above) its own resolution up to 128 px windows, with ``k = 1.5`` small objects
+  enlarged by about half (a 10×20 px car: a 48×48 input instead of 32×32),
+  which gives a small network finer steps along their edges; large windows are
+  shrunk either way.
 - **Input**: the window cut from the frame (outside the frame: the pixel mean),
   resized to ``R × R`` (area averaging when shrinking, bilinear when
   enlarging; both map input pixel ``j`` onto window pixels
@@ -68,14 +71,17 @@ def window_for_box(xyxy: np.ndarray | list[float], context: float, min_side: int
     return CropWindow(x0, y0, s)
 
 
-def input_side(window_side: int) -> int:
-    """The network input side for a window of ``window_side`` pixels.
+def input_side(window_side: int, scale: float = 1.0) -> int:
+    """The network input side for a window of ``window_side`` pixels, enlarged ``scale`` times.
 
     >>> [input_side(s) for s in (8, 32, 33, 100, 500)]
     [32, 32, 48, 128, 128]
+    >>> [input_side(s, 1.5) for s in (16, 22, 30, 32, 64, 65)]
+    [32, 48, 48, 48, 96, 128]
     """
+    want = round(scale * window_side, 6)
     for r in INPUT_SIDES:
-        if window_side <= r:
+        if want <= r:
             return r
     return INPUT_SIDES[-1]
 
@@ -136,7 +142,7 @@ def input_planes(
 
 
 def frame_input(
-    image: np.ndarray, xyxy: np.ndarray | list[float], window: CropWindow
+    image: np.ndarray, xyxy: np.ndarray | list[float], window: CropWindow, scale: float = 1.0
 ) -> np.ndarray:
     """The network input ``(5, R, R)`` of one object of a frame.
 
@@ -144,6 +150,7 @@ def frame_input(
         image: ``(H, W, 3)`` uint8 RGB frame.
         xyxy: the object's box in frame pixels.
         window: its window (:func:`window_for_box`).
+        scale: the checkpoint's input scale (:func:`input_side`).
     """
     s = window.size
     crop = crop_rect(image, window.y0, window.x0, s, s, FILL_U8)
@@ -151,7 +158,7 @@ def frame_input(
     box = np.array([xyxy[0] - x0, xyxy[1] - y0, xyxy[2] - x0, xyxy[3] - y0], dtype=np.float64)
     h, w = image.shape[:2]
     rect = np.array([-x0, -y0, w - x0, h - y0], dtype=np.float64)
-    return input_planes(resize(crop, input_side(s)), box, rect, s)
+    return input_planes(resize(crop, input_side(s, scale)), box, rect, s)
 
 
 def mask_block(logits: np.ndarray, window_size: int, threshold: float = 0.0) -> MaskBlock:

@@ -121,6 +121,7 @@ class LiteModel:
         self.device = torch.device(device)
         self.context = checkpoint.context
         self.min_side = checkpoint.min_side
+        self.input_scale = checkpoint.input_scale
         self.thresholds = tuple(checkpoint.thresholds)
         net = fold_batchnorm(checkpoint.net).to(self.device)
         self.net = net.to(memory_format=torch.channels_last)
@@ -138,7 +139,7 @@ class LiteModel:
         self, image: np.ndarray, xyxy: np.ndarray | list[float], window: CropWindow
     ) -> np.ndarray:
         """The ``(5, R, R)`` input of one object (:func:`~box2mask.models.lite.crops.frame_input`)."""
-        return frame_input(image, xyxy, window)
+        return frame_input(image, xyxy, window, self.input_scale)
 
     def threshold(self, xyxy: np.ndarray | list[float]) -> float:
         """The checkpoint's logit threshold for a box (by its long side, frame pixels)."""
@@ -188,6 +189,5 @@ class LiteModel:
                         iou[k] = score_np[j]
         return logits, iou  # type: ignore[return-value]
 
-    @staticmethod
-    def side_for(window: CropWindow) -> int:
-        return input_side(window.size)
+    def side_for(self, window: CropWindow) -> int:
+        return input_side(window.size, self.input_scale)

@@ -52,7 +52,9 @@ def calibrate(
             box = cache.box[i]
             window = window_for_box(box, model.context, model.min_side)
             cut = cut_window(cache, i, window)
-            inputs.append(cut.planes(resize(cut.image, input_side(window.size)), box))
+            inputs.append(
+                cut.planes(resize(cut.image, input_side(window.size, model.input_scale)), box)
+            )
             truths.append(cut.mask > 127)
         logits, _ = model.predict(inputs)
         scores = np.zeros(len(CANDIDATES))

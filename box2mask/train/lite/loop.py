@@ -52,6 +52,9 @@ from box2mask.types import Frame
 log = logging.getLogger("box2mask")
 
 STATE_FORMAT = "box2mask-lite-train-state"
+#: input side / window side of a network trained from random weights (docs/lite.md: measured
+#: against 1 and 2 on the development tiles)
+DEFAULT_INPUT_SCALE = 1.5
 
 
 @dataclass
@@ -68,6 +71,9 @@ class LiteTrainOptions:
         lr, weight_decay, warmup: AdamW and its schedule (linear warm-up, cosine to 2 %).
         seed: seeds the weights and every batch.
         context, min_side: the window rule written into the checkpoint.
+        input_scale: input side / window side, rounded up to an input side
+            (:func:`~box2mask.models.lite.crops.input_side`); ``None``: the ``init`` file's,
+            else :data:`DEFAULT_INPUT_SCALE`.
         arch: the network's shape (ignored with ``init``: the file's own is used).
         class_balance: objects of a class of ``n`` objects are drawn with weight ``n ** -class_balance``.
         reviewed_weight: objects a person reviewed or corrected are drawn this many times more often.
@@ -91,6 +97,7 @@ class LiteTrainOptions:
     seed: int = 0
     context: float = 1.5
     min_side: int = 16
+    input_scale: float | None = None
     arch: LiteArch = field(default_factory=LiteArch)
     class_balance: float = 0.5
     reviewed_weight: float = 4.0
@@ -219,7 +226,8 @@ def evaluate(model: LiteModel, dev: list[DevFrame]) -> dict[str, Any]:
     for d in dev:
         f = d.frame
         windows = [model.window(f.xyxy[i]) for i in d.keep]
-        inputs = [frame_input(d.image, f.xyxy[i], w) for i, w in zip(d.keep, windows, strict=True)]
+        inputs = [frame_input(d.image, f.xyxy[i], w, model.input_scale)
+                  for i, w in zip(d.keep, windows, strict=True)]  # fmt: skip
         logits, _ = model.predict(inputs)
         h, w = f.image_hw
         pred_union = np.zeros((h, w), bool)
@@ -336,13 +344,16 @@ def _train_lite(
     if init is not None:
         # a fine-tuned file keeps the window rule its network learned
         opts.context, opts.min_side = init.context, init.min_side
+    scale = opts.input_scale
+    if scale is None:
+        scale = init.input_scale if init is not None else DEFAULT_INPUT_SCALE
 
     cache = build_cache(out / "cache", opts.sources, opts.min_side,
                         progress=lambda f, n: progress and progress({"kind": "cache", "frames": f, "objects": n}))  # fmt: skip
     if len(cache) == 0:
         raise UsageError("the training data has no object with a ground-truth mask")
     sampler = Sampler(cache, draw_weights(cache, opts.class_balance, opts.reviewed_weight),
-                      opts.context, opts.min_side, opts.batch_pixels)  # fmt: skip
+                      opts.context, opts.min_side, opts.batch_pixels, scale)  # fmt: skip
     dev = load_dev(opts.val) if opts.val is not None else []
 
     torch.manual_seed(opts.seed)
@@ -391,7 +402,8 @@ def _train_lite(
         """The EMA network for inference, its thresholds calibrated on training objects."""
         net_cpu = copy.deepcopy(ema).cpu()
         model = LiteModel(
-            lite_ckpt.LiteCheckpoint(net_cpu, opts.context, opts.min_side, {}, None), "cpu"
+            lite_ckpt.LiteCheckpoint(net_cpu, opts.context, opts.min_side, {}, None, (), scale),
+            "cpu",
         )
         model.thresholds = calibrate(model, cache, seed=opts.seed)
         return model
@@ -408,7 +420,7 @@ def _train_lite(
         }
         extra.update({k: v for k, v in opts.describe.items()})
         return lite_ckpt.save(path, copy.deepcopy(ema).cpu(), opts.context, opts.min_side,
-                              INPUT_SIDES, extra, model.thresholds)  # fmt: skip
+                              INPUT_SIDES, extra, model.thresholds, scale)  # fmt: skip
 
     def run_dev(model: LiteModel) -> dict[str, Any] | None:
         return dev_brief(evaluate(model, dev)) if dev else None

@@ -123,10 +123,12 @@ def sample(
     min_side: int,
     aug: AugmentConfig | None,
     side: int | None = None,
+    input_scale: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One sample of object ``i``: ``(input (5, R, R), target (R, R))``; ``aug=None``: no disturbance.
 
-    ``side``: the input side ``R`` (default: the one inference takes for the window).
+    ``side``: the input side ``R`` (default: the one inference takes for the window at
+    ``input_scale``).
     """
     box = cache.box[i].copy()
     if aug is not None and aug.box_jitter > 0:
@@ -141,7 +143,7 @@ def sample(
         c = context * math.exp(rng.uniform(math.log(lo), math.log(hi)))
     window = window_for_box(box, c, min_side)
     cut = cut_window(cache, i, window)
-    r = input_side(window.size) if side is None else side
+    r = input_side(window.size, input_scale) if side is None else side
     pixels = resize(cut.image, r)
     target = resize(cut.mask.astype(np.float32) * (1.0 / 255.0), r)
     if aug is not None and aug.blur > 0 and rng.random() < aug.blur:
@@ -194,16 +196,23 @@ class Sampler:
         weights: ``(N,)`` drawing weights (class balance, reviewed objects).
         context, min_side: the model's window rule.
         pixels: input pixels per step (e.g. ``128 × 48²``).
+        input_scale: the model's input scale (:func:`~box2mask.models.lite.crops.input_side`).
     """
 
     def __init__(
-        self, cache: ObjectCache, weights: np.ndarray, context: float, min_side: int, pixels: int
+        self,
+        cache: ObjectCache,
+        weights: np.ndarray,
+        context: float,
+        min_side: int,
+        pixels: int,
+        input_scale: float = 1.0,
     ) -> None:
         self.cache = cache
         self.context = context
         self.min_side = min_side
         long_side = np.maximum(cache.box[:, 2] - cache.box[:, 0], cache.box[:, 3] - cache.box[:, 1])
-        sides = np.array([input_side(window_for_box([0, 0, float(x), float(x)], context, min_side).size)
+        sides = np.array([input_side(window_for_box([0, 0, float(x), float(x)], context, min_side).size, input_scale)
                           for x in long_side], dtype=np.int64)  # fmt: skip
         self.sides: list[int] = []
         self.members: list[np.ndarray] = []
