@@ -17,6 +17,7 @@ from box2mask.models.lite.crops import (
     coverage,
     frame_input,
     input_side,
+    inside_box,
     mask_block,
     window_for_box,
 )
@@ -86,6 +87,17 @@ def test_mask_block_pastes_back_in_window_pixels():
     logits[8:24, 8:24] = 1.0
     block = mask_block(logits, 16)  # a 16-px window shown on a 32-px input
     assert (block.top, block.left, block.height, block.width) == (4, 4, 8, 8)
+
+
+def test_masks_stay_inside_the_pixels_their_box_touches():
+    logits = np.ones((32, 32), np.float32)  # the network says "object" everywhere
+    block = mask_block(logits, 32, 0.0, [4.5, 6.0, 20.2, 10.0])
+    # x: pixels 4..20 (the box touches 4 and 20 in part), y: 6..9
+    assert (block.left, block.top, block.width, block.height) == (4, 6, 17, 4)
+    assert mask_block(logits, 32).area == 32 * 32  # no box: nothing cut
+    # a box reaching past the window keeps the window's edge
+    assert mask_block(logits, 16, 0.0, [-3.0, -3.0, 40.0, 8.0]).area == 16 * 8
+    assert inside_box(np.ones((8, 8), bool), [2.0, 2.0, 4.0, 4.0]).sum() == 4
 
 
 def test_checkpoint_round_trip_metadata_and_folding(tmp_path):
@@ -251,7 +263,8 @@ def test_thresholds_are_calibrated_on_training_objects_and_kept_in_the_file(yolo
     assert loaded.thresholds == tuple(values)
     win = window_for_box([0, 0, 6, 6], 1.5, 16)
     logits = np.full((32, 32), -2.5, np.float32)
-    assert loaded.mask_block(logits, win, [0, 0, 6, 6]).area == 16 * 16  # 6 px: cut at -3
+    # 6 px: cut at -3, so the whole window passes, and the box keeps its own 6 x 6 pixels
+    assert loaded.mask_block(logits, win, [0, 0, 6, 6]).area == 6 * 6
     assert loaded.mask_block(logits, win, [0, 0, 10, 10]).area == 0  # 10 px: cut at -2
 
 
@@ -291,3 +304,23 @@ def test_lite_segments_cars_by_default_where_the_other_models_box_fill_them(tmp_
     given = box2mask.convert(dataset="viso", root=example, out=tmp_path / "given", model="lite",
                              checkpoint=str(path), sequences="car/001", box_fill_classes="car")  # fmt: skip
     assert set(given.objects_by_source) == {"box"}
+
+
+def test_converted_lite_masks_lie_inside_their_boxes(tmp_path):
+    """The shipped weights on the example clip: every mask within the pixels its box touches."""
+    import math
+
+    import box2mask
+    from pycocotools import mask as mask_utils
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "viso-mini"
+    box2mask.convert(dataset="viso", root=example, out=tmp_path / "out", model="lite",
+                     sequences="car/001", formats="coco")  # fmt: skip
+    anns = json.loads((tmp_path / "out" / "annotations.json").read_text())["annotations"]
+    assert anns
+    for a in anns:
+        x, y, w, h = a["bbox"]
+        m = mask_utils.decode(a["segmentation"])
+        ys, xs = np.nonzero(m)
+        assert xs.min() >= math.floor(x) and xs.max() <= math.ceil(x + w) - 1, a["id"]
+        assert ys.min() >= math.floor(y) and ys.max() <= math.ceil(y + h) - 1, a["id"]

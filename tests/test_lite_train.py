@@ -54,6 +54,7 @@ def test_train_resumes_bit_identically_after_sigkill(data, tmp_path):
     meta = ckpt.load(model).metadata
     recipe = json.loads(meta["recipe"])
     assert recipe["steps"] == 8 and recipe["seed"] == 0 and recipe["arch"]["widths"] == [8, 12]
+    assert recipe["aug"]["box_jitter"] == 0.04
     sources = json.loads(meta["data"])
     assert sources[0]["source"] == "fixture@0" and sources[0]["objects"] == 12
     dev = json.loads(meta["dev"])
@@ -149,6 +150,7 @@ def test_bad_training_options_are_one_message(tmp_path, data):
         (["--widths", "8,x"], "--widths"),
         (["--context", "0.5"], "--context"),
         (["--input-scale", "0"], "--input-scale"),
+        (["--box-jitter", "0.9"], "--box-jitter"),
     ):
         res = CliRunner().invoke(app, _args(data, tmp_path / "r", *extra))
         assert res.exit_code == 2 and says in res.output, res.output

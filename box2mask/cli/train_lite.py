@@ -94,6 +94,12 @@ LITE_FLAGS = {
         panel=_OPT,
     ),  # fmt: skip
     "ema": Flag(float, "Weight averaging per step.", 0.999, panel=_OPT),
+    "box_jitter": Flag(
+        float,
+        "Each box edge is moved by a normal step of this share of the box's side.",
+        0.04,
+        panel=_OPT,
+    ),
     "seed": Flag(int, "Seeds the weights and every batch.", 0, panel=_OPT),
     "val_every": Flag(
         int, "Measure the development data every this many steps.", 2000, panel=RUN_PANEL
@@ -172,6 +178,8 @@ def _options(given: dict[str, Any]) -> Any:
         raise UsageError("--full must be > 0")
     if given["context"] < 1.0 or given["min_side"] < 4:
         raise UsageError("--context must be >= 1 and --min-side >= 4")
+    if not 0 <= given["box_jitter"] <= 0.5:
+        raise UsageError(f"--box-jitter must be within 0..0.5, got {given['box_jitter']}")
     if given["input_scale"] is not None and not 0.25 <= given["input_scale"] <= 8:
         raise UsageError(f"--input-scale must be within 0.25..8, got {given['input_scale']}")
     keys = ("steps", "batch_pixels", "lr", "weight_decay", "warmup", "seed", "context", "min_side",
@@ -180,12 +188,15 @@ def _options(given: dict[str, Any]) -> Any:
     describe = {"command": command}
     if given["licence"]:
         describe["licence"] = given["licence"]
+    from box2mask.train.lite.samples import AugmentConfig
+
     return LiteTrainOptions(
         out=Path(given["out"]),
         sources=sources,
         val=val,
         init=init,
         arch=LiteArch(widths=widths, full=int(given["full"])),
+        aug=AugmentConfig(box_jitter=float(given["box_jitter"])),
         describe=describe,
         **{k: given[k] for k in keys},
     )

@@ -152,8 +152,10 @@ class LiteModel:
         self, output: np.ndarray, window: CropWindow, xyxy: np.ndarray | list[float]
     ) -> MaskBlock:
         """The mask in window pixels (:func:`~box2mask.models.lite.crops.mask_block`) at the
-        checkpoint's threshold for the box ``xyxy`` (frame pixels)."""
-        return mask_block(output, window.size, self.threshold(xyxy))
+        checkpoint's threshold for the box ``xyxy`` (frame pixels), inside the box."""
+        box = [float(xyxy[0]) - window.x0, float(xyxy[1]) - window.y0,
+               float(xyxy[2]) - window.x0, float(xyxy[3]) - window.y0]  # fmt: skip
+        return mask_block(output, window.size, self.threshold(xyxy), box)
 
     def predict(self, inputs: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
         """Logits and predicted IoU of each input.

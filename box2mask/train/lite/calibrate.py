@@ -20,6 +20,7 @@ import numpy as np
 from box2mask.models.lite.crops import (
     THRESHOLD_EDGES,
     input_side,
+    inside_box,
     resize,
     threshold_bin,
     window_for_box,
@@ -47,22 +48,25 @@ def calibrate(
         if members.size == 0:
             continue
         chosen = rng.choice(members, size=min(per_bin, members.size), replace=False)
-        inputs, truths = [], []
+        inputs, truths, boxes = [], [], []
         for i in sorted(chosen.tolist()):
             box = cache.box[i]
             window = window_for_box(box, model.context, model.min_side)
             cut = cut_window(cache, i, window)
+            k = cut.mask.shape[0] / cut.size  # cut pixels per frame pixel
+            boxes.append((box - np.array([cut.x0, cut.y0, cut.x0, cut.y0])) * k)
             inputs.append(
                 cut.planes(resize(cut.image, input_side(window.size, model.input_scale)), box)
             )
             truths.append(cut.mask > 127)
         logits, _ = model.predict(inputs)
         scores = np.zeros(len(CANDIDATES))
-        for lg, truth in zip(logits, truths, strict=True):
+        for lg, truth, box in zip(logits, truths, boxes, strict=True):
             m = truth.shape[0]
             full = (
                 lg if lg.shape[0] == m else cv2.resize(lg, (m, m), interpolation=cv2.INTER_LINEAR)
             )
+            full = np.where(inside_box(np.ones((m, m), bool), box), full, -np.inf)
             for k, t in enumerate(CANDIDATES):
                 pred = full > t
                 union = np.count_nonzero(pred | truth)
