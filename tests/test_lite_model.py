@@ -310,8 +310,9 @@ def test_converted_lite_masks_lie_inside_their_boxes(tmp_path):
     """The shipped weights on the example clip: every mask within the pixels its box touches."""
     import math
 
-    import box2mask
     from pycocotools import mask as mask_utils
+
+    import box2mask
 
     example = Path(__file__).resolve().parent.parent / "examples" / "viso-mini"
     box2mask.convert(dataset="viso", root=example, out=tmp_path / "out", model="lite",
