@@ -244,6 +244,7 @@ def test_the_cli_defaults_are_the_networks_defaults():
     arch = LiteArch()
     assert LITE_FLAGS["widths"].default == ",".join(str(w) for w in arch.widths)
     assert LITE_FLAGS["full"].default == arch.full
+    assert LITE_FLAGS["box_jitter"].default == AugmentConfig().box_jitter
 
 
 def test_thresholds_are_calibrated_on_training_objects_and_kept_in_the_file(yolo_cache, tmp_path):

@@ -54,7 +54,7 @@ def test_train_resumes_bit_identically_after_sigkill(data, tmp_path):
     meta = ckpt.load(model).metadata
     recipe = json.loads(meta["recipe"])
     assert recipe["steps"] == 8 and recipe["seed"] == 0 and recipe["arch"]["widths"] == [8, 12]
-    assert recipe["aug"]["box_jitter"] == 0.04
+    assert recipe["aug"]["box_jitter"] == 0.015
     sources = json.loads(meta["data"])
     assert sources[0]["source"] == "fixture@0" and sources[0]["objects"] == 12
     dev = json.loads(meta["dev"])

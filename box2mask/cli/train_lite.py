@@ -96,8 +96,9 @@ LITE_FLAGS = {
     "ema": Flag(float, "Weight averaging per step.", 0.999, panel=_OPT),
     "box_jitter": Flag(
         float,
-        "Each box edge is moved by a normal step of this share of the box's side.",
-        0.04,
+        "Each box edge is moved by a normal step of this share of the box's side "
+        "(raise it when your boxes are looser than your masks).",
+        0.015,
         panel=_OPT,
     ),
     "seed": Flag(int, "Seeds the weights and every batch.", 0, panel=_OPT),

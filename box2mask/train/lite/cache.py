@@ -44,9 +44,12 @@ log = logging.getLogger("box2mask")
 
 #: patch side / box long side: room for the window (context up to 2) and box jitter
 CACHE_CONTEXT = 3.0
-#: the largest patch side stored; larger patches are shrunk (area averaging)
-MAX_PATCH = 192
-CACHE_VERSION = 1
+#: the largest patch side stored; larger patches are shrunk (area averaging). A window of
+#: the nominal context (1.5) then holds 256 x 1.5 / 3 = 128 stored pixels: the largest input
+#: side, so a large object is trained at the resolution inference gives it (at 192, version
+#: 1, its window held 96 pixels, enlarged to 128: large objects were trained blurred)
+MAX_PATCH = 256
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
