@@ -32,7 +32,9 @@ def main() -> int:
     for line in listing:
         meta, path = line.split("\t", 1)
         entries.append((meta.split()[2], path))
-    cat = subprocess.Popen([*git, "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    cat = subprocess.Popen(
+        [*git, "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     assert cat.stdin is not None and cat.stdout is not None
     missing = 0
     for sha, path in entries:
