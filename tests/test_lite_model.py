@@ -119,6 +119,30 @@ def test_checkpoint_round_trip_metadata_and_folding(tmp_path):
     assert np.allclose(logits[2], a[1].numpy(), atol=1e-4) and ((iou > 0) & (iou < 1)).all()
 
 
+def test_large_inputs_are_the_mean_over_the_four_flips(tmp_path):
+    """Inputs of FLIP_MIN_SIDE px and more: the network's answers under the four flips of the
+    square, flipped back and averaged; smaller ones: one pass."""
+    from box2mask.models.lite.model import FLIP_MIN_SIDE
+
+    c = ckpt.load(_random_file(tmp_path / "m.safetensors"))
+    model = LiteModel(c)
+    big = torch.randn(1, IN_CHANNELS, FLIP_MIN_SIDE, FLIP_MIN_SIDE)
+    small = torch.randn(1, IN_CHANNELS, 64, 64)
+    logits, iou = model.predict([big[0].numpy(), small[0].numpy()])
+    with torch.no_grad():
+        outs, scores = [], []
+        for dims in ([], [3], [2], [2, 3]):
+            o, sc = c.net(torch.flip(big, dims) if dims else big)
+            outs.append(torch.flip(o, [d - 1 for d in dims]) if dims else o)
+            scores.append(sc)
+        want = torch.stack(outs).mean(0)[0].numpy()
+        want_iou = torch.sigmoid(torch.stack(scores).mean(0))[0].item()
+        plain, plain_iou = c.net(small)
+    assert np.allclose(logits[0], want, atol=1e-4) and iou[0] == pytest.approx(want_iou, abs=1e-5)
+    assert not np.allclose(logits[0], c.net(big)[0][0].detach().numpy(), atol=1e-3)
+    assert np.allclose(logits[1], plain[0].numpy(), atol=1e-4)
+
+
 def test_the_input_scale_is_the_files_and_old_files_read_as_one(tmp_path):
     """A file's input scale decides its input sides; a file written before it existed reads as 1."""
     torch.manual_seed(0)
