@@ -290,7 +290,12 @@ def _describe_lite(path: Path, table: Table) -> None:
         "architecture", escape(f"widths {arch['widths']}, full-resolution {arch['full']}")
     )
     table.add_row("parameters", f"{sum(p.numel() for p in ckpt.net.parameters()):,}")
-    table.add_row("window", escape(f"context {ckpt.context}, smallest {ckpt.min_side} px"))
+    table.add_row(
+        "window",
+        escape(
+            f"context {ckpt.context}, smallest {ckpt.min_side} px, input scale {ckpt.input_scale}"
+        ),
+    )
     for src in json.loads(meta.get("data", "[]")):
         what = src.get("source") or src.get("job") or src.get("file") or src.get("dataset")
         table.add_row("data", escape(f"{what}, {src.get('objects')} objects ({src.get('name')})"))

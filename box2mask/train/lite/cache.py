@@ -45,11 +45,13 @@ log = logging.getLogger("box2mask")
 #: patch side / box long side: room for the window (context up to 2) and box jitter
 CACHE_CONTEXT = 3.0
 #: the largest patch side stored; larger patches are shrunk (area averaging). A window of
-#: the nominal context (1.5) then holds 256 x 1.5 / 3 = 128 stored pixels: the largest input
-#: side, so a large object is trained at the resolution inference gives it (at 192, version
-#: 1, its window held 96 pixels, enlarged to 128: large objects were trained blurred)
-MAX_PATCH = 256
-CACHE_VERSION = 2
+#: the nominal context (1.5) holds 192 x 1.5 / 3 = 96 stored pixels of an object over 64 px,
+#: enlarged to its 128-px input: large objects train a little blurred. Storing up to 256 px
+#: (so that window holds 128) was measured and gained nothing on the development tiles
+#: (per object 79.78 against 79.95, the same fine-tune; docs/lite.md), so the cache stays
+#: at 192, a quarter smaller on disk.
+MAX_PATCH = 192
+CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
