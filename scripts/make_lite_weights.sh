@@ -6,8 +6,8 @@
 # ISAID_ROOT holds train/images and train/labels of github.com/mihajlov39547/iSAID-Sliced-512
 # at a9db8880 (scripts/extract_isaid_train.py extracts them from a clone). Two stages, each a
 # `box2mask train lite` run that resumes where it stopped when this script is run again:
-#   1. from random weights, 15,000 steps at input scale 1 and box jitter 4 % (the first shipped
-#      file, box2mask 0.x "v1");
+#   1. from random weights, 15,000 steps at input scale 1 and box jitter 4 % (the file shipped
+#      until commit 199e3ac);
 #   2. fine-tuned from stage 1: input scale 1.5, box jitter 1.5 %, 4,000 steps at lr 1e-3.
 # The development tiles (../shared/data/isaid-dev, from the source's test/ split) are measured
 # every 1,000 / 500 steps and never trained on. docs/lite.md gives the figures and the times.

@@ -80,11 +80,11 @@ DEFAULT = Calibration(
 )
 #: lite's, fitted with its quality head (docs/qa.md); refitted whenever the weights change
 LITE = Calibration(
-    bias=-5.4758,
-    weights=(0.7547, 0.5213, 0.7291, -0.0479, 0.0, -1.3235, -0.6435, 0.225),
-    mean=(5.8029, 0.2794, 0.1073, 0.0495, 0.0, 0.6521, 0.8938, 0.6769),
-    sd=(1.6434, 0.1291, 0.2101, 0.0913, 1.0, 0.1884, 0.0998, 0.1817),
-    fill={"image_disagreement": 0.2794, "model_score": 0.6521},
+    bias=-5.8804,
+    weights=(1.043, 0.4839, 0.2798, 0.3674, 0.0, -1.861, -0.3582, 0.1153),
+    mean=(5.8029, 0.2828, 0.1073, 0.0495, 0.0, 0.6857, 0.9178, 0.6761),
+    sd=(1.6434, 0.1297, 0.2101, 0.0913, 1.0, 0.2097, 0.096, 0.1768),
+    fill={"image_disagreement": 0.2828, "model_score": 0.6857},
     source="isaid-dev, all 57 tiles, model lite",
     features=LITE_FITTED,
 )
