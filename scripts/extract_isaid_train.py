@@ -31,6 +31,10 @@ def main() -> int:
     entries = []
     for line in listing:
         meta, path = line.split("\t", 1)
+        # a tree is data: a path that could leave OUT (.., empty or absolute parts) is refused
+        if any(part in ("", ".", "..") for part in path.split("/")):
+            print(f"refused: tree path {path!r} leaves {args.out}", file=sys.stderr)
+            return 2
         entries.append((meta.split()[2], path))
     cat = subprocess.Popen(
         [*git, "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE

@@ -43,3 +43,30 @@ def test_extract_isaid_train_takes_train_images_and_labels_only(tmp_path):
     got = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert got == {k: v for k, v in files.items() if k.startswith("train/")}
     assert "2 files" in res.stdout and "0 missing" in res.stdout
+
+
+def test_extract_isaid_train_refuses_a_tree_path_that_leaves_out(tmp_path):
+    """A tree is data: a crafted entry named ``..`` under train/images writes nothing (exit 2)."""
+    repo = tmp_path / "crafted.git"
+    _git(tmp_path, "init", "-q", "--bare", str(repo))
+
+    def run(*args: str, stdin: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+
+    blob = run("hash-object", "-w", "--stdin", stdin="escaped\n")
+    images = run("mktree", stdin=f"100644 blob {blob}\t..\n")
+    train = run("mktree", stdin=f"040000 tree {images}\timages\n")
+    root = run("mktree", stdin=f"040000 tree {train}\ttrain\n")
+    commit = subprocess.run(
+        ["git", "-C", str(repo), "commit-tree", root, "-m", "crafted"],
+        env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+             "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    out = tmp_path / "deep" / "out"
+    res = subprocess.run([sys.executable, str(REPO / "scripts" / "extract_isaid_train.py"),
+                          str(repo), str(out), "--commit", commit],
+                         capture_output=True, text=True)  # fmt: skip
+    assert res.returncode == 2 and "refused" in res.stderr, res.stderr
+    assert not (tmp_path / "deep").exists()

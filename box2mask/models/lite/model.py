@@ -43,8 +43,8 @@ MIN_BATCH = 8
 #: object's edge is where its answers vary most; on the development tiles this added 0.2
 #: points of IoU per object (docs/lite.md). A dense clip of 10x20 px cars never reaches it.
 FLIP_MIN_SIDE = 96
-#: the flips averaged: (flip rows, flip columns)
-FLIPS = ((False, False), (False, True), (True, False), (True, True))
+#: the flips averaged, as the input dims flipped (batch, channel, rows, columns)
+FLIPS = ((), (3,), (2,), (2, 3))
 
 
 def flushing_denormals_now() -> bool:
@@ -205,10 +205,10 @@ class LiteModel:
         if not flips:
             return self.net(x.contiguous(memory_format=torch.channels_last))
         outs, scores = [], []
-        for rows, cols in FLIPS:
-            dims = [d for d, on in ((2, rows), (3, cols)) if on]
+        for dims in FLIPS:
             xf = torch.flip(x, dims) if dims else x
             out, score = self.net(xf.contiguous(memory_format=torch.channels_last))
+            # the logits (n, R, R) have no channel dim: rows and columns are dims 1 and 2
             outs.append(torch.flip(out, [d - 1 for d in dims]) if dims else out)
             scores.append(score)
         return torch.stack(outs).mean(0), torch.stack(scores).mean(0)

@@ -19,7 +19,6 @@ import numpy as np
 
 from box2mask.models.lite.crops import (
     THRESHOLD_EDGES,
-    input_side,
     inside_box,
     resize,
     threshold_bin,
@@ -53,11 +52,9 @@ def calibrate(
             box = cache.box[i]
             window = window_for_box(box, model.context, model.min_side)
             cut = cut_window(cache, i, window)
-            k = cut.mask.shape[0] / cut.size  # cut pixels per frame pixel
-            boxes.append((box - np.array([cut.x0, cut.y0, cut.x0, cut.y0])) * k)
-            inputs.append(
-                cut.planes(resize(cut.image, input_side(window.size, model.input_scale)), box)
-            )
+            per_px = cut.mask.shape[0] / cut.size  # cut pixels per frame pixel
+            boxes.append((box - np.array([cut.x0, cut.y0, cut.x0, cut.y0])) * per_px)
+            inputs.append(cut.planes(resize(cut.image, model.side_for(window)), box))
             truths.append(cut.mask > 127)
         logits, _ = model.predict(inputs)
         scores = np.zeros(len(CANDIDATES))

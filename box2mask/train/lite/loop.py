@@ -41,7 +41,7 @@ from box2mask.errors import Box2MaskError, JobMismatch, UsageError
 from box2mask.io import atomic_torch_save
 from box2mask.metrics import QualityAccumulator
 from box2mask.models.lite import checkpoint as lite_ckpt
-from box2mask.models.lite.crops import INPUT_SIDES, frame_input
+from box2mask.models.lite.crops import INPUT_SIDES
 from box2mask.models.lite.model import LiteModel, flushing_denormals
 from box2mask.models.lite.net import LiteArch, LiteNet
 from box2mask.train.lite.cache import ObjectCache, Source, build_cache
@@ -226,8 +226,9 @@ def evaluate(model: LiteModel, dev: list[DevFrame]) -> dict[str, Any]:
     for d in dev:
         f = d.frame
         windows = [model.window(f.xyxy[i]) for i in d.keep]
-        inputs = [frame_input(d.image, f.xyxy[i], w, model.input_scale)
-                  for i, w in zip(d.keep, windows, strict=True)]  # fmt: skip
+        inputs = [
+            model.make_input(d.image, f.xyxy[i], w) for i, w in zip(d.keep, windows, strict=True)
+        ]
         logits, _ = model.predict(inputs)
         h, w = f.image_hw
         pred_union = np.zeros((h, w), bool)
